@@ -1,0 +1,269 @@
+//! Configuration from the environment, parsed once into typed values. Every reader takes a
+//! lookup function, so tests pass a map instead of touching the process environment, and
+//! every failure names the variable.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::keys::Keys;
+use crate::store::RedisOptions;
+
+/// Names of the environment variables shared by the binaries.
+pub mod vars {
+    pub const REDIS_URL: &str = "REDIS_URL";
+    pub const KEY_PREFIX: &str = "PAYSTREAM_KEY_PREFIX";
+    pub const REDIS_TIMEOUT_MS: &str = "REDIS_TIMEOUT_MS";
+    pub const LOG_FORMAT: &str = "LOG_FORMAT";
+}
+
+/// Defaults of the shared variables.
+pub mod defaults {
+    pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+    pub const KEY_PREFIX: &str = "ps";
+    pub const REDIS_TIMEOUT_MS: u64 = 2_000;
+}
+
+/// A variable whose value cannot be used. Printed as one line naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &'static str, value: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Self {
+            var,
+            value: value.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Where configuration values come from: the process environment or, in tests, a map.
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for std::collections::HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).map(|v| v.to_string())
+    }
+}
+
+impl Env for std::collections::HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
+/// A value set and not blank.
+pub fn raw(env: &dyn Env, var: &str) -> Option<String> {
+    env.get(var)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Parses `var` with `FromStr`, or returns `default` when unset.
+pub fn parse<T>(env: &dyn Env, var: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    match raw(env, var) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e| ConfigError::new(var, v, e)),
+    }
+}
+
+/// Like [`parse`] with a range check.
+pub fn parse_in<T>(
+    env: &dyn Env,
+    var: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + fmt::Display + Copy,
+    T::Err: fmt::Display,
+{
+    let value = parse(env, var, default)?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(
+            var,
+            value.to_string(),
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// A duration given in whole milliseconds.
+pub fn millis(
+    env: &dyn Env,
+    var: &'static str,
+    default_ms: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    parse_in(env, var, default_ms, range).map(Duration::from_millis)
+}
+
+/// A boolean: `1/0`, `true/false`, `yes/no`, `on/off`.
+pub fn flag(env: &dyn Env, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match raw(env, var) {
+        None => Ok(default),
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::new(var, v, "expected true or false")),
+        },
+    }
+}
+
+/// An `http://` or `https://` base URL, without a trailing slash.
+pub fn http_url(env: &dyn Env, var: &'static str, default: &str) -> Result<String, ConfigError> {
+    let value = raw(env, var).unwrap_or_else(|| default.to_string());
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        _ => Err(ConfigError::new(
+            var,
+            value,
+            "expected an http:// or https:// URL",
+        )),
+    }
+}
+
+/// A secret that never appears in logs or Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with a presented value.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        let mut diff = (expected.len() ^ presented.len()) as u8 | (expected.len() != presented.len()) as u8;
+        for (i, b) in expected.iter().enumerate() {
+            diff |= b ^ presented.get(i).copied().unwrap_or(0);
+        }
+        diff == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Redis settings and key prefix, shared by the gateway and the worker.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub options: RedisOptions,
+    pub keys: Keys,
+}
+
+impl RedisConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let url = raw(env, vars::REDIS_URL).unwrap_or_else(|| defaults::REDIS_URL.to_string());
+        redis::Client::open(url.as_str())
+            .map_err(|e| ConfigError::new(vars::REDIS_URL, url.clone(), e))?;
+        let prefix =
+            raw(env, vars::KEY_PREFIX).unwrap_or_else(|| defaults::KEY_PREFIX.to_string());
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConfigError::new(
+                vars::KEY_PREFIX,
+                prefix,
+                "only letters, digits, '-' and '_' are allowed",
+            ));
+        }
+        let timeout = millis(env, vars::REDIS_TIMEOUT_MS, defaults::REDIS_TIMEOUT_MS, 10..=60_000)?;
+        let mut options = RedisOptions::new(url);
+        options.response_timeout = timeout;
+        options.connect_timeout = timeout.min(std::time::Duration::from_secs(1));
+        Ok(Self {
+            options,
+            keys: Keys::new(&prefix),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn errors_name_the_variable() {
+        let env = HashMap::from([("N", "abc"), ("URL", "ftp://x"), ("B", "maybe")]);
+        let e = parse::<u32>(&env, "N", 1).unwrap_err();
+        assert_eq!(e.var, "N");
+        assert!(e.to_string().contains("N=\"abc\""));
+        assert_eq!(http_url(&env, "URL", "http://a").unwrap_err().var, "URL");
+        assert_eq!(flag(&env, "B", false).unwrap_err().var, "B");
+        assert_eq!(parse_in::<u32>(&HashMap::from([("N", "0")]), "N", 1, 1..=5).unwrap_err().var, "N");
+    }
+
+    #[test]
+    fn unset_or_blank_takes_the_default() {
+        let env = HashMap::from([("BLANK", "  ")]);
+        assert_eq!(parse::<u32>(&env, "BLANK", 7).unwrap(), 7);
+        assert_eq!(parse::<u32>(&env, "UNSET", 8).unwrap(), 8);
+        assert_eq!(http_url(&env, "U", "http://h:1/").unwrap(), "http://h:1");
+    }
+
+    #[test]
+    fn redis_config_validates_url_and_prefix() {
+        let bad_url = HashMap::from([(vars::REDIS_URL, "postgres://x")]);
+        assert_eq!(RedisConfig::from_env(&bad_url).unwrap_err().var, vars::REDIS_URL);
+        let bad_prefix = HashMap::from([(vars::KEY_PREFIX, "a}b")]);
+        assert_eq!(RedisConfig::from_env(&bad_prefix).unwrap_err().var, vars::KEY_PREFIX);
+        let ok = RedisConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
+        assert_eq!(ok.keys.stream(), "{ps}:stream");
+    }
+
+    #[test]
+    fn secrets_compare_and_redact() {
+        let s = Secret::new("token");
+        assert!(s.matches(b"token"));
+        assert!(!s.matches(b"toke"));
+        assert!(!s.matches(b"tokenx"));
+        assert!(!s.matches(b""));
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+    }
+}

@@ -1,0 +1,129 @@
+//! The Redis key layout. This is the only module that formats a key.
+//!
+//! Every key carries the same hash tag `{<prefix>}`, so every script touches keys of one
+//! slot and the layout runs unchanged on Redis Cluster (one prefix per partition).
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{p}:stream` | stream | one entry per accepted payment: `id`, `amt` (cents) |
+//! | `{p}:pay:<uuid>` | hash | status, amount, pinned processor, requestedAt, attempts |
+//! | `{p}:sum:<proc>:n` / `:c` | hash | per UTC second: count / cents recorded for `proc` |
+//! | `{p}:sum:<proc>:secs` | zset | the seconds present in the two hashes (score = second) |
+//! | `{p}:sum:<proc>:ev` | zset | one member `<uuid>:<cents>` per payment, score = requestedAt ms |
+//! | `{p}:dead` | stream | dead letters: `id`, `amt`, `reason` |
+
+use crate::payment::{PaymentId, Processor};
+
+/// Consumer group of the worker pool on the payment stream.
+pub const GROUP: &str = "workers";
+
+/// Field names of the status hash.
+pub mod field {
+    pub const AMOUNT: &str = "amt";
+    pub const STATUS: &str = "st";
+    pub const PROCESSOR: &str = "proc";
+    pub const REQUESTED_AT: &str = "req";
+    pub const ATTEMPTS: &str = "att";
+    pub const ACCEPTED_AT: &str = "at";
+    pub const UPDATED_AT: &str = "upd";
+    pub const AMBIGUOUS: &str = "amb";
+    pub const AMBIGUOUS_AT: &str = "ambat";
+    pub const REASON: &str = "err";
+}
+
+/// Builds every key for one prefix. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    tag: String,
+    stream: String,
+    dead: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        let tag = format!("{{{prefix}}}");
+        Self {
+            stream: format!("{tag}:stream"),
+            dead: format!("{tag}:dead"),
+            tag,
+        }
+    }
+
+    /// `{p}`: the hash tag shared by every key.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    pub fn dead_letters(&self) -> &str {
+        &self.dead
+    }
+
+    pub fn payment(&self, id: &PaymentId) -> String {
+        let mut buf = [0u8; 36];
+        let mut key = String::with_capacity(self.tag.len() + 5 + 36);
+        key.push_str(&self.tag);
+        key.push_str(":pay:");
+        key.push_str(id.encode(&mut buf));
+        key
+    }
+
+    /// Pattern matching every payment hash (for purge).
+    pub fn payment_pattern(&self) -> String {
+        format!("{}:pay:*", self.tag)
+    }
+
+    /// The four summary keys of one processor: counts, cents, seconds index, events.
+    pub fn summary(&self, processor: Processor) -> [String; 4] {
+        let base = format!("{}:sum:{}", self.tag, processor.as_str());
+        [
+            format!("{base}:n"),
+            format!("{base}:c"),
+            format!("{base}:secs"),
+            format!("{base}:ev"),
+        ]
+    }
+
+    /// Key of the health report of a processor (written by the health leader).
+    pub fn health(&self, processor: Processor) -> String {
+        format!("{}:health:{}", self.tag, processor.as_str())
+    }
+
+    /// Key of the health-poller lease of a processor.
+    pub fn health_lease(&self, processor: Processor) -> String {
+        format!("{}:health-lease:{}", self.tag, processor.as_str())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_carries_the_hash_tag() {
+        let keys = Keys::new("ps");
+        let id: PaymentId = "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3".parse().unwrap();
+        let mut all = vec![
+            keys.stream().to_string(),
+            keys.dead_letters().to_string(),
+            keys.payment(&id),
+            keys.payment_pattern(),
+            keys.health(Processor::Default),
+            keys.health_lease(Processor::Fallback),
+        ];
+        for p in Processor::ALL {
+            all.extend(keys.summary(p));
+        }
+        for key in all {
+            assert!(key.starts_with("{ps}:"), "{key}");
+        }
+        assert_eq!(
+            keys.payment(&id),
+            "{ps}:pay:4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3"
+        );
+    }
+}

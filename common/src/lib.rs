@@ -1,0 +1,43 @@
+//! Paystream's shared vocabulary: the types a payment is made of, how it is encoded in
+//! Redis, the atomic scripts that change its state, configuration and telemetry.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  client JSON ──payment::ValidPayment::parse──▶ store::Store::accept  (scripts/accept.lua:
+//!                                                  status hash + XADD, one atomic step)
+//!                                                         │
+//!                         entry::StreamEntry (id, cents)  ▼
+//!  worker ◀──XREADGROUP── {ps}:stream ── store::Store::begin_attempt (scripts/begin.lua:
+//!                                          pins the processor before any call is made)
+//!     │  processor call (requestedAt chosen by time::now_ms at send time)
+//!     ▼
+//!  store::Store::record (scripts/record.lua: status=processed, summary buckets,
+//!                        XACK + XDEL — all or nothing)
+//!                                                         │
+//!  GET /payments-summary ◀── store::Store::summary (scripts/summary.lua, exact edges)
+//! ```
+//!
+//! # Layout
+//! - [`payment`]: `PaymentId`, `Cents`, `Processor`, `Status`, request parsing.
+//! - [`time`]: UTC millisecond timestamps, ISO-8601 in and out.
+//! - [`entry`]: the stream entry's fields, encode/decode.
+//! - [`keys`]: the only place a Redis key is formatted (all share one hash tag).
+//! - [`store`]: every Redis operation the gateway and worker perform, over the Lua scripts.
+//! - [`config`]: environment parsing that names the variable on error.
+//! - [`metrics`]: metric names.
+//! - [`shutdown`], [`telemetry`]: process plumbing shared by both binaries.
+//! - `testing` (feature `test-support`): a real `redis-server` on an ephemeral port.
+
+pub mod config;
+pub mod entry;
+pub mod keys;
+pub mod metrics;
+pub mod payment;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+
+#[cfg(feature = "test-support")]
+pub mod testing;

@@ -1,0 +1,35 @@
+//! Metric names, one constant each, so the gateway, the worker, the README and the tests
+//! agree. Naming: `paystream_<noun>_<unit>[_total]`, base units, bounded labels.
+
+/// HTTP requests served by the gateway; labels `route`, `status`.
+pub const HTTP_REQUESTS_TOTAL: &str = "paystream_http_requests_total";
+/// Gateway request latency; labels `route`.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "paystream_http_request_duration_seconds";
+/// `POST /payments` outcomes; label `outcome` = accepted|replayed|conflict|invalid|busy|unavailable|rate_limited.
+pub const PAYMENTS_RECEIVED_TOTAL: &str = "paystream_payments_received_total";
+/// Payments recorded as processed; label `processor`.
+pub const PAYMENTS_PROCESSED_TOTAL: &str = "paystream_payments_processed_total";
+/// Cents recorded as processed; label `processor`.
+pub const PAYMENTS_PROCESSED_CENTS_TOTAL: &str = "paystream_payments_processed_cents_total";
+/// Processor calls; labels `processor`, `outcome`.
+pub const PROCESSOR_CALLS_TOTAL: &str = "paystream_processor_calls_total";
+/// Processor call latency; labels `processor`, `outcome`.
+pub const PROCESSOR_CALL_DURATION_SECONDS: &str = "paystream_processor_call_duration_seconds";
+/// Payments dead-lettered; label `reason`.
+pub const DEAD_LETTERS_TOTAL: &str = "paystream_dead_letters_total";
+/// Send attempts after the first; label `processor`.
+pub const RETRIES_TOTAL: &str = "paystream_retries_total";
+/// Entries read from the stream; label `source` = new|reclaimed.
+pub const STREAM_READ_TOTAL: &str = "paystream_stream_entries_read_total";
+/// Entries in the stream (queued + in flight).
+pub const STREAM_BACKLOG: &str = "paystream_stream_backlog_entries";
+/// Payments being handled by this worker right now.
+pub const WORKER_IN_FLIGHT: &str = "paystream_worker_in_flight_payments";
+/// Redis errors; label `kind`.
+pub const REDIS_ERRORS_TOTAL: &str = "paystream_redis_errors_total";
+
+/// Latency buckets in seconds: from 50 µs (gateway hot path) to 10 s (slow processors).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
+];

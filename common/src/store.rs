@@ -1,0 +1,682 @@
+//! Every Redis operation of Paystream, over the atomic scripts in `scripts/`.
+//!
+//! Comes before: Redis. Comes after: the gateway's handlers and the worker's pipeline,
+//! which never build a command themselves. Each state change is one script, so a crash
+//! between two Redis calls can never leave a payment half-recorded.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value};
+
+use crate::entry::{self, as_str, StreamEntry};
+use crate::keys::{field, Keys, GROUP};
+use crate::payment::{Cents, PaymentId, Processor, Status};
+use crate::time::Millis;
+
+/// A Redis failure as the callers need to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis could not be reached or did not answer in time: the caller should back off
+    /// (the gateway answers 503).
+    #[error("redis unavailable: {0}")]
+    Unavailable(#[source] redis::RedisError),
+    /// Redis answered something a script never returns: a bug or a foreign key layout.
+    #[error("unexpected redis reply: {0}")]
+    Unexpected(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        StoreError::Unavailable(e)
+    }
+}
+
+impl StoreError {
+    /// Bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "redis_unavailable",
+            StoreError::Unexpected(_) => "redis_unexpected",
+        }
+    }
+}
+
+/// The scripts, loaded once (EVALSHA, with EVAL fallback after a Redis restart).
+struct Scripts {
+    accept: Script,
+    begin: Script,
+    settle: Script,
+    record: Script,
+    fail: Script,
+    summary: Script,
+}
+
+static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
+    accept: Script::new(include_str!("scripts/accept.lua")),
+    begin: Script::new(include_str!("scripts/begin.lua")),
+    settle: Script::new(include_str!("scripts/settle.lua")),
+    record: Script::new(include_str!("scripts/record.lua")),
+    fail: Script::new(include_str!("scripts/fail.lua")),
+    summary: Script::new(include_str!("scripts/summary.lua")),
+});
+
+/// Outcome of [`Store::accept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// New payment, appended to the stream.
+    Enqueued,
+    /// Seen before with the same amount: nothing appended; its current status.
+    Replay(Status),
+    /// Seen before with another amount.
+    Conflict { stored: Cents },
+    /// The backlog is at its limit: nothing appended.
+    Busy { backlog: u64 },
+}
+
+/// Outcome of [`Store::begin_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Send now to this processor. `attempt` counts from 1; `unresolved_before` says an
+    /// earlier attempt on the same processor may still be stored by it.
+    Go {
+        processor: Processor,
+        attempt: u32,
+        unresolved_before: bool,
+    },
+    /// The payment may still be stored by `processor` (an attempt there has no known
+    /// outcome since `since`): only that processor may be used until absence is confirmed.
+    Pinned { processor: Processor, since: Millis },
+    /// Already processed or dead-lettered: acknowledge and move on.
+    Done(Status),
+    /// The status hash is gone (purged).
+    Missing,
+}
+
+/// Outcome of [`Store::record`] and [`Store::dead_letter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Now,
+    AlreadyDone,
+    Missing,
+}
+
+/// What `GET /payments/{id}` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentView {
+    pub id: PaymentId,
+    pub amount: Cents,
+    pub status: Status,
+    pub processor: Option<Processor>,
+    pub requested_at: Option<Millis>,
+    pub accepted_at: Millis,
+    pub updated_at: Millis,
+    pub attempts: u32,
+    pub reason: Option<String>,
+}
+
+/// A `[from, to]` window, both inclusive, either open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Window {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+}
+
+/// Count and exact sum for one processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub requests: u64,
+    pub cents: i128,
+}
+
+/// Both processors' totals over one window, read atomically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub default: Totals,
+    pub fallback: Totals,
+}
+
+/// Redis connection settings shared by the gateway and the worker.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub url: String,
+    /// A command that takes longer than this fails (the gateway answers 503).
+    pub response_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl RedisOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            response_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    pub fn client(&self) -> Result<redis::Client, redis::RedisError> {
+        redis::Client::open(self.url.as_str())
+    }
+}
+
+/// Every Redis operation the gateway and worker perform. Cheap to clone: the connection
+/// is multiplexed, so concurrent callers' commands are pipelined on one socket.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl Store {
+    /// A store whose connection is established on first use and re-established after a
+    /// failure; a process can start while Redis is down and report not-ready.
+    pub fn connect_lazy(options: &RedisOptions, keys: Keys) -> Result<Self, redis::RedisError> {
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(options.response_timeout))
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(options.client()?, config)?;
+        Ok(Self { conn, keys })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A clone of the multiplexed connection, for callers with their own commands
+    /// (health cache, stream reclaim).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Creates the stream and its consumer group if absent (reading from the start, so
+    /// entries appended before the group existed are consumed too).
+    pub async fn ensure_group(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let created: Result<String, redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.stream())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates the status hash and appends the stream entry, atomically; see `accept.lua`.
+    pub async fn accept(
+        &self,
+        id: &PaymentId,
+        amount: Cents,
+        now: Millis,
+        backlog_limit: u64,
+    ) -> Result<Accepted, StoreError> {
+        let mut buf = [0u8; 36];
+        let mut conn = self.conn.clone();
+        let reply: Vec<Value> = SCRIPTS
+            .accept
+            .key(self.keys.payment(id))
+            .key(self.keys.stream())
+            .arg(id.encode(&mut buf))
+            .arg(amount.get())
+            .arg(now)
+            .arg(backlog_limit)
+            .invoke_async(&mut conn)
+            .await?;
+        let tag = reply.first().and_then(as_str);
+        let value = reply.get(1).and_then(as_str).unwrap_or_default();
+        match tag {
+            Some("ok") => Ok(Accepted::Enqueued),
+            Some("dup") => Ok(Accepted::Replay(value.parse().map_err(|_| {
+                StoreError::Unexpected(format!("status {value:?}"))
+            })?)),
+            Some("conflict") => Ok(Accepted::Conflict {
+                stored: Cents::new(value.parse().unwrap_or_default()),
+            }),
+            Some("busy") => Ok(Accepted::Busy {
+                backlog: value.parse().unwrap_or_default(),
+            }),
+            _ => Err(StoreError::Unexpected(format!("accept: {reply:?}"))),
+        }
+    }
+
+    /// The payment's status, or `None` when unknown.
+    pub async fn payment(&self, id: &PaymentId) -> Result<Option<PaymentView>, StoreError> {
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.payment(id))
+            .arg(&[
+                field::AMOUNT,
+                field::STATUS,
+                field::PROCESSOR,
+                field::REQUESTED_AT,
+                field::ACCEPTED_AT,
+                field::UPDATED_AT,
+                field::ATTEMPTS,
+                field::REASON,
+            ])
+            .query_async(&mut conn)
+            .await?;
+        let [amt, st, proc, req, at, upd, att, err]: [Option<String>; 8] = values
+            .try_into()
+            .map_err(|v| StoreError::Unexpected(format!("HMGET: {v:?}")))?;
+        let (Some(amt), Some(st)) = (amt, st) else {
+            return Ok(None);
+        };
+        let parse_ms = |v: Option<String>| v.and_then(|s| s.parse::<Millis>().ok());
+        let status: Status = st
+            .parse()
+            .map_err(|_| StoreError::Unexpected(format!("status {st:?}")))?;
+        Ok(Some(PaymentView {
+            id: *id,
+            amount: Cents::new(amt.parse().unwrap_or_default()),
+            // The pinned processor is internal until the payment is processed.
+            processor: if status == Status::Processed {
+                proc.and_then(|p| p.parse().ok())
+            } else {
+                None
+            },
+            status,
+            requested_at: parse_ms(req),
+            accepted_at: parse_ms(at).unwrap_or_default(),
+            updated_at: parse_ms(upd).unwrap_or_default(),
+            attempts: att.and_then(|a| a.parse().ok()).unwrap_or_default(),
+            reason: err,
+        }))
+    }
+
+    /// Pins the payment to `wanted` and marks an attempt in flight; see `begin.lua`.
+    pub async fn begin_attempt(
+        &self,
+        id: &PaymentId,
+        wanted: Processor,
+        now: Millis,
+    ) -> Result<Attempt, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<Value> = SCRIPTS
+            .begin
+            .key(self.keys.payment(id))
+            .arg(wanted.as_str())
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await?;
+        let text = |i: usize| reply.get(i).and_then(as_str);
+        let int = |i: usize| match reply.get(i) {
+            Some(Value::Int(n)) => Some(*n),
+            Some(v) => as_str(v).and_then(|s| s.parse().ok()),
+            None => None,
+        };
+        let processor = |i: usize| {
+            text(i)
+                .and_then(|p| p.parse::<Processor>().ok())
+                .ok_or_else(|| StoreError::Unexpected(format!("begin: {reply:?}")))
+        };
+        match text(0) {
+            Some("go") => Ok(Attempt::Go {
+                processor: processor(1)?,
+                attempt: int(2).unwrap_or(1) as u32,
+                unresolved_before: text(3) == Some("1"),
+            }),
+            Some("pinned") => Ok(Attempt::Pinned {
+                processor: processor(1)?,
+                since: int(2).unwrap_or_default(),
+            }),
+            Some("done") => Ok(Attempt::Done(
+                text(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(Status::Processed),
+            )),
+            Some("missing") => Ok(Attempt::Missing),
+            _ => Err(StoreError::Unexpected(format!("begin: {reply:?}"))),
+        }
+    }
+
+    /// Clears the in-flight mark: `processor` definitely does not hold the payment.
+    pub async fn settle_absent(
+        &self,
+        id: &PaymentId,
+        processor: Processor,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let cleared: i64 = SCRIPTS
+            .settle
+            .key(self.keys.payment(id))
+            .arg(processor.as_str())
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(cleared == 1)
+    }
+
+    /// Records a payment stored by `processor` with `requested_at` exactly as the processor
+    /// holds it, updates the summary and acknowledges `entry_id` — atomically, idempotently.
+    pub async fn record(
+        &self,
+        id: &PaymentId,
+        amount: Cents,
+        processor: Processor,
+        requested_at: Millis,
+        entry_id: &str,
+        now: Millis,
+    ) -> Result<Recorded, StoreError> {
+        let mut buf = [0u8; 36];
+        let [n, c, secs, ev] = self.keys.summary(processor);
+        let mut conn = self.conn.clone();
+        let reply: String = SCRIPTS
+            .record
+            .key(self.keys.payment(id))
+            .key(self.keys.stream())
+            .key(n)
+            .key(c)
+            .key(secs)
+            .key(ev)
+            .arg(id.encode(&mut buf))
+            .arg(processor.as_str())
+            .arg(requested_at)
+            .arg(requested_at.div_euclid(1000))
+            .arg(amount.get())
+            .arg(entry_id)
+            .arg(GROUP)
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await?;
+        recorded(&reply)
+    }
+
+    /// Dead-letters a payment with `reason`, unless it was processed meanwhile.
+    pub async fn dead_letter(
+        &self,
+        id: &PaymentId,
+        amount: Cents,
+        reason: &str,
+        entry_id: &str,
+        now: Millis,
+    ) -> Result<Recorded, StoreError> {
+        let mut buf = [0u8; 36];
+        let mut conn = self.conn.clone();
+        let reply: String = SCRIPTS
+            .fail
+            .key(self.keys.payment(id))
+            .key(self.keys.stream())
+            .key(self.keys.dead_letters())
+            .arg(id.encode(&mut buf))
+            .arg(amount.get())
+            .arg(reason)
+            .arg(entry_id)
+            .arg(GROUP)
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await?;
+        match reply.as_str() {
+            "processed" => Ok(Recorded::AlreadyDone),
+            other => recorded(other),
+        }
+    }
+
+    /// Both processors' totals over `window`, read in one atomic step; see `summary.lua`.
+    pub async fn summary(&self, window: Window) -> Result<Summary, StoreError> {
+        let ranges = SummaryRanges::of(window);
+        let mut invocation = SCRIPTS.summary.prepare_invoke();
+        for processor in Processor::ALL {
+            for key in self.keys.summary(processor) {
+                invocation.key(key);
+            }
+        }
+        for arg in ranges.args() {
+            invocation.arg(arg);
+        }
+        let mut conn = self.conn.clone();
+        let reply: Value = invocation.invoke_async(&mut conn).await?;
+        let sides = match reply {
+            Value::Array(sides) if sides.len() == 2 => sides,
+            other => return Err(StoreError::Unexpected(format!("summary: {other:?}"))),
+        };
+        let mut totals = [Totals::default(); 2];
+        for (slot, side) in totals.iter_mut().zip(sides) {
+            *slot = side_totals(side)?;
+        }
+        Ok(Summary {
+            default: totals[0],
+            fallback: totals[1],
+        })
+    }
+
+    /// Number of entries in the stream (queued or in flight: processed ones are deleted).
+    pub async fn backlog(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("XLEN")
+            .arg(self.keys.stream())
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Deletes every payment, status, summary and dead letter; keeps the consumer group.
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut deleted = 0u64;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.keys.payment_pattern())
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !batch.is_empty() {
+                let n: u64 = redis::cmd("UNLINK").arg(&batch).query_async(&mut conn).await?;
+                deleted += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut pipe = redis::pipe();
+        for processor in Processor::ALL {
+            pipe.cmd("UNLINK").arg(&self.keys.summary(processor)).ignore();
+        }
+        pipe.cmd("UNLINK").arg(self.keys.dead_letters()).ignore();
+        pipe.cmd("XTRIM")
+            .arg(self.keys.stream())
+            .arg("MAXLEN")
+            .arg(0)
+            .ignore();
+        let _: () = pipe.query_async(&mut conn).await?;
+        Ok(deleted)
+    }
+
+    /// Runs a raw command on the shared connection (for worker-side stream maintenance).
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        let value = conn.req_packed_command(cmd).await?;
+        redis::from_redis_value(value).map_err(|e| StoreError::Unexpected(e.to_string()))
+    }
+
+    /// Decodes XREADGROUP / XCLAIM style entries (`[[id, [field, value, ...]], ...]`).
+    pub fn decode_entries(
+        entries: &[Value],
+    ) -> (Vec<StreamEntry>, Vec<(String, entry::EntryError)>) {
+        let mut good = Vec::with_capacity(entries.len());
+        let mut bad = Vec::new();
+        for item in entries {
+            let Value::Array(parts) = item else { continue };
+            let (Some(id), fields) = (parts.first().and_then(as_str), parts.get(1)) else {
+                continue;
+            };
+            let fields: &[Value] = match fields {
+                Some(Value::Array(f)) => f,
+                _ => &[],
+            };
+            match entry::decode(id.to_string(), fields) {
+                Ok(e) => good.push(e),
+                Err(e) => bad.push((id.to_string(), e)),
+            }
+        }
+        (good, bad)
+    }
+}
+
+fn recorded(reply: &str) -> Result<Recorded, StoreError> {
+    match reply {
+        "ok" => Ok(Recorded::Now),
+        "dup" => Ok(Recorded::AlreadyDone),
+        "missing" => Ok(Recorded::Missing),
+        other => Err(StoreError::Unexpected(format!("record: {other:?}"))),
+    }
+}
+
+fn side_totals(side: Value) -> Result<Totals, StoreError> {
+    let Value::Array(parts) = side else {
+        return Err(StoreError::Unexpected(format!("summary side: {side:?}")));
+    };
+    let mut totals = Totals::default();
+    let mut parts = parts.into_iter();
+    if let Some(Value::Int(n)) = parts.next() {
+        totals.requests = n.max(0) as u64;
+    }
+    if let Some(Value::Array(cents)) = parts.next() {
+        for c in &cents {
+            totals.cents += as_str(c).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0) as i128;
+        }
+    }
+    if let Some(Value::Array(edges)) = parts.next() {
+        for member in &edges {
+            let cents = as_str(member)
+                .and_then(|m| m.rsplit_once(':'))
+                .and_then(|(_, c)| c.parse::<i64>().ok())
+                .ok_or_else(|| StoreError::Unexpected(format!("summary member {member:?}")))?;
+            totals.requests += 1;
+            totals.cents += cents as i128;
+        }
+    }
+    Ok(totals)
+}
+
+/// The score ranges `summary.lua` reads: whole UTC seconds come from the per-second
+/// buckets, the partial seconds at either edge from the per-payment index, so the cost
+/// grows with the seconds inside the window plus the payments of two seconds — never with
+/// payments outside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SummaryRanges {
+    lower_edge: Option<(Millis, Millis)>,
+    upper_edge: Option<(Millis, Millis)>,
+    whole_seconds: Option<(String, String)>,
+}
+
+impl SummaryRanges {
+    fn of(window: Window) -> Self {
+        let sec = |ms: Millis| ms.div_euclid(1000);
+        match (window.from, window.to) {
+            (Some(f), Some(t)) if f > t => Self {
+                lower_edge: None,
+                upper_edge: None,
+                whole_seconds: None,
+            },
+            (Some(f), Some(t)) if sec(f) == sec(t) => Self {
+                lower_edge: Some((f, t)),
+                upper_edge: None,
+                whole_seconds: None,
+            },
+            (Some(f), Some(t)) => {
+                let (fs, ts) = (sec(f), sec(t));
+                Self {
+                    lower_edge: Some((f, (fs + 1) * 1000 - 1)),
+                    upper_edge: Some((ts * 1000, t)),
+                    whole_seconds: (fs + 1 < ts)
+                        .then(|| ((fs + 1).to_string(), (ts - 1).to_string())),
+                }
+            }
+            (None, Some(t)) => Self {
+                lower_edge: None,
+                upper_edge: Some((sec(t) * 1000, t)),
+                whole_seconds: Some(("-inf".into(), (sec(t) - 1).to_string())),
+            },
+            (Some(f), None) => Self {
+                lower_edge: Some((f, (sec(f) + 1) * 1000 - 1)),
+                upper_edge: None,
+                whole_seconds: Some(((sec(f) + 1).to_string(), "+inf".into())),
+            },
+            (None, None) => Self {
+                lower_edge: None,
+                upper_edge: None,
+                whole_seconds: Some(("-inf".into(), "+inf".into())),
+            },
+        }
+    }
+
+    fn args(&self) -> [String; 6] {
+        let edge = |e: Option<(Millis, Millis)>| match e {
+            Some((a, b)) => (a.to_string(), b.to_string()),
+            None => (String::new(), String::new()),
+        };
+        let (l1, l2) = edge(self.lower_edge);
+        let (u1, u2) = edge(self.upper_edge);
+        let (s1, s2) = self.whole_seconds.clone().unwrap_or_default();
+        [l1, l2, u1, u2, s1, s2]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_window_exactly_once() {
+        // Brute force over small windows: every ms in [from, to] is covered by exactly one
+        // of the three ranges, and nothing outside.
+        for from in 0..3_100i64 {
+            for to in [from, from + 1, from + 999, from + 1000, from + 2500] {
+                if from % 97 != 0 && from % 1000 > 2 && from % 1000 < 997 {
+                    continue;
+                }
+                let r = SummaryRanges::of(Window { from: Some(from), to: Some(to) });
+                for ms in (from - 2)..=(to + 2) {
+                    let in_edges = [r.lower_edge, r.upper_edge]
+                        .iter()
+                        .flatten()
+                        .filter(|(a, b)| *a <= ms && ms <= *b)
+                        .count();
+                    let in_seconds = r
+                        .whole_seconds
+                        .as_ref()
+                        .map(|(a, b)| {
+                            let s = ms.div_euclid(1000);
+                            (a.parse::<i64>().unwrap_or(i64::MIN) <= s
+                                && s <= b.parse::<i64>().unwrap_or(i64::MAX))
+                                as usize
+                        })
+                        .unwrap_or(0);
+                    let expected = (from <= ms && ms <= to) as usize;
+                    assert_eq!(in_edges + in_seconds, expected, "from {from} to {to} ms {ms}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn open_bounds_read_every_second() {
+        let r = SummaryRanges::of(Window::default());
+        assert_eq!(r.args()[4..], ["-inf".to_string(), "+inf".to_string()]);
+        let r = SummaryRanges::of(Window { from: Some(5_500), to: None });
+        assert_eq!(r.lower_edge, Some((5_500, 5_999)));
+        assert_eq!(r.whole_seconds, Some(("6".into(), "+inf".into())));
+    }
+}
