@@ -173,7 +173,8 @@ impl Secret {
     /// Constant-time comparison with a presented value.
     pub fn matches(&self, presented: &[u8]) -> bool {
         let expected = self.0.as_bytes();
-        let mut diff = (expected.len() ^ presented.len()) as u8 | (expected.len() != presented.len()) as u8;
+        let mut diff =
+            (expected.len() ^ presented.len()) as u8 | (expected.len() != presented.len()) as u8;
         for (i, b) in expected.iter().enumerate() {
             diff |= b ^ presented.get(i).copied().unwrap_or(0);
         }
@@ -199,8 +200,7 @@ impl RedisConfig {
         let url = raw(env, vars::REDIS_URL).unwrap_or_else(|| defaults::REDIS_URL.to_string());
         redis::Client::open(url.as_str())
             .map_err(|e| ConfigError::new(vars::REDIS_URL, url.clone(), e))?;
-        let prefix =
-            raw(env, vars::KEY_PREFIX).unwrap_or_else(|| defaults::KEY_PREFIX.to_string());
+        let prefix = raw(env, vars::KEY_PREFIX).unwrap_or_else(|| defaults::KEY_PREFIX.to_string());
         if !prefix
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -211,7 +211,12 @@ impl RedisConfig {
                 "only letters, digits, '-' and '_' are allowed",
             ));
         }
-        let timeout = millis(env, vars::REDIS_TIMEOUT_MS, defaults::REDIS_TIMEOUT_MS, 10..=60_000)?;
+        let timeout = millis(
+            env,
+            vars::REDIS_TIMEOUT_MS,
+            defaults::REDIS_TIMEOUT_MS,
+            10..=60_000,
+        )?;
         let mut options = RedisOptions::new(url);
         options.response_timeout = timeout;
         options.connect_timeout = timeout.min(std::time::Duration::from_secs(1));
@@ -236,7 +241,12 @@ mod tests {
         assert!(e.to_string().contains("N=\"abc\""));
         assert_eq!(http_url(&env, "URL", "http://a").unwrap_err().var, "URL");
         assert_eq!(flag(&env, "B", false).unwrap_err().var, "B");
-        assert_eq!(parse_in::<u32>(&HashMap::from([("N", "0")]), "N", 1, 1..=5).unwrap_err().var, "N");
+        assert_eq!(
+            parse_in::<u32>(&HashMap::from([("N", "0")]), "N", 1, 1..=5)
+                .unwrap_err()
+                .var,
+            "N"
+        );
     }
 
     #[test]
@@ -250,9 +260,15 @@ mod tests {
     #[test]
     fn redis_config_validates_url_and_prefix() {
         let bad_url = HashMap::from([(vars::REDIS_URL, "postgres://x")]);
-        assert_eq!(RedisConfig::from_env(&bad_url).unwrap_err().var, vars::REDIS_URL);
+        assert_eq!(
+            RedisConfig::from_env(&bad_url).unwrap_err().var,
+            vars::REDIS_URL
+        );
         let bad_prefix = HashMap::from([(vars::KEY_PREFIX, "a}b")]);
-        assert_eq!(RedisConfig::from_env(&bad_prefix).unwrap_err().var, vars::KEY_PREFIX);
+        assert_eq!(
+            RedisConfig::from_env(&bad_prefix).unwrap_err().var,
+            vars::KEY_PREFIX
+        );
         let ok = RedisConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
         assert_eq!(ok.keys.stream(), "{ps}:stream");
     }

@@ -40,7 +40,10 @@ pub fn decode(entry_id: String, fields: &[Value]) -> Result<StreamEntry, EntryEr
     let mut amount = None;
     for pair in fields.chunks(2) {
         let [name, value] = pair else {
-            return Err(EntryError { entry_id, reason: "odd field list" });
+            return Err(EntryError {
+                entry_id,
+                reason: "odd field list",
+            });
         };
         match (as_str(name), as_str(value)) {
             (Some(FIELD_ID), Some(v)) => id = v.parse::<PaymentId>().ok(),
@@ -54,8 +57,14 @@ pub fn decode(entry_id: String, fields: &[Value]) -> Result<StreamEntry, EntryEr
             payment,
             amount,
         }),
-        (None, _) => Err(EntryError { entry_id, reason: "missing or invalid id" }),
-        _ => Err(EntryError { entry_id, reason: "missing or invalid amount" }),
+        (None, _) => Err(EntryError {
+            entry_id,
+            reason: "missing or invalid id",
+        }),
+        _ => Err(EntryError {
+            entry_id,
+            reason: "missing or invalid amount",
+        }),
     }
 }
 

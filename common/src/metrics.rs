@@ -30,6 +30,6 @@ pub const REDIS_ERRORS_TOTAL: &str = "paystream_redis_errors_total";
 
 /// Latency buckets in seconds: from 50 µs (gateway hot path) to 10 s (slow processors).
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0, 2.5, 5.0, 10.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
 ];

@@ -324,8 +324,9 @@ struct WireRequest<'a> {
 impl ValidPayment {
     /// Parses a `POST /payments` body.
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
-        let wire: WireRequest<'_> = serde_json::from_slice(body)
-            .map_err(|e| RequestError::Malformed(format!("body is not a valid JSON object: {e}")))?;
+        let wire: WireRequest<'_> = serde_json::from_slice(body).map_err(|e| {
+            RequestError::Malformed(format!("body is not a valid JSON object: {e}"))
+        })?;
         let id_raw = wire
             .correlation_id
             .ok_or_else(|| RequestError::Malformed("missing field `correlationId`".into()))?;
@@ -386,7 +387,10 @@ mod tests {
         assert_eq!(cents("1e14"), Err(AmountError::TooLarge));
         assert_eq!(cents("1e999999"), Err(AmountError::TooLarge));
         assert_eq!(cents("1e99999999999999999999"), Err(AmountError::TooLarge));
-        assert_eq!(cents("1e-99999999999999999999"), Err(AmountError::TooPrecise));
+        assert_eq!(
+            cents("1e-99999999999999999999"),
+            Err(AmountError::TooPrecise)
+        );
         assert_eq!(cents("01"), Err(AmountError::NotANumber));
         assert_eq!(cents("1."), Err(AmountError::NotANumber));
         assert_eq!(cents(".5"), Err(AmountError::NotANumber));

@@ -239,9 +239,11 @@ impl Store {
         let value = reply.get(1).and_then(as_str).unwrap_or_default();
         match tag {
             Some("ok") => Ok(Accepted::Enqueued),
-            Some("dup") => Ok(Accepted::Replay(value.parse().map_err(|_| {
-                StoreError::Unexpected(format!("status {value:?}"))
-            })?)),
+            Some("dup") => {
+                Ok(Accepted::Replay(value.parse().map_err(|_| {
+                    StoreError::Unexpected(format!("status {value:?}"))
+                })?))
+            }
             Some("conflict") => Ok(Accepted::Conflict {
                 stored: Cents::new(value.parse().unwrap_or_default()),
             }),
@@ -478,7 +480,10 @@ impl Store {
                 .query_async(&mut conn)
                 .await?;
             if !batch.is_empty() {
-                let n: u64 = redis::cmd("UNLINK").arg(&batch).query_async(&mut conn).await?;
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&batch)
+                    .query_async(&mut conn)
+                    .await?;
                 deleted += n;
             }
             if next == 0 {
@@ -488,7 +493,9 @@ impl Store {
         }
         let mut pipe = redis::pipe();
         for processor in Processor::ALL {
-            pipe.cmd("UNLINK").arg(&self.keys.summary(processor)).ignore();
+            pipe.cmd("UNLINK")
+                .arg(&self.keys.summary(processor))
+                .ignore();
         }
         pipe.cmd("UNLINK").arg(self.keys.dead_letters()).ignore();
         pipe.cmd("XTRIM")
@@ -501,10 +508,7 @@ impl Store {
     }
 
     /// Runs a raw command on the shared connection (for worker-side stream maintenance).
-    pub async fn query<T: redis::FromRedisValue>(
-        &self,
-        cmd: &redis::Cmd,
-    ) -> Result<T, StoreError> {
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
         let value = conn.req_packed_command(cmd).await?;
         redis::from_redis_value(value).map_err(|e| StoreError::Unexpected(e.to_string()))
@@ -647,7 +651,10 @@ mod tests {
                 if from % 97 != 0 && from % 1000 > 2 && from % 1000 < 997 {
                     continue;
                 }
-                let r = SummaryRanges::of(Window { from: Some(from), to: Some(to) });
+                let r = SummaryRanges::of(Window {
+                    from: Some(from),
+                    to: Some(to),
+                });
                 for ms in (from - 2)..=(to + 2) {
                     let in_edges = [r.lower_edge, r.upper_edge]
                         .iter()
@@ -665,7 +672,11 @@ mod tests {
                         })
                         .unwrap_or(0);
                     let expected = (from <= ms && ms <= to) as usize;
-                    assert_eq!(in_edges + in_seconds, expected, "from {from} to {to} ms {ms}");
+                    assert_eq!(
+                        in_edges + in_seconds,
+                        expected,
+                        "from {from} to {to} ms {ms}"
+                    );
                 }
             }
         }
@@ -675,7 +686,10 @@ mod tests {
     fn open_bounds_read_every_second() {
         let r = SummaryRanges::of(Window::default());
         assert_eq!(r.args()[4..], ["-inf".to_string(), "+inf".to_string()]);
-        let r = SummaryRanges::of(Window { from: Some(5_500), to: None });
+        let r = SummaryRanges::of(Window {
+            from: Some(5_500),
+            to: None,
+        });
         assert_eq!(r.lower_edge, Some((5_500, 5_999)));
         assert_eq!(r.whole_seconds, Some(("6".into(), "+inf".into())));
     }

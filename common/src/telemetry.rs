@@ -24,3 +24,36 @@ pub fn init(env: &dyn Env) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// Installs the Prometheus recorder (once per process; later calls return the same
+/// handle) with explicit histogram buckets, and starts its upkeep task.
+pub fn install_metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = metrics_exporter_prometheus::PrometheusBuilder::new();
+            let handle = builder
+                .set_buckets(crate::metrics::LATENCY_BUCKETS)
+                .map(|b| b.install_recorder())
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| {
+                    // Another recorder is installed (tests embedding several services):
+                    // render from a private recorder so /metrics still answers.
+                    metrics_exporter_prometheus::PrometheusBuilder::new()
+                        .build_recorder()
+                        .handle()
+                });
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                })
+                .ok();
+            handle
+        })
+        .clone()
+}

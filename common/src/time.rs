@@ -18,9 +18,8 @@ pub fn now_ms() -> Millis {
 pub fn format_ms(ms: Millis) -> String {
     let dt = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     dt.to_offset(UtcOffset::UTC)
         .format(&fmt)
         .unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))

@@ -1,0 +1,124 @@
+//! The gateway's one error type and its one mapping to HTTP: RFC 9457 problem+json,
+//! never leaking internals.
+
+use bytes::Bytes;
+use common::payment::RequestError;
+use common::store::StoreError;
+use http_body_util::Full;
+use hyper::{header, Response, StatusCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("no payment with this correlationId")]
+    NotFound,
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("correlationId already used with a different amount ({stored})")]
+    Conflict { stored: String },
+    #[error("backlog is full ({backlog} payments waiting); retry later")]
+    Busy { backlog: u64 },
+    #[error("storage unavailable; retry later")]
+    Unavailable(#[source] StoreError),
+    #[error("missing or wrong admin token")]
+    Unauthorized,
+    #[error("unsupported media type: send application/json")]
+    UnsupportedMediaType,
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Malformed(m) => ApiError::BadRequest(m),
+            RequestError::Invalid(m) => ApiError::Invalid(m),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Unavailable(e)
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Busy { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+
+    /// Bounded label for metrics and the problem `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "malformed",
+            ApiError::Invalid(_) => "invalid",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::NotFound => "not_found",
+            ApiError::NoRoute => "no_route",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::Busy { .. } => "busy",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "Malformed request",
+            ApiError::Invalid(_) => "Invalid payment",
+            ApiError::TooLarge(_) => "Request body too large",
+            ApiError::NotFound => "Payment not found",
+            ApiError::NoRoute => "Not found",
+            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::Conflict { .. } => "Conflicting payment",
+            ApiError::Busy { .. } => "Too many payments waiting",
+            ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
+        }
+    }
+
+    /// The problem+json response. Storage errors are logged, not shown.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        if let ApiError::Unavailable(e) = &self {
+            tracing::warn!(error = %e, "storage error");
+        }
+        let status = self.status();
+        let body = serde_json::json!({
+            "type": format!("/problems/{}", self.kind()),
+            "title": self.title(),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        });
+        let mut builder = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/problem+json");
+        if matches!(self, ApiError::Busy { .. } | ApiError::Unavailable(_)) {
+            builder = builder.header(header::RETRY_AFTER, "1");
+        }
+        if matches!(self, ApiError::MethodNotAllowed) {
+            builder = builder.header(header::ALLOW, "GET, POST");
+        }
+        builder
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    }
+}

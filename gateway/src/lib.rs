@@ -1,0 +1,50 @@
+//! The Paystream gateway: a thin hyper HTTP/1.1 server in front of Redis.
+//!
+//! # Data flow
+//!
+//! A request passes: [`server`] (accept loop, keep-alive, graceful drain) →
+//! [`router`] (method + path → handler, per-route metrics) → one of [`handlers`]:
+//! `payments` (parse the body into a `ValidPayment`, then one atomic script:
+//! status hash + `XADD`), `status`, `summary`, `admin`, `health` → [`responses`]
+//! (static bodies, JSON writers) or [`error`] (the one error → problem+json mapping).
+//!
+//! The gateway never talks to a processor: a `202` means the payment is durably in Redis
+//! and the worker pool takes it from there.
+
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod responses;
+pub mod router;
+pub mod server;
+
+use std::sync::Arc;
+
+use common::store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+pub use config::GatewayConfig;
+pub use server::run;
+
+/// Everything a request handler needs, shared by all connections.
+pub struct AppState {
+    /// Redis access: the only way handlers touch state.
+    pub store: Store,
+    /// Parsed once at start.
+    pub config: GatewayConfig,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Builds the state; the Redis connection is made lazily, so the gateway starts (and
+    /// reports not-ready) while Redis is down.
+    pub fn new(config: GatewayConfig) -> anyhow::Result<Arc<Self>> {
+        let store = Store::connect_lazy(&config.redis.options, config.redis.keys.clone())?;
+        Ok(Arc::new(Self {
+            store,
+            metrics: common::telemetry::install_metrics(),
+            config,
+        }))
+    }
+}

@@ -1,0 +1,82 @@
+//! `spawn_app()`: the real gateway on 127.0.0.1:0 against a real redis-server on an
+//! ephemeral port, with its own key prefix.
+
+use common::shutdown::{Shutdown, ShutdownTrigger};
+use common::store::Store;
+use common::testing::{unique_prefix, RedisServer};
+use paystream_gateway::{run, AppState, GatewayConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub redis: RedisServer,
+    _stop: ShutdownTrigger,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let url = redis.url();
+    let mut env: HashMap<&str, &str> = HashMap::from([
+        ("REDIS_URL", url.as_str()),
+        ("PAYSTREAM_KEY_PREFIX", prefix.as_str()),
+        ("GATEWAY_LISTEN", "127.0.0.1:0"),
+        ("REDIS_TIMEOUT_MS", "500"),
+    ]);
+    env.extend(extra.iter().copied());
+    let config = GatewayConfig::from_env(&env).expect("test config");
+    let state = AppState::new(config).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, shutdown) = Shutdown::new();
+    tokio::spawn(run(listener, state.clone(), shutdown));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        store: state.store.clone(),
+        redis,
+        _stop: stop,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post_payment(&self, body: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/payments"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn backlog(&self) -> u64 {
+        self.store.backlog().await.unwrap()
+    }
+
+    /// Number of payment status hashes.
+    pub async fn payment_keys(&self) -> usize {
+        let mut conn = self.store.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(self.store.keys().payment_pattern())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        keys.len()
+    }
+}
+
+pub fn payment_body(id: &uuid::Uuid, amount: &str) -> String {
+    format!(r#"{{"correlationId":"{id}","amount":{amount}}}"#)
+}

@@ -1,0 +1,399 @@
+//! The gateway's integration tests: one binary, every test against its own real Redis.
+
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+use common::payment::{Cents, PaymentId, Processor};
+use common::store::Window;
+use helpers::{payment_body, spawn_app, spawn_app_with};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_valid_payment_is_accepted_once_and_queued() {
+    let app = spawn_app().await;
+    let id = Uuid::new_v4();
+    let response = app.post_payment(&payment_body(&id, "19.90")).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        response.headers()["location"].to_str().unwrap(),
+        format!("/payments/{id}")
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "queued");
+    assert_eq!(app.backlog().await, 1);
+
+    let text = app
+        .client
+        .get(app.url(&format!("/payments/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#""amount":19.90"#), "{text}");
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status["correlationId"], id.to_string());
+    assert_eq!(status["status"], "queued");
+    assert!(status["processor"].is_null());
+}
+
+#[tokio::test]
+async fn duplicates_replay_and_conflicts_never_enqueue_twice() {
+    let app = spawn_app().await;
+    let id = Uuid::new_v4();
+    assert_eq!(
+        app.post_payment(&payment_body(&id, "19.90")).await.status(),
+        202
+    );
+    // Same id, same amount written differently, even in another UUID spelling: a replay.
+    let upper = id.to_string().to_uppercase();
+    let replay = app
+        .post_payment(&format!(r#"{{"correlationId":"{upper}","amount":19.9}}"#))
+        .await;
+    assert_eq!(replay.status(), 200);
+    let body: serde_json::Value = replay.json().await.unwrap();
+    assert_eq!(body["status"], "queued");
+    // Same id, other amount: a conflict.
+    let conflict = app.post_payment(&payment_body(&id, "20.00")).await;
+    assert_eq!(conflict.status(), 409);
+    assert_eq!(
+        conflict.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(app.backlog().await, 1);
+    assert_eq!(app.payment_keys().await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_enqueue_exactly_one_entry() {
+    let app = spawn_app().await;
+    let id = Uuid::new_v4();
+    let body = payment_body(&id, "5.00");
+    let posts = (0..50).map(|_| app.post_payment(&body));
+    let statuses: Vec<u16> = futures_statuses(posts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 200));
+    assert_eq!(app.backlog().await, 1);
+}
+
+async fn futures_statuses(
+    posts: impl Iterator<Item = impl std::future::Future<Output = reqwest::Response>>,
+) -> Vec<u16> {
+    let handles: Vec<_> = posts
+        .map(|f| async move { f.await.status().as_u16() })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_bad_input_gets_its_status_and_changes_nothing() {
+    let app = spawn_app().await;
+    let id = Uuid::new_v4();
+    let cases: Vec<(String, u16)> = vec![
+        ("not json".into(), 400),
+        ("[]".into(), 400),
+        (r#"{"amount":19.90}"#.into(), 400),
+        (format!(r#"{{"correlationId":"{id}"}}"#), 400),
+        (
+            format!(r#"{{"correlationId":"{id}","amount":"19.90"}}"#),
+            400,
+        ),
+        (r#"{"correlationId":42,"amount":19.90}"#.into(), 400),
+        (format!(r#"{{"correlationId":"{id}","amount":19.90"#), 400),
+        (
+            r#"{"correlationId":"not-a-uuid","amount":19.90}"#.into(),
+            422,
+        ),
+        (payment_body(&id, "0"), 422),
+        (payment_body(&id, "-19.90"), 422),
+        (payment_body(&id, "19.999"), 422),
+        (payment_body(&id, "10000000000000.01"), 422),
+        (
+            format!(
+                r#"{{"correlationId":"{id}","amount":19.90,"pad":"{}"}}"#,
+                "x".repeat(5000)
+            ),
+            413,
+        ),
+    ];
+    for (body, expected) in cases {
+        let response = app.post_payment(&body).await;
+        let status = response.status().as_u16();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, expected, "{body:.80}");
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(problem["status"], expected);
+        assert!(problem["title"].is_string() && problem["detail"].is_string());
+    }
+    let wrong_type = app
+        .client
+        .post(app.url("/payments"))
+        .header("content-type", "text/plain")
+        .body(payment_body(&id, "1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), 415);
+    assert_eq!(app.backlog().await, 0);
+    assert_eq!(app.payment_keys().await, 0);
+}
+
+#[tokio::test]
+async fn status_lookup_answers_404_and_400() {
+    let app = spawn_app().await;
+    let unknown = app
+        .client
+        .get(app.url(&format!("/payments/{}", Uuid::new_v4())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let bad = app
+        .client
+        .get(app.url("/payments/xyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let wrong_method = app
+        .client
+        .delete(app.url("/payments"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let nowhere = app.client.get(app.url("/nowhere")).send().await.unwrap();
+    assert_eq!(nowhere.status(), 404);
+}
+
+/// Records a processed payment straight through the store, as the worker does.
+async fn record(app: &helpers::TestApp, processor: Processor, requested_at: i64, cents: i64) {
+    let id = PaymentId::new(Uuid::new_v4());
+    app.store
+        .accept(&id, Cents::new(cents), requested_at, 0)
+        .await
+        .unwrap();
+    app.store
+        .record(
+            &id,
+            Cents::new(cents),
+            processor,
+            requested_at,
+            "",
+            requested_at,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn summary_window_edges_are_inclusive_to_the_millisecond() {
+    let app = spawn_app().await;
+    let from = common::time::parse_ms("2025-07-15T12:00:00.250Z").unwrap();
+    let to = common::time::parse_ms("2025-07-15T12:00:05.750Z").unwrap();
+    // On the edges, just outside, inside whole seconds, and in the edge seconds.
+    for (at, cents) in [
+        (from - 1, 1),
+        (from, 10),
+        (from + 1, 100),
+        (from + 2_000, 1_000),
+        (to - 1, 10_000),
+        (to, 100_000),
+        (to + 1, 1_000_000),
+    ] {
+        record(&app, Processor::Default, at, cents).await;
+    }
+    record(&app, Processor::Fallback, from + 3_000, 1990).await;
+
+    let query = |from: &str, to: &str| {
+        let app = &app;
+        let url = app.url(&format!("/payments-summary?from={from}&to={to}"));
+        async move {
+            app.client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let body = query("2025-07-15T12:00:00.250Z", "2025-07-15T12:00:05.750Z").await;
+    assert_eq!(
+        body,
+        r#"{"default":{"totalRequests":5,"totalAmount":1111.10},"fallback":{"totalRequests":1,"totalAmount":19.90}}"#
+    );
+
+    // One millisecond narrower on each side drops exactly the edge payments.
+    let body = query("2025-07-15T12:00:00.251Z", "2025-07-15T12:00:05.749Z").await;
+    assert!(
+        body.starts_with(r#"{"default":{"totalRequests":3,"totalAmount":111.00}"#),
+        "{body}"
+    );
+
+    // Open bounds.
+    let all = query("", "").await;
+    assert!(
+        all.starts_with(r#"{"default":{"totalRequests":7,"totalAmount":11111.11}"#),
+        "{all}"
+    );
+
+    // The store agrees with the HTTP view.
+    let s = app
+        .store
+        .summary(Window {
+            from: Some(from),
+            to: Some(to),
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.default.requests, 5);
+    assert_eq!(s.default.cents, 111_110);
+
+    let bad = app
+        .client
+        .get(app.url("/payments-summary?from=2025-07-15T12:00:06Z&to=2025-07-15T12:00:05Z"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad = app
+        .client
+        .get(app.url("/payments-summary?from=tomorrow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn summary_sums_are_exact() {
+    let app = spawn_app().await;
+    let at = common::time::now_ms();
+    for i in 0..200 {
+        record(&app, Processor::Default, at + i, 1990).await;
+    }
+    let body = app
+        .client
+        .get(app.url("/payments-summary"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        r#"{"default":{"totalRequests":200,"totalAmount":3980.00},"fallback":{"totalRequests":0,"totalAmount":0.00}}"#
+    );
+}
+
+#[tokio::test]
+async fn redis_down_means_503_never_2xx() {
+    let mut app = spawn_app().await;
+    assert_eq!(
+        app.post_payment(&payment_body(&Uuid::new_v4(), "1.00"))
+            .await
+            .status(),
+        202
+    );
+    app.redis.kill();
+    for _ in 0..3 {
+        let response = app
+            .post_payment(&payment_body(&Uuid::new_v4(), "1.00"))
+            .await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let live = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+}
+
+#[tokio::test]
+async fn backlog_over_the_limit_sheds_with_503() {
+    let app = spawn_app_with(&[("BACKLOG_LIMIT", "3")]).await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_payment(&payment_body(&Uuid::new_v4(), "1.00"))
+                .await
+                .status(),
+            202
+        );
+    }
+    let shed = app
+        .post_payment(&payment_body(&Uuid::new_v4(), "1.00"))
+        .await;
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.headers()["retry-after"], "1");
+    assert_eq!(app.backlog().await, 3);
+    assert_eq!(app.payment_keys().await, 3);
+}
+
+#[tokio::test]
+async fn purge_needs_the_token_when_configured() {
+    let app = spawn_app_with(&[("ADMIN_TOKEN", "s3cret")]).await;
+    app.post_payment(&payment_body(&Uuid::new_v4(), "1.00"))
+        .await;
+    let denied = app
+        .client
+        .post(app.url("/purge-payments"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    assert_eq!(app.backlog().await, 1);
+    let ok = app
+        .client
+        .post(app.url("/purge-payments"))
+        .header("x-admin-token", "s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(app.backlog().await, 0);
+    assert_eq!(app.payment_keys().await, 0);
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics_answer() {
+    let app = spawn_app().await;
+    app.post_payment(&payment_body(&Uuid::new_v4(), "1.00"))
+        .await;
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+}
