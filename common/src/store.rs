@@ -50,6 +50,7 @@ struct Scripts {
     record: Script,
     fail: Script,
     summary: Script,
+    touch: Script,
 }
 
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
@@ -59,6 +60,7 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
     record: Script::new(include_str!("scripts/record.lua")),
     fail: Script::new(include_str!("scripts/fail.lua")),
     summary: Script::new(include_str!("scripts/summary.lua")),
+    touch: Script::new(include_str!("scripts/touch.lua")),
 });
 
 /// Outcome of [`Store::accept`].
@@ -86,7 +88,11 @@ pub enum Attempt {
     },
     /// The payment may still be stored by `processor` (an attempt there has no known
     /// outcome since `since`): only that processor may be used until absence is confirmed.
-    Pinned { processor: Processor, since: Millis },
+    Pinned {
+        processor: Processor,
+        since: Millis,
+        attempt: u32,
+    },
     /// Already processed or dead-lettered: acknowledge and move on.
     Done(Status),
     /// The status hash is gone (purged).
@@ -99,6 +105,8 @@ pub enum Recorded {
     Now,
     AlreadyDone,
     Missing,
+    /// Dead-letter refused: a processor may still hold the payment.
+    Unresolved,
 }
 
 /// What `GET /payments/{id}` shows.
@@ -334,6 +342,7 @@ impl Store {
             Some("pinned") => Ok(Attempt::Pinned {
                 processor: processor(1)?,
                 since: int(2).unwrap_or_default(),
+                attempt: int(3).unwrap_or_default() as u32,
             }),
             Some("done") => Ok(Attempt::Done(
                 text(1)
@@ -345,11 +354,13 @@ impl Store {
         }
     }
 
-    /// Clears the in-flight mark: `processor` definitely does not hold the payment.
+    /// Clears the in-flight mark: `processor` definitely does not hold the payment, as
+    /// learned by attempt number `attempt` (ignored if a later attempt began since).
     pub async fn settle_absent(
         &self,
         id: &PaymentId,
         processor: Processor,
+        attempt: u32,
         now: Millis,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
@@ -357,6 +368,7 @@ impl Store {
             .settle
             .key(self.keys.payment(id))
             .arg(processor.as_str())
+            .arg(attempt)
             .arg(now)
             .invoke_async(&mut conn)
             .await?;
@@ -424,6 +436,7 @@ impl Store {
             .await?;
         match reply.as_str() {
             "processed" => Ok(Recorded::AlreadyDone),
+            "unresolved" => Ok(Recorded::Unresolved),
             other => recorded(other),
         }
     }
@@ -454,6 +467,39 @@ impl Store {
             default: totals[0],
             fallback: totals[1],
         })
+    }
+
+    /// Acknowledges and deletes an entry whose payment needs no work (already done, purged,
+    /// or not decodable).
+    pub async fn ack(&self, entry_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XACK")
+            .arg(self.keys.stream())
+            .arg(GROUP)
+            .arg(entry_id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(self.keys.stream())
+            .arg(entry_id)
+            .ignore();
+        let _: () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Resets the idle time of `entry_ids` still owned by `consumer`; see `touch.lua`.
+    pub async fn touch(&self, consumer: &str, entry_ids: &[String]) -> Result<u64, StoreError> {
+        if entry_ids.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = SCRIPTS.touch.prepare_invoke();
+        invocation.key(self.keys.stream()).arg(GROUP).arg(consumer);
+        for id in entry_ids {
+            invocation.arg(id);
+        }
+        let mut conn = self.conn.clone();
+        Ok(invocation.invoke_async(&mut conn).await?)
     }
 
     /// Number of entries in the stream (queued or in flight: processed ones are deleted).

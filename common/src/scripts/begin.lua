@@ -5,7 +5,7 @@
 -- KEYS[1] status hash
 -- ARGV[1] wanted processor  ARGV[2] now (ms)
 -- Returns {'go', processor, attempts, previously ambiguous '0'|'1'}
---       | {'pinned', processor, ambiguous since (ms)}   (caller must use that processor or confirm absence)
+--       | {'pinned', processor, ambiguous since (ms), attempts}  (use that processor or confirm absence)
 --       | {'done', status, processor}                   (already processed / dead-lettered)
 --       | {'missing'}                                    (purged)
 local h = redis.call('HMGET', KEYS[1], 'amt', 'st', 'proc', 'amb', 'ambat', 'att')
@@ -18,7 +18,7 @@ end
 local prev_amb = '0'
 if h[3] and h[4] == '1' then
   if h[3] ~= ARGV[1] then
-    return {'pinned', h[3], h[5] or '0'}
+    return {'pinned', h[3], h[5] or '0', h[6] or '0'}
   end
   prev_amb = '1'
 end

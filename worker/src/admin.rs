@@ -1,0 +1,59 @@
+//! The worker's own small HTTP server: `GET /metrics` (Prometheus text) and `GET /healthz`.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use common::shutdown::Shutdown;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{header, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+pub async fn serve(listener: TcpListener, metrics: PrometheusHandle, mut shutdown: Shutdown) {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(_) => continue,
+            },
+            _ = shutdown.wait() => return,
+        };
+        let metrics = metrics.clone();
+        let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+            let metrics = metrics.clone();
+            async move {
+                let (status, content_type, body) = match req.uri().path() {
+                    "/metrics" => (
+                        StatusCode::OK,
+                        "text/plain; version=0.0.4",
+                        metrics.render(),
+                    ),
+                    "/healthz" => (
+                        StatusCode::OK,
+                        "application/json",
+                        r#"{"status":"ok"}"#.to_string(),
+                    ),
+                    _ => (
+                        StatusCode::NOT_FOUND,
+                        "application/json",
+                        r#"{"status":"not found"}"#.to_string(),
+                    ),
+                };
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                *response.status_mut() = status;
+                if let Ok(v) = header::HeaderValue::from_str(content_type) {
+                    response.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                Ok::<_, Infallible>(response)
+            }
+        });
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,224 @@
+//! The worker's configuration, read once from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::config::{self, http_url, millis, parse, parse_in, ConfigError, Env, RedisConfig};
+
+use crate::route::policy::Policy;
+
+pub mod vars {
+    pub const PROCESSOR_DEFAULT_URL: &str = "PROCESSOR_DEFAULT_URL";
+    pub const PROCESSOR_FALLBACK_URL: &str = "PROCESSOR_FALLBACK_URL";
+    pub const CONCURRENCY: &str = "WORKER_CONCURRENCY";
+    pub const BATCH_SIZE: &str = "WORKER_BATCH_SIZE";
+    pub const METRICS_ADDR: &str = "WORKER_METRICS_ADDR";
+    pub const CONSUMER_NAME: &str = "WORKER_CONSUMER_NAME";
+    pub const CLAIM_IDLE_MS: &str = "WORKER_CLAIM_IDLE_MS";
+    pub const PROCESSOR_TIMEOUT_MS: &str = "PROCESSOR_TIMEOUT_MS";
+    pub const AMBIGUITY_GRACE_MS: &str = "AMBIGUITY_GRACE_MS";
+    pub const RETRY_BASE_MS: &str = "RETRY_BASE_MS";
+    pub const RETRY_MAX_MS: &str = "RETRY_MAX_MS";
+    pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
+    pub const ROUTING_POLICY: &str = "ROUTING_POLICY";
+    pub const MAX_HOLD_MS: &str = "MAX_HOLD_MS";
+    pub const DRAIN_TIMEOUT_MS: &str = "DRAIN_TIMEOUT_MS";
+}
+
+pub mod defaults {
+    pub const PROCESSOR_DEFAULT_URL: &str = "http://127.0.0.1:8001";
+    pub const PROCESSOR_FALLBACK_URL: &str = "http://127.0.0.1:8002";
+    pub const CONCURRENCY: usize = 512;
+    pub const BATCH_SIZE: usize = 100;
+    pub const METRICS_ADDR: &str = "0.0.0.0:9100";
+    pub const CLAIM_IDLE_MS: u64 = 15_000;
+    pub const PROCESSOR_TIMEOUT_MS: u64 = 6_000;
+    pub const AMBIGUITY_GRACE_MS: u64 = 6_000;
+    pub const RETRY_BASE_MS: u64 = 25;
+    pub const RETRY_MAX_MS: u64 = 500;
+    pub const MAX_ATTEMPTS: u32 = 2_000;
+    pub const MAX_HOLD_MS: u64 = 30_000;
+    pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub redis: RedisConfig,
+    /// Base URLs of the processors, indexed by `Processor::index()`.
+    pub processor_urls: [String; 2],
+    /// Payments handled at once by this process (processor calls in flight + backoffs).
+    pub concurrency: usize,
+    /// Most entries read by one XREADGROUP / XAUTOCLAIM.
+    pub batch_size: usize,
+    /// Where `/metrics` is served; `None` disables it (tests).
+    pub metrics_addr: Option<SocketAddr>,
+    /// This process's consumer name in the group; unique per process.
+    pub consumer: String,
+    /// An entry idle this long on another consumer is taken over. Live consumers reset
+    /// their entries' idle time every third of this, so only dead consumers lose entries.
+    pub claim_idle: Duration,
+    /// Client timeout of one payment call.
+    pub processor_timeout: Duration,
+    /// After an attempt with no known outcome, how long to wait before asking the
+    /// processor whether it stored the payment (its delay runs before the store).
+    pub ambiguity_grace: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Definite failures after which a payment is dead-lettered.
+    pub max_attempts: u32,
+    pub policy: Policy,
+    /// How long in-flight payments get to finish after shutdown starts.
+    pub drain_timeout: Duration,
+}
+
+impl WorkerConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let metrics_addr = match config::raw(env, vars::METRICS_ADDR).as_deref() {
+            Some("off") | Some("none") => None,
+            _ => Some(parse(
+                env,
+                vars::METRICS_ADDR,
+                defaults::METRICS_ADDR
+                    .parse()
+                    .map_err(|e| ConfigError::new(vars::METRICS_ADDR, defaults::METRICS_ADDR, e))?,
+            )?),
+        };
+        let consumer = config::raw(env, vars::CONSUMER_NAME).unwrap_or_else(default_consumer_name);
+        let max_hold = millis(
+            env,
+            vars::MAX_HOLD_MS,
+            defaults::MAX_HOLD_MS,
+            0..=86_400_000,
+        )?;
+        let policy = Policy::parse(
+            config::raw(env, vars::ROUTING_POLICY)
+                .as_deref()
+                .unwrap_or("fee-aware"),
+            max_hold,
+        )
+        .map_err(|e| {
+            ConfigError::new(
+                vars::ROUTING_POLICY,
+                config::raw(env, vars::ROUTING_POLICY).unwrap_or_default(),
+                e,
+            )
+        })?;
+        let retry_base = millis(
+            env,
+            vars::RETRY_BASE_MS,
+            defaults::RETRY_BASE_MS,
+            1..=60_000,
+        )?;
+        let retry_max = millis(env, vars::RETRY_MAX_MS, defaults::RETRY_MAX_MS, 1..=600_000)?;
+        if retry_max < retry_base {
+            return Err(ConfigError::new(
+                vars::RETRY_MAX_MS,
+                retry_max.as_millis().to_string(),
+                format!(
+                    "must be at least {} ({})",
+                    vars::RETRY_BASE_MS,
+                    retry_base.as_millis()
+                ),
+            ));
+        }
+        Ok(Self {
+            redis: RedisConfig::from_env(env)?,
+            processor_urls: [
+                http_url(
+                    env,
+                    vars::PROCESSOR_DEFAULT_URL,
+                    defaults::PROCESSOR_DEFAULT_URL,
+                )?,
+                http_url(
+                    env,
+                    vars::PROCESSOR_FALLBACK_URL,
+                    defaults::PROCESSOR_FALLBACK_URL,
+                )?,
+            ],
+            concurrency: parse_in(env, vars::CONCURRENCY, defaults::CONCURRENCY, 1..=100_000)?,
+            batch_size: parse_in(env, vars::BATCH_SIZE, defaults::BATCH_SIZE, 1..=10_000)?,
+            metrics_addr,
+            consumer,
+            claim_idle: millis(
+                env,
+                vars::CLAIM_IDLE_MS,
+                defaults::CLAIM_IDLE_MS,
+                100..=3_600_000,
+            )?,
+            processor_timeout: millis(
+                env,
+                vars::PROCESSOR_TIMEOUT_MS,
+                defaults::PROCESSOR_TIMEOUT_MS,
+                10..=600_000,
+            )?,
+            ambiguity_grace: millis(
+                env,
+                vars::AMBIGUITY_GRACE_MS,
+                defaults::AMBIGUITY_GRACE_MS,
+                0..=600_000,
+            )?,
+            retry_base,
+            retry_max,
+            max_attempts: parse_in(
+                env,
+                vars::MAX_ATTEMPTS,
+                defaults::MAX_ATTEMPTS,
+                1..=1_000_000,
+            )?,
+            policy,
+            drain_timeout: millis(
+                env,
+                vars::DRAIN_TIMEOUT_MS,
+                defaults::DRAIN_TIMEOUT_MS,
+                0..=600_000,
+            )?,
+        })
+    }
+}
+
+/// `<host>-<pid>-<random>`: unique per process, readable in `XINFO CONSUMERS`.
+fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_are_valid_and_errors_name_the_variable() {
+        let cfg = WorkerConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
+        assert_eq!(cfg.processor_urls[0], "http://127.0.0.1:8001");
+        assert_ne!(
+            cfg.consumer,
+            WorkerConfig::from_env(&HashMap::<&str, &str>::new())
+                .unwrap()
+                .consumer
+        );
+        for (var, value) in [
+            (vars::PROCESSOR_DEFAULT_URL, "localhost:8001"),
+            (vars::CONCURRENCY, "0"),
+            (vars::BATCH_SIZE, "many"),
+            (vars::CLAIM_IDLE_MS, "5"),
+            (vars::ROUTING_POLICY, "random"),
+            (vars::METRICS_ADDR, "x"),
+        ] {
+            let env = HashMap::from([(var, value)]);
+            assert_eq!(WorkerConfig::from_env(&env).unwrap_err().var, var, "{var}");
+        }
+        let env = HashMap::from([(vars::RETRY_BASE_MS, "100"), (vars::RETRY_MAX_MS, "50")]);
+        assert_eq!(
+            WorkerConfig::from_env(&env).unwrap_err().var,
+            vars::RETRY_MAX_MS
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! Getting entries out of the stream: [`read`] takes new entries with `XREADGROUP`,
+//! [`reclaim`] takes over entries a dead consumer left pending (`XAUTOCLAIM`) and keeps
+//! this consumer's own in-flight entries fresh so nobody takes them from a live process.
+//! Both hand each entry to [`spawn_payment`], bounded by one semaphore.
+
+pub mod read;
+pub mod reclaim;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use common::entry::StreamEntry;
+use common::metrics as names;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::pipeline::{self, Context, Finish};
+
+/// Shared by the reader, the reclaimer and the payment tasks.
+pub struct Pool {
+    pub ctx: Arc<Context>,
+    /// One permit per payment being handled.
+    pub permits: Arc<Semaphore>,
+    /// Entry ids this consumer is working on (for the heartbeat).
+    pub in_flight: Mutex<HashSet<String>>,
+    /// The payment tasks, so a simulated crash can stop them all.
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl Pool {
+    pub fn new(ctx: Arc<Context>) -> Arc<Self> {
+        let permits = Arc::new(Semaphore::new(ctx.config.concurrency));
+        Arc::new(Self {
+            ctx,
+            permits,
+            in_flight: Mutex::new(HashSet::new()),
+            tasks: Mutex::new(JoinSet::new()),
+        })
+    }
+
+    /// Waits for one permit, then takes up to `max - 1` more without waiting.
+    pub async fn permits_up_to(&self, max: usize) -> Vec<OwnedSemaphorePermit> {
+        let mut taken = Vec::with_capacity(max);
+        if let Ok(first) = self.permits.clone().acquire_owned().await {
+            taken.push(first);
+        }
+        while taken.len() < max {
+            match self.permits.clone().try_acquire_owned() {
+                Ok(p) => taken.push(p),
+                Err(_) => break,
+            }
+        }
+        taken
+    }
+
+    /// Stops every payment task where it is.
+    pub fn abort_all(&self) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.abort_all();
+        }
+    }
+
+    pub fn in_flight_ids(&self) -> Vec<String> {
+        self.in_flight
+            .lock()
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Runs one payment in its own task, holding `permit` until it ends.
+pub fn spawn_payment(pool: &Arc<Pool>, entry: StreamEntry, permit: OwnedSemaphorePermit) {
+    if let Ok(mut set) = pool.in_flight.lock() {
+        set.insert(entry.entry_id.clone());
+    }
+    metrics::gauge!(names::WORKER_IN_FLIGHT).increment(1.0);
+    let task_pool = pool.clone();
+    let task = async move {
+        let pool = task_pool;
+        let finish = pipeline::process(&pool.ctx, &entry).await;
+        if finish == Finish::Released {
+            tracing::debug!(entry = %entry.entry_id, "released at shutdown, stays pending");
+        }
+        if let Ok(mut set) = pool.in_flight.lock() {
+            set.remove(&entry.entry_id);
+        }
+        metrics::gauge!(names::WORKER_IN_FLIGHT).decrement(1.0);
+        drop(permit);
+    };
+    if let Ok(mut tasks) = pool.tasks.lock() {
+        // Reap finished tasks so the set only holds live ones.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+}

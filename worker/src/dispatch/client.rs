@@ -1,0 +1,117 @@
+//! The HTTP client of both processors: keep-alive connections, the body written without
+//! an intermediate JSON value, a timeout per call.
+
+use std::time::{Duration, Instant};
+
+use common::metrics as names;
+use common::payment::{Cents, PaymentId, Processor};
+use common::time::{format_ms, parse_ms, Millis};
+use serde::Deserialize;
+
+use crate::dispatch::outcome::{Lookup, SendOutcome};
+
+/// One client for both processors; cheap to clone.
+#[derive(Clone)]
+pub struct ProcessorClient {
+    http: reqwest::Client,
+    /// Base URLs, indexed by `Processor::index()`.
+    urls: [String; 2],
+    timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredPayment {
+    requested_at: String,
+}
+
+impl ProcessorClient {
+    pub fn new(urls: [String; 2], timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(2))
+            .http1_only()
+            .build()?;
+        Ok(Self {
+            http,
+            urls,
+            timeout,
+        })
+    }
+
+    pub fn url(&self, processor: Processor) -> &str {
+        &self.urls[processor.index()]
+    }
+
+    /// `POST /payments` with `requested_at` exactly as it will be recorded.
+    pub async fn send(
+        &self,
+        processor: Processor,
+        id: &PaymentId,
+        amount: Cents,
+        requested_at: Millis,
+    ) -> SendOutcome {
+        let mut buf = [0u8; 36];
+        let body = format!(
+            r#"{{"correlationId":"{}","amount":{},"requestedAt":"{}"}}"#,
+            id.encode(&mut buf),
+            amount,
+            format_ms(requested_at)
+        );
+        let started = Instant::now();
+        let result = self
+            .http
+            .post(format!("{}/payments", self.url(processor)))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let outcome = match result {
+            Ok(response) => SendOutcome::from_status(response.status().as_u16()),
+            // Refused before anything was sent: the processor cannot have it.
+            Err(e) if e.is_connect() => SendOutcome::Failed { status: None },
+            Err(_) => SendOutcome::Ambiguous,
+        };
+        metrics::histogram!(
+            names::PROCESSOR_CALL_DURATION_SECONDS,
+            "processor" => processor.as_str(),
+            "outcome" => outcome.label(),
+        )
+        .record(started.elapsed().as_secs_f64());
+        metrics::counter!(
+            names::PROCESSOR_CALLS_TOTAL,
+            "processor" => processor.as_str(),
+            "outcome" => outcome.label(),
+        )
+        .increment(1);
+        outcome
+    }
+
+    /// `GET /payments/{id}`: whether, and with which requestedAt, the processor holds it.
+    pub async fn lookup(&self, processor: Processor, id: &PaymentId) -> Lookup {
+        let result = self
+            .http
+            .get(format!("{}/payments/{id}", self.url(processor)))
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(_) => return Lookup::Unknown,
+        };
+        match response.status().as_u16() {
+            404 => Lookup::Absent,
+            200 => match response.json::<StoredPayment>().await {
+                Ok(p) => match parse_ms(&p.requested_at) {
+                    Ok(requested_at) => Lookup::Found { requested_at },
+                    Err(_) => Lookup::Unknown,
+                },
+                Err(_) => Lookup::Unknown,
+            },
+            _ => Lookup::Unknown,
+        }
+    }
+}

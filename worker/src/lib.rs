@@ -1,0 +1,148 @@
+//! The Paystream worker pool: consumes the payment stream and gets every payment stored by
+//! exactly one processor, then records it.
+//!
+//! # Data flow
+//!
+//! [`consume::read`] (`XREADGROUP`, as many entries as free permits) and
+//! [`consume::reclaim`] (`XAUTOCLAIM` of dead consumers' entries, heartbeat of ours) →
+//! [`pipeline::process`], one task per payment: [`route`] chooses a processor →
+//! `begin.lua` pins the payment to it in Redis → [`dispatch`] calls it → `record.lua`
+//! marks it processed, adds it to the summary and acknowledges the entry, in one step.
+//! [`admin`] serves `/metrics`.
+//!
+//! # Delivery contract
+//!
+//! The stream is at-least-once; the effect is exactly-once:
+//! - an entry is acknowledged only by the script that records (or dead-letters) it, so a
+//!   crash at any point leaves it pending, and another consumer reclaims it after
+//!   `WORKER_CLAIM_IDLE_MS`;
+//! - recording is idempotent by correlation id, so a second delivery cannot count twice;
+//! - before any call, the payment is pinned to the processor in Redis; it can only move
+//!   to the other processor once the first certainly does not hold it (a definite failure
+//!   of the only unresolved attempt, or a 404 from its `GET /payments/{id}` after its
+//!   delay). A retry on the same processor that answers 422 means "stored there": it is
+//!   recorded with the requestedAt that processor holds.
+
+pub mod admin;
+pub mod backoff;
+pub mod config;
+pub mod consume;
+pub mod dispatch;
+pub mod pipeline;
+pub mod route;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::shutdown::{Shutdown, ShutdownTrigger};
+use common::store::Store;
+use tokio::task::JoinHandle;
+
+pub use config::WorkerConfig;
+use consume::Pool;
+use dispatch::ProcessorClient;
+use pipeline::{AfterSendHook, Context};
+
+/// A running worker: its reader, reclaimer and payment tasks.
+pub struct WorkerHandle {
+    pool: Arc<Pool>,
+    loops: Vec<JoinHandle<()>>,
+    /// Stops this worker (the external shutdown it was started with triggers it too).
+    stop: Arc<ShutdownTrigger>,
+}
+
+/// Optional test hooks.
+#[derive(Default, Clone)]
+pub struct Hooks {
+    pub after_send: Option<AfterSendHook>,
+}
+
+/// Starts a worker. `external` (e.g. signals) stops it gracefully, as does
+/// [`WorkerHandle::shutdown`].
+pub async fn start(
+    config: WorkerConfig,
+    external: Shutdown,
+    hooks: Hooks,
+) -> anyhow::Result<WorkerHandle> {
+    let store = Store::connect_lazy(&config.redis.options, config.redis.keys.clone())?;
+    let mut backoff = backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    // The group must exist before the first read; wait for Redis if it is not up yet.
+    while let Err(e) = store.ensure_group().await {
+        if external.is_triggered() {
+            anyhow::bail!("stopped before redis was reachable: {e}");
+        }
+        tracing::warn!(error = %e, "waiting for redis");
+        backoff.wait().await;
+    }
+    let client = ProcessorClient::new(config.processor_urls.clone(), config.processor_timeout)?;
+    let (stop, shutdown) = Shutdown::new();
+    let stop = Arc::new(stop);
+    let link = {
+        let (stop, mut external, mut own) = (stop.clone(), external, shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = external.wait() => stop.trigger(),
+                _ = own.wait() => {}
+            }
+        })
+    };
+    let ctx = Arc::new(Context {
+        store,
+        client,
+        observed: Default::default(),
+        shutdown,
+        after_send: hooks.after_send,
+        config,
+    });
+    tracing::info!(
+        consumer = %ctx.config.consumer,
+        concurrency = ctx.config.concurrency,
+        policy = ctx.config.policy.name(),
+        "worker started"
+    );
+    let pool = Pool::new(ctx);
+    let loops = vec![
+        tokio::spawn(consume::read::run(pool.clone())),
+        tokio::spawn(consume::reclaim::run(pool.clone())),
+        link,
+    ];
+    Ok(WorkerHandle { pool, loops, stop })
+}
+
+impl WorkerHandle {
+    /// This worker's consumer name.
+    pub fn consumer(&self) -> &str {
+        &self.pool.ctx.config.consumer
+    }
+
+    /// Payments being handled right now.
+    pub fn in_flight(&self) -> usize {
+        self.pool.ctx.config.concurrency - self.pool.permits.available_permits()
+    }
+
+    /// Graceful stop: no new reads; payments in a processor call finish, are recorded and
+    /// acknowledged; payments waiting for a retry are released (they stay pending and
+    /// another consumer reclaims them). Returns once all are done or the drain timeout
+    /// passed.
+    pub async fn shutdown(self) {
+        self.stop.trigger();
+        let drain = self.pool.ctx.config.drain_timeout;
+        let all = self.pool.ctx.config.concurrency as u32;
+        match tokio::time::timeout(drain, self.pool.permits.acquire_many(all)).await {
+            Ok(_) => tracing::info!("worker drained"),
+            Err(_) => tracing::warn!(in_flight = self.in_flight(), "drain timed out"),
+        }
+        for task in self.loops {
+            let _ = task.await;
+        }
+    }
+
+    /// Simulates a crash (`kill -9`): every loop and payment task stops where it is,
+    /// nothing more is recorded or acknowledged, the heartbeat stops.
+    pub fn abort(self) {
+        for task in &self.loops {
+            task.abort();
+        }
+        self.pool.abort_all();
+    }
+}

@@ -1,0 +1,191 @@
+//! The whole path in one process: a real redis-server on an ephemeral port, the real
+//! gateway on 127.0.0.1:0, two simulated processors on 127.0.0.1:0, and workers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::shutdown::{Shutdown, ShutdownTrigger};
+use common::store::Store;
+use common::testing::{unique_prefix, RedisServer};
+use gateway::{AppState, GatewayConfig};
+use load_tests::sim::{self, SimConfig, SimHandle};
+use paystream_worker::{Hooks, WorkerConfig, WorkerHandle};
+
+pub struct Stack {
+    pub redis: RedisServer,
+    pub prefix: String,
+    pub gateway: SocketAddr,
+    pub default: SimHandle,
+    pub fallback: SimHandle,
+    pub store: Store,
+    pub client: reqwest::Client,
+    _gateway_stop: ShutdownTrigger,
+}
+
+pub async fn spawn_stack() -> Stack {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let url = redis.url();
+    let env: HashMap<&str, &str> = HashMap::from([
+        ("REDIS_URL", url.as_str()),
+        ("PAYSTREAM_KEY_PREFIX", prefix.as_str()),
+        ("REDIS_TIMEOUT_MS", "1000"),
+    ]);
+    let state = AppState::new(GatewayConfig::from_env(&env).unwrap()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = listener.local_addr().unwrap();
+    let (stop, shutdown) = Shutdown::new();
+    let store = state.store.clone();
+    tokio::spawn(gateway::run(listener, state, shutdown));
+    let default = sim::spawn(SimConfig::default_processor()).await.unwrap();
+    let fallback = sim::spawn(SimConfig::fallback_processor()).await.unwrap();
+    Stack {
+        redis,
+        prefix,
+        gateway,
+        default,
+        fallback,
+        store,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .unwrap(),
+        _gateway_stop: stop,
+    }
+}
+
+impl Stack {
+    /// Worker settings for this stack; `extra` overrides.
+    pub fn worker_config(&self, extra: &[(&str, &str)]) -> WorkerConfig {
+        let url = self.redis.url();
+        let default = self.default.url();
+        let fallback = self.fallback.url();
+        let mut env: HashMap<&str, &str> = HashMap::from([
+            ("REDIS_URL", url.as_str()),
+            ("PAYSTREAM_KEY_PREFIX", self.prefix.as_str()),
+            ("PROCESSOR_DEFAULT_URL", default.as_str()),
+            ("PROCESSOR_FALLBACK_URL", fallback.as_str()),
+            ("WORKER_METRICS_ADDR", "off"),
+            ("RETRY_BASE_MS", "5"),
+            ("RETRY_MAX_MS", "50"),
+        ]);
+        env.extend(extra.iter().copied());
+        WorkerConfig::from_env(&env).unwrap()
+    }
+
+    pub async fn start_worker(&self, extra: &[(&str, &str)]) -> WorkerHandle {
+        self.start_worker_with(extra, Hooks::default()).await
+    }
+
+    pub async fn start_worker_with(&self, extra: &[(&str, &str)], hooks: Hooks) -> WorkerHandle {
+        let (_never, shutdown) = Shutdown::new();
+        // The external trigger lives as long as the test: leak it deliberately.
+        std::mem::forget(_never);
+        paystream_worker::start(self.worker_config(extra), shutdown, hooks)
+            .await
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.gateway, path)
+    }
+
+    pub async fn post(&self, id: &uuid::Uuid, amount: &str) -> u16 {
+        self.client
+            .post(self.url("/payments"))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"correlationId":"{id}","amount":{amount}}}"#))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub async fn status(&self, id: &uuid::Uuid) -> serde_json::Value {
+        self.client
+            .get(self.url(&format!("/payments/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The gateway's summary over all time, as (default count, default cents, fallback
+    /// count, fallback cents).
+    pub async fn totals(&self) -> (u64, i128, u64, i128) {
+        let s = self.store.summary(Default::default()).await.unwrap();
+        (
+            s.default.requests,
+            s.default.cents,
+            s.fallback.requests,
+            s.fallback.cents,
+        )
+    }
+
+    /// Waits until the summary counts `n` payments in all, or panics after `limit`.
+    pub async fn wait_processed(&self, n: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (d, _, f, _) = self.totals().await;
+            if d + f >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} processed after {limit:?} (backlog {})",
+                d + f,
+                self.store.backlog().await.unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A processor's admin summary over HTTP, as (count, amount text).
+    pub async fn admin_summary(&self, sim: &SimHandle, query: &str) -> (u64, String) {
+        let text = self
+            .client
+            .get(format!("{}/admin/payments-summary{query}", sim.url()))
+            .header("X-Rinha-Token", "123")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let amount = text
+            .split("\"totalAmount\":")
+            .nth(1)
+            .and_then(|rest| rest.split([',', '}']).next())
+            .unwrap()
+            .to_string();
+        (value["totalRequests"].as_u64().unwrap(), amount)
+    }
+
+    /// The gateway's summary over HTTP, raw text.
+    pub async fn summary_text(&self, query: &str) -> String {
+        self.client
+            .get(self.url(&format!("/payments-summary{query}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// Cents from an exact decimal text (`333364.8`, `19.90`).
+pub fn cents_of(text: &str) -> i128 {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let mut frac = frac.to_string();
+    while frac.len() < 2 {
+        frac.push('0');
+    }
+    assert!(frac.len() == 2, "more than 2 decimals: {text}");
+    int.parse::<i128>().unwrap() * 100 + frac.parse::<i128>().unwrap()
+}

@@ -1,0 +1,224 @@
+//! The worker's integration tests: the real gateway, worker pool, Redis and simulated
+//! processors, all on ephemeral ports.
+
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use helpers::{cents_of, spawn_stack};
+use paystream_worker::dispatch::SendOutcome;
+use paystream_worker::Hooks;
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_concurrent_payments_are_each_processed_exactly_once() {
+    let stack = spawn_stack().await;
+    let _worker_a = stack.start_worker(&[]).await;
+    let _worker_b = stack.start_worker(&[]).await;
+    let start = common::time::now_ms();
+    let ids: Vec<Uuid> = (0..5_000).map(|_| Uuid::new_v4()).collect();
+    let stack = Arc::new(stack);
+    let mut posts = tokio::task::JoinSet::new();
+    for chunk in ids.chunks(25) {
+        let (stack, chunk) = (stack.clone(), chunk.to_vec());
+        posts.spawn(async move {
+            for id in chunk {
+                assert_eq!(stack.post(&id, "19.90").await, 202);
+            }
+        });
+    }
+    while let Some(r) = posts.join_next().await {
+        r.unwrap();
+    }
+    stack.wait_processed(5_000, Duration::from_secs(120)).await;
+    // Let any stray duplicate surface before comparing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let end = common::time::now_ms();
+
+    let (d, dc, f, fc) = stack.totals().await;
+    assert_eq!(d + f, 5_000);
+    assert_eq!(dc + fc, 5_000 * 1990);
+    assert_eq!(
+        stack.default.stored_count() + stack.fallback.stored_count(),
+        5_000
+    );
+
+    // The gateway's summary equals each processor's own admin summary, same window.
+    let query = format!(
+        "?from={}&to={}",
+        common::time::format_ms(start - 1_000),
+        common::time::format_ms(end)
+    );
+    let ours: serde_json::Value = serde_json::from_str(&stack.summary_text(&query).await).unwrap();
+    let (dn, damount) = stack.admin_summary(&stack.default, &query).await;
+    let (fnn, famount) = stack.admin_summary(&stack.fallback, &query).await;
+    assert_eq!(ours["default"]["totalRequests"].as_u64().unwrap(), dn);
+    assert_eq!(ours["fallback"]["totalRequests"].as_u64().unwrap(), fnn);
+    assert_eq!(dc, cents_of(&damount));
+    assert_eq!(fc, cents_of(&famount));
+
+    // No payment is stored by both processors, and every status is pollable.
+    for id in &ids {
+        assert!(
+            stack.default.stored(id).is_none() || stack.fallback.stored(id).is_none(),
+            "{id} stored twice"
+        );
+    }
+    for id in ids.iter().step_by(7) {
+        let status = stack.status(id).await;
+        assert_eq!(status["status"], "processed", "{status}");
+        assert!(status["processor"] == "default" || status["processor"] == "fallback");
+        assert!(status["requestedAt"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(stack.store.backlog().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_duplicate_is_charged_once_and_a_conflict_is_refused() {
+    let stack = spawn_stack().await;
+    let _worker = stack.start_worker(&[]).await;
+    let id = Uuid::new_v4();
+    assert_eq!(stack.post(&id, "10.00").await, 202);
+    assert_eq!(stack.post(&id, "10.00").await, 200);
+    assert_eq!(stack.post(&id, "10.01").await, 409);
+    stack.wait_processed(1, Duration::from_secs(20)).await;
+    assert_eq!(stack.post(&id, "10.00").await, 200);
+    assert_eq!(stack.status(&id).await["status"], "processed");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stack.totals().await, (1, 1000, 0, 0));
+    assert_eq!(
+        stack.default.payment_posts() + stack.fallback.payment_posts(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_the_processor_ok_and_the_record_counts_once() {
+    let stack = spawn_stack().await;
+    let crashed = Arc::new(AtomicBool::new(false));
+    let hook_crashed = crashed.clone();
+    let hooks = Hooks {
+        after_send: Some(Arc::new(move |_id, outcome| {
+            *outcome == SendOutcome::Stored && !hook_crashed.swap(true, Ordering::SeqCst)
+        })),
+    };
+    let fast_claim = [("WORKER_CLAIM_IDLE_MS", "300")];
+    let doomed = stack.start_worker_with(&fast_claim, hooks).await;
+    let id = Uuid::new_v4();
+    assert_eq!(stack.post(&id, "42.00").await, 202);
+    // The processor stores it, the worker "dies" before recording.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !crashed.load(Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the crash point was never reached"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stack.default.stored(&id).is_some());
+    assert_eq!(stack.totals().await, (0, 0, 0, 0));
+    doomed.abort();
+
+    // A new worker reclaims the entry: the processor says 422, the payment is recorded
+    // once, with the requestedAt the processor holds.
+    let _rescuer = stack.start_worker(&fast_claim).await;
+    stack.wait_processed(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stack.totals().await, (1, 4200, 0, 0));
+    assert_eq!(stack.default.stored_count(), 1);
+    assert_eq!(stack.fallback.stored_count(), 0);
+    assert!(stack.default.duplicate_rejections() >= 1);
+    let stored = stack.default.stored(&id).unwrap();
+    let status = stack.status(&id).await;
+    assert_eq!(status["requestedAt"], stored.requested_at);
+    assert_eq!(stack.store.backlog().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn default_failing_goes_to_fallback_only_under_a_policy_that_allows_it() {
+    let stack = spawn_stack().await;
+    stack.default.set_failure(true);
+    let _worker = stack
+        .start_worker(&[("ROUTING_POLICY", "cheapest-available")])
+        .await;
+    let ids: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "1.00").await, 202);
+    }
+    stack.wait_processed(30, Duration::from_secs(30)).await;
+    let (d, _, f, fc) = stack.totals().await;
+    assert_eq!((d, f, fc), (0, 30, 3000));
+    assert_eq!(stack.default.stored_count(), 0);
+    assert_eq!(stack.fallback.stored_count(), 30);
+}
+
+#[tokio::test]
+async fn default_only_waits_for_default_and_never_pays_the_fallback_fee() {
+    let stack = spawn_stack().await;
+    stack.default.set_failure(true);
+    let _worker = stack
+        .start_worker(&[("ROUTING_POLICY", "default-only")])
+        .await;
+    let ids: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "1.00").await, 202);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.totals().await, (0, 0, 0, 0));
+    assert!(stack.default.payment_failures() > 0);
+    // Held payments are still in Redis, not only in the worker's memory.
+    assert_eq!(stack.store.backlog().await.unwrap(), 20);
+    stack.default.set_failure(false);
+    stack.wait_processed(20, Duration::from_secs(30)).await;
+    assert_eq!(stack.totals().await, (20, 2000, 0, 0));
+    assert_eq!(stack.fallback.payment_posts(), 0);
+}
+
+#[tokio::test]
+async fn a_processor_answering_after_the_client_timeout_stores_and_counts_once() {
+    let stack = spawn_stack().await;
+    stack.default.set_delay(400);
+    let _worker = stack
+        .start_worker(&[
+            ("ROUTING_POLICY", "cheapest-available"),
+            ("PROCESSOR_TIMEOUT_MS", "100"),
+            ("AMBIGUITY_GRACE_MS", "700"),
+        ])
+        .await;
+    let ids: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "3.00").await, 202);
+    }
+    stack.wait_processed(20, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stored_default: HashSet<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| stack.default.stored(id).is_some())
+        .collect();
+    for id in &ids {
+        assert!(
+            stack.default.stored(id).is_none() || stack.fallback.stored(id).is_none(),
+            "{id} stored by both processors"
+        );
+    }
+    let (d, dc, f, fc) = stack.totals().await;
+    assert_eq!(d + f, 20);
+    assert_eq!(d as usize, stored_default.len());
+    assert_eq!(d as usize, stack.default.stored_count());
+    assert_eq!(f as usize, stack.fallback.stored_count());
+    assert_eq!(dc + fc, 20 * 300);
+    // Recorded with the requestedAt each processor holds.
+    for id in &stored_default {
+        let status = stack.status(id).await;
+        assert_eq!(
+            status["requestedAt"],
+            stack.default.stored(id).unwrap().requested_at
+        );
+    }
+}
