@@ -1,0 +1,186 @@
+//! `paystream-load`: the reference load test (`rinha`) and the throughput benchmark
+//! (`throughput`). Flags in, report out; the work is in `paystream_load_tests::load`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use paystream_load_tests::load::procstat::ProcGroup;
+use paystream_load_tests::load::{
+    report, run_rinha, run_throughput, RinhaConfig, ThroughputConfig,
+};
+
+#[derive(Parser)]
+#[command(name = "paystream-load", about = "Paystream load generators", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The reference test of SPEC section 5: ramping VUs, six processor stages, checker, score.
+    Rinha(RinhaArgs),
+    /// Open-loop benchmark stepping through fixed arrival rates.
+    Throughput(ThroughputArgs),
+}
+
+#[derive(Args)]
+struct Output {
+    /// Directory for <name>.json and <name>.svg.
+    #[arg(long, default_value = "load-tests/results")]
+    out: PathBuf,
+    /// Base name of the files [default: <command>-<UTC timestamp>].
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Args)]
+struct RinhaArgs {
+    /// The backend (load balancer) base URL.
+    #[arg(long, default_value = "http://127.0.0.1:9999")]
+    backend: String,
+    /// The default processor's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8001")]
+    default_url: String,
+    /// The fallback processor's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8002")]
+    fallback_url: String,
+    /// Backend admin token, sent as X-Admin-Token with the purge.
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Processors' admin token, sent as X-Rinha-Token.
+    #[arg(long, default_value = "123")]
+    processor_token: String,
+    /// Peak virtual users.
+    #[arg(long, default_value_t = 550)]
+    max_requests: u32,
+    /// Length of the ramp.
+    #[arg(long, default_value_t = 60.0)]
+    duration_secs: f64,
+    /// Length of each stage and the checker's period.
+    #[arg(long, default_value_t = 10.0)]
+    stage_secs: f64,
+    /// Client timeout of each payment, ms.
+    #[arg(long, default_value_t = 1500)]
+    timeout_ms: u64,
+    /// Pause before the final summaries, s.
+    #[arg(long, default_value_t = 2.0)]
+    settle_secs: f64,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct ThroughputArgs {
+    /// The backend (load balancer or a gateway) base URL.
+    #[arg(long, default_value = "http://127.0.0.1:9999")]
+    backend: String,
+    /// Backend admin token, sent as X-Admin-Token with the purge.
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Do not purge the backend first.
+    #[arg(long)]
+    no_purge: bool,
+    /// Arrival rates to step through, req/s.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "5000,10000,20000,40000,60000"
+    )]
+    rates: Vec<u64>,
+    /// Length of each step, s.
+    #[arg(long, default_value_t = 10.0)]
+    step_secs: f64,
+    /// Stop stepping after a step whose p99 exceeds this, ms.
+    #[arg(long, default_value_t = 5.0)]
+    p99_limit_ms: f64,
+    /// Keep-alive connections (= most requests in flight).
+    #[arg(long, default_value_t = 128)]
+    connections: usize,
+    /// Per-request timeout, ms.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+    /// Drop a request that cannot start this long after its due time, ms.
+    #[arg(long, default_value_t = 1000)]
+    max_lag_ms: u64,
+    /// After the last step, wait up to this for the backlog to drain, s.
+    #[arg(long, default_value_t = 10.0)]
+    drain_secs: f64,
+    /// Watch a process group's CPU and memory: NAME=PID[,PID...] (repeatable).
+    #[arg(long = "pid", value_name = "NAME=PID")]
+    pids: Vec<ProcGroup>,
+    #[command(flatten)]
+    output: Output,
+}
+
+fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
+}
+
+fn default_name(kind: &str) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{kind}-{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match Cli::parse().command {
+        Command::Rinha(a) => {
+            let cfg = RinhaConfig {
+                backend_url: a.backend,
+                default_url: a.default_url,
+                fallback_url: a.fallback_url,
+                admin_token: a.admin_token,
+                processor_token: a.processor_token,
+                max_requests: a.max_requests,
+                duration: secs(a.duration_secs, "duration-secs")?,
+                stage: secs(a.stage_secs, "stage-secs")?,
+                timeout: Duration::from_millis(a.timeout_ms),
+                settle: secs(a.settle_secs, "settle-secs")?,
+                out_dir: Some(a.output.out),
+                name: a.output.name.unwrap_or_else(|| default_name("rinha")),
+            };
+            let r = run_rinha(cfg).await?;
+            print!("{}", report::rinha_table(&r));
+        }
+        Command::Throughput(a) => {
+            let cfg = ThroughputConfig {
+                backend_url: a.backend,
+                admin_token: a.admin_token,
+                purge: !a.no_purge,
+                rates: a.rates,
+                step: secs(a.step_secs, "step-secs")?,
+                p99_limit: secs(a.p99_limit_ms / 1000.0, "p99-limit-ms")?,
+                connections: a.connections,
+                timeout: Duration::from_millis(a.timeout_ms),
+                max_lag: Duration::from_millis(a.max_lag_ms),
+                drain: secs(a.drain_secs, "drain-secs")?,
+                sample_every: Duration::from_millis(500),
+                procs: a.pids,
+                out_dir: Some(a.output.out),
+                name: a.output.name.unwrap_or_else(|| default_name("throughput")),
+            };
+            let r = run_throughput(cfg).await?;
+            print!("{}", report::throughput_table(&r));
+        }
+    }
+    Ok(())
+}

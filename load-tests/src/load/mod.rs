@@ -1,0 +1,28 @@
+//! Load generators: the reference test with its score, and the open-loop throughput
+//! benchmark (binary `paystream-load`).
+//!
+//! Data flow of a reference run ([`run_rinha`]):
+//! [`control`] (purge, set stage 0) → [`rinha`] (virtual users post payments; stage changes
+//! via [`control`]; [`checker`] compares summaries every stage) → [`stats`] (HDR latency,
+//! outcomes, per-second timeline) → [`score`] (exact [`money`]) → [`report`] (stdout table,
+//! JSON) and [`plot`] (SVG).
+//!
+//! Data flow of a throughput run ([`run_throughput`]):
+//! [`throughput`] (open-loop schedule over raw keep-alive connections, sampler of the
+//! backend's totals and of [`procstat`]) → [`stats`] → [`report`] and [`plot`].
+//!
+//! Both are library calls so tests and scripts can run them; the binary only parses flags.
+
+pub mod checker;
+pub mod control;
+pub mod money;
+pub mod plot;
+pub mod procstat;
+pub mod report;
+pub mod rinha;
+pub mod score;
+pub mod stats;
+pub mod throughput;
+
+pub use rinha::{run_rinha, RinhaConfig, RinhaReport};
+pub use throughput::{run_throughput, ThroughputConfig, ThroughputReport};

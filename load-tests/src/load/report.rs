@@ -1,0 +1,249 @@
+//! The human table printed on stdout and the JSON file of every run.
+//!
+//! Comes last, with [`plot`](super::plot): [`rinha`](super::rinha) and
+//! [`throughput`](super::throughput) hand over their finished reports.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::rinha::RinhaReport;
+use super::stats::{Outcomes, Percentiles};
+use super::throughput::ThroughputReport;
+
+/// Writes `value` as pretty JSON, creating the directory if needed.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut json = serde_json::to_vec_pretty(value)?;
+    json.push(b'\n');
+    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
+}
+
+fn rejected(o: &Outcomes) -> String {
+    if o.rejected.is_empty() {
+        return "0".into();
+    }
+    let parts: Vec<String> = o
+        .rejected
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
+    format!("{} ({})", o.rejected_total(), parts.join(", "))
+}
+
+fn percentiles(p: &Percentiles) -> String {
+    format!(
+        "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (n = {})",
+        p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms, p.count
+    )
+}
+
+/// The reference run as a table.
+pub fn rinha_table(r: &RinhaReport) -> String {
+    let s = &r.score;
+    let b = &r.summary.backend;
+    let mut out = String::new();
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(out, "  {k:<22} {v}");
+    };
+    row(
+        "run",
+        format!(
+            "{} ({} VUs max, {} s, stages of {} s) {} .. {}",
+            r.name,
+            r.settings.max_requests,
+            r.settings.duration_s,
+            r.settings.stage_s,
+            r.started_at,
+            r.finished_at
+        ),
+    );
+    let verdict = if s.disqualified {
+        format!("   DISQUALIFIED: {}", s.disqualified_reasons.join("; "))
+    } else {
+        String::new()
+    };
+    row("SCORE", format!("{}{verdict}", s.score));
+    row(
+        "gross / fees / net",
+        format!("{} / {} / {}", s.gross, s.fees, s.net),
+    );
+    row(
+        "bonus / fine / factor",
+        format!(
+            "{} (p99 {} ms) / {} / {}",
+            s.bonus, s.p99_ms, s.fine, s.factor
+        ),
+    );
+    row(
+        "inconsistencies",
+        format!(
+            "{} of {} checks ({} check errors)",
+            r.inconsistencies,
+            r.checks.len(),
+            r.check_errors
+        ),
+    );
+    row("latency ms (all)", percentiles(&r.latency));
+    row("latency ms (payments)", percentiles(&r.payment_latency));
+    row("requests", r.requests.requests.to_string());
+    row("accepted (2xx)", r.requests.accepted.to_string());
+    row("rejected", rejected(&r.requests));
+    row(
+        "timeouts / errors",
+        format!("{} / {}", r.requests.timeouts, r.requests.errors),
+    );
+    row(
+        "default",
+        format!(
+            "{} payments, {} (processor stored {}, fee {})",
+            b.default.total_requests,
+            b.default.total_amount,
+            r.summary.default.total_requests,
+            s.default_fee
+        ),
+    );
+    row(
+        "fallback",
+        format!(
+            "{} payments, {} (processor stored {}, fee {})",
+            b.fallback.total_requests,
+            b.fallback.total_amount,
+            r.summary.fallback.total_requests,
+            s.fallback_fee
+        ),
+    );
+    row("lag (accepted - shown)", s.lag.to_string());
+    if let Some(failed) = r.stages.iter().find(|st| st.error.is_some()) {
+        row(
+            "stage errors",
+            format!(
+                "stage {}: {}",
+                failed.index,
+                failed.error.clone().unwrap_or_default()
+            ),
+        );
+    }
+    for f in &r.files {
+        row("written", f.clone());
+    }
+    out
+}
+
+/// The benchmark as a table, one line per step.
+pub fn throughput_table(r: &ThroughputReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "throughput run {} against {} ({} connections, {} s steps, p99 limit {} ms)",
+        r.name,
+        r.settings.backend_url,
+        r.settings.connections,
+        r.settings.step_s,
+        r.settings.p99_limit_ms
+    );
+    let _ = writeln!(
+        out,
+        "{:>8} {:>9} {:>10} {:>9} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  result",
+        "rate",
+        "sent",
+        "accepted/s",
+        "rejected",
+        "timeouts",
+        "errors",
+        "dropped",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms"
+    );
+    for s in &r.steps {
+        let _ = writeln!(
+            out,
+            "{:>8} {:>9} {:>10.0} {:>9} {:>8} {:>7} {:>8} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9.3}  {}",
+            s.target_rate,
+            s.outcomes.requests,
+            s.accepted_per_sec,
+            s.outcomes.rejected_total(),
+            s.outcomes.timeouts,
+            s.outcomes.errors,
+            s.dropped,
+            s.latency.p50_ms,
+            s.latency.p90_ms,
+            s.latency.p99_ms,
+            s.latency.p999_ms,
+            s.latency.max_ms,
+            s.stop_reason.as_deref().unwrap_or("ok"),
+        );
+        if !s.cpu_cores.is_empty() {
+            let cores: Vec<String> = s
+                .cpu_cores
+                .iter()
+                .map(|(n, c)| format!("{n} {c:.2}"))
+                .collect();
+            let _ = writeln!(out, "{:>8} cores: {}", "", cores.join(", "));
+        }
+    }
+    let max = r
+        .max_passing_rate
+        .map_or_else(|| "none".to_owned(), |m| format!("{m} req/s"));
+    let _ = writeln!(out, "highest passing rate: {max}");
+    let p = &r.processed;
+    let opt = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0}"));
+    let _ = writeln!(
+        out,
+        "processed end to end: {} of {} accepted, backlog at end {}, avg {}/s, peak {}/s",
+        p.processed
+            .map_or_else(|| "n/a".to_owned(), |v| v.to_string()),
+        p.accepted,
+        p.backlog_end
+            .map_or_else(|| "n/a".to_owned(), |v| v.to_string()),
+        opt(p.avg_per_sec),
+        opt(p.peak_per_sec),
+    );
+    for g in &r.processes {
+        let _ = writeln!(
+            out,
+            "process {:<16} cpu {:.2} s ({:.2} cores avg)  rss {} KiB now, {} KiB peak",
+            g.name, g.cpu_seconds, g.avg_cores, g.rss_last_kb, g.rss_peak_kb
+        );
+    }
+    for f in &r.files {
+        let _ = writeln!(out, "written: {f}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn writes_json_into_new_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/report.json");
+        write_json(&path, &serde_json::json!({"x": 1})).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["x"],
+            1
+        );
+    }
+
+    #[test]
+    fn rejected_lists_statuses() {
+        let mut o = Outcomes::default();
+        assert_eq!(rejected(&o), "0");
+        o.add(crate::load::stats::Outcome::Status(503));
+        o.add(crate::load::stats::Outcome::Status(429));
+        o.add(crate::load::stats::Outcome::Status(503));
+        assert_eq!(rejected(&o), "3 (429: 1, 503: 2)");
+    }
+}

@@ -1,0 +1,144 @@
+//! What a simulated processor is configured with at start ([`SimConfig`]).
+//!
+//! Before: a test builds it (usually from [`SimConfig::default_processor`] or
+//! [`SimConfig::fallback_processor`]), or the binary parses it from the environment
+//! ([`env`](mod@super::env)). After: [`Simulator::new`](super::Simulator::new) validates it
+//! into running state. Delay, failure and token can change later through the admin
+//! endpoints or the test handle; the fee and the limits cannot.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::money::{Decimal, FeeError};
+
+/// The admin token the real processors start with.
+pub const DEFAULT_TOKEN: &str = "123";
+/// The default processor's fee.
+pub const DEFAULT_PROCESSOR_FEE: &str = "0.05";
+/// The fallback processor's fee.
+pub const FALLBACK_PROCESSOR_FEE: &str = "0.15";
+/// One health call per this window.
+pub const DEFAULT_HEALTH_WINDOW: Duration = Duration::from_secs(5);
+/// Payments handled at the same time.
+pub const DEFAULT_MAX_CONCURRENT: usize = 800;
+/// Payments waiting for a handling slot before `429`.
+pub const DEFAULT_MAX_QUEUED: usize = 500;
+/// Health callers that may wait for a later window before `429`.
+pub const HEALTH_MAX_WAITERS: usize = 2;
+
+/// Start-up configuration of one simulated processor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Fee per transaction as decimal text, e.g. `"0.05"`; kept exact.
+    pub fee: String,
+    /// Initial value of the `X-Rinha-Token` admin header.
+    pub token: String,
+    /// `GET /payments/service-health` serves one call per window (5 s for real;
+    /// shorter in compressed-time tests).
+    pub health_window: Duration,
+    /// `POST /payments` handled at the same time.
+    pub max_concurrent: usize,
+    /// `POST /payments` queued for a slot; beyond that, `429`.
+    pub max_queued: usize,
+    /// Delay applied before each payment is decided, in milliseconds.
+    pub initial_delay_ms: u64,
+    /// Whether payments answer `500` from the start.
+    pub initial_failure: bool,
+}
+
+impl SimConfig {
+    /// The default processor: 5 % fee, token `123`, real limits, no delay, healthy.
+    pub fn default_processor() -> Self {
+        Self {
+            fee: DEFAULT_PROCESSOR_FEE.to_owned(),
+            token: DEFAULT_TOKEN.to_owned(),
+            health_window: DEFAULT_HEALTH_WINDOW,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            max_queued: DEFAULT_MAX_QUEUED,
+            initial_delay_ms: 0,
+            initial_failure: false,
+        }
+    }
+
+    /// The fallback processor: like the default one with a 15 % fee.
+    pub fn fallback_processor() -> Self {
+        Self {
+            fee: FALLBACK_PROCESSOR_FEE.to_owned(),
+            ..Self::default_processor()
+        }
+    }
+
+    /// Checks the configuration; returns the parsed fee.
+    pub(crate) fn validate(&self) -> Result<Decimal, ConfigError> {
+        if self.health_window.is_zero() {
+            return Err(ConfigError::HealthWindow);
+        }
+        if self.max_concurrent == 0 {
+            return Err(ConfigError::MaxConcurrent);
+        }
+        Ok(Decimal::parse_fee(&self.fee)?)
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self::default_processor()
+    }
+}
+
+/// A [`SimConfig`] that cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// The fee is not a plain non-negative decimal.
+    #[error("invalid fee: {0}")]
+    Fee(#[from] FeeError),
+    /// A zero window would divide time into nothing.
+    #[error("health_window must be greater than zero")]
+    HealthWindow,
+    /// Nothing could ever be handled.
+    #[error("max_concurrent must be at least 1")]
+    MaxConcurrent,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_differ_only_by_fee() {
+        let default = SimConfig::default_processor();
+        let fallback = SimConfig::fallback_processor();
+        assert!(default.validate().is_ok());
+        assert!(fallback.validate().is_ok());
+        assert_eq!(
+            SimConfig {
+                fee: default.fee.clone(),
+                ..fallback
+            },
+            default
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_run() {
+        let bad = |f: fn(&mut SimConfig)| {
+            let mut config = SimConfig::default();
+            f(&mut config);
+            config.validate()
+        };
+        assert_eq!(
+            bad(|c| c.health_window = Duration::ZERO),
+            Err(ConfigError::HealthWindow)
+        );
+        assert_eq!(
+            bad(|c| c.max_concurrent = 0),
+            Err(ConfigError::MaxConcurrent)
+        );
+        assert!(matches!(
+            bad(|c| c.fee = "5%".into()),
+            Err(ConfigError::Fee(_))
+        ));
+        assert!(bad(|c| c.max_queued = 0).is_ok());
+    }
+}
