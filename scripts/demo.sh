@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The demo: builds everything, installs what is missing (redis-server, nginx, curl via
+# apt-get when root), starts two simulated processors on :8001/:8002 and the full stack on
+# :9999 (scripts/up.sh), runs the reference load test (SPEC section 5) and prints its
+# score, then prints our summary next to the processors' own. Stops everything it started.
+#
+# Environment: MAX_REQUESTS (550), DURATION_SECS (60), STAGE_SECS (10), RESULTS
+# (load-tests/results), NAME (demo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
+need_packages redis-server:redis-server nginx:nginx-light curl:curl
+
+say "building (release)"
+cargo build --release --locked --workspace --bins
+BIN=target/release
+RUN_DIR=${RUN_DIR:-$PWD/.run}
+mkdir -p "$RUN_DIR"
+trap 'cleanup_children' EXIT
+trap 'exit 130' INT TERM
+
+say "simulated processors on :8001 (default, 5 %) and :8002 (fallback, 15 %)"
+PORT=8001 TRANSACTION_FEE=0.05 "$BIN/processor-sim" 2>"$RUN_DIR/sim-default.log" &
+CHILDREN+=($!)
+PORT=8002 TRANSACTION_FEE=0.15 "$BIN/processor-sim" 2>"$RUN_DIR/sim-fallback.log" &
+CHILDREN+=($!)
+wait_port 8001 15
+wait_port 8002 15
+
+./scripts/up.sh 2>"$RUN_DIR/stack.log" &
+CHILDREN+=($!)
+wait_http http://127.0.0.1:9999/readyz 120
+
+NAME=${NAME:-demo}
+RESULTS=${RESULTS:-load-tests/results}
+say "reference load test (${DURATION_SECS:-60} s); results in $RESULTS/$NAME.{json,svg}"
+"$BIN/paystream-load" rinha \
+  --max-requests "${MAX_REQUESTS:-550}" \
+  --duration-secs "${DURATION_SECS:-60}" \
+  --stage-secs "${STAGE_SECS:-10}" \
+  --out "$RESULTS" --name "$NAME"
+
+say "our summary next to the processors' own (all payments)"
+printf '%-10s %s\n' "paystream" "$(curl -fsS http://127.0.0.1:9999/payments-summary)"
+printf '%-10s %s\n' "default" "$(curl -fsS -H 'X-Rinha-Token: 123' http://127.0.0.1:8001/admin/payments-summary)"
+printf '%-10s %s\n' "fallback" "$(curl -fsS -H 'X-Rinha-Token: 123' http://127.0.0.1:8002/admin/payments-summary)"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Starts the whole local stack in the foreground: Redis (own port and data dir, AOF on),
+# one worker, two gateways, nginx on $PORT (9999) with the repo's nginx.conf — against the
+# processors at PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL. Ctrl-C / SIGTERM stops all.
+#
+# Environment (all optional): PORT (9999), REDIS_PORT (6390), GATEWAY_PORTS ("8081 8082"),
+# WORKER_METRICS_ADDR (127.0.0.1:9100), RUN_DIR (.run), PROFILE (release), plus every
+# variable of the gateway and worker (README, "Configuration").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+PORT=${PORT:-9999}
+REDIS_PORT=${REDIS_PORT:-6390}
+read -r -a GW_PORTS <<<"${GATEWAY_PORTS:-8081 8082}"
+RUN_DIR=${RUN_DIR:-$PWD/.run}
+PROFILE=${PROFILE:-release}
+export PROCESSOR_DEFAULT_URL=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
+export PROCESSOR_FALLBACK_URL=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
+export WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9100}
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+
+command -v redis-server >/dev/null || die "redis-server is missing: run ./scripts/demo.sh as root (it installs it) or apt-get install redis-server"
+[ -x "$(nginx_bin)" ] || die "nginx is missing: run ./scripts/demo.sh as root (it installs it) or apt-get install nginx-light"
+
+BIN=target/$PROFILE
+if [ ! -x "$BIN/paystream-gateway" ] || [ ! -x "$BIN/paystream-worker" ]; then
+  say "building ($PROFILE)"
+  if [ "$PROFILE" = release ]; then cargo build --release --locked -p paystream-gateway -p paystream-worker
+  else cargo build --locked -p paystream-gateway -p paystream-worker; fi
+fi
+
+mkdir -p "$RUN_DIR/redis" "$RUN_DIR/nginx/logs" "$RUN_DIR/nginx/tmp"
+trap 'say "stopping"; cleanup_children; exit 0' INT TERM
+trap 'cleanup_children' EXIT
+
+say "redis on :$REDIS_PORT (data in $RUN_DIR/redis)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
+  --appendonly yes --appendfsync everysec --save "" --maxmemory-policy noeviction \
+  --protected-mode no --daemonize no --logfile "$RUN_DIR/redis/redis.log" &
+CHILDREN+=($!)
+for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+say "worker (metrics on $WORKER_METRICS_ADDR)"
+"$BIN/paystream-worker" &
+CHILDREN+=($!)
+
+UPSTREAMS=()
+for p in "${GW_PORTS[@]}"; do
+  say "gateway on :$p"
+  GATEWAY_LISTEN=127.0.0.1:$p "$BIN/paystream-gateway" &
+  CHILDREN+=($!)
+  UPSTREAMS+=("127.0.0.1:$p")
+done
+
+# The repo's nginx.conf, with local upstreams, port and writable paths.
+sed -e "s/server gateway-1:8080;/server ${UPSTREAMS[0]};/" \
+    -e "s/server gateway-2:8080;/server ${UPSTREAMS[1]:-${UPSTREAMS[0]}};/" \
+    -e "s/listen 9999 /listen $PORT /" \
+    -e "s#^http {#http {\n    client_body_temp_path $RUN_DIR/nginx/tmp/body;\n    proxy_temp_path $RUN_DIR/nginx/tmp/proxy;\n    fastcgi_temp_path $RUN_DIR/nginx/tmp/fastcgi;\n    uwsgi_temp_path $RUN_DIR/nginx/tmp/uwsgi;\n    scgi_temp_path $RUN_DIR/nginx/tmp/scgi;#" \
+    nginx.conf >"$RUN_DIR/nginx/nginx.conf"
+for p in "${GW_PORTS[@]}"; do wait_http "http://127.0.0.1:$p/healthz" 30; done
+say "nginx on :$PORT"
+"$(nginx_bin)" -p "$RUN_DIR/nginx" -c "$RUN_DIR/nginx/nginx.conf" \
+  -g "daemon off; pid $RUN_DIR/nginx/nginx.pid; error_log stderr warn;" &
+CHILDREN+=($!)
+wait_http "http://127.0.0.1:$PORT/readyz" 30
+say "stack up: http://127.0.0.1:$PORT  (Ctrl-C stops it)"
+# Stay up while every component is; if one exits, stop the rest.
+wait -n || true
+say "a component exited; stopping the stack"
+exit 1
