@@ -23,6 +23,11 @@ pub const RETRIES_TOTAL: &str = "paystream_retries_total";
 pub const STREAM_READ_TOTAL: &str = "paystream_stream_entries_read_total";
 /// Entries in the stream (queued + in flight).
 pub const STREAM_BACKLOG: &str = "paystream_stream_backlog_entries";
+/// Backlog (stream length) the gateway's accept script reported the last time it shed a
+/// payment with 503; 0 until it first does. The worker's `STREAM_BACKLOG` is the live value.
+pub const GATEWAY_SHED_BACKLOG: &str = "paystream_gateway_shed_backlog_entries";
+/// Clients the gateway's per-client rate limiter currently tracks (after its periodic cleanup).
+pub const RATE_LIMIT_TRACKED_CLIENTS: &str = "paystream_gateway_rate_limit_clients";
 /// Payments being handled by this worker right now.
 pub const WORKER_IN_FLIGHT: &str = "paystream_worker_in_flight_payments";
 /// Redis errors; label `kind`.
@@ -33,3 +38,14 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0, 10.0,
 ];
+
+/// Routing decisions; label `decision` = default|fallback|hold.
+pub const ROUTING_DECISIONS_TOTAL: &str = "paystream_routing_decisions_total";
+/// Circuit breaker state per processor: 0 closed, 1 half-open, 2 open.
+pub const BREAKER_STATE: &str = "paystream_breaker_state";
+/// Age of the health report in the local cache; label `processor`.
+pub const HEALTH_AGE_SECONDS: &str = "paystream_health_report_age_seconds";
+/// Whether the health report says failing (1) or not (0); label `processor`.
+pub const HEALTH_FAILING: &str = "paystream_health_failing";
+/// Health polls made by this process; labels `processor`, `outcome` = ok|rate_limited|error.
+pub const HEALTH_POLLS_TOTAL: &str = "paystream_health_polls_total";

@@ -51,6 +51,7 @@ struct Scripts {
     fail: Script,
     summary: Script,
     touch: Script,
+    health_slot: Script,
 }
 
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
@@ -61,6 +62,7 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
     fail: Script::new(include_str!("scripts/fail.lua")),
     summary: Script::new(include_str!("scripts/summary.lua")),
     touch: Script::new(include_str!("scripts/touch.lua")),
+    health_slot: Script::new(include_str!("scripts/health_slot.lua")),
 });
 
 /// Outcome of [`Store::accept`].
@@ -142,6 +144,26 @@ pub struct Totals {
 pub struct Summary {
     pub default: Totals,
     pub fallback: Totals,
+}
+
+/// A processor's health as its `GET /payments/service-health` last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthReport {
+    pub failing: bool,
+    pub min_response_ms: u64,
+    /// When the poller received the answer.
+    pub observed_at: Millis,
+}
+
+/// Outcome of [`Store::health_slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthSlot {
+    /// This process polls now (the poll time is already taken).
+    Poll,
+    /// This process holds the lease; the next poll is not due yet.
+    Leader,
+    /// Another process holds the lease.
+    Follower,
 }
 
 /// Redis connection settings shared by the gateway and the worker.
@@ -500,6 +522,78 @@ impl Store {
         }
         let mut conn = self.conn.clone();
         Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Takes or renews the health-poller lease of `processor` and, when due, the next
+    /// poll; see `health_slot.lua`.
+    pub async fn health_slot(
+        &self,
+        processor: Processor,
+        me: &str,
+        now: Millis,
+        interval: Duration,
+        lease_ttl: Duration,
+    ) -> Result<HealthSlot, StoreError> {
+        let mut conn = self.conn.clone();
+        let slot: i64 = SCRIPTS
+            .health_slot
+            .key(self.keys.health_lease(processor))
+            .key(self.keys.health(processor))
+            .arg(me)
+            .arg(now)
+            .arg(interval.as_millis() as u64)
+            .arg(lease_ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match slot {
+            1 => HealthSlot::Poll,
+            0 => HealthSlot::Leader,
+            _ => HealthSlot::Follower,
+        })
+    }
+
+    /// Publishes a health report for every process to read.
+    pub async fn publish_health(
+        &self,
+        processor: Processor,
+        report: HealthReport,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::cmd("HSET")
+            .arg(self.keys.health(processor))
+            .arg("failing")
+            .arg(report.failing as u8)
+            .arg("min")
+            .arg(report.min_response_ms)
+            .arg("at")
+            .arg(report.observed_at)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Both processors' latest health reports (`None` where none was published yet).
+    pub async fn read_health(&self) -> Result<[Option<HealthReport>; 2], StoreError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for processor in Processor::ALL {
+            pipe.cmd("HMGET")
+                .arg(self.keys.health(processor))
+                .arg(&["failing", "min", "at"]);
+        }
+        let replies: Vec<(Option<u8>, Option<u64>, Option<Millis>)> =
+            pipe.query_async(&mut conn).await?;
+        let mut out = [None, None];
+        for (slot, reply) in out.iter_mut().zip(replies) {
+            if let (Some(failing), Some(min), Some(at)) = reply {
+                *slot = Some(HealthReport {
+                    failing: failing == 1,
+                    min_response_ms: min,
+                    observed_at: at,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Number of entries in the stream (queued or in flight: processed ones are deleted).

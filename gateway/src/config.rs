@@ -1,6 +1,7 @@
 //! The gateway's configuration, read once from the environment.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use common::config::{self, parse, ConfigError, Env, RedisConfig, Secret};
@@ -8,8 +9,12 @@ use common::config::{self, parse, ConfigError, Env, RedisConfig, Secret};
 pub mod vars {
     pub const LISTEN: &str = "GATEWAY_LISTEN";
     pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
+    pub const ALLOW_UNAUTHENTICATED_ADMIN: &str = "PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN";
     pub const BACKLOG_LIMIT: &str = "BACKLOG_LIMIT";
     pub const DRAIN_TIMEOUT_MS: &str = "DRAIN_TIMEOUT_MS";
+    pub const RATE_LIMIT_PER_CLIENT: &str = "RATE_LIMIT_PER_CLIENT";
+    pub const RATE_LIMIT_GLOBAL: &str = "RATE_LIMIT_GLOBAL";
+    pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
 }
 
 pub mod defaults {
@@ -17,6 +22,14 @@ pub mod defaults {
     /// Entries in the stream (queued + in flight) beyond which `POST /payments` sheds load.
     pub const BACKLOG_LIMIT: u64 = 500_000;
     pub const DRAIN_TIMEOUT_MS: u64 = 5_000;
+    /// Rate limits are off unless configured: the reference load test must not meet them.
+    pub const RATE_LIMIT_PER_CLIENT: u32 = 0;
+    pub const RATE_LIMIT_GLOBAL: u32 = 0;
+    /// 0 = each limiter's burst is one second's worth of its rate.
+    pub const RATE_LIMIT_BURST: u32 = 0;
+    /// Highest accepted rate or burst: beyond it governor's per-cell interval loses precision,
+    /// and no single gateway serves that much anyway.
+    pub const RATE_LIMIT_MAX: u32 = 1_000_000;
 }
 
 #[derive(Debug, Clone)]
@@ -25,10 +38,43 @@ pub struct GatewayConfig {
     pub redis: RedisConfig,
     /// When set, admin endpoints require it in `X-Admin-Token`.
     pub admin_token: Option<Secret>,
+    /// Without a token, admin endpoints answer 403 unless this is true (local stacks and the
+    /// load test harness, which purge without credentials).
+    pub allow_unauthenticated_admin: bool,
     /// 0 disables load shedding.
     pub backlog_limit: u64,
     /// How long open connections get to finish after shutdown starts.
     pub drain_timeout: Duration,
+    /// `POST /payments` rate limits (off by default).
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Requests per second allowed on `POST /payments`; `None` = that limit is off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Per client (API key, forwarded address or peer address; see `limits`).
+    pub per_client: Option<NonZeroU32>,
+    /// All clients of this gateway instance together.
+    pub global: Option<NonZeroU32>,
+    /// Requests a bucket admits at once; `None` = the limiter's own rate.
+    pub burst: Option<NonZeroU32>,
+}
+
+impl RateLimitConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let read = |var, default| {
+            config::parse_in(env, var, default, 0..=defaults::RATE_LIMIT_MAX).map(NonZeroU32::new)
+        };
+        Ok(Self {
+            per_client: read(vars::RATE_LIMIT_PER_CLIENT, defaults::RATE_LIMIT_PER_CLIENT)?,
+            global: read(vars::RATE_LIMIT_GLOBAL, defaults::RATE_LIMIT_GLOBAL)?,
+            burst: read(vars::RATE_LIMIT_BURST, defaults::RATE_LIMIT_BURST)?,
+        })
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.per_client.is_some() || self.global.is_some()
+    }
 }
 
 impl GatewayConfig {
@@ -43,6 +89,11 @@ impl GatewayConfig {
             )?,
             redis: RedisConfig::from_env(env)?,
             admin_token: config::raw(env, vars::ADMIN_TOKEN).map(Secret::new),
+            allow_unauthenticated_admin: config::flag(
+                env,
+                vars::ALLOW_UNAUTHENTICATED_ADMIN,
+                false,
+            )?,
             backlog_limit: parse(env, vars::BACKLOG_LIMIT, defaults::BACKLOG_LIMIT)?,
             drain_timeout: config::millis(
                 env,
@@ -50,6 +101,7 @@ impl GatewayConfig {
                 defaults::DRAIN_TIMEOUT_MS,
                 0..=600_000,
             )?,
+            rate_limit: RateLimitConfig::from_env(env)?,
         })
     }
 }
@@ -65,6 +117,8 @@ mod tests {
         let cfg = GatewayConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
         assert_eq!(cfg.listen.port(), 8080);
         assert!(cfg.admin_token.is_none());
+        assert!(!cfg.allow_unauthenticated_admin);
+        assert!(!cfg.rate_limit.is_enabled());
         let bad = HashMap::from([(vars::LISTEN, "nope")]);
         assert_eq!(GatewayConfig::from_env(&bad).unwrap_err().var, vars::LISTEN);
         let bad = HashMap::from([(vars::BACKLOG_LIMIT, "-1")]);
@@ -72,5 +126,47 @@ mod tests {
             GatewayConfig::from_env(&bad).unwrap_err().var,
             vars::BACKLOG_LIMIT
         );
+        let bad = HashMap::from([(vars::ALLOW_UNAUTHENTICATED_ADMIN, "perhaps")]);
+        assert_eq!(
+            GatewayConfig::from_env(&bad).unwrap_err().var,
+            vars::ALLOW_UNAUTHENTICATED_ADMIN
+        );
+    }
+
+    #[test]
+    fn rate_limits_parse_with_zero_meaning_off() {
+        let env = HashMap::from([
+            (vars::RATE_LIMIT_PER_CLIENT, "20"),
+            (vars::RATE_LIMIT_GLOBAL, "0"),
+            (vars::RATE_LIMIT_BURST, "40"),
+        ]);
+        let cfg = RateLimitConfig::from_env(&env).unwrap();
+        assert_eq!(cfg.per_client, NonZeroU32::new(20));
+        assert_eq!(cfg.global, None);
+        assert_eq!(cfg.burst, NonZeroU32::new(40));
+        assert!(cfg.is_enabled());
+
+        let only_burst = HashMap::from([(vars::RATE_LIMIT_BURST, "5")]);
+        assert!(!RateLimitConfig::from_env(&only_burst).unwrap().is_enabled());
+
+        for (var, value) in [
+            (vars::RATE_LIMIT_PER_CLIENT, "-1"),
+            (vars::RATE_LIMIT_GLOBAL, "lots"),
+            (vars::RATE_LIMIT_BURST, "1000001"),
+        ] {
+            let bad = HashMap::from([(var, value)]);
+            assert_eq!(RateLimitConfig::from_env(&bad).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn admin_access_flags() {
+        let env = HashMap::from([
+            (vars::ALLOW_UNAUTHENTICATED_ADMIN, "true"),
+            (vars::ADMIN_TOKEN, "t"),
+        ]);
+        let cfg = GatewayConfig::from_env(&env).unwrap();
+        assert!(cfg.allow_unauthenticated_admin);
+        assert!(cfg.admin_token.unwrap().matches(b"t"));
     }
 }

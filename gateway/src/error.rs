@@ -27,8 +27,12 @@ pub enum ApiError {
     Busy { backlog: u64 },
     #[error("storage unavailable; retry later")]
     Unavailable(#[source] StoreError),
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("missing or wrong admin token")]
     Unauthorized,
+    #[error("admin endpoints are disabled: no admin token is configured")]
+    AdminDisabled,
     #[error("unsupported media type: send application/json")]
     UnsupportedMediaType,
 }
@@ -58,7 +62,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Busy { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
@@ -75,7 +81,9 @@ impl ApiError {
             ApiError::Conflict { .. } => "conflict",
             ApiError::Busy { .. } => "busy",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::AdminDisabled => "admin_disabled",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
         }
     }
@@ -91,7 +99,9 @@ impl ApiError {
             ApiError::Conflict { .. } => "Conflicting payment",
             ApiError::Busy { .. } => "Too many payments waiting",
             ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Unauthorized => "Unauthorized",
+            ApiError::AdminDisabled => "Admin endpoints disabled",
             ApiError::UnsupportedMediaType => "Unsupported media type",
         }
     }
@@ -111,8 +121,14 @@ impl ApiError {
         let mut builder = Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, "application/problem+json");
-        if matches!(self, ApiError::Busy { .. } | ApiError::Unavailable(_)) {
-            builder = builder.header(header::RETRY_AFTER, "1");
+        match &self {
+            ApiError::Busy { .. } | ApiError::Unavailable(_) => {
+                builder = builder.header(header::RETRY_AFTER, "1");
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                builder = builder.header(header::RETRY_AFTER, *retry_after_secs);
+            }
+            _ => {}
         }
         if matches!(self, ApiError::MethodNotAllowed) {
             builder = builder.header(header::ALLOW, "GET, POST");

@@ -2,11 +2,14 @@
 //!
 //! # Data flow
 //!
-//! A request passes: [`server`] (accept loop, keep-alive, graceful drain) →
+//! A request passes: [`server`] (accept loop, keep-alive, header size cap, graceful drain) →
 //! [`router`] (method + path → handler, per-route metrics) → one of [`handlers`]:
-//! `payments` (parse the body into a `ValidPayment`, then one atomic script:
-//! status hash + `XADD`), `status`, `summary`, `admin`, `health` → [`responses`]
-//! (static bodies, JSON writers) or [`error`] (the one error → problem+json mapping).
+//! `payments` ([`limits`] first — per-client and global rate limits, when configured —,
+//! then parse the body into a `ValidPayment`, then one atomic script: status hash + `XADD`,
+//! which also sheds load when the backlog is over its limit), `status`, `summary`,
+//! `admin` (token or explicit opt-in), `health` → [`responses`] (static bodies, JSON
+//! writers) or [`error`] (the one error → problem+json mapping).
+//! [`config`] reads everything above from the environment once.
 //!
 //! The gateway never talks to a processor: a `202` means the payment is durably in Redis
 //! and the worker pool takes it from there.
@@ -14,6 +17,7 @@
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod limits;
 pub mod responses;
 pub mod router;
 pub mod server;
@@ -21,6 +25,7 @@ pub mod server;
 use std::sync::Arc;
 
 use common::store::Store;
+use limits::RateLimits;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use config::GatewayConfig;
@@ -34,6 +39,9 @@ pub struct AppState {
     pub config: GatewayConfig,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// `POST /payments` rate limiters; `None` (the default) when every limit is off, so
+    /// the hot path pays one branch.
+    pub limits: Option<Arc<RateLimits>>,
 }
 
 impl AppState {
@@ -44,6 +52,7 @@ impl AppState {
         Ok(Arc::new(Self {
             store,
             metrics: common::telemetry::install_metrics(),
+            limits: RateLimits::from_config(&config.rate_limit).map(Arc::new),
             config,
         }))
     }

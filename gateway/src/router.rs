@@ -1,6 +1,7 @@
 //! Method + path → handler, and the per-route metrics every request records.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -55,14 +56,17 @@ impl Route {
     }
 }
 
-/// The service function: routes, runs the handler, maps errors, records metrics.
+/// The service function: routes, runs the handler, maps errors, records metrics. `peer` is
+/// the connection's remote address (the rate limiter's client key when nothing better is
+/// known).
 pub async fn handle(
     state: Arc<AppState>,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let route = Route::of(req.uri().path());
-    let result = dispatch(&state, route, req).await;
+    let result = dispatch(&state, route, peer, req).await;
     let response = result.unwrap_or_else(ApiError::into_response);
     metrics::counter!(
         names::HTTP_REQUESTS_TOTAL,
@@ -78,11 +82,12 @@ pub async fn handle(
 async fn dispatch(
     state: &AppState,
     route: Route,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let method = req.method().clone();
     match (route, method) {
-        (Route::CreatePayment, Method::POST) => payments::create(state, req).await,
+        (Route::CreatePayment, Method::POST) => payments::create(state, req, peer).await,
         (Route::PaymentStatus, Method::GET) => status::get(state, req.uri().path()).await,
         (Route::Summary, Method::GET) => summary::get(state, req.uri().query()).await,
         (Route::Purge, Method::POST) => admin::purge(state, &req).await,
@@ -101,6 +106,7 @@ fn status_label(status: u16) -> &'static str {
         202 => "202",
         400 => "400",
         401 => "401",
+        403 => "403",
         404 => "404",
         405 => "405",
         409 => "409",

@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 with keep-alive on every accepted connection, and a graceful
 //! drain — on shutdown the listener closes, open connections finish their in-flight
 //! request and close, and whatever is still open after the drain timeout is dropped.
+//! While it serves, a background task keeps the rate limiter's per-client memory bounded.
 
 use std::sync::Arc;
 
@@ -11,15 +12,29 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::{router, AppState};
+use crate::{limits, router, AppState};
+
+/// Largest request head (request line and headers) a client may send: ample for an API
+/// whose requests carry a handful of short headers (nginx itself caps a header line at 8 KiB).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Cap of a connection's read buffer.
+pub const MAX_READ_BUF_BYTES: usize = 64 * 1024;
 
 /// Serves until `shutdown` fires, then drains. Main and the tests both call this.
 pub async fn run(listener: TcpListener, state: Arc<AppState>, mut shutdown: Shutdown) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
-    http.keep_alive(true).max_buf_size(64 * 1024);
+    // A request head over MAX_HEAD_BYTES gets hyper's own 431 and never reaches the router;
+    // the read buffer may grow a little further (pipelined requests), never unbounded.
+    http.keep_alive(true)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(MAX_READ_BUF_BYTES);
+    let cleanup = state
+        .limits
+        .clone()
+        .map(|l| tokio::spawn(limits::keep_bounded(l, limits::CLEANUP_INTERVAL)));
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -33,7 +48,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, mut shutdown: Shut
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        let service = service_fn(move |req| router::handle(state.clone(), req));
+        let service = service_fn(move |req| router::handle(state.clone(), peer, req));
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -43,6 +58,9 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, mut shutdown: Shut
         });
     }
     drop(listener);
+    if let Some(task) = cleanup {
+        task.abort();
+    }
     let open = graceful.count();
     tracing::info!(open, "listener closed, draining connections");
     let drain = state.config.drain_timeout;

@@ -90,7 +90,7 @@ const accepted = new Counter("payments_accepted");
 const rejected = new Counter("payments_rejected");
 const timeouts = new Counter("payments_timeouts");
 const errors = new Counter("payments_errors");
-const checks = new Counter("checks");
+const consistencyChecks = new Counter("consistency_checks");
 const inconsistencies = new Counter("inconsistencies");
 const checkErrors = new Counter("check_errors");
 // Final figures, recorded once by teardown (money in integer cents).
@@ -185,7 +185,7 @@ export function checker() {
     const backend = backendSummary(query);
     const def = processorSummary(DEFAULT_URL, query);
     const fb = processorSummary(FALLBACK_URL, query);
-    checks.add(1);
+    consistencyChecks.add(1);
     const consistent =
       backend.default.totalRequests === def.totalRequests &&
       backend.fallback.totalRequests === fb.totalRequests;
@@ -269,7 +269,7 @@ export function handleSummary(data) {
     bonus: bonus,
     fine: fine,
     inconsistencies: inconsistencyCount,
-    checks: count(data, "checks"),
+    checks: count(data, "consistency_checks"),
     check_errors: count(data, "check_errors"),
     requests: {
       accepted: acceptedCount,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use common::config::{self, http_url, millis, parse, parse_in, ConfigError, Env, RedisConfig};
 
+use crate::route::breaker::BreakerConfig;
+use crate::route::health::HealthConfig;
 use crate::route::policy::Policy;
 
 pub mod vars {
@@ -23,6 +25,16 @@ pub mod vars {
     pub const ROUTING_POLICY: &str = "ROUTING_POLICY";
     pub const MAX_HOLD_MS: &str = "MAX_HOLD_MS";
     pub const DRAIN_TIMEOUT_MS: &str = "DRAIN_TIMEOUT_MS";
+    pub const HEALTH_POLL_MS: &str = "HEALTH_POLL_MS";
+    pub const HEALTH_TIMEOUT_MS: &str = "HEALTH_TIMEOUT_MS";
+    pub const HEALTH_REFRESH_MS: &str = "HEALTH_REFRESH_MS";
+    pub const BREAKER_WINDOW_MS: &str = "BREAKER_WINDOW_MS";
+    pub const BREAKER_MIN_CALLS: &str = "BREAKER_MIN_CALLS";
+    pub const BREAKER_FAILURE_RATE: &str = "BREAKER_FAILURE_RATE";
+    pub const BREAKER_SLOW_CALL_MS: &str = "BREAKER_SLOW_CALL_MS";
+    pub const BREAKER_SLOW_RATE: &str = "BREAKER_SLOW_RATE";
+    pub const BREAKER_OPEN_MS: &str = "BREAKER_OPEN_MS";
+    pub const BREAKER_PROBES: &str = "BREAKER_PROBES";
 }
 
 pub mod defaults {
@@ -39,6 +51,10 @@ pub mod defaults {
     pub const MAX_ATTEMPTS: u32 = 2_000;
     pub const MAX_HOLD_MS: u64 = 30_000;
     pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
+    /// Above the processors' 5 s window, so two polls never share a window.
+    pub const HEALTH_POLL_MS: u64 = 5_100;
+    pub const HEALTH_TIMEOUT_MS: u64 = 6_000;
+    pub const HEALTH_REFRESH_MS: u64 = 250;
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +85,8 @@ pub struct WorkerConfig {
     pub policy: Policy,
     /// How long in-flight payments get to finish after shutdown starts.
     pub drain_timeout: Duration,
+    pub health: HealthConfig,
+    pub breaker: BreakerConfig,
 }
 
 impl WorkerConfig {
@@ -121,7 +139,74 @@ impl WorkerConfig {
                 ),
             ));
         }
+        let breaker_defaults = BreakerConfig::default();
+        let breaker = BreakerConfig {
+            window: millis(
+                env,
+                vars::BREAKER_WINDOW_MS,
+                breaker_defaults.window.as_millis() as u64,
+                10..=600_000,
+            )?,
+            min_calls: parse_in(
+                env,
+                vars::BREAKER_MIN_CALLS,
+                breaker_defaults.min_calls,
+                1..=100_000,
+            )?,
+            failure_rate: parse_in(
+                env,
+                vars::BREAKER_FAILURE_RATE,
+                breaker_defaults.failure_rate,
+                0.01..=1.0,
+            )?,
+            slow_call: millis(
+                env,
+                vars::BREAKER_SLOW_CALL_MS,
+                breaker_defaults.slow_call.as_millis() as u64,
+                1..=600_000,
+            )?,
+            slow_rate: parse_in(
+                env,
+                vars::BREAKER_SLOW_RATE,
+                breaker_defaults.slow_rate,
+                0.01..=1.0,
+            )?,
+            open_for: millis(
+                env,
+                vars::BREAKER_OPEN_MS,
+                breaker_defaults.open_for.as_millis() as u64,
+                1..=600_000,
+            )?,
+            probes: parse_in(
+                env,
+                vars::BREAKER_PROBES,
+                breaker_defaults.probes,
+                1..=10_000,
+            )?,
+        };
+        let health = HealthConfig {
+            interval: millis(
+                env,
+                vars::HEALTH_POLL_MS,
+                defaults::HEALTH_POLL_MS,
+                10..=600_000,
+            )?,
+            timeout: millis(
+                env,
+                vars::HEALTH_TIMEOUT_MS,
+                defaults::HEALTH_TIMEOUT_MS,
+                10..=600_000,
+            )?,
+            refresh: millis(
+                env,
+                vars::HEALTH_REFRESH_MS,
+                defaults::HEALTH_REFRESH_MS,
+                5..=60_000,
+            )?,
+        };
         Ok(Self {
+            health,
+            breaker,
             redis: RedisConfig::from_env(env)?,
             processor_urls: [
                 http_url(

@@ -86,10 +86,16 @@ pub async fn start(
             }
         })
     };
+    let router = route::Router::new(
+        config.policy,
+        config.breaker,
+        config.processor_timeout,
+        config.ambiguity_grace,
+    );
     let ctx = Arc::new(Context {
         store,
         client,
-        observed: Default::default(),
+        router,
         shutdown,
         after_send: hooks.after_send,
         config,
@@ -100,10 +106,23 @@ pub async fn start(
         policy = ctx.config.policy.name(),
         "worker started"
     );
+    let health = {
+        let waker = ctx.clone();
+        tokio::spawn(route::health::run(
+            ctx.store.clone(),
+            ctx.client.clone(),
+            ctx.router.health.clone(),
+            ctx.config.health,
+            ctx.config.consumer.clone(),
+            ctx.shutdown.clone(),
+            move |p| waker.router.recovered(p),
+        ))
+    };
     let pool = Pool::new(ctx);
     let loops = vec![
         tokio::spawn(consume::read::run(pool.clone())),
         tokio::spawn(consume::reclaim::run(pool.clone())),
+        health,
         link,
     ];
     Ok(WorkerHandle { pool, loops, stop })

@@ -20,8 +20,8 @@ use common::time::{now_ms, Millis};
 use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
 use crate::dispatch::{Lookup, ProcessorClient, SendOutcome};
-use crate::route::observed::Observed;
-use crate::route::policy::Situation;
+use crate::route::breaker::Permit;
+use crate::route::{millis, Choice, Router};
 
 /// Test hook called after every processor call; returning `true` simulates a crash at
 /// that point: the payment task stops there for good, recording nothing.
@@ -32,7 +32,7 @@ pub struct Context {
     pub store: Store,
     pub client: ProcessorClient,
     pub config: WorkerConfig,
-    pub observed: Observed,
+    pub router: Router,
     pub shutdown: Shutdown,
     pub after_send: Option<AfterSendHook>,
 }
@@ -74,8 +74,6 @@ struct Payment<'a> {
     /// When the gateway accepted it (the stream entry id's time part).
     accepted_at: Millis,
     backoff: Backoff,
-    /// Per processor: the last attempt there ended in a definite failure.
-    failed_last: [bool; 2],
     /// Per processor: an attempt there ended without a known outcome, in this process.
     ambiguous: [bool; 2],
     /// The attempt (processor, sent at, attempt number) whose outcome must be learned
@@ -96,7 +94,6 @@ impl<'a> Payment<'a> {
             entry,
             accepted_at,
             backoff: Backoff::new(ctx.config.retry_base, ctx.config.retry_max),
-            failed_last: [false; 2],
             ambiguous: [false; 2],
             unresolved: None,
             definite_failures: 0,
@@ -115,31 +112,52 @@ impl<'a> Payment<'a> {
                 }
                 continue;
             }
-            let wanted = self.choose();
-            match store.begin_attempt(id, wanted, now_ms()).await? {
-                Attempt::Done(_) | Attempt::Missing => {
+            let (wanted, permit) = match self.choose() {
+                Choice::Send(p, permit) => (p, permit),
+                Choice::Wait => {
+                    // Held: the entry stays pending in Redis; wake on a recovery.
+                    let mut shutdown = self.ctx.shutdown.clone();
+                    let delay = self.backoff.next_delay();
+                    tokio::select! {
+                        _ = self.ctx.router.wait_for_change(delay) => {}
+                        _ = shutdown.wait() => {}
+                    }
+                    continue;
+                }
+            };
+            match store.begin_attempt(id, wanted, now_ms()).await {
+                Err(e) => {
+                    self.ctx.router.release(wanted, permit);
+                    return Err(e);
+                }
+                Ok(Attempt::Done(_) | Attempt::Missing) => {
+                    self.ctx.router.release(wanted, permit);
                     store.ack(&self.entry.entry_id).await?;
                     return Ok(Finish::AlreadyDone);
                 }
-                Attempt::Pinned {
+                Ok(Attempt::Pinned {
                     processor,
                     since,
                     attempt,
-                } => {
+                }) => {
+                    self.ctx.router.release(wanted, permit);
                     if let Some(finish) = self.resolve_pinned(processor, since, attempt).await? {
                         return Ok(finish);
                     }
                 }
-                Attempt::Go {
+                Ok(Attempt::Go {
                     processor,
                     attempt,
                     unresolved_before,
-                } => {
+                }) => {
                     if attempt > 1 {
                         metrics::counter!(names::RETRIES_TOTAL, "processor" => processor.as_str())
                             .increment(1);
                     }
-                    if let Some(finish) = self.send(processor, attempt, unresolved_before).await? {
+                    if let Some(finish) = self
+                        .send(processor, permit, attempt, unresolved_before)
+                        .await?
+                    {
                         return Ok(finish);
                     }
                 }
@@ -147,29 +165,36 @@ impl<'a> Payment<'a> {
         }
     }
 
-    fn choose(&self) -> Processor {
-        let observed = &self.ctx.observed;
+    fn choose(&self) -> Choice {
         let age = now_ms().saturating_sub(self.accepted_at).max(0) as u64;
-        self.ctx.config.policy.choose(Situation {
-            age: Duration::from_millis(age),
-            default_failing: self.failed_last[0] || observed.failing(Processor::Default),
-            fallback_failing: self.failed_last[1] || observed.failing(Processor::Fallback),
-        })
+        self.ctx.router.choose(Duration::from_millis(age))
     }
 
     /// One attempt on `processor`, pinned there by `begin`. `None` = keep going.
     async fn send(
         &mut self,
         processor: Processor,
+        permit: Permit,
         attempt: u32,
         unresolved_before: bool,
     ) -> Result<Option<Finish>, StoreError> {
         let (ctx, entry) = (self.ctx, self.entry);
         let requested_at = now_ms();
+        let started = tokio::time::Instant::now();
+        let timeout = ctx.router.timeout(processor);
         let outcome = ctx
             .client
-            .send(processor, &entry.payment, entry.amount, requested_at)
+            .send(
+                processor,
+                &entry.payment,
+                entry.amount,
+                requested_at,
+                timeout,
+            )
             .await;
+        let failed = matches!(outcome, SendOutcome::Failed { .. } | SendOutcome::Ambiguous);
+        ctx.router
+            .outcome(processor, permit, failed, started.elapsed());
         if let Some(hook) = &ctx.after_send {
             if hook(&entry.payment, &outcome) {
                 tracing::warn!("test hook: simulated crash after the processor call");
@@ -178,10 +203,7 @@ impl<'a> Payment<'a> {
         }
         let unresolved = unresolved_before || self.ambiguous[processor.index()];
         match outcome {
-            SendOutcome::Stored => {
-                ctx.observed.success(processor);
-                self.record(processor, requested_at).await.map(Some)
-            }
+            SendOutcome::Stored => self.record(processor, requested_at).await.map(Some),
             SendOutcome::AlreadyStored => {
                 // An earlier attempt got there: record it with the requestedAt the
                 // processor holds, which is what its own summary counts.
@@ -197,9 +219,6 @@ impl<'a> Payment<'a> {
                 }
             }
             SendOutcome::Failed { .. } => {
-                ctx.observed.failure(processor);
-                self.failed_last[processor.index()] = true;
-                self.failed_last[processor.other().index()] = false;
                 self.definite_failures += 1;
                 if !unresolved {
                     ctx.store
@@ -251,7 +270,7 @@ impl<'a> Payment<'a> {
         attempt: u32,
     ) -> Result<Option<Finish>, StoreError> {
         let ctx = self.ctx;
-        let safe_at = since + ctx.config.ambiguity_grace.as_millis() as Millis;
+        let safe_at = since + millis(ctx.router.grace(processor));
         let wait = safe_at - now_ms();
         if wait > 0 {
             let mut shutdown = ctx.shutdown.clone();

@@ -1,5 +1,6 @@
 //! `POST /purge-payments`: clears every payment, status, aggregate and dead letter.
-//! Requires `X-Admin-Token` when `ADMIN_TOKEN` is configured.
+//! Requires `X-Admin-Token` when `ADMIN_TOKEN` is configured; without a token the admin
+//! endpoints are disabled (403) unless `PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=true`.
 
 use hyper::{Request, Response, StatusCode};
 
@@ -9,10 +10,15 @@ use crate::AppState;
 
 pub const TOKEN_HEADER: &str = "x-admin-token";
 
-/// Rejects the request unless it carries the configured admin token (if any).
+/// Rejects the request unless it carries the configured admin token, or no token is
+/// configured and unauthenticated admin access was explicitly allowed.
 pub fn authorize<B>(state: &AppState, req: &Request<B>) -> Result<(), ApiError> {
     let Some(expected) = &state.config.admin_token else {
-        return Ok(());
+        return if state.config.allow_unauthenticated_admin {
+            Ok(())
+        } else {
+            Err(ApiError::AdminDisabled)
+        };
     };
     let presented = req
         .headers()

@@ -1,5 +1,8 @@
-//! `POST /payments`: parse into a `ValidPayment`, then one atomic script creates the
-//! status and appends the stream entry. A `202` is only sent once Redis has it.
+//! `POST /payments`: rate limits (when on), then parse into a `ValidPayment`, then one
+//! atomic script creates the status and appends the stream entry — or sheds the payment
+//! when the backlog is over its limit. A `202` is only sent once Redis has it.
+
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use common::metrics as names;
@@ -10,14 +13,19 @@ use hyper::body::Incoming;
 use hyper::{header, Request, Response, StatusCode};
 
 use crate::error::ApiError;
+use crate::limits;
 use crate::responses::{self, Body};
 use crate::AppState;
 
 /// Largest accepted request body (SPEC §2).
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
 
-pub async fn create(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let result = accept(state, req).await;
+pub async fn create(
+    state: &AppState,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, ApiError> {
+    let result = accept(state, req, peer).await;
     let outcome = match &result {
         Ok((_, Outcome::Enqueued)) => "accepted",
         Ok((_, Outcome::Replayed(_))) => "replayed",
@@ -36,7 +44,16 @@ enum Outcome {
 async fn accept(
     state: &AppState,
     req: Request<Incoming>,
+    peer: SocketAddr,
 ) -> Result<(PaymentId, Outcome), ApiError> {
+    // Before anything else: a rejected request must cost neither parsing nor Redis.
+    if let Some(limits) = &state.limits {
+        limits
+            .check(req.headers(), peer)
+            .map_err(|wait| ApiError::RateLimited {
+                retry_after_secs: limits::retry_after_secs(wait),
+            })?;
+    }
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         if !ct.starts_with("application/json") && !ct.contains("+json") {
@@ -59,7 +76,10 @@ async fn accept(
         Accepted::Conflict { stored } => Err(ApiError::Conflict {
             stored: stored.to_string(),
         }),
-        Accepted::Busy { backlog } => Err(ApiError::Busy { backlog }),
+        Accepted::Busy { backlog } => {
+            metrics::gauge!(names::GATEWAY_SHED_BACKLOG).set(backlog as f64);
+            Err(ApiError::Busy { backlog })
+        }
     }
 }
 

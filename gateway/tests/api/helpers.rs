@@ -29,6 +29,9 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         ("PAYSTREAM_KEY_PREFIX", prefix.as_str()),
         ("GATEWAY_LISTEN", "127.0.0.1:0"),
         ("REDIS_TIMEOUT_MS", "500"),
+        // Like the local stack and docker-compose: purge without a token (tests that
+        // check the secure default override it).
+        ("PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN", "true"),
     ]);
     env.extend(extra.iter().copied());
     let config = GatewayConfig::from_env(&env).expect("test config");
@@ -57,6 +60,54 @@ impl TestApp {
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /payments` with extra headers.
+    pub async fn post_payment_with(
+        &self,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/payments"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Writes `request` as is on a fresh connection and returns whatever the server sent
+    /// back before closing it (for requests no HTTP client would send).
+    pub async fn raw(&self, request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        // The server may answer and close before it read everything: not an error here.
+        let _ = stream.write_all(request).await;
+        let mut response = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => response.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
             .await
             .unwrap()
     }

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod operability;
+mod store;
 
 use common::payment::{Cents, PaymentId, Processor};
 use common::store::Window;
@@ -344,6 +346,10 @@ async fn backlog_over_the_limit_sheds_with_503() {
     assert_eq!(shed.headers()["retry-after"], "1");
     assert_eq!(app.backlog().await, 3);
     assert_eq!(app.payment_keys().await, 3);
+    assert!(app
+        .metrics()
+        .await
+        .contains(common::metrics::GATEWAY_SHED_BACKLOG));
 }
 
 #[tokio::test]

@@ -306,7 +306,8 @@ pub struct StepReport {
     pub outcomes: Outcomes,
     /// Requests that could not start within `max_lag` of their due time.
     pub dropped: u64,
-    /// 2xx answers per second of the nominal step length.
+    /// 2xx answers per second of the step (its nominal length, or longer if the last
+    /// answers came later).
     pub accepted_per_sec: f64,
     /// Latency from the due time (see the module docs); decides pass/fail.
     pub latency: Percentiles,
@@ -670,7 +671,9 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
             scheduled,
             started_s,
             elapsed_s,
-            accepted_per_sec: round3(stats.outcomes.accepted as f64 / cfg.step.as_secs_f64()),
+            accepted_per_sec: round3(
+                stats.outcomes.accepted as f64 / elapsed_s.max(cfg.step.as_secs_f64()),
+            ),
             outcomes: stats.outcomes,
             dropped: stats.dropped,
             latency,

@@ -337,3 +337,86 @@ fn k6_script_is_self_contained() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k6_script_runs_a_compressed_reference_test_when_k6_is_installed() {
+    let k6 = std::env::var_os("K6").unwrap_or_else(|| "k6".into());
+    if std::process::Command::new(&k6)
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("k6 not installed: skipping the k6 run");
+        return;
+    }
+    let default = sim::spawn(SimConfig::default_processor()).await.unwrap();
+    let fallback = sim::spawn(SimConfig::fallback_processor()).await.unwrap();
+    let backend =
+        fake_backend::spawn(default.url(), fallback.url(), Some(ADMIN_TOKEN.into())).await;
+    let (_keep, out) = out_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    let result = out.join("k6-compressed.json");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("k6/rinha.js");
+    let run = tokio::process::Command::new(&k6)
+        .args(["run", "--quiet", "--no-usage-report"])
+        .arg(&script)
+        .env("BACKEND_URL", backend.url())
+        .env("DEFAULT_URL", default.url())
+        .env("FALLBACK_URL", fallback.url())
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("MAX_REQUESTS", "20")
+        .env("STAGE_SECS", "1")
+        .env("RESULT_FILE", &result)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "k6 failed:\n{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(backend.purges(), 1);
+    assert_eq!(fallback.simulator().delay_ms(), 5000);
+    let json = read_json(&result);
+    let accepted = json["requests"]["accepted"].as_u64().unwrap();
+    assert!(accepted > 0);
+    assert!(backend.payments() >= accepted + json["requests"]["rejected"].as_u64().unwrap());
+    assert!(json["checks"].as_u64().unwrap() >= 1);
+    assert_eq!(json["settings"]["duration_secs"], 6);
+    assert_eq!(json["settings"]["check_from_offset_ms"], 2850);
+    assert!(json["score"].as_str().unwrap().parse::<f64>().is_ok());
+}
+
+/// The full-length scenario (60 s, 550 VUs) against the stand-in backend: a check that the
+/// harness itself keeps up at the contest's scale. Slow, so only on demand:
+/// `cargo test -p paystream-load-tests --test load -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "runs for about 75 s"]
+async fn full_length_reference_run() {
+    let default = sim::spawn(SimConfig::default_processor()).await.unwrap();
+    let fallback = sim::spawn(SimConfig::fallback_processor()).await.unwrap();
+    let backend = fake_backend::spawn(default.url(), fallback.url(), None).await;
+    let (_keep, out) = out_dir();
+    let cfg = RinhaConfig {
+        backend_url: backend.url(),
+        default_url: default.url(),
+        fallback_url: fallback.url(),
+        out_dir: Some(out.clone()),
+        name: "full-length".into(),
+        ..RinhaConfig::default()
+    };
+    let report = run_rinha(cfg).await.unwrap();
+    println!(
+        "{}",
+        paystream_load_tests::load::report::rinha_table(&report)
+    );
+    assert_eq!(report.checks.len(), 6);
+    assert_eq!(report.stages.len(), 6);
+    // About 16 700 payments at the contest's scale.
+    assert!(
+        report.requests.requests > 15_000,
+        "{}",
+        report.requests.requests
+    );
+}

@@ -25,6 +25,25 @@ struct StoredPayment {
     requested_at: String,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceHealth {
+    failing: bool,
+    min_response_time: u64,
+}
+
+/// Result of `GET /payments/service-health`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthAnswer {
+    Report {
+        failing: bool,
+        min_response_ms: u64,
+    },
+    /// `429`: the window's call was already used by someone.
+    RateLimited,
+    Unavailable,
+}
+
 impl ProcessorClient {
     pub fn new(urls: [String; 2], timeout: Duration) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
@@ -52,6 +71,7 @@ impl ProcessorClient {
         id: &PaymentId,
         amount: Cents,
         requested_at: Millis,
+        timeout: Duration,
     ) -> SendOutcome {
         let mut buf = [0u8; 36];
         let body = format!(
@@ -66,7 +86,7 @@ impl ProcessorClient {
             .post(format!("{}/payments", self.url(processor)))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
-            .timeout(self.timeout)
+            .timeout(timeout.min(self.timeout))
             .send()
             .await;
         let outcome = match result {
@@ -112,6 +132,29 @@ impl ProcessorClient {
                 Err(_) => Lookup::Unknown,
             },
             _ => Lookup::Unknown,
+        }
+    }
+}
+
+impl ProcessorClient {
+    /// `GET /payments/service-health` with its own timeout.
+    pub async fn health(&self, processor: Processor, timeout: Duration) -> HealthAnswer {
+        let result = self
+            .http
+            .get(format!("{}/payments/service-health", self.url(processor)))
+            .timeout(timeout)
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().as_u16() == 429 => HealthAnswer::RateLimited,
+            Ok(r) if r.status().is_success() => match r.json::<ServiceHealth>().await {
+                Ok(h) => HealthAnswer::Report {
+                    failing: h.failing,
+                    min_response_ms: h.min_response_time,
+                },
+                Err(_) => HealthAnswer::Unavailable,
+            },
+            _ => HealthAnswer::Unavailable,
         }
     }
 }

@@ -24,7 +24,33 @@ pub struct Stack {
 }
 
 pub async fn spawn_stack() -> Stack {
-    let redis = RedisServer::start();
+    spawn_stack_with(StackOptions::default()).await
+}
+
+/// Variations of the test stack.
+#[derive(Clone)]
+pub struct StackOptions {
+    pub aof: bool,
+    pub default: SimConfig,
+    pub fallback: SimConfig,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            aof: false,
+            default: SimConfig::default_processor(),
+            fallback: SimConfig::fallback_processor(),
+        }
+    }
+}
+
+pub async fn spawn_stack_with(options: StackOptions) -> Stack {
+    let redis = if options.aof {
+        RedisServer::start_with_aof()
+    } else {
+        RedisServer::start()
+    };
     let prefix = unique_prefix();
     let url = redis.url();
     let env: HashMap<&str, &str> = HashMap::from([
@@ -38,8 +64,8 @@ pub async fn spawn_stack() -> Stack {
     let (stop, shutdown) = Shutdown::new();
     let store = state.store.clone();
     tokio::spawn(gateway::run(listener, state, shutdown));
-    let default = sim::spawn(SimConfig::default_processor()).await.unwrap();
-    let fallback = sim::spawn(SimConfig::fallback_processor()).await.unwrap();
+    let default = sim::spawn(options.default).await.unwrap();
+    let fallback = sim::spawn(options.fallback).await.unwrap();
     Stack {
         redis,
         prefix,
@@ -72,6 +98,22 @@ impl Stack {
         ]);
         env.extend(extra.iter().copied());
         WorkerConfig::from_env(&env).unwrap()
+    }
+
+    /// The worker's environment for this stack, as a child process would get it.
+    pub fn worker_env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("REDIS_URL".to_string(), self.redis.url()),
+            ("PAYSTREAM_KEY_PREFIX".to_string(), self.prefix.clone()),
+            ("PROCESSOR_DEFAULT_URL".to_string(), self.default.url()),
+            ("PROCESSOR_FALLBACK_URL".to_string(), self.fallback.url()),
+            ("WORKER_METRICS_ADDR".to_string(), "off".to_string()),
+            ("RETRY_BASE_MS".to_string(), "5".to_string()),
+            ("RETRY_MAX_MS".to_string(), "50".to_string()),
+            ("RUST_LOG".to_string(), "warn".to_string()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
     }
 
     pub async fn start_worker(&self, extra: &[(&str, &str)]) -> WorkerHandle {
@@ -142,6 +184,17 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Number of payment status hashes (every payment Redis accepted).
+    pub async fn accepted_in_redis(&self) -> usize {
+        let mut conn = self.store.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(self.store.keys().payment_pattern())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        keys.len()
     }
 
     /// A processor's admin summary over HTTP, as (count, amount text).

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod faults;
 mod helpers;
 
 use std::collections::HashSet;

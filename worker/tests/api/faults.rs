@@ -1,0 +1,285 @@
+//! Faults the worker must survive without losing or double-charging a payment: the
+//! processor condition schedule of SPEC §5 (compressed), `kill -9` of a worker process,
+//! a Redis restart under load, and the death of the health poller's leader.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use load_tests::sim::SimConfig;
+use uuid::Uuid;
+
+use crate::helpers::{spawn_stack, spawn_stack_with, Stack, StackOptions};
+
+/// Posts payments from `workers` loops until `stop` is set; returns the ids that got 2xx.
+fn post_loop(
+    stack: Arc<Stack>,
+    loops: usize,
+    pause: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(Vec<Uuid>, usize)> {
+    tokio::spawn(async move {
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..loops {
+            let (stack, stop, accepted, refused) = (
+                stack.clone(),
+                stop.clone(),
+                accepted.clone(),
+                refused.clone(),
+            );
+            tasks.spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let id = Uuid::new_v4();
+                    let response = stack
+                        .client
+                        .post(stack.url("/payments"))
+                        .header("content-type", "application/json")
+                        .body(format!(r#"{{"correlationId":"{id}","amount":19.90}}"#))
+                        .timeout(Duration::from_secs(2))
+                        .send()
+                        .await;
+                    match response.map(|r| r.status().as_u16()) {
+                        Ok(s) if (200..300).contains(&s) => accepted.lock().unwrap().push(id),
+                        Ok(503) | Err(_) => {
+                            refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Ok(other) => panic!("unexpected status {other}"),
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let ids = accepted.lock().unwrap().clone();
+        (ids, refused.load(std::sync::atomic::Ordering::SeqCst))
+    })
+}
+
+/// Every accepted id processed exactly once, by one processor, and our totals equal the
+/// processors' own.
+async fn assert_exactly_once(stack: &Stack, accepted: &[Uuid]) {
+    let in_redis = stack.accepted_in_redis().await as u64;
+    assert!(in_redis >= accepted.len() as u64);
+    stack
+        .wait_processed(in_redis, Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (d, dc, f, fc) = stack.totals().await;
+    assert_eq!(
+        d + f,
+        in_redis,
+        "every payment Redis accepted is processed once"
+    );
+    assert_eq!(d as usize, stack.default.stored_count());
+    assert_eq!(f as usize, stack.fallback.stored_count());
+    let sd = stack.default.summary(None, None);
+    let sf = stack.fallback.summary(None, None);
+    assert_eq!(dc, sd.total_cents as i128);
+    assert_eq!(fc, sf.total_cents as i128);
+    for id in accepted {
+        let on_default = stack.default.stored(id).is_some();
+        let on_fallback = stack.fallback.stored(id).is_some();
+        assert!(
+            on_default ^ on_fallback,
+            "{id}: default {on_default}, fallback {on_fallback}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_schedule_compressed_stays_consistent_at_every_check() {
+    let stack = Arc::new(spawn_stack().await);
+    let _worker = stack.start_worker(&[("BREAKER_OPEN_MS", "100")]).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let posting = post_loop(stack.clone(), 8, Duration::from_millis(20), stop.clone());
+    let started = common::time::now_ms();
+    // SPEC §5 stages, 1 s each, delays scaled by 1/10: (default delay, failing), (fallback ...).
+    let stages = [
+        ((0, false), (0, false)),
+        ((10, false), (0, false)),
+        ((10, true), (0, false)),
+        ((200, true), (100, true)),
+        ((2, false), (2, false)),
+        ((0, false), (500, false)),
+    ];
+    for ((dd, df), (fd, ff)) in stages {
+        stack.default.set_delay(dd);
+        stack.default.set_failure(df);
+        stack.fallback.set_delay(fd);
+        stack.fallback.set_failure(ff);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The checker: our summary equals each processor's for [start, now - 1 s].
+        let to = common::time::now_ms() - 1_000;
+        let window = common::store::Window {
+            from: Some(started),
+            to: Some(to),
+        };
+        let ours = stack.store.summary(window).await.unwrap();
+        let sd = stack.default.summary(Some(started), Some(to));
+        let sf = stack.fallback.summary(Some(started), Some(to));
+        assert_eq!(
+            ours.default.requests, sd.total_requests,
+            "default at stage {dd}/{df}"
+        );
+        assert_eq!(
+            ours.fallback.requests, sf.total_requests,
+            "fallback at stage {fd}/{ff}"
+        );
+        assert_eq!(ours.default.cents, sd.total_cents as i128);
+        assert_eq!(ours.fallback.cents, sf.total_cents as i128);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (accepted, _) = posting.await.unwrap();
+    assert!(
+        accepted.len() > 500,
+        "only {} payments posted",
+        accepted.len()
+    );
+    assert_exactly_once(&stack, &accepted).await;
+    // The default fee-aware policy held payments for default rather than pay 15 %.
+    assert_eq!(stack.fallback.stored_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_worker_mid_batch_loses_and_doubles_nothing() {
+    let stack = Arc::new(spawn_stack().await);
+    stack.default.set_delay(30);
+    let fast_claim = [("WORKER_CLAIM_IDLE_MS", "500")];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paystream-worker"))
+        .envs(stack.worker_env(&fast_claim))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ids: Vec<Uuid> = (0..2_000).map(|_| Uuid::new_v4()).collect();
+    let mut posts = tokio::task::JoinSet::new();
+    for chunk in ids.chunks(100) {
+        let (stack, chunk) = (stack.clone(), chunk.to_vec());
+        posts.spawn(async move {
+            for id in chunk {
+                assert_eq!(stack.post(&id, "19.90").await, 202);
+            }
+        });
+    }
+    while let Some(r) = posts.join_next().await {
+        r.unwrap();
+    }
+    // Let the child get well into the backlog, then kill it without warning.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stack.default.stored_count() < 300 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker process made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (done_at_kill, _, _, _) = stack.totals().await;
+    assert!(done_at_kill < 2_000, "killed too late to prove anything");
+
+    let _survivor = stack.start_worker(&fast_claim).await;
+    assert_exactly_once(&stack, &ids).await;
+    assert_eq!(stack.totals().await.0 + stack.totals().await.2, 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_load_loses_no_accepted_payment() {
+    let mut options = StackOptions::default();
+    options.aof = true;
+    let mut stack = spawn_stack_with(options).await;
+    let _worker = stack.start_worker(&[]).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The stack moves into an Arc for the posters; the Redis server stays here.
+    let redis = std::mem::replace(&mut stack.redis, common::testing::RedisServer::start());
+    let mut redis = redis;
+    let stack = Arc::new(stack);
+    let posting = post_loop(stack.clone(), 4, Duration::from_millis(5), stop.clone());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (accepted, refused) = posting.await.unwrap();
+    assert!(refused > 0, "Redis was down but nothing was refused");
+    assert!(accepted.len() > 50);
+    // Every 2xx payment survived the crash (AOF) and is processed exactly once.
+    for id in &accepted {
+        let status = stack.status(id).await;
+        assert!(
+            status["status"].is_string(),
+            "{id} accepted but lost: {status}"
+        );
+    }
+    assert_exactly_once(&stack, &accepted).await;
+    drop(redis);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_poller_hands_over_without_a_429() {
+    let window = Duration::from_millis(300);
+    let mut options = StackOptions::default();
+    options.default = SimConfig {
+        health_window: window,
+        ..SimConfig::default_processor()
+    };
+    options.fallback = SimConfig {
+        health_window: window,
+        ..SimConfig::fallback_processor()
+    };
+    let stack = spawn_stack_with(options).await;
+    let health = [
+        ("HEALTH_POLL_MS", "320"),
+        ("HEALTH_REFRESH_MS", "20"),
+        ("HEALTH_TIMEOUT_MS", "1000"),
+    ];
+    let first = stack.start_worker(&health).await;
+    let second = stack.start_worker(&health).await;
+    let lease_key = stack
+        .store
+        .keys()
+        .health_lease(common::payment::Processor::Default);
+    let holder = || async {
+        let mut conn = stack.store.connection();
+        let h: Option<String> = redis::cmd("GET")
+            .arg(&lease_key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        h
+    };
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let leader = holder().await.unwrap();
+    let polls_before = stack.default.health_calls();
+    assert!(polls_before >= 2, "the leader polls every window");
+    let (dead, alive) = if leader == first.consumer() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let alive_name = alive.consumer().to_string();
+    dead.abort();
+    let killed_at = Instant::now();
+    let mut polls_at_takeover = 0;
+    while holder().await.as_deref() != Some(alive_name.as_str()) {
+        assert!(killed_at.elapsed() < Duration::from_secs(5), "no takeover");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        polls_at_takeover = stack.default.health_calls();
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(
+        stack.default.health_calls() > polls_at_takeover.max(polls_before),
+        "the new leader polls"
+    );
+    assert_eq!(stack.default.health_429s(), 0);
+    assert_eq!(stack.fallback.health_429s(), 0);
+    // The published report is fresh.
+    let reports = stack.store.read_health().await.unwrap();
+    let age = common::time::now_ms() - reports[0].unwrap().observed_at;
+    assert!(age < 2_000, "report {age} ms old");
+    drop(alive);
+}
