@@ -71,6 +71,12 @@ impl Keys {
         key
     }
 
+    /// The part of a payment key before the id (`{p}:pay:`), for scripts that build
+    /// payment keys from ids they read.
+    pub fn payment_prefix(&self) -> String {
+        format!("{}:pay:", self.tag)
+    }
+
     /// Pattern matching every payment hash (for purge).
     pub fn payment_pattern(&self) -> String {
         format!("{}:pay:*", self.tag)

@@ -52,6 +52,7 @@ struct Scripts {
     summary: Script,
     touch: Script,
     health_slot: Script,
+    redrive: Script,
 }
 
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
@@ -63,6 +64,7 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
     summary: Script::new(include_str!("scripts/summary.lua")),
     touch: Script::new(include_str!("scripts/touch.lua")),
     health_slot: Script::new(include_str!("scripts/health_slot.lua")),
+    redrive: Script::new(include_str!("scripts/redrive.lua")),
 });
 
 /// Outcome of [`Store::accept`].
@@ -594,6 +596,29 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Re-queues up to `limit` dead-lettered payments; returns how many moved.
+    pub async fn redrive_dead_letters(&self, limit: u64, now: Millis) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(SCRIPTS
+            .redrive
+            .key(self.keys.dead_letters())
+            .key(self.keys.stream())
+            .arg(self.keys.payment_prefix())
+            .arg(limit.max(1))
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    /// Number of dead letters waiting.
+    pub async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("XLEN")
+            .arg(self.keys.dead_letters())
+            .query_async(&mut conn)
+            .await?)
     }
 
     /// Number of entries in the stream (queued or in flight: processed ones are deleted).

@@ -1,5 +1,8 @@
 //! `paystream-worker`: config → telemetry → metrics → start the pool → wait for a signal →
 //! drain within the deadline.
+//!
+//! `paystream-worker redrive-dead-letters [LIMIT]` instead re-queues dead-lettered
+//! payments (default: all of them) and exits.
 
 use common::config::ProcessEnv;
 use common::shutdown::Shutdown;
@@ -17,11 +20,29 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(run(config)));
+        .and_then(|rt| match args.first().map(String::as_str) {
+            None => rt.block_on(run(config)),
+            Some("redrive-dead-letters") => {
+                let limit = match args.get(1).map(|l| l.parse::<u64>()) {
+                    None => u64::MAX,
+                    Some(Ok(n)) => n,
+                    Some(Err(_)) => {
+                        eprintln!("paystream-worker: LIMIT must be a whole number");
+                        std::process::exit(2);
+                    }
+                };
+                rt.block_on(redrive(config, limit))
+            }
+            Some(other) => {
+                eprintln!("paystream-worker: unknown command {other:?} (expected: redrive-dead-letters [LIMIT])");
+                std::process::exit(2);
+            }
+        });
     if let Err(e) = result {
         eprintln!("paystream-worker: {e:#}");
         std::process::exit(1);
@@ -43,5 +64,23 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     wait.wait().await;
     worker.shutdown().await;
     tracing::info!("worker stopped");
+    Ok(())
+}
+
+async fn redrive(config: WorkerConfig, limit: u64) -> anyhow::Result<()> {
+    let store =
+        common::store::Store::connect_lazy(&config.redis.options, config.redis.keys.clone())?;
+    let mut moved = 0u64;
+    while moved < limit {
+        let batch = (limit - moved).min(1_000);
+        let n = store
+            .redrive_dead_letters(batch, common::time::now_ms())
+            .await?;
+        if n == 0 && store.dead_letter_count().await? == 0 {
+            break;
+        }
+        moved += n;
+    }
+    println!("re-queued {moved} dead-lettered payments");
     Ok(())
 }

@@ -188,9 +188,11 @@ async fn kill_9_of_a_worker_mid_batch_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_under_load_loses_no_accepted_payment() {
-    let mut options = StackOptions::default();
-    options.aof = true;
-    let mut stack = spawn_stack_with(options).await;
+    let mut stack = spawn_stack_with(StackOptions {
+        aof: true,
+        ..StackOptions::default()
+    })
+    .await;
     let _worker = stack.start_worker(&[]).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The stack moves into an Arc for the posters; the Redis server stays here.
@@ -222,16 +224,18 @@ async fn a_redis_restart_under_load_loses_no_accepted_payment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_poller_hands_over_without_a_429() {
     let window = Duration::from_millis(300);
-    let mut options = StackOptions::default();
-    options.default = SimConfig {
-        health_window: window,
-        ..SimConfig::default_processor()
-    };
-    options.fallback = SimConfig {
-        health_window: window,
-        ..SimConfig::fallback_processor()
-    };
-    let stack = spawn_stack_with(options).await;
+    let stack = spawn_stack_with(StackOptions {
+        aof: false,
+        default: SimConfig {
+            health_window: window,
+            ..SimConfig::default_processor()
+        },
+        fallback: SimConfig {
+            health_window: window,
+            ..SimConfig::fallback_processor()
+        },
+    })
+    .await;
     let health = [
         ("HEALTH_POLL_MS", "320"),
         ("HEALTH_REFRESH_MS", "20"),
@@ -282,4 +286,95 @@ async fn the_health_poller_hands_over_without_a_429() {
     let age = common::time::now_ms() - reports[0].unwrap().observed_at;
     assert!(age < 2_000, "report {age} ms old");
     drop(alive);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_show_as_failed_and_can_be_redriven_once() {
+    let stack = spawn_stack().await;
+    stack.default.set_failure(true);
+    stack.fallback.set_failure(true);
+    let worker = stack
+        .start_worker(&[
+            ("MAX_ATTEMPTS", "3"),
+            ("ROUTING_POLICY", "cheapest-available"),
+        ])
+        .await;
+    let ids: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "7.00").await, 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stack.store.dead_letter_count().await.unwrap() < 10 {
+        assert!(Instant::now() < deadline, "payments were not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in &ids {
+        let status = stack.status(id).await;
+        assert_eq!(status["status"], "failed", "{status}");
+        assert!(status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("definite failures"));
+    }
+    assert_eq!(stack.store.backlog().await.unwrap(), 0);
+    assert_eq!(stack.totals().await, (0, 0, 0, 0));
+
+    // Processors back: the re-drive command re-queues them, each is processed once.
+    stack.default.set_failure(false);
+    stack.fallback.set_failure(false);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_paystream-worker"))
+        .arg("redrive-dead-letters")
+        .envs(stack.worker_env(&[]))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("re-queued 10"));
+    assert_exactly_once(&stack, &ids).await;
+    assert_eq!(stack.store.dead_letter_count().await.unwrap(), 0);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_payments_then_exits() {
+    let stack = Arc::new(spawn_stack().await);
+    stack.default.set_delay(300);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paystream-worker"))
+        .envs(stack.worker_env(&[("WORKER_CLAIM_IDLE_MS", "500")]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ids: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "1.00").await, 202);
+    }
+    // Wait until calls are in flight (the processor has them, none answered yet).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stack.default.payment_posts() == 0 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let posted_at_term = stack.default.payment_posts();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "worker exited with {exit}");
+    // Every call that was in flight at SIGTERM was recorded before exit.
+    let (recorded, _, _, _) = stack.totals().await;
+    assert!(
+        recorded >= posted_at_term,
+        "{recorded} recorded, {posted_at_term} in flight"
+    );
+    // The rest is still pending in Redis and another worker finishes it exactly once.
+    let _next = stack.start_worker(&[("WORKER_CLAIM_IDLE_MS", "500")]).await;
+    assert_exactly_once(&stack, &ids).await;
 }
