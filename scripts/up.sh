@@ -19,6 +19,8 @@ export PROCESSOR_DEFAULT_URL=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 export PROCESSOR_FALLBACK_URL=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 export WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9100}
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+# Local stack: the load tests purge without a token unless ADMIN_TOKEN is set.
+export PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=${PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN:-true}
 
 command -v redis-server >/dev/null || die "redis-server is missing: run ./scripts/demo.sh as root (it installs it) or apt-get install redis-server"
 [ -x "$(nginx_bin)" ] || die "nginx is missing: run ./scripts/demo.sh as root (it installs it) or apt-get install nginx-light"

@@ -24,7 +24,8 @@ pub const STREAM_READ_TOTAL: &str = "paystream_stream_entries_read_total";
 /// Entries in the stream (queued + in flight).
 pub const STREAM_BACKLOG: &str = "paystream_stream_backlog_entries";
 /// Backlog (stream length) the gateway's accept script reported the last time it shed a
-/// payment with 503; 0 until it first does. The worker's `STREAM_BACKLOG` is the live value.
+/// payment with 503 (absent until it first does). The worker's `STREAM_BACKLOG` is the
+/// live value.
 pub const GATEWAY_SHED_BACKLOG: &str = "paystream_gateway_shed_backlog_entries";
 /// Clients the gateway's per-client rate limiter currently tracks (after its periodic cleanup).
 pub const RATE_LIMIT_TRACKED_CLIENTS: &str = "paystream_gateway_rate_limit_clients";
