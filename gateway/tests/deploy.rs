@@ -353,3 +353,13 @@ fn up_sh_can_rewrite_the_repo_nginx_conf() {
         );
     }
 }
+
+#[test]
+fn the_local_stack_lets_the_load_tests_purge() {
+    // The reference load test purges without a token; up.sh must allow it (or set one).
+    let up = repo_file("scripts/up.sh");
+    assert!(
+        up.contains("PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN:-true") || up.contains("ADMIN_TOKEN="),
+        "up.sh neither allows unauthenticated admin nor sets ADMIN_TOKEN"
+    );
+}
