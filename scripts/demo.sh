@@ -42,6 +42,9 @@ say "reference load test (${DURATION_SECS:-60} s); results in $RESULTS/$NAME.{js
   --stage-secs "${STAGE_SECS:-10}" \
   --out "$RESULTS" --name "$NAME"
 
+say "peak memory of the stack's processes during the run"
+peak_rss
+
 say "our summary next to the processors' own (all payments)"
 printf '%-10s %s\n' "paystream" "$(curl -fsS http://127.0.0.1:9999/payments-summary)"
 printf '%-10s %s\n' "default" "$(curl -fsS -H 'X-Rinha-Token: 123' http://127.0.0.1:8001/admin/payments-summary)"

@@ -54,3 +54,26 @@ cleanup_children() {
     kill -KILL "$pid" 2>/dev/null || true
   done
 }
+
+# stack_pids — "name=pid[,pid]" flags for the running local stack's processes.
+stack_pids() {
+  local name pattern pids
+  for pair in "gateway:target/release/paystream-gateway" "worker:target/release/paystream-worker" \
+              "redis:redis-server 127.0.0.1:${REDIS_PORT:-6390}" "nginx:nginx: "; do
+    name=${pair%%:*}; pattern=${pair#*:}
+    pids=$(pgrep -f "$pattern" | paste -sd, -)
+    [ -n "$pids" ] && printf -- '--pid %s=%s ' "$name" "$pids"
+  done
+}
+
+# peak_rss — one line per stack process: name, pid, peak RSS (VmHWM) in MB.
+peak_rss() {
+  local flag name pid
+  for flag in $(stack_pids); do
+    [ "$flag" = --pid ] && continue
+    name=${flag%%=*}
+    for pid in $(echo "${flag#*=}" | tr , ' '); do
+      awk -v n="$name" -v p="$pid" '/VmHWM/ { printf "  %-8s pid %-7s peak RSS %6.1f MB\n", n, p, $2 / 1024 }' "/proc/$pid/status" 2>/dev/null
+    done
+  done
+}

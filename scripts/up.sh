@@ -4,6 +4,8 @@
 # processors at PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL. Ctrl-C / SIGTERM stops all.
 #
 # Environment (all optional): PORT (9999), REDIS_PORT (6390), GATEWAY_PORTS ("8081 8082"),
+# UPSTREAM (unix: nginx reaches the gateways over Unix sockets in $RUN_DIR; tcp: over
+# 127.0.0.1:GATEWAY_PORTS),
 # WORKER_METRICS_ADDR (127.0.0.1:9100), RUN_DIR (.run), PROFILE (release), plus every
 # variable of the gateway and worker (README, "Configuration").
 set -euo pipefail
@@ -15,6 +17,7 @@ REDIS_PORT=${REDIS_PORT:-6390}
 read -r -a GW_PORTS <<<"${GATEWAY_PORTS:-8081 8082}"
 RUN_DIR=${RUN_DIR:-$PWD/.run}
 PROFILE=${PROFILE:-release}
+UPSTREAM=${UPSTREAM:-unix}
 export PROCESSOR_DEFAULT_URL=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 export PROCESSOR_FALLBACK_URL=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 export WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9100}
@@ -48,20 +51,35 @@ say "worker (metrics on $WORKER_METRICS_ADDR)"
 CHILDREN+=($!)
 
 UPSTREAMS=()
+i=0
 for p in "${GW_PORTS[@]}"; do
-  say "gateway on :$p"
-  GATEWAY_LISTEN=127.0.0.1:$p "$BIN/paystream-gateway" &
+  i=$((i + 1))
+  if [ "$UPSTREAM" = unix ]; then
+    sock=$RUN_DIR/gateway-$i.sock
+    say "gateway $i on unix:$sock"
+    GATEWAY_LISTEN=unix:$sock "$BIN/paystream-gateway" &
+    UPSTREAMS+=("unix:$sock")
+  else
+    say "gateway $i on :$p"
+    GATEWAY_LISTEN=127.0.0.1:$p "$BIN/paystream-gateway" &
+    UPSTREAMS+=("127.0.0.1:$p")
+  fi
   CHILDREN+=($!)
-  UPSTREAMS+=("127.0.0.1:$p")
 done
 
 # The repo's nginx.conf, with local upstreams, port and writable paths.
-sed -e "s/server gateway-1:8080;/server ${UPSTREAMS[0]};/" \
-    -e "s/server gateway-2:8080;/server ${UPSTREAMS[1]:-${UPSTREAMS[0]}};/" \
+sed -e "s#server gateway-1:8080;#server ${UPSTREAMS[0]};#" \
+    -e "s#server gateway-2:8080;#server ${UPSTREAMS[1]:-${UPSTREAMS[0]}};#" \
     -e "s/listen 9999 /listen $PORT /" \
     -e "s#^http {#http {\n    client_body_temp_path $RUN_DIR/nginx/tmp/body;\n    proxy_temp_path $RUN_DIR/nginx/tmp/proxy;\n    fastcgi_temp_path $RUN_DIR/nginx/tmp/fastcgi;\n    uwsgi_temp_path $RUN_DIR/nginx/tmp/uwsgi;\n    scgi_temp_path $RUN_DIR/nginx/tmp/scgi;#" \
     nginx.conf >"$RUN_DIR/nginx/nginx.conf"
-for p in "${GW_PORTS[@]}"; do wait_http "http://127.0.0.1:$p/healthz" 30; done
+for u in "${UPSTREAMS[@]}"; do
+  case $u in
+    unix:*) for _ in $(seq 1 300); do [ -S "${u#unix:}" ] && break; sleep 0.1; done
+            [ -S "${u#unix:}" ] || die "gateway socket ${u#unix:} did not appear" ;;
+    *) wait_http "http://$u/healthz" 30 ;;
+  esac
+done
 say "nginx on :$PORT"
 "$(nginx_bin)" -p "$RUN_DIR/nginx" -c "$RUN_DIR/nginx/nginx.conf" \
   -g "daemon off; pid $RUN_DIR/nginx/nginx.pid; error_log stderr warn;" &

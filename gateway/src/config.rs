@@ -8,6 +8,7 @@ use common::config::{self, parse, ConfigError, Env, RedisConfig, Secret};
 
 pub mod vars {
     pub const LISTEN: &str = "GATEWAY_LISTEN";
+    pub const THREADS: &str = "GATEWAY_THREADS";
     pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
     pub const ALLOW_UNAUTHENTICATED_ADMIN: &str = "PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN";
     pub const BACKLOG_LIMIT: &str = "BACKLOG_LIMIT";
@@ -19,6 +20,7 @@ pub mod vars {
 
 pub mod defaults {
     pub const LISTEN: &str = "0.0.0.0:8080";
+    pub const THREADS: usize = 1;
     /// Entries in the stream (queued + in flight) beyond which `POST /payments` sheds load.
     pub const BACKLOG_LIMIT: u64 = 500_000;
     pub const DRAIN_TIMEOUT_MS: u64 = 5_000;
@@ -32,9 +34,42 @@ pub mod defaults {
     pub const RATE_LIMIT_MAX: u32 = 1_000_000;
 }
 
+/// `host:port`, or `unix:/path/to.sock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.strip_prefix("unix:") {
+            Some("") => Err("empty unix socket path".into()),
+            Some(path) => Ok(ListenAddr::Unix(path.into())),
+            None => s
+                .parse()
+                .map(ListenAddr::Tcp)
+                .map_err(|e| format!("expected host:port or unix:/path ({e})")),
+        }
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
+    /// Runtime worker threads; 1 runs a single-threaded runtime (no cross-thread
+    /// wake-ups: the lowest latency on a small box with several gateways).
+    pub threads: usize,
     pub redis: RedisConfig,
     /// When set, admin endpoints require it in `X-Admin-Token`.
     pub admin_token: Option<Secret>,
@@ -85,8 +120,9 @@ impl GatewayConfig {
                 vars::LISTEN,
                 defaults::LISTEN
                     .parse()
-                    .map_err(|e| ConfigError::new(vars::LISTEN, defaults::LISTEN, e))?,
+                    .map_err(|e: String| ConfigError::new(vars::LISTEN, defaults::LISTEN, e))?,
             )?,
+            threads: config::parse_in(env, vars::THREADS, defaults::THREADS, 1..=256)?,
             redis: RedisConfig::from_env(env)?,
             admin_token: config::raw(env, vars::ADMIN_TOKEN).map(Secret::new),
             allow_unauthenticated_admin: config::flag(
@@ -115,7 +151,19 @@ mod tests {
     #[test]
     fn defaults_and_errors() {
         let cfg = GatewayConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
-        assert_eq!(cfg.listen.port(), 8080);
+        assert_eq!(cfg.listen, ListenAddr::Tcp("0.0.0.0:8080".parse().unwrap()));
+        let unix = HashMap::from([(vars::LISTEN, "unix:/tmp/gw.sock")]);
+        assert_eq!(
+            GatewayConfig::from_env(&unix).unwrap().listen,
+            ListenAddr::Unix("/tmp/gw.sock".into())
+        );
+        let bad = HashMap::from([(vars::LISTEN, "unix:")]);
+        assert_eq!(GatewayConfig::from_env(&bad).unwrap_err().var, vars::LISTEN);
+        let bad = HashMap::from([(vars::THREADS, "0")]);
+        assert_eq!(
+            GatewayConfig::from_env(&bad).unwrap_err().var,
+            vars::THREADS
+        );
         assert!(cfg.admin_token.is_none());
         assert!(!cfg.allow_unauthenticated_admin);
         assert!(!cfg.rate_limit.is_enabled());

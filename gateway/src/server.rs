@@ -10,7 +10,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 
 use crate::{limits, router, AppState};
 
@@ -20,8 +20,75 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Cap of a connection's read buffer.
 pub const MAX_READ_BUF_BYTES: usize = 64 * 1024;
 
+/// Where the gateway accepts connections: TCP, or a Unix socket (for a load balancer on
+/// the same host: no TCP stack between nginx and the gateway).
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Self {
+        Listener::Tcp(l)
+    }
+}
+
+impl From<UnixListener> for Listener {
+    fn from(l: UnixListener) -> Self {
+        Listener::Unix(l)
+    }
+}
+
+/// An accepted connection of either kind.
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+/// A Unix socket peer is a process on this host (the load balancer): as trusted as
+/// loopback for client identification.
+const LOCAL_PEER: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<(Stream, std::net::SocketAddr)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tcp(s), peer))
+            }
+            Listener::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                Ok((Stream::Unix(s), LOCAL_PEER))
+            }
+        }
+    }
+}
+
+/// Serves one connection in its own task, watched by the graceful drain.
+fn serve_connection<I>(
+    http: &http1::Builder,
+    graceful: &GracefulShutdown,
+    io: I,
+    state: &Arc<AppState>,
+    peer: std::net::SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let state = state.clone();
+    let service = service_fn(move |req| router::handle(state.clone(), peer, req));
+    let conn = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    });
+}
+
 /// Serves until `shutdown` fires, then drains. Main and the tests both call this.
-pub async fn run(listener: TcpListener, state: Arc<AppState>, mut shutdown: Shutdown) {
+pub async fn run(listener: impl Into<Listener>, state: Arc<AppState>, mut shutdown: Shutdown) {
+    let listener = listener.into();
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     // A request head over MAX_HEAD_BYTES gets hyper's own 431 and never reaches the router;
@@ -46,16 +113,10 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, mut shutdown: Shut
             },
             _ = shutdown.wait() => break,
         };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let service = service_fn(move |req| router::handle(state.clone(), peer, req));
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        match stream {
+            Stream::Tcp(s) => serve_connection(&http, &graceful, s, &state, peer),
+            Stream::Unix(s) => serve_connection(&http, &graceful, s, &state, peer),
+        }
     }
     drop(listener);
     if let Some(task) = cleanup {

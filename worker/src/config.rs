@@ -35,6 +35,7 @@ pub mod vars {
     pub const BREAKER_SLOW_RATE: &str = "BREAKER_SLOW_RATE";
     pub const BREAKER_OPEN_MS: &str = "BREAKER_OPEN_MS";
     pub const BREAKER_PROBES: &str = "BREAKER_PROBES";
+    pub const THREADS: &str = "WORKER_THREADS";
 }
 
 pub mod defaults {
@@ -55,6 +56,7 @@ pub mod defaults {
     pub const HEALTH_POLL_MS: u64 = 5_100;
     pub const HEALTH_TIMEOUT_MS: u64 = 6_000;
     pub const HEALTH_REFRESH_MS: u64 = 250;
+    pub const THREADS: usize = 1;
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +89,8 @@ pub struct WorkerConfig {
     pub drain_timeout: Duration,
     pub health: HealthConfig,
     pub breaker: BreakerConfig,
+    /// Runtime worker threads of the binary; 1 = single-threaded runtime.
+    pub threads: usize,
 }
 
 impl WorkerConfig {
@@ -205,6 +209,7 @@ impl WorkerConfig {
             )?,
         };
         Ok(Self {
+            threads: parse_in(env, vars::THREADS, defaults::THREADS, 1..=256)?,
             health,
             breaker,
             redis: RedisConfig::from_env(env)?,

@@ -21,9 +21,17 @@ fn main() {
         }
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let runtime = if config.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .enable_all()
+            .build()
+    };
+    let result = runtime
         .map_err(anyhow::Error::from)
         .and_then(|rt| match args.first().map(String::as_str) {
             None => rt.block_on(run(config)),

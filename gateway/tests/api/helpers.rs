@@ -13,6 +13,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub redis: RedisServer,
+    state: std::sync::Arc<AppState>,
     _stop: ShutdownTrigger,
 }
 
@@ -45,11 +46,17 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         client: reqwest::Client::new(),
         store: state.store.clone(),
         redis,
+        state,
         _stop: stop,
     }
 }
 
 impl TestApp {
+    /// The shared state, to serve the same app on another listener.
+    pub fn state(&self) -> std::sync::Arc<AppState> {
+        self.state.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -403,3 +403,28 @@ async fn health_ready_and_metrics_answer() {
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
 }
+
+#[tokio::test]
+async fn the_gateway_serves_on_a_unix_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app().await;
+    let path = std::env::temp_dir().join(format!("paystream-gw-{}.sock", Uuid::new_v4()));
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let (_stop, shutdown) = common::shutdown::Shutdown::new();
+    tokio::spawn(paystream_gateway::run(listener, app.state(), shutdown));
+
+    let id = Uuid::new_v4();
+    let body = payment_body(&id, "19.90");
+    let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let request = format!(
+        "POST /payments HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+    assert_eq!(app.backlog().await, 1);
+    let _ = std::fs::remove_file(&path);
+}
