@@ -29,7 +29,7 @@ CHILDREN+=($!)
 wait_port 8001 15
 wait_port 8002 15
 # A backlog limit above what a run can enqueue, so shedding does not cap the measurement.
-BACKLOG_LIMIT=${BACKLOG_LIMIT:-5000000} ./scripts/up.sh 2>"$RUN_DIR/stack.log" &
+BACKLOG_LIMIT=${BACKLOG_LIMIT:-5000000} UPSTREAM=tcp ./scripts/up.sh 2>"$RUN_DIR/stack.log" &
 CHILDREN+=($!)
 wait_http http://127.0.0.1:9999/readyz 120
 

@@ -19,6 +19,7 @@ pub mod vars {
     pub const CLAIM_IDLE_MS: &str = "WORKER_CLAIM_IDLE_MS";
     pub const PROCESSOR_TIMEOUT_MS: &str = "PROCESSOR_TIMEOUT_MS";
     pub const AMBIGUITY_GRACE_MS: &str = "AMBIGUITY_GRACE_MS";
+    pub const AMBIGUITY_POLL_MS: &str = "AMBIGUITY_POLL_MS";
     pub const RETRY_BASE_MS: &str = "RETRY_BASE_MS";
     pub const RETRY_MAX_MS: &str = "RETRY_MAX_MS";
     pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
@@ -47,6 +48,7 @@ pub mod defaults {
     pub const CLAIM_IDLE_MS: u64 = 15_000;
     pub const PROCESSOR_TIMEOUT_MS: u64 = 6_000;
     pub const AMBIGUITY_GRACE_MS: u64 = 6_000;
+    pub const AMBIGUITY_POLL_MS: u64 = 200;
     pub const RETRY_BASE_MS: u64 = 25;
     pub const RETRY_MAX_MS: u64 = 500;
     pub const MAX_ATTEMPTS: u32 = 2_000;
@@ -80,6 +82,9 @@ pub struct WorkerConfig {
     /// After an attempt with no known outcome, how long to wait before asking the
     /// processor whether it stored the payment (its delay runs before the store).
     pub ambiguity_grace: Duration,
+    /// How often the processor is asked about an unanswered call while waiting for the
+    /// grace: a payment it stored is recorded at once.
+    pub ambiguity_poll: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
     /// Definite failures after which a payment is dead-lettered.
@@ -246,6 +251,12 @@ impl WorkerConfig {
                 vars::AMBIGUITY_GRACE_MS,
                 defaults::AMBIGUITY_GRACE_MS,
                 0..=600_000,
+            )?,
+            ambiguity_poll: millis(
+                env,
+                vars::AMBIGUITY_POLL_MS,
+                defaults::AMBIGUITY_POLL_MS,
+                5..=600_000,
             )?,
             retry_base,
             retry_max,

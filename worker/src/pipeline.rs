@@ -271,31 +271,33 @@ impl<'a> Payment<'a> {
     ) -> Result<Option<Finish>, StoreError> {
         let ctx = self.ctx;
         let safe_at = since + millis(ctx.router.grace(processor));
-        let wait = safe_at - now_ms();
-        if wait > 0 {
-            let mut shutdown = ctx.shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
-                _ = shutdown.wait() => return Ok(Some(Finish::Released)),
-            }
-        }
-        match ctx.client.lookup(processor, &self.entry.payment).await {
-            Lookup::Found { requested_at } => self.record(processor, requested_at).await.map(Some),
-            Lookup::Absent => {
-                if ctx
-                    .store
-                    .settle_absent(&self.entry.payment, processor, attempt, now_ms())
-                    .await?
-                {
-                    self.ambiguous[processor.index()] = false;
-                    tracing::debug!(%processor, "confirmed absent; the payment may move");
+        let mut shutdown = ctx.shutdown.clone();
+        loop {
+            // "Found" is conclusive at once and is recorded without waiting, so the
+            // summary catches up with the processor as soon as it stored the payment;
+            // "absent" only counts once the processor's delay has surely passed.
+            match ctx.client.lookup(processor, &self.entry.payment).await {
+                Lookup::Found { requested_at } => {
+                    return self.record(processor, requested_at).await.map(Some);
                 }
-                Ok(None)
+                Lookup::Absent if now_ms() >= safe_at => {
+                    if ctx
+                        .store
+                        .settle_absent(&self.entry.payment, processor, attempt, now_ms())
+                        .await?
+                    {
+                        self.ambiguous[processor.index()] = false;
+                        tracing::debug!(%processor, "confirmed absent; the payment may move");
+                    }
+                    return Ok(None);
+                }
+                Lookup::Absent | Lookup::Unknown => {}
             }
-            Lookup::Unknown => {
-                self.unresolved = Some((processor, since, attempt));
-                self.backoff.wait().await;
-                Ok(None)
+            let until_safe = Duration::from_millis((safe_at - now_ms()).max(0) as u64);
+            let pause = ctx.config.ambiguity_poll.min(until_safe).max(Duration::from_millis(5));
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.wait() => return Ok(Some(Finish::Released)),
             }
         }
     }

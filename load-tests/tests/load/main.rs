@@ -1,21 +1,32 @@
 //! Integration tests of the load generators: a compressed reference run and a small
-//! throughput run against two in-process processor simulators and a stand-in backend
-//! ([`fake_backend`]), the CLI, and the k6 script. No assertion depends on timing: the
-//! machines are shared and noisy; runs are checked for shape and for bookkeeping.
+//! throughput run against the real stack started in-process ([`stack`]: redis-server,
+//! gateway, worker, two processor simulators), the CLI, and the k6 script. No assertion
+//! depends on timing: the machines are shared and noisy; runs are checked for shape, for
+//! bookkeeping, and for what the real stack promises (no inconsistency, no over-reporting,
+//! nothing lost once settled).
 #![allow(clippy::unwrap_used)]
 
-mod fake_backend;
+mod stack;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use paystream_load_tests::load::control::iso_ms;
+use paystream_load_tests::load::control::{
+    iso_ms, BackendSummary, Control, Processor, ProcessorSummary, DEFAULT_PROCESSOR_TOKEN,
+};
 use paystream_load_tests::load::money::Decimal;
 use paystream_load_tests::load::procstat::ProcGroup;
-use paystream_load_tests::load::{run_rinha, run_throughput, RinhaConfig, ThroughputConfig};
-use paystream_load_tests::sim::{self, SimConfig};
+use paystream_load_tests::load::score::{self, ScoreInput};
+use paystream_load_tests::load::{
+    run_rinha, run_throughput, RinhaConfig, RinhaReport, ThroughputConfig,
+};
+use stack::{spawn_stack, spawn_stack_with, Stack, COMPRESSED_WORKER};
 
 const ADMIN_TOKEN: &str = "s3cret";
+
+/// Generous bound on waiting for the stack to finish its backlog: a bound on a hang, not a
+/// performance claim.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Where a test writes its report files: a fresh temporary directory, or
 /// `$PAYSTREAM_LOAD_TEST_OUT` when set (to look at the pictures afterwards).
@@ -39,19 +50,30 @@ fn assert_svg(path: &Path) {
     assert!(svg.contains("<svg"), "{} is not an SVG", path.display());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compressed_reference_run_scores_and_writes_its_files() {
-    let default = sim::spawn(SimConfig::default_processor()).await.unwrap();
-    let fallback = sim::spawn(SimConfig::fallback_processor()).await.unwrap();
-    let backend =
-        fake_backend::spawn(default.url(), fallback.url(), Some(ADMIN_TOKEN.into())).await;
-
-    // A payment left over from "a previous run": the purge must remove it.
-    let leftover = uuid::Uuid::new_v4();
+/// A payment the stack accepted and processed before the run: the run's purge must remove it.
+async fn leftover_in_backend(stack: &Stack) -> uuid::Uuid {
+    let id = uuid::Uuid::new_v4();
     let status = reqwest::Client::new()
-        .post(format!("{}/payments", default.url()))
+        .post(format!("{}/payments", stack.url()))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"correlationId":"{id}","amount":19.90}}"#))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    assert_eq!(stack.wait_drained(DRAIN_LIMIT).await, 0);
+    assert_eq!(payment_status(stack, &id).await, 200);
+    id
+}
+
+/// A payment stored directly on the default processor, as if by a previous run.
+async fn leftover_in_processor(stack: &Stack) -> uuid::Uuid {
+    let id = uuid::Uuid::new_v4();
+    let status = reqwest::Client::new()
+        .post(format!("{}/payments", stack.default.url()))
         .json(&serde_json::json!({
-            "correlationId": leftover,
+            "correlationId": id,
             "amount": 19.90,
             "requestedAt": iso_ms(time::OffsetDateTime::now_utc()),
         }))
@@ -60,27 +82,145 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
         .unwrap()
         .status();
     assert_eq!(status, 200);
-    assert!(default.stored(&leftover).is_some());
+    assert!(stack.default.stored(&id).is_some());
+    id
+}
+
+/// The gateway's `GET /payments/{id}` status code.
+async fn payment_status(stack: &Stack, id: &uuid::Uuid) -> u16 {
+    reqwest::get(format!("{}/payments/{id}", stack.url()))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// All-time summaries of the backend and both processors, once the stack's backlog is empty.
+async fn settled_totals(stack: &Stack) -> (BackendSummary, ProcessorSummary, ProcessorSummary) {
+    let backlog = stack.wait_drained(DRAIN_LIMIT).await;
+    assert_eq!(backlog, 0, "backlog not drained after {DRAIN_LIMIT:?}");
+    assert_eq!(stack.store.dead_letter_count().await.unwrap(), 0);
+    let control = Control::new(
+        &stack.url(),
+        &stack.default.url(),
+        &stack.fallback.url(),
+        None,
+        DEFAULT_PROCESSOR_TOKEN.into(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let (b, d, f) = tokio::join!(
+        control.backend_summary(None, None),
+        control.processor_summary(Processor::Default, None, None),
+        control.processor_summary(Processor::Fallback, None, None),
+    );
+    (b.unwrap(), d.unwrap(), f.unwrap())
+}
+
+/// The backend reports exactly what each processor stored, count and amount.
+fn assert_backend_matches_processors(
+    backend: &BackendSummary,
+    default: &ProcessorSummary,
+    fallback: &ProcessorSummary,
+) {
+    for (name, ours, theirs) in [
+        ("default", backend.default, default),
+        ("fallback", backend.fallback, fallback),
+    ] {
+        assert_eq!(
+            (ours.total_requests, ours.total_amount),
+            (theirs.total_requests, theirs.total_amount),
+            "{name}: backend {ours:?}, processor {theirs:?}"
+        );
+    }
+}
+
+/// The report's score is what SPEC section 5's formula gives for the report's own summaries.
+fn assert_score_recomputes(report: &RinhaReport) {
+    let s = &report.score;
+    let summary = &report.summary;
+    let p99_us: u64 = (s.p99_ms * Decimal::from_int(1000))
+        .round(0)
+        .to_string()
+        .parse()
+        .unwrap();
+    let again = score::compute(&ScoreInput {
+        backend: summary.backend,
+        default: summary.default,
+        fallback: summary.fallback,
+        accepted: report.requests.accepted,
+        p99_us,
+        inconsistencies: report.inconsistencies,
+    });
+    assert_eq!(&again, s);
+
+    // And by hand.
+    let b = &summary.backend;
+    let reported = b.default.total_requests + b.fallback.total_requests;
+    assert_eq!(s.reported, reported);
+    let gross = b.default.total_amount + b.fallback.total_amount;
+    assert_eq!(
+        gross,
+        Decimal::from_cents(1990) * Decimal::from_int(i64::try_from(reported).unwrap())
+    );
+    assert_eq!(s.gross, gross);
+    let fees = summary.default.fee_per_transaction * b.default.total_amount
+        + summary.fallback.fee_per_transaction * b.fallback.total_amount;
+    let fine = if report.inconsistencies > 0 {
+        score::FINE
+    } else {
+        Decimal::ZERO
+    };
+    let factor = Decimal::ONE + score::bonus(p99_us) - fine;
+    assert_eq!(s.score, ((gross - fees) * factor).round(2));
+    assert_eq!(s.lag, report.requests.accepted as i64 - reported as i64);
+}
+
+/// How long the compressed run waits after its last VU before reading the final summaries.
+///
+/// Lag is legitimately non-zero for a while after a compressed run. Its stages (1 s) are
+/// shorter than the processors' health rate limit (one call per 5 s), so the worker sizes
+/// its call timeouts from a stale report: in stage 3 it calls the default processor with a
+/// 1 s timeout while the processor delays 2 s. The call ends ambiguous, the processor stores
+/// the payment after its delay (the failure flag is read after the delay, and by then the
+/// stage changed), and the worker asks `GET /payments/{id}` only after the ambiguity grace
+/// (`AMBIGUITY_GRACE_MS`, 6 s), then records it. Seen: 3 payments sent at t = 3.1 s, stored
+/// at 5.1 s, recorded at 9.1 s, i.e. lag 3 for 3.1 s after the load ended. An ambiguous
+/// attempt can start at the latest when the load ends, so the settle time is the grace plus
+/// a margin, rather than a looser lag check.
+const COMPRESSED_SETTLE: Duration =
+    Duration::from_millis(worker::config::defaults::AMBIGUITY_GRACE_MS + 2_000);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_reference_run_scores_and_writes_its_files() {
+    let stack = spawn_stack_with(Some(ADMIN_TOKEN), COMPRESSED_WORKER).await;
+    // Left over from "a previous run": the purge must remove both.
+    let in_backend = leftover_in_backend(&stack).await;
+    let in_processor = leftover_in_processor(&stack).await;
 
     let (_keep, out) = out_dir();
     let cfg = RinhaConfig {
-        backend_url: backend.url(),
-        default_url: default.url(),
-        fallback_url: fallback.url(),
+        backend_url: stack.url(),
+        default_url: stack.default.url(),
+        fallback_url: stack.fallback.url(),
         admin_token: Some(ADMIN_TOKEN.into()),
         max_requests: 20,
         duration: Duration::from_secs(6),
         stage: Duration::from_secs(1),
-        settle: Duration::from_secs(1),
+        settle: COMPRESSED_SETTLE,
         out_dir: Some(out.clone()),
         name: "compressed".into(),
         ..RinhaConfig::default()
     };
     let report = run_rinha(cfg).await.unwrap();
+    println!(
+        "{}",
+        paystream_load_tests::load::report::rinha_table(&report)
+    );
 
     // Set-up: purged everywhere (with the backend's token), and all six stages applied.
-    assert_eq!(backend.purges(), 1);
-    assert!(default.stored(&leftover).is_none());
+    assert_eq!(payment_status(&stack, &in_backend).await, 404);
+    assert!(stack.default.stored(&in_processor).is_none());
     assert_eq!(report.stages.len(), 6);
     assert!(
         report.stages.iter().all(|s| s.error.is_none()),
@@ -92,10 +232,10 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
         vec![0, 1, 2, 3, 4, 5]
     );
     // The last stage is what the processors are left in.
-    assert_eq!(default.simulator().delay_ms(), 0);
-    assert!(!default.simulator().failure());
-    assert_eq!(fallback.simulator().delay_ms(), 5000);
-    assert!(!fallback.simulator().failure());
+    assert_eq!(stack.default.simulator().delay_ms(), 0);
+    assert!(!stack.default.simulator().failure());
+    assert_eq!(stack.fallback.simulator().delay_ms(), 5000);
+    assert!(!stack.fallback.simulator().failure());
 
     // Load bookkeeping.
     let r = &report.requests;
@@ -104,7 +244,6 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
         r.requests,
         r.accepted + r.rejected_total() + r.timeouts + r.errors
     );
-    assert!(backend.payments() >= r.accepted + r.rejected_total());
     assert_eq!(report.payment_latency.count, r.requests);
     // The checker's backend calls count in the score's histogram too.
     assert_eq!(
@@ -116,54 +255,44 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
         r.requests
     );
 
-    // One check per stage, each with all three summaries.
+    // One check per stage, each with all three summaries, and the real stack agrees with the
+    // processors every time.
     assert_eq!(report.checks.len(), 6);
     assert_eq!(report.check_errors, 0, "{:?}", report.checks);
     for c in &report.checks {
         assert!(c.from < c.to, "{} .. {}", c.from, c.to);
         assert!(c.backend.is_some() && c.default.is_some() && c.fallback.is_some());
     }
-    assert_eq!(
-        report.inconsistencies,
-        report
-            .checks
-            .iter()
-            .filter(|c| c.consistent == Some(false))
-            .count() as u64
-    );
+    // SPEC 4.2: the summary agrees with the processors for any window ending 1.5 s ago. This
+    // check can fail on the real stack today, and then it is right to: an ambiguous
+    // stage-3 attempt (see COMPRESSED_SETTLE) is in the default processor's summary from
+    // ~stage 3 + 2 s but in ours only from ~stage 3 + 6 s, after the ambiguity grace. The
+    // check at 6 s (window from 3.15 s) sees it whenever such an attempt starts later than
+    // 0.15 s into stage 3 (seen: default diff -2).
+    assert_eq!(report.inconsistencies, 0, "{:#?}", report.checks);
 
-    // The score is computed from the final summaries.
+    // The final summaries: the backend reports exactly what the processors stored, nothing
+    // over-reported, nothing still queued after the settle time.
     let s = &report.score;
-    let b = &report.summary.backend;
-    assert_eq!(s.gross, b.default.total_amount + b.fallback.total_amount);
+    let summary = &report.summary;
+    assert_backend_matches_processors(&summary.backend, &summary.default, &summary.fallback);
+    assert!(!s.disqualified, "{:?}", s.disqualified_reasons);
+    assert_eq!(s.lag, 0, "backlog {}", stack.backlog().await);
+    assert_eq!(s.fine, Decimal::ZERO);
+    assert_eq!(summary.default.fee_per_transaction, "0.05".parse().unwrap());
     assert_eq!(
-        s.reported,
-        b.default.total_requests + b.fallback.total_requests
-    );
-    assert_eq!(s.lag, r.accepted as i64 - s.reported as i64);
-    assert_eq!(
-        s.fine,
-        if report.inconsistencies > 0 {
-            "0.35".parse::<Decimal>().unwrap()
-        } else {
-            Decimal::ZERO
-        }
-    );
-    assert_eq!(
-        report.summary.default.fee_per_transaction,
-        "0.05".parse().unwrap()
-    );
-    assert_eq!(
-        report.summary.fallback.fee_per_transaction,
+        summary.fallback.fee_per_transaction,
         "0.15".parse().unwrap()
     );
-    // The fake only counts what a processor confirmed.
+    assert_score_recomputes(&report);
+    // Every accepted payment ends on exactly one processor.
+    let (backend, default, fallback) = settled_totals(&stack).await;
+    assert_backend_matches_processors(&backend, &default, &fallback);
+    // (A POST that timed out may or may not have been accepted.)
+    let stored = default.total_requests + fallback.total_requests;
     assert!(
-        !s.disqualified_reasons
-            .iter()
-            .any(|r| r.contains("processor stored")),
-        "{:?}",
-        s.disqualified_reasons
+        (r.accepted..=r.accepted + r.timeouts + r.errors).contains(&stored),
+        "{stored} stored, {r:?}"
     );
 
     // Files: the JSON holds every figure with exact money, the SVG exists.
@@ -210,13 +339,14 @@ async fn reference_run_fails_fast_without_a_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_throughput_run_reports_steps_samples_and_processes() {
-    let default = sim::spawn(SimConfig::default_processor()).await.unwrap();
-    let fallback = sim::spawn(SimConfig::fallback_processor()).await.unwrap();
-    let backend = fake_backend::spawn(default.url(), fallback.url(), None).await;
+    // No admin token: the purge goes through the explicit opt-in.
+    let stack = spawn_stack(None).await;
     let (_keep, out) = out_dir();
-    let me = std::process::id();
+    // The gateway and the worker run in this process, which the benchmark always samples as
+    // "load-generator"; redis-server is the one part of the stack with a process of its own.
+    let redis = stack.redis_pid().await;
     let cfg = ThroughputConfig {
-        backend_url: backend.url(),
+        backend_url: stack.url(),
         rates: vec![100, 200],
         step: Duration::from_secs(1),
         // Generous: this test is about bookkeeping, not speed.
@@ -224,12 +354,16 @@ async fn small_throughput_run_reports_steps_samples_and_processes() {
         connections: 8,
         drain: Duration::from_secs(2),
         sample_every: Duration::from_millis(200),
-        procs: vec![format!("test={me}").parse::<ProcGroup>().unwrap()],
+        procs: vec![format!("redis={redis}").parse::<ProcGroup>().unwrap()],
         out_dir: Some(out.clone()),
         name: "small".into(),
         ..ThroughputConfig::default()
     };
     let report = run_throughput(cfg).await.unwrap();
+    println!(
+        "{}",
+        paystream_load_tests::load::report::throughput_table(&report)
+    );
 
     assert!(!report.steps.is_empty());
     for (i, s) in report.steps.iter().enumerate() {
@@ -244,23 +378,30 @@ async fn small_throughput_run_reports_steps_samples_and_processes() {
     assert!(report.steps.iter().rev().skip(1).all(|s| s.passed));
     let accepted: u64 = report.steps.iter().map(|s| s.outcomes.accepted).sum();
     assert_eq!(report.processed.accepted, accepted);
-    let rejected: u64 = report
+    // The real stack processes every payment it accepted, once, on one processor.
+    let uncertain: u64 = report
         .steps
         .iter()
-        .map(|s| s.outcomes.rejected_total())
+        .map(|s| s.outcomes.timeouts + s.outcomes.errors)
         .sum();
-    assert!(backend.payments() >= accepted + rejected);
+    let (backend, default, fallback) = settled_totals(&stack).await;
+    assert_backend_matches_processors(&backend, &default, &fallback);
+    let stored = default.total_requests + fallback.total_requests;
+    assert!(
+        (accepted..=accepted + uncertain).contains(&stored),
+        "{stored} stored, {accepted} accepted, {uncertain} timed out or failed"
+    );
 
     assert!(!report.samples.is_empty());
     assert!(report.samples.iter().any(|s| s.processed.is_some()));
     let names: Vec<&str> = report.processes.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, vec!["load-generator", "test"]);
+    assert_eq!(names, vec!["load-generator", "redis"]);
     assert!(report.processes.iter().all(|p| p.rss_last_kb > 0));
 
     let json = read_json(&out.join("small.json"));
     assert_eq!(json["steps"].as_array().unwrap().len(), report.steps.len());
     assert!(
-        json["samples"][0]["procs"]["test"]["rss_kb"]
+        json["samples"][0]["procs"]["redis"]["rss_kb"]
             .as_u64()
             .unwrap()
             > 0
@@ -349,10 +490,8 @@ async fn k6_script_runs_a_compressed_reference_test_when_k6_is_installed() {
         eprintln!("k6 not installed: skipping the k6 run");
         return;
     }
-    let default = sim::spawn(SimConfig::default_processor()).await.unwrap();
-    let fallback = sim::spawn(SimConfig::fallback_processor()).await.unwrap();
-    let backend =
-        fake_backend::spawn(default.url(), fallback.url(), Some(ADMIN_TOKEN.into())).await;
+    let stack = spawn_stack_with(Some(ADMIN_TOKEN), COMPRESSED_WORKER).await;
+    let in_backend = leftover_in_backend(&stack).await;
     let (_keep, out) = out_dir();
     std::fs::create_dir_all(&out).unwrap();
     let result = out.join("k6-compressed.json");
@@ -360,9 +499,9 @@ async fn k6_script_runs_a_compressed_reference_test_when_k6_is_installed() {
     let run = tokio::process::Command::new(&k6)
         .args(["run", "--quiet", "--no-usage-report"])
         .arg(&script)
-        .env("BACKEND_URL", backend.url())
-        .env("DEFAULT_URL", default.url())
-        .env("FALLBACK_URL", fallback.url())
+        .env("BACKEND_URL", stack.url())
+        .env("DEFAULT_URL", stack.default.url())
+        .env("FALLBACK_URL", stack.fallback.url())
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env("MAX_REQUESTS", "20")
         .env("STAGE_SECS", "1")
@@ -376,32 +515,44 @@ async fn k6_script_runs_a_compressed_reference_test_when_k6_is_installed() {
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-    assert_eq!(backend.purges(), 1);
-    assert_eq!(fallback.simulator().delay_ms(), 5000);
+    // Purged with the token.
+    assert_eq!(payment_status(&stack, &in_backend).await, 404);
+    assert_eq!(stack.fallback.simulator().delay_ms(), 5000);
     let json = read_json(&result);
     let accepted = json["requests"]["accepted"].as_u64().unwrap();
     assert!(accepted > 0);
-    assert!(backend.payments() >= accepted + json["requests"]["rejected"].as_u64().unwrap());
     assert!(json["checks"].as_u64().unwrap() >= 1);
     assert_eq!(json["settings"]["duration_secs"], 6);
     assert_eq!(json["settings"]["check_from_offset_ms"], 2850);
     assert!(json["score"].as_str().unwrap().parse::<f64>().is_ok());
+    assert_eq!(json["inconsistencies"], 0, "{json:#}");
+    // Once settled, the backend reports exactly what the processors stored, and no more
+    // than k6 saw accepted (rejected and timed-out posts may or may not have gone through).
+    let (backend, default, fallback) = settled_totals(&stack).await;
+    assert_backend_matches_processors(&backend, &default, &fallback);
+    let stored = default.total_requests + fallback.total_requests;
+    let sent: u64 = ["accepted", "rejected", "timeouts", "errors"]
+        .iter()
+        .map(|k| json["requests"][k].as_u64().unwrap())
+        .sum();
+    assert!(
+        (accepted..=sent).contains(&stored),
+        "{stored} stored, {accepted} accepted, {sent} sent"
+    );
 }
 
-/// The full-length scenario (60 s, 550 VUs) against the stand-in backend: a check that the
-/// harness itself keeps up at the contest's scale. Slow, so only on demand:
+/// The full-length scenario (60 s, 550 VUs) against the real stack in this process, with the
+/// worker's production settings: the contest's scale end to end. Slow, so only on demand:
 /// `cargo test -p paystream-load-tests --test load -- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs for about 75 s"]
 async fn full_length_reference_run() {
-    let default = sim::spawn(SimConfig::default_processor()).await.unwrap();
-    let fallback = sim::spawn(SimConfig::fallback_processor()).await.unwrap();
-    let backend = fake_backend::spawn(default.url(), fallback.url(), None).await;
+    let stack = spawn_stack(None).await;
     let (_keep, out) = out_dir();
     let cfg = RinhaConfig {
-        backend_url: backend.url(),
-        default_url: default.url(),
-        fallback_url: fallback.url(),
+        backend_url: stack.url(),
+        default_url: stack.default.url(),
+        fallback_url: stack.fallback.url(),
         out_dir: Some(out.clone()),
         name: "full-length".into(),
         ..RinhaConfig::default()
@@ -419,4 +570,14 @@ async fn full_length_reference_run() {
         "{}",
         report.requests.requests
     );
+    assert_eq!(report.check_errors, 0, "{:?}", report.checks);
+    assert_eq!(report.inconsistencies, 0, "{:#?}", report.checks);
+    let summary = &report.summary;
+    assert_backend_matches_processors(&summary.backend, &summary.default, &summary.fallback);
+    assert!(
+        !report.score.disqualified,
+        "{:?}",
+        report.score.disqualified_reasons
+    );
+    assert_score_recomputes(&report);
 }

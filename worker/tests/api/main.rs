@@ -223,3 +223,28 @@ async fn a_processor_answering_after_the_client_timeout_stores_and_counts_once()
         );
     }
 }
+
+#[tokio::test]
+async fn a_timed_out_payment_the_processor_stored_is_recorded_without_waiting_for_the_grace() {
+    let stack = spawn_stack().await;
+    stack.default.set_delay(300);
+    // The grace is far longer than the wait the test allows: the payment can only be
+    // recorded in time if "stored" is learned by polling, not after the grace.
+    let _worker = stack
+        .start_worker(&[
+            ("PROCESSOR_TIMEOUT_MS", "50"),
+            ("AMBIGUITY_GRACE_MS", "120000"),
+            ("AMBIGUITY_POLL_MS", "50"),
+        ])
+        .await;
+    let ids: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "2.50").await, 202);
+    }
+    stack.wait_processed(10, Duration::from_secs(60)).await;
+    assert_eq!(stack.totals().await, (10, 2500, 0, 0));
+    for id in &ids {
+        let status = stack.status(id).await;
+        assert_eq!(status["requestedAt"], stack.default.stored(id).unwrap().requested_at);
+    }
+}
