@@ -294,7 +294,11 @@ impl<'a> Payment<'a> {
                 Lookup::Absent | Lookup::Unknown => {}
             }
             let until_safe = Duration::from_millis((safe_at - now_ms()).max(0) as u64);
-            let pause = ctx.config.ambiguity_poll.min(until_safe).max(Duration::from_millis(5));
+            let pause = ctx
+                .config
+                .ambiguity_poll
+                .min(until_safe)
+                .max(Duration::from_millis(5));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.wait() => return Ok(Some(Finish::Released)),

@@ -245,6 +245,9 @@ async fn a_timed_out_payment_the_processor_stored_is_recorded_without_waiting_fo
     assert_eq!(stack.totals().await, (10, 2500, 0, 0));
     for id in &ids {
         let status = stack.status(id).await;
-        assert_eq!(status["requestedAt"], stack.default.stored(id).unwrap().requested_at);
+        assert_eq!(
+            status["requestedAt"],
+            stack.default.stored(id).unwrap().requested_at
+        );
     }
 }
