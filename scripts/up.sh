@@ -4,7 +4,7 @@
 # processors at PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL. Ctrl-C / SIGTERM stops all.
 #
 # Environment (all optional): PORT (9999), REDIS_PORT (6390), GATEWAY_PORTS ("8081 8082"),
-# UPSTREAM (unix: nginx reaches the gateways over Unix sockets in $RUN_DIR; tcp: over
+# WORKER_NICE (10: the worker yields the CPU to the request path), UPSTREAM (unix: nginx reaches the gateways over Unix sockets in $RUN_DIR; tcp: over
 # 127.0.0.1:GATEWAY_PORTS),
 # WORKER_METRICS_ADDR (127.0.0.1:9100), RUN_DIR (.run), PROFILE (release), plus every
 # variable of the gateway and worker (README, "Configuration").
@@ -18,6 +18,7 @@ read -r -a GW_PORTS <<<"${GATEWAY_PORTS:-8081 8082}"
 RUN_DIR=${RUN_DIR:-$PWD/.run}
 PROFILE=${PROFILE:-release}
 UPSTREAM=${UPSTREAM:-unix}
+WORKER_NICE=${WORKER_NICE:-10}
 export PROCESSOR_DEFAULT_URL=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 export PROCESSOR_FALLBACK_URL=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 export WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9100}
@@ -46,8 +47,10 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
 CHILDREN+=($!)
 for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-say "worker (metrics on $WORKER_METRICS_ADDR)"
-"$BIN/paystream-worker" &
+say "worker (metrics on $WORKER_METRICS_ADDR, nice $WORKER_NICE)"
+# The worker's work can wait a millisecond; the request path cannot: on a small box the
+# gateways, nginx and Redis get the CPU first.
+nice -n "$WORKER_NICE" "$BIN/paystream-worker" &
 CHILDREN+=($!)
 
 UPSTREAMS=()

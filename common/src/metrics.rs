@@ -50,3 +50,9 @@ pub const HEALTH_AGE_SECONDS: &str = "paystream_health_report_age_seconds";
 pub const HEALTH_FAILING: &str = "paystream_health_failing";
 /// Health polls made by this process; labels `processor`, `outcome` = ok|rate_limited|error.
 pub const HEALTH_POLLS_TOTAL: &str = "paystream_health_polls_total";
+/// Entries delivered to a consumer and not yet acknowledged.
+pub const STREAM_PENDING: &str = "paystream_stream_pending_entries";
+/// Entries not yet delivered to any consumer of the group (Redis' group lag).
+pub const STREAM_GROUP_LAG: &str = "paystream_stream_group_lag_entries";
+/// Duration of one Redis operation of the store; label `op`.
+pub const REDIS_COMMAND_DURATION_SECONDS: &str = "paystream_redis_command_duration_seconds";

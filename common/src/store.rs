@@ -256,6 +256,7 @@ impl Store {
         backlog_limit: u64,
     ) -> Result<Accepted, StoreError> {
         let mut buf = [0u8; 36];
+        let started = std::time::Instant::now();
         let mut conn = self.conn.clone();
         let reply: Vec<Value> = SCRIPTS
             .accept
@@ -267,6 +268,7 @@ impl Store {
             .arg(backlog_limit)
             .invoke_async(&mut conn)
             .await?;
+        observe("accept", started);
         let tag = reply.first().and_then(as_str);
         let value = reply.get(1).and_then(as_str).unwrap_or_default();
         match tag {
@@ -338,6 +340,7 @@ impl Store {
         wanted: Processor,
         now: Millis,
     ) -> Result<Attempt, StoreError> {
+        let started = std::time::Instant::now();
         let mut conn = self.conn.clone();
         let reply: Vec<Value> = SCRIPTS
             .begin
@@ -346,6 +349,7 @@ impl Store {
             .arg(now)
             .invoke_async(&mut conn)
             .await?;
+        observe("begin", started);
         let text = |i: usize| reply.get(i).and_then(as_str);
         let int = |i: usize| match reply.get(i) {
             Some(Value::Int(n)) => Some(*n),
@@ -387,6 +391,7 @@ impl Store {
         attempt: u32,
         now: Millis,
     ) -> Result<bool, StoreError> {
+        let started = std::time::Instant::now();
         let mut conn = self.conn.clone();
         let cleared: i64 = SCRIPTS
             .settle
@@ -396,6 +401,7 @@ impl Store {
             .arg(now)
             .invoke_async(&mut conn)
             .await?;
+        observe("settle", started);
         Ok(cleared == 1)
     }
 
@@ -412,6 +418,7 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         let mut buf = [0u8; 36];
         let [n, c, secs, ev] = self.keys.summary(processor);
+        let started = std::time::Instant::now();
         let mut conn = self.conn.clone();
         let reply: String = SCRIPTS
             .record
@@ -431,6 +438,7 @@ impl Store {
             .arg(now)
             .invoke_async(&mut conn)
             .await?;
+        observe("record", started);
         recorded(&reply)
     }
 
@@ -444,6 +452,7 @@ impl Store {
         now: Millis,
     ) -> Result<Recorded, StoreError> {
         let mut buf = [0u8; 36];
+        let started = std::time::Instant::now();
         let mut conn = self.conn.clone();
         let reply: String = SCRIPTS
             .fail
@@ -458,6 +467,7 @@ impl Store {
             .arg(now)
             .invoke_async(&mut conn)
             .await?;
+        observe("dead_letter", started);
         match reply.as_str() {
             "processed" => Ok(Recorded::AlreadyDone),
             "unresolved" => Ok(Recorded::Unresolved),
@@ -478,7 +488,9 @@ impl Store {
             invocation.arg(arg);
         }
         let mut conn = self.conn.clone();
+        let started = std::time::Instant::now();
         let reply: Value = invocation.invoke_async(&mut conn).await?;
+        observe("summary", started);
         let sides = match reply {
             Value::Array(sides) if sides.len() == 2 => sides,
             other => return Err(StoreError::Unexpected(format!("summary: {other:?}"))),
@@ -621,6 +633,25 @@ impl Store {
             .await?)
     }
 
+    /// The consumer group's pending entries and lag (entries not yet delivered).
+    pub async fn group_info(&self) -> Result<(u64, u64), StoreError> {
+        let mut conn = self.conn.clone();
+        let groups: Vec<std::collections::HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(self.keys.stream())
+            .query_async(&mut conn)
+            .await?;
+        let int = |v: Option<&Value>| match v {
+            Some(Value::Int(n)) => (*n).max(0) as u64,
+            _ => 0,
+        };
+        Ok(groups
+            .iter()
+            .find(|g| matches!(g.get("name"), Some(v) if as_str(v) == Some(GROUP)))
+            .map(|g| (int(g.get("pending")), int(g.get("lag"))))
+            .unwrap_or_default())
+    }
+
     /// Number of entries in the stream (queued or in flight: processed ones are deleted).
     pub async fn backlog(&self) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
@@ -701,6 +732,13 @@ impl Store {
         }
         (good, bad)
     }
+}
+
+/// Records how long a store operation took (one histogram sample: cheap enough for the
+/// hot path).
+fn observe(op: &'static str, started: std::time::Instant) {
+    metrics::histogram!(crate::metrics::REDIS_COMMAND_DURATION_SECONDS, "op" => op)
+        .record(started.elapsed().as_secs_f64());
 }
 
 fn recorded(reply: &str) -> Result<Recorded, StoreError> {

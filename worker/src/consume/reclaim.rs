@@ -40,6 +40,10 @@ pub async fn run(pool: Arc<Pool>) {
         if let Ok(backlog) = ctx.store.backlog().await {
             metrics::gauge!(names::STREAM_BACKLOG).set(backlog as f64);
         }
+        if let Ok((pending, lag)) = ctx.store.group_info().await {
+            metrics::gauge!(names::STREAM_PENDING).set(pending as f64);
+            metrics::gauge!(names::STREAM_GROUP_LAG).set(lag as f64);
+        }
         if round % 30 == 0 {
             if let Err(e) =
                 remove_stale_consumers(&ctx.store, &ctx.config.consumer, ctx.config.claim_idle * 10)

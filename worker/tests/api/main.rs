@@ -251,3 +251,49 @@ async fn a_timed_out_payment_the_processor_stored_is_recorded_without_waiting_fo
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_metrics_endpoint_shows_every_family_after_traffic() {
+    let stack = spawn_stack().await;
+    let handle = common::telemetry::install_metrics();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, shutdown) = common::shutdown::Shutdown::new();
+    tokio::spawn(paystream_worker::admin::serve(listener, handle, shutdown));
+    // A short reclaim tick so the stream gauges are published during the test.
+    let worker = stack.start_worker(&[("WORKER_CLAIM_IDLE_MS", "300")]).await;
+    for _ in 0..20 {
+        assert_eq!(stack.post(&Uuid::new_v4(), "1.00").await, 202);
+    }
+    stack.wait_processed(20, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let text = stack
+        .client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        common::metrics::PAYMENTS_PROCESSED_TOTAL,
+        common::metrics::PAYMENTS_PROCESSED_CENTS_TOTAL,
+        common::metrics::PROCESSOR_CALLS_TOTAL,
+        common::metrics::PROCESSOR_CALL_DURATION_SECONDS,
+        common::metrics::ROUTING_DECISIONS_TOTAL,
+        common::metrics::BREAKER_STATE,
+        common::metrics::STREAM_READ_TOTAL,
+        common::metrics::STREAM_BACKLOG,
+        common::metrics::STREAM_PENDING,
+        common::metrics::STREAM_GROUP_LAG,
+        common::metrics::WORKER_IN_FLIGHT,
+        common::metrics::REDIS_COMMAND_DURATION_SECONDS,
+    ] {
+        assert!(text.contains(family), "{family} missing from /metrics");
+    }
+    // Histograms are exported with buckets, not as summaries.
+    assert!(text.contains("paystream_processor_call_duration_seconds_bucket"));
+    assert!(text.contains(r#"processor="default""#));
+    worker.shutdown().await;
+}
