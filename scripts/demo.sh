@@ -10,28 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
-need_packages redis-server:redis-server nginx:nginx-light curl:curl
-
-say "building (release)"
-cargo build --release --locked --workspace --bins
-BIN=target/release
-RUN_DIR=${RUN_DIR:-$PWD/.run}
-mkdir -p "$RUN_DIR"
-trap 'cleanup_children' EXIT
-trap 'exit 130' INT TERM
-
-say "simulated processors on :8001 (default, 5 %) and :8002 (fallback, 15 %)"
-PORT=8001 TRANSACTION_FEE=0.05 "$BIN/processor-sim" 2>"$RUN_DIR/sim-default.log" &
-CHILDREN+=($!)
-PORT=8002 TRANSACTION_FEE=0.15 "$BIN/processor-sim" 2>"$RUN_DIR/sim-fallback.log" &
-CHILDREN+=($!)
-wait_port 8001 15
-wait_port 8002 15
-
-./scripts/up.sh 2>"$RUN_DIR/stack.log" &
-CHILDREN+=($!)
-wait_http http://127.0.0.1:9999/readyz 120
+start_demo_stack
 
 NAME=${NAME:-demo}
 RESULTS=${RESULTS:-load-tests/results}

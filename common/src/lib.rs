@@ -26,7 +26,7 @@
 //! - [`store`]: every Redis operation the gateway and worker perform, over the Lua scripts.
 //! - [`config`]: environment parsing that names the variable on error.
 //! - [`metrics`]: metric names.
-//! - [`shutdown`], [`telemetry`]: process plumbing shared by both binaries.
+//! - [`shutdown`], [`telemetry`], [`runtime`]: process plumbing shared by both binaries.
 //! - `testing` (feature `test-support`): a real `redis-server` on an ephemeral port.
 
 pub mod config;
@@ -34,6 +34,7 @@ pub mod entry;
 pub mod keys;
 pub mod metrics;
 pub mod payment;
+pub mod runtime;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

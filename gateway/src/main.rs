@@ -1,34 +1,13 @@
 //! `paystream-gateway`: config → telemetry → metrics → Redis → bind → serve → drain.
 
-use common::config::ProcessEnv;
 use common::shutdown::Shutdown;
 use paystream_gateway::config::ListenAddr;
 use paystream_gateway::server::Listener;
 use paystream_gateway::{run, AppState, GatewayConfig};
 
 fn main() {
-    if let Err(e) = common::telemetry::init(&ProcessEnv) {
-        eprintln!("paystream-gateway: {e}");
-        std::process::exit(2);
-    }
-    let config = match GatewayConfig::from_env(&ProcessEnv) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("paystream-gateway: {e}");
-            std::process::exit(2);
-        }
-    };
-    let runtime = if config.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.threads)
-            .enable_all()
-            .build()
-    };
-    let result = runtime
+    let config = common::runtime::configure("paystream-gateway", GatewayConfig::from_env);
+    let result = common::runtime::build(config.threads)
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(serve(config)));
     if let Err(e) = result {

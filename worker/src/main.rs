@@ -4,33 +4,13 @@
 //! `paystream-worker redrive-dead-letters [LIMIT]` instead re-queues dead-lettered
 //! payments (default: all of them) and exits.
 
-use common::config::ProcessEnv;
 use common::shutdown::Shutdown;
 use paystream_worker::{admin, start, Hooks, WorkerConfig};
 
 fn main() {
-    if let Err(e) = common::telemetry::init(&ProcessEnv) {
-        eprintln!("paystream-worker: {e}");
-        std::process::exit(2);
-    }
-    let config = match WorkerConfig::from_env(&ProcessEnv) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("paystream-worker: {e}");
-            std::process::exit(2);
-        }
-    };
+    let config = common::runtime::configure("paystream-worker", WorkerConfig::from_env);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = if config.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.threads)
-            .enable_all()
-            .build()
-    };
+    let runtime = common::runtime::build(config.threads);
     let result = runtime
         .map_err(anyhow::Error::from)
         .and_then(|rt| match args.first().map(String::as_str) {

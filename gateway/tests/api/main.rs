@@ -428,3 +428,23 @@ async fn the_gateway_serves_on_a_unix_socket() {
     assert_eq!(app.backlog().await, 1);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn invalid_configuration_stops_the_gateway_naming_the_variable() {
+    for (var, value) in [
+        ("GATEWAY_LISTEN", "nowhere"),
+        ("BACKLOG_LIMIT", "-5"),
+        ("REDIS_URL", "http://x"),
+        ("PAYSTREAM_KEY_PREFIX", "a b"),
+        ("GATEWAY_THREADS", "0"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_paystream-gateway"))
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(var), "{var}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}

@@ -297,3 +297,23 @@ async fn the_worker_metrics_endpoint_shows_every_family_after_traffic() {
     assert!(text.contains(r#"processor="default""#));
     worker.shutdown().await;
 }
+
+#[test]
+fn invalid_configuration_stops_the_worker_naming_the_variable() {
+    for (var, value) in [
+        ("WORKER_CONCURRENCY", "0"),
+        ("PROCESSOR_DEFAULT_URL", "localhost:8001"),
+        ("REDIS_URL", "postgres://x"),
+        ("ROUTING_POLICY", "cheapest"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_paystream-worker"))
+            .env(var, value)
+            .env("WORKER_METRICS_ADDR", "off")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(var), "{var}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
