@@ -220,7 +220,11 @@ impl<'a> Payment<'a> {
             }
             SendOutcome::Failed { .. } => {
                 self.definite_failures += 1;
-                if !unresolved {
+                if unresolved {
+                    // This answer says nothing about the earlier unanswered attempt:
+                    // learn its outcome before the payment may move or be given up.
+                    self.unresolved = Some((processor, requested_at, attempt));
+                } else {
                     ctx.store
                         .settle_absent(&entry.payment, processor, attempt, now_ms())
                         .await?;
@@ -239,8 +243,9 @@ impl<'a> Payment<'a> {
             }
             SendOutcome::Rejected { status } => {
                 if unresolved {
-                    // An earlier attempt may still be stored: keep resolving instead.
-                    self.backoff.wait().await;
+                    // An earlier attempt may still be stored: resolve it first; once the
+                    // processor is known not to hold the payment, a rejection is final.
+                    self.unresolved = Some((processor, requested_at, attempt));
                     return Ok(None);
                 }
                 ctx.store
