@@ -1,5 +1,6 @@
-//! `paystream-load`: the reference load test (`rinha`) and the throughput benchmark
-//! (`throughput`). Flags in, report out; the work is in `paystream_load_tests::load`.
+//! `paystream-load`: the reference load test (`rinha`), the throughput benchmark
+//! (`throughput`) and the backlog drain benchmark (`drain`). Flags in, report out; the work is
+//! in `paystream_load_tests::load`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use paystream_load_tests::load::procstat::ProcGroup;
 use paystream_load_tests::load::{
-    report, run_rinha, run_throughput, RinhaConfig, ThroughputConfig,
+    report, run_drain, run_rinha, run_throughput, DrainConfig, RinhaConfig, ThroughputConfig,
 };
 
 #[derive(Parser)]
@@ -23,6 +24,9 @@ enum Command {
     Rinha(RinhaArgs),
     /// Open-loop benchmark stepping through fixed arrival rates.
     Throughput(ThroughputArgs),
+    /// Backlog drain: both processors fail while payments queue, then the default recovers;
+    /// measures how fast the backlog is processed. Leaves both processors healthy, no delay.
+    Drain(DrainArgs),
 }
 
 #[derive(Args)]
@@ -114,6 +118,48 @@ struct ThroughputArgs {
     output: Output,
 }
 
+#[derive(Args)]
+struct DrainArgs {
+    /// The backend (load balancer) base URL.
+    #[arg(long, default_value = "http://127.0.0.1:9999")]
+    backend: String,
+    /// The default processor's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8001")]
+    default_url: String,
+    /// The fallback processor's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8002")]
+    fallback_url: String,
+    /// Backend admin token, sent as X-Admin-Token with the purge.
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Processors' admin token, sent as X-Rinha-Token.
+    #[arg(long, default_value = "123")]
+    processor_token: String,
+    /// Payments posted per second during the outage.
+    #[arg(long, default_value_t = 550)]
+    rate: u64,
+    /// How long both processors fail while payments are posted, s.
+    #[arg(long, default_value_t = 10.0)]
+    outage_secs: f64,
+    /// The default processor's delay after it recovers, ms.
+    #[arg(long, default_value_t = 20)]
+    recovery_delay_ms: u64,
+    /// Give up waiting for the drain after this long since the recovery, s.
+    #[arg(long, default_value_t = 60.0)]
+    timeout_secs: f64,
+    /// How often the backend's summary is read, ms.
+    #[arg(long, default_value_t = 50)]
+    poll_ms: u64,
+    /// Keep-alive connections for the outage load (= most payments in flight).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Timeout of each payment, ms.
+    #[arg(long, default_value_t = 2000)]
+    request_timeout_ms: u64,
+    #[command(flatten)]
+    output: Output,
+}
+
 fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s)
         .map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
@@ -180,6 +226,29 @@ async fn main() -> anyhow::Result<()> {
             };
             let r = run_throughput(cfg).await?;
             print!("{}", report::throughput_table(&r));
+        }
+        Command::Drain(a) => {
+            let cfg = DrainConfig {
+                backend_url: a.backend,
+                default_url: a.default_url,
+                fallback_url: a.fallback_url,
+                admin_token: a.admin_token,
+                processor_token: a.processor_token,
+                rate: a.rate,
+                outage: secs(a.outage_secs, "outage-secs")?,
+                recovery_delay_ms: a.recovery_delay_ms,
+                timeout: secs(a.timeout_secs, "timeout-secs")?,
+                poll_every: Duration::from_millis(a.poll_ms),
+                connections: a.connections,
+                request_timeout: Duration::from_millis(a.request_timeout_ms),
+                out_dir: Some(a.output.out),
+                name: a.output.name.unwrap_or_else(|| default_name("drain")),
+            };
+            let r = run_drain(cfg).await?;
+            print!("{}", report::drain_table(&r));
+            if let Some(e) = &r.restore_error {
+                anyhow::bail!("the processors were not set back to healthy: {e}");
+            }
         }
     }
     Ok(())

@@ -1,5 +1,5 @@
-//! Load generators: the reference test with its score, and the open-loop throughput
-//! benchmark (binary `paystream-load`).
+//! Load generators: the reference test with its score, the open-loop throughput benchmark,
+//! and the backlog drain benchmark (binary `paystream-load`).
 //!
 //! Data flow of a reference run ([`run_rinha`]):
 //! [`control`] (purge, set stage 0) → [`rinha`] (virtual users post payments; stage changes
@@ -11,10 +11,16 @@
 //! [`throughput`] (open-loop schedule over raw keep-alive connections, sampler of the
 //! backend's totals and of [`procstat`]) → [`stats`] → [`report`] and [`plot`].
 //!
-//! Both are library calls so tests and scripts can run them; the binary only parses flags.
+//! Data flow of a drain run ([`run_drain`]):
+//! [`control`] (purge, both processors failing) → [`drain`] (an outage of open-loop posts with
+//! the [`throughput`] client, then the default processor recovers and the backend's totals are
+//! polled until the backlog is gone) → [`report`] and [`plot`].
+//!
+//! All are library calls so tests and scripts can run them; the binary only parses flags.
 
 pub mod checker;
 pub mod control;
+pub mod drain;
 pub mod money;
 pub mod plot;
 pub mod procstat;
@@ -24,5 +30,6 @@ pub mod score;
 pub mod stats;
 pub mod throughput;
 
+pub use drain::{run_drain, DrainConfig, DrainReport};
 pub use rinha::{run_rinha, RinhaConfig, RinhaReport};
 pub use throughput::{run_throughput, ThroughputConfig, ThroughputReport};

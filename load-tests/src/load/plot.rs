@@ -2,16 +2,22 @@
 //!
 //! Comes last, with [`report`](super::report), and draws only from a finished report, so the
 //! same JSON always gives the same picture.
-//! - reference run: latency p50/p99 per second (log scale) and requests/s over time, with the
-//!   six stages shaded and labelled and every check marked;
-//! - throughput run: accepted req/s and p99 per step, and processed payments/s over time.
+//! - reference run: latency p50/p99 per second (log scale), and requests/s over time with the
+//!   backlog (accepted - processed) on a second axis, the six stages shaded and labelled and
+//!   every check marked;
+//! - throughput run: accepted req/s and p99 per step, and processed payments/s over time;
+//! - drain run: accepted, processed and backlog since the outage began (outage shaded), and a
+//!   close-up of the drain after the recovery with the 50/90/99/100 % marks.
 
 use std::path::Path;
 
 use anyhow::Context as _;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::drain::DrainReport;
 use super::rinha::RinhaReport;
 use super::throughput::ThroughputReport;
 
@@ -29,6 +35,8 @@ const P50: RGBColor = RGBColor(31, 119, 180);
 const P99: RGBColor = RGBColor(214, 39, 40);
 const ACCEPTED: RGBColor = RGBColor(44, 160, 44);
 const REQUESTS: RGBColor = RGBColor(90, 90, 90);
+const BACKLOG: RGBColor = RGBColor(148, 103, 189);
+const OUTAGE: RGBColor = RGBColor(255, 183, 178);
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
@@ -128,6 +136,8 @@ fn rinha_latency(
         .margin(12)
         .x_label_area_size(32)
         .y_label_area_size(60)
+        // As wide as the backlog axis below, so both panels share their time axis.
+        .right_y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
     chart
         .configure_mesh()
@@ -186,17 +196,34 @@ fn rinha_latency(
 fn rinha_rate(area: &Area<'_>, r: &RinhaReport, bands: &[Band], x_max: f64) -> anyhow::Result<()> {
     let peak = r.timeline.iter().map(|p| p.requests).max().unwrap_or(0) as f64;
     let y_max = (peak * 1.15).max(10.0);
+    // The backlog gets its own axis on the right: thousands of queued payments would flatten
+    // the req/s lines.
+    let backlog: Vec<(f64, f64)> = r
+        .timeline
+        .iter()
+        .filter_map(|p| p.backlog.map(|b| (p.second as f64 + 1.0, b.max(0) as f64)))
+        .collect();
+    let b_max = (backlog.iter().map(|b| b.1).fold(0.0f64, f64::max) * 1.15).max(10.0);
     let mut chart = ChartBuilder::on(area)
-        .caption("throughput (requests started per second)", (FONT, 16))
+        .caption(
+            "throughput (requests started per second) and backlog (accepted - processed)",
+            (FONT, 16),
+        )
         .margin(12)
         .x_label_area_size(32)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+        .right_y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?
+        .set_secondary_coord(0f64..x_max, 0f64..b_max);
     chart
         .configure_mesh()
         .x_desc("seconds since start")
         .y_desc("req/s")
         .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("backlog (payments)")
         .draw()?;
     chart.draw_series(
         bands
@@ -237,6 +264,12 @@ fn rinha_rate(area: &Area<'_>, r: &RinhaReport, bands: &[Band], x_max: f64) -> a
         ))?
         .label("rejected / timeouts / errors")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], P99.stroke_width(2)));
+    // Sampled at the end of each second, hence plotted at its right edge.
+    chart
+        .draw_secondary_series(AreaSeries::new(backlog.clone(), 0.0, BACKLOG.mix(0.2)))?
+        .label("backlog (right axis)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], BACKLOG.mix(0.4).filled()));
+    chart.draw_secondary_series(LineSeries::new(backlog, BACKLOG.stroke_width(2)))?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::MiddleLeft)
@@ -452,5 +485,183 @@ fn throughput_processed(area: &Area<'_>, r: &ThroughputReport) -> anyhow::Result
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;
+    Ok(())
+}
+
+/// The drain benchmark: `<out>/<name>.svg`.
+pub fn drain_svg(path: &Path, r: &DrainReport) -> anyhow::Result<()> {
+    prepare(path)?;
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let drain = r.drain_ms.map_or_else(
+        || format!("not drained within {} s", r.settings.timeout_s),
+        |ms| format!("drained in {:.0} ms", ms),
+    );
+    let title = format!(
+        "{}: backlog {} after a {} s outage at {}/s, {drain}, {} on fallback",
+        r.name, r.backlog_at_t0, r.settings.outage_s, r.settings.rate, r.fallback
+    );
+    let root = root.titled(&title, (FONT, 22))?;
+    let panels = root.split_evenly((2, 1));
+    drain_overview(&panels[0], r)?;
+    drain_closeup(&panels[1], r)?;
+    root.present()?;
+    Ok(())
+}
+
+/// The largest count of a drain run's samples, for the y axes.
+fn drain_y_max(r: &DrainReport) -> f64 {
+    let top = r
+        .samples
+        .iter()
+        .map(|s| s.accepted.max(s.processed))
+        .max()
+        .unwrap_or(0)
+        .max(r.accepted);
+    (top as f64 * 1.1).max(10.0)
+}
+
+fn drain_overview(area: &Area<'_>, r: &DrainReport) -> anyhow::Result<()> {
+    let x_max = r
+        .samples
+        .last()
+        .map_or(r.outage_s, |s| s.since_start_ms / 1000.0)
+        .max(r.outage_s)
+        * 1.02;
+    let y_max = drain_y_max(r);
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "payments since the outage began (both processors failing, shaded)",
+            (FONT, 16),
+        )
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max.max(0.1), 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the outage began")
+        .y_desc("payments")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(0.0, 0.0), (r.outage_s, y_max)],
+            OUTAGE.mix(0.35).filled(),
+        )))?
+        .label("outage")
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], OUTAGE.mix(0.35).filled()));
+    // Right-aligned against the recovery, inside the chart however long the drain was.
+    let right = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Top));
+    chart.draw_series(std::iter::once(Text::new(
+        format!("default recovers ({} ms) ", r.settings.recovery_delay_ms),
+        (r.outage_s, y_max * 0.99),
+        right,
+    )))?;
+    drain_lines(&mut chart, r, |s| s.since_start_ms / 1000.0)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+fn drain_closeup(area: &Area<'_>, r: &DrainReport) -> anyhow::Result<()> {
+    let end_ms = r
+        .drain_ms
+        .or_else(|| r.samples.last().map(|s| s.t_ms))
+        .unwrap_or(1000.0)
+        .max(100.0);
+    let (x_min, x_max) = (-end_ms * 0.05 / 1000.0, end_ms * 1.1 / 1000.0);
+    let y_max = drain_y_max(r);
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "after the recovery: 50 / 90 / 99 / 100 % of the backlog processed",
+            (FONT, 16),
+        )
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_min..x_max, 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the default processor recovered")
+        .y_desc("payments")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let marks = r
+        .milestones
+        .iter()
+        .map(|m| (m.share, m.ms))
+        .chain(std::iter::once((1.0, r.drain_ms)))
+        .filter_map(|(share, ms)| ms.map(|ms| (share, ms / 1000.0)));
+    // Labels stacked bottom up, so marks at the same reading stay legible.
+    for (i, (share, t)) in marks.enumerate() {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(t, 0.0), (t, y_max)],
+            REQUESTS.mix(0.5),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{} % {:.0} ms", share * 100.0, t * 1000.0),
+            (
+                t + (x_max - x_min) * 0.004,
+                y_max * (0.12 + 0.07 * i as f64),
+            ),
+            (FONT, 12).into_font(),
+        )))?;
+    }
+    drain_lines(&mut chart, r, |s| s.t_ms / 1000.0)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// Accepted, processed and backlog against the time `x` gives for each sample.
+fn drain_lines(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    r: &DrainReport,
+    x: fn(&super::drain::DrainSample) -> f64,
+) -> anyhow::Result<()> {
+    let x_range = chart.x_range();
+    let inside = |s: &&super::drain::DrainSample| x_range.contains(&x(s));
+    let series = |f: fn(&super::drain::DrainSample) -> f64| -> Vec<(f64, f64)> {
+        r.samples
+            .iter()
+            .filter(inside)
+            .map(|s| (x(s), f(s)))
+            .collect()
+    };
+    chart
+        .draw_series(AreaSeries::new(
+            series(|s| s.backlog.max(0) as f64),
+            0.0,
+            BACKLOG.mix(0.25),
+        ))?
+        .label("backlog (accepted - processed)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], BACKLOG.mix(0.25).filled()));
+    chart
+        .draw_series(LineSeries::new(
+            series(|s| s.accepted as f64),
+            REQUESTS.stroke_width(2),
+        ))?
+        .label("accepted")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], REQUESTS.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(
+            series(|s| s.processed as f64),
+            ACCEPTED.stroke_width(2),
+        ))?
+        .label("processed")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ACCEPTED.stroke_width(2)));
+    chart.draw_series(LineSeries::new(
+        series(|s| s.backlog.max(0) as f64),
+        BACKLOG.stroke_width(2),
+    ))?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The human table printed on stdout and the JSON file of every run.
 //!
-//! Comes last, with [`plot`](super::plot): [`rinha`](super::rinha) and
-//! [`throughput`](super::throughput) hand over their finished reports.
+//! Comes last, with [`plot`](super::plot): [`rinha`](super::rinha),
+//! [`throughput`](super::throughput) and [`drain`](super::drain) hand over their finished
+//! reports.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use super::drain::DrainReport;
 use super::rinha::RinhaReport;
 use super::stats::{Outcomes, Percentiles};
 use super::throughput::ThroughputReport;
@@ -215,6 +217,78 @@ pub fn throughput_table(r: &ThroughputReport) -> String {
     }
     for f in &r.files {
         let _ = writeln!(out, "written: {f}");
+    }
+    out
+}
+
+/// The drain benchmark as a table.
+pub fn drain_table(r: &DrainReport) -> String {
+    let ms = |v: Option<f64>| v.map_or_else(|| "not reached".to_owned(), |v| format!("{v:.0} ms"));
+    let mut out = String::new();
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(out, "  {k:<26} {v}");
+    };
+    let s = &r.settings;
+    row(
+        "run",
+        format!(
+            "{} ({} s outage at {}/s, recovery {} ms) {} .. {}",
+            r.name, s.outage_s, s.rate, s.recovery_delay_ms, r.started_at, r.finished_at
+        ),
+    );
+    row(
+        "posts during the outage",
+        format!(
+            "{} sent, {} accepted, rejected {}, timeouts {}, errors {}, dropped {}",
+            r.posts.requests,
+            r.posts.accepted,
+            rejected(&r.posts),
+            r.posts.timeouts,
+            r.posts.errors,
+            r.dropped
+        ),
+    );
+    row("post latency ms", percentiles(&r.post_latency));
+    row("backlog at recovery (t0)", r.backlog_at_t0.to_string());
+    let verdict = if r.drained {
+        String::new()
+    } else {
+        format!("   NOT DRAINED within {} s", s.timeout_s)
+    };
+    row("DRAIN TIME", format!("{}{verdict}", ms(r.drain_ms)));
+    for m in &r.milestones {
+        row(&format!("  {} % drained", m.share * 100.0), ms(m.ms));
+    }
+    row(
+        "drain rate",
+        r.drain_rate_per_sec
+            .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} payments/s")),
+    );
+    row(
+        "processed / backlog at end",
+        format!("{} / {}", r.processed, r.backlog_end),
+    );
+    row("on the fallback", r.fallback.to_string());
+    let c = &r.consistency;
+    row(
+        "consistency",
+        format!(
+            "{}: backend default {} / fallback {}, processors stored {} / {}",
+            if c.consistent { "ok" } else { "MISMATCH" },
+            c.backend.default.total_requests,
+            c.backend.fallback.total_requests,
+            c.default.total_requests,
+            c.fallback.total_requests
+        ),
+    );
+    if r.poll_errors > 0 {
+        row("summary poll errors", r.poll_errors.to_string());
+    }
+    if let Some(e) = &r.restore_error {
+        row("PROCESSORS NOT RESTORED", e.clone());
+    }
+    for f in &r.files {
+        row("written", f.clone());
     }
     out
 }

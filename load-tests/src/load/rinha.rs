@@ -4,8 +4,10 @@
 //! 1. purge the backend and both processors ([`control`](super::control)), set stage 0;
 //! 2. ramp virtual users linearly from 1 to `max_requests` over the duration; each posts a
 //!    fresh payment of 19.90 and sleeps 1 s, in a loop ([`vu`]);
-//! 3. meanwhile change the processors' conditions at every stage boundary ([`STAGES`]) and
-//!    run the [`checker`](super::checker) every stage length;
+//! 3. meanwhile change the processors' conditions at every stage boundary ([`STAGES`]), run
+//!    the [`checker`](super::checker) every stage length, and read the backend's all-time
+//!    totals once a second for the backlog over time (`backlog_sampler`; not contest
+//!    traffic, so not in the latency or request counts);
 //! 4. let in-flight work settle, read the final summaries over the last duration + 10 s,
 //!    and [`score`](super::score) them;
 //! 5. write `<out>/<name>.json` ([`report`](super::report)) and `<out>/<name>.svg`
@@ -197,6 +199,91 @@ impl RunStats {
 
 type Shared = Arc<Mutex<RunStats>>;
 
+/// One reading of the backend's all-time totals by [`backlog_sampler`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BacklogReading {
+    /// The timeline second it closes: taken at `t0 + second + 1 s`.
+    second: usize,
+    /// 2xx answers received before the summary was asked for.
+    accepted: u64,
+    processed: u64,
+}
+
+/// How long one backlog reading may take before it is skipped.
+const BACKLOG_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Reads the backend's all-time totals at `t0 + 1 s`, `t0 + 2 s`, ... until `stop` turns
+/// true (a reading that comes late skips the seconds it missed).
+///
+/// These `GET /payments-summary` calls are an instrument of ours, not part of the contest's
+/// traffic (its script only posts payments and runs the checker): they go into neither the
+/// latency histograms (the score's p99) nor the request counts.
+async fn backlog_sampler(
+    control: Control,
+    t0: Instant,
+    stats: Shared,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<BacklogReading> {
+    let mut readings = Vec::new();
+    let mut k: u64 = 1;
+    loop {
+        tokio::select! {
+            _ = sleep_until(t0 + Duration::from_secs(k)) => {}
+            _ = stop.changed() => return readings,
+        }
+        // Read before asking: a payment accepted while the summary is on its way must not
+        // count as queued when it may already be in the processed figure.
+        let accepted = lock(&stats).outcomes.accepted;
+        match tokio::time::timeout(BACKLOG_READ_TIMEOUT, control.backend_summary(None, None)).await
+        {
+            Ok(Ok(s)) => readings.push(BacklogReading {
+                second: usize::try_from(k - 1).unwrap_or(usize::MAX),
+                accepted,
+                processed: s.default.total_requests + s.fallback.total_requests,
+            }),
+            Ok(Err(e)) => tracing::debug!(error = %e, "backlog reading failed"),
+            Err(_) => tracing::debug!("backlog reading timed out"),
+        }
+        k = (k + 1).max(t0.elapsed().as_secs() + 1);
+    }
+}
+
+/// The per-second timeline: the load's buckets, with the backlog readings beside them, as
+/// long as the longer of the two (readings go on through the settle time, after the load).
+fn timeline(buckets: &[Bucket], readings: &[BacklogReading]) -> Vec<TimelinePoint> {
+    let len = readings
+        .iter()
+        .map(|r| r.second + 1)
+        .max()
+        .unwrap_or(0)
+        .max(buckets.len());
+    (0..len)
+        .map(|second| {
+            let reading = readings.iter().find(|r| r.second == second);
+            let (outcomes, p) = match buckets.get(second) {
+                Some(b) => (b.outcomes.clone(), b.latency.percentiles()),
+                None => (Outcomes::default(), Percentiles::default()),
+            };
+            TimelinePoint {
+                second: second as u64,
+                requests: outcomes.requests,
+                accepted: outcomes.accepted,
+                rejected: outcomes.rejected_total(),
+                timeouts: outcomes.timeouts,
+                errors: outcomes.errors,
+                p50_ms: p.p50_ms,
+                p99_ms: p.p99_ms,
+                max_ms: p.max_ms,
+                processed: reading.map(|r| r.processed),
+                backlog: reading.map(|r| {
+                    i64::try_from(r.accepted).unwrap_or(i64::MAX)
+                        - i64::try_from(r.processed).unwrap_or(i64::MAX)
+                }),
+            }
+        })
+        .collect()
+}
+
 fn lock(stats: &Shared) -> std::sync::MutexGuard<'_, RunStats> {
     stats.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -214,6 +301,12 @@ pub struct TimelinePoint {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Payments the backend reported processed (both processors, all time) at the end of
+    /// this second; `None` when that reading failed or was not taken.
+    pub processed: Option<u64>,
+    /// Payments accepted (2xx answers received) by then minus `processed`: what is still
+    /// queued.
+    pub backlog: Option<i64>,
 }
 
 /// A stage change as it was applied.
@@ -451,6 +544,9 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         })
     };
 
+    let (stop_backlog, stop_rx) = tokio::sync::watch::channel(false);
+    let backlog_task = tokio::spawn(backlog_sampler(control.clone(), t0, stats.clone(), stop_rx));
+
     // 2. The ramp.
     let mut vus = JoinSet::new();
     for k in 1..=cfg.max_requests {
@@ -475,6 +571,8 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
 
     // 4. Settle, then the final summaries.
     tokio::time::sleep(cfg.settle).await;
+    let _ = stop_backlog.send(true);
+    let readings = backlog_task.await.context("the backlog sampler panicked")?;
     let to = OffsetDateTime::now_utc();
     let from = to - (cfg.duration + FINAL_WINDOW_EXTRA);
     let (backend, default, fallback) = final_summaries(&control, from, to).await?;
@@ -491,25 +589,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         p99_us: stats.all.p99_us(),
         inconsistencies,
     });
-    let timeline = stats
-        .timeline
-        .iter()
-        .enumerate()
-        .map(|(second, b)| {
-            let p = b.latency.percentiles();
-            TimelinePoint {
-                second: second as u64,
-                requests: b.outcomes.requests,
-                accepted: b.outcomes.accepted,
-                rejected: b.outcomes.rejected_total(),
-                timeouts: b.outcomes.timeouts,
-                errors: b.outcomes.errors,
-                p50_ms: p.p50_ms,
-                p99_ms: p.p99_ms,
-                max_ms: p.max_ms,
-            }
-        })
-        .collect();
+    let timeline = timeline(&stats.timeline, &readings);
 
     let mut report = RinhaReport {
         name: cfg.name.clone(),
@@ -682,6 +762,49 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["amount"].as_f64(), Some(19.9));
+    }
+
+    #[test]
+    fn timeline_carries_the_backlog_and_outlasts_the_load() {
+        let mut s = RunStats::default();
+        s.record_payment(0, Duration::from_millis(1), Outcome::Status(202));
+        s.record_payment(1, Duration::from_millis(1), Outcome::Status(202));
+        let readings = [
+            BacklogReading {
+                second: 0,
+                accepted: 1,
+                processed: 0,
+            },
+            BacklogReading {
+                second: 3,
+                accepted: 2,
+                processed: 2,
+            },
+        ];
+        let t = timeline(&s.timeline, &readings);
+        assert_eq!(t.len(), 4);
+        assert_eq!((t[0].processed, t[0].backlog), (Some(0), Some(1)));
+        assert_eq!(
+            (t[1].requests, t[1].processed, t[1].backlog),
+            (1, None, None)
+        );
+        assert_eq!(
+            (t[3].requests, t[3].processed, t[3].backlog),
+            (0, Some(2), Some(0))
+        );
+        assert_eq!(t.iter().map(|p| p.requests).sum::<u64>(), 2);
+        // New fields only: what the JSON had before is still there.
+        let json = serde_json::to_value(&t[3]).unwrap();
+        for key in [
+            "second",
+            "requests",
+            "accepted",
+            "p99_ms",
+            "processed",
+            "backlog",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
     }
 
     #[test]

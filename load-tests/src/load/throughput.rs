@@ -164,20 +164,21 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
 
 /// What one step measured while it ran.
 #[derive(Default)]
-struct StepStats {
-    outcomes: Outcomes,
-    dropped: u64,
+pub(super) struct StepStats {
+    pub(super) outcomes: Outcomes,
+    pub(super) dropped: u64,
     /// From the due time (or the actual start when the sender was idle) to the full answer.
-    latency: Latency,
+    pub(super) latency: Latency,
     /// From the moment the request was written to the full answer.
-    service: Latency,
+    pub(super) service: Latency,
     /// How late requests started relative to their due time.
-    start_lag: Latency,
+    pub(super) start_lag: Latency,
 }
 
 /// The shared schedule of one step.
-struct Step {
-    t0: Instant,
+pub(super) struct Step {
+    /// When request 0 is due.
+    pub(super) t0: Instant,
     rate: u64,
     slots: u64,
     next: AtomicU64,
@@ -189,6 +190,32 @@ struct Step {
 }
 
 impl Step {
+    /// `slots` requests at `rate` per second, the first due 10 ms from now (time to hand the
+    /// step to the connections). 2xx answers are also counted into `accepted_total`.
+    pub(super) fn new(
+        rate: u64,
+        slots: u64,
+        max_lag: Duration,
+        timeout: Duration,
+        accepted_total: Arc<AtomicU64>,
+    ) -> Self {
+        Step {
+            t0: Instant::now() + Duration::from_millis(10),
+            rate,
+            slots,
+            next: AtomicU64::new(0),
+            max_lag,
+            timeout,
+            stats: Mutex::default(),
+            accepted_total,
+        }
+    }
+
+    /// What the step measured (taken out, so call it once the step has run).
+    pub(super) fn take_stats(&self) -> StepStats {
+        std::mem::take(&mut *self.stats())
+    }
+
     fn due(&self, seq: u64) -> Instant {
         let nanos = u128::from(seq) * 1_000_000_000 / u128::from(self.rate.max(1));
         self.t0 + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
@@ -287,6 +314,45 @@ async fn send_one(
     match tokio::time::timeout_at(deadline, work).await {
         Ok(result) => result,
         Err(_) => Err(Outcome::Timeout),
+    }
+}
+
+/// The open-loop client of a run: the backend's address and the keep-alive connections,
+/// reused from step to step. [`drain`](super::drain) uses it for its outage load too.
+pub(super) struct LoadClient {
+    target: Arc<Target>,
+    /// One per sender task; `None` until (re)connected.
+    senders: Vec<Option<Sender>>,
+}
+
+impl LoadClient {
+    /// Opens the connections up front so the first step does not pay for the handshakes.
+    pub(super) async fn open(base: &str, connections: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(connections > 0, "at least one connection is needed");
+        let target = Arc::new(Target::resolve(base).await?);
+        let mut senders = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            senders.push(connect(target.addr).await.ok());
+        }
+        anyhow::ensure!(
+            senders.iter().any(Option::is_some),
+            "cannot connect to {base}"
+        );
+        Ok(LoadClient { target, senders })
+    }
+
+    /// Runs `step` to its end: every due request sent (or dropped) and answered (or timed out).
+    pub(super) async fn run(&mut self, step: &Arc<Step>) -> anyhow::Result<()> {
+        let tasks: Vec<_> = self
+            .senders
+            .drain(..)
+            .map(|s| tokio::spawn(sender_task(step.clone(), self.target.clone(), s)))
+            .collect();
+        for task in tasks {
+            self.senders
+                .push(task.await.context("a sender task panicked")?);
+        }
+        Ok(())
     }
 }
 
@@ -584,7 +650,7 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
     anyhow::ensure!(cfg.connections > 0, "at least one connection is needed");
     anyhow::ensure!(!cfg.step.is_zero(), "step length must be positive");
 
-    let target = Arc::new(Target::resolve(&cfg.backend_url).await?);
+    let mut client = LoadClient::open(&cfg.backend_url, cfg.connections).await?;
     let control = Control::new(
         &cfg.backend_url,
         "http://127.0.0.1:0",
@@ -605,17 +671,6 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
         pids: vec![std::process::id()],
     }];
     groups.extend(cfg.procs.iter().cloned());
-
-    // Open the connections up front so the first step does not pay for the handshakes.
-    let mut senders: Vec<Option<Sender>> = Vec::with_capacity(cfg.connections);
-    for _ in 0..cfg.connections {
-        senders.push(connect(target.addr).await.ok());
-    }
-    anyhow::ensure!(
-        senders.iter().any(Option::is_some),
-        "cannot connect to {}",
-        cfg.backend_url
-    );
 
     let started_at = OffsetDateTime::now_utc();
     let t_start = Instant::now();
@@ -638,26 +693,17 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
         let scheduled =
             u64::try_from(u128::from(rate) * cfg.step.as_millis() / 1000).unwrap_or(u64::MAX);
         tracing::info!(index, rate, scheduled, "step started");
-        let step = Arc::new(Step {
-            t0: Instant::now() + Duration::from_millis(10),
+        let step = Arc::new(Step::new(
             rate,
-            slots: scheduled,
-            next: AtomicU64::new(0),
-            max_lag: cfg.max_lag,
-            timeout: cfg.timeout,
-            stats: Mutex::default(),
-            accepted_total: accepted_total.clone(),
-        });
+            scheduled,
+            cfg.max_lag,
+            cfg.timeout,
+            accepted_total.clone(),
+        ));
         let started_s = round3(step.t0.saturating_duration_since(t_start).as_secs_f64());
-        let tasks: Vec<_> = senders
-            .drain(..)
-            .map(|s| tokio::spawn(sender_task(step.clone(), target.clone(), s)))
-            .collect();
-        for task in tasks {
-            senders.push(task.await.context("a sender task panicked")?);
-        }
+        client.run(&step).await?;
         let elapsed_s = round3(step.t0.elapsed().as_secs_f64());
-        let stats = std::mem::take(&mut *step.stats());
+        let stats = step.take_stats();
         let latency = stats.latency.percentiles();
         let stop_reason = judge(scheduled, stats.outcomes.accepted, latency.p99_ms, limit_ms);
         let ended_s = started_s + elapsed_s;
@@ -696,7 +742,7 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
             break;
         }
     }
-    drop(senders);
+    drop(client);
 
     // Drain: keep sampling until the backend has processed everything accepted.
     let steps_end_s = t_start.elapsed().as_secs_f64();

@@ -1,0 +1,627 @@
+//! The backlog drain benchmark: `paystream-load drain`.
+//!
+//! How fast does the worker catch up once a processor answers again? One run, in order:
+//! 1. set both processors failing with no delay, then purge the backend and both processors
+//!    ([`control`](super::control)): in that order, nothing a previous run left in flight can
+//!    be stored after the purge;
+//! 2. the outage: post fresh payments of 19.90 open-loop at `rate` for `outage`
+//!    (`LoadClient` of the [`throughput`](super::throughput) benchmark: bounded in flight,
+//!    latency from the due time); nothing can be processed, so every accepted payment queues;
+//! 3. read the backend's totals once more (the backlog at recovery), then give the default
+//!    processor a `recovery_delay_ms` delay and clear its failure: that moment is `t0`. The
+//!    fallback stays failing, so nothing may go there;
+//! 4. poll the backend's `GET /payments-summary` (no bounds) every `poll_every` until it
+//!    reports every accepted payment processed, or `timeout` has passed;
+//! 5. compare the backend's totals with what each processor stored, set both processors
+//!    back to healthy with no delay (whatever happened before: the processors are shared with
+//!    later runs), and write `<out>/<name>.json` ([`report`](super::report)) and
+//!    `<out>/<name>.svg` ([`plot`](super::plot)).
+//!
+//! Only HTTP: the backend and the processors' admin API, like [`rinha`](super::rinha), so it
+//! runs against any deployment. Times are when a summary's answer arrived (the count was read
+//! a little earlier), so the drain times are upper bounds by one summary round trip.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::control::{
+    iso_ms, BackendSummary, Conditions, Control, ControlError, Processor, ProcessorSummary,
+    DEFAULT_PROCESSOR_TOKEN,
+};
+use super::stats::{Outcomes, Percentiles};
+use super::throughput::{LoadClient, Step};
+
+/// The drain milestones reported besides the full drain: shares of the backlog at `t0`.
+pub const MILESTONES: [f64; 3] = [0.5, 0.9, 0.99];
+/// What the processors are left in at the end of a run.
+pub const HEALTHY: Conditions = Conditions {
+    delay_ms: 0,
+    failing: false,
+};
+/// During the outage: both processors answer `500` at once.
+pub const FAILING: Conditions = Conditions {
+    delay_ms: 0,
+    failing: true,
+};
+/// A payment that cannot start this long after its due time is dropped (never sent).
+const MAX_LAG: Duration = Duration::from_secs(1);
+/// Attempts at the reading just before the recovery, which the backlog at `t0` comes from.
+const T0_READ_ATTEMPTS: u32 = 3;
+
+/// What a run does and where.
+#[derive(Clone, Debug)]
+pub struct DrainConfig {
+    /// The backend under test, e.g. `http://127.0.0.1:9999`.
+    pub backend_url: String,
+    /// The default processor's base URL.
+    pub default_url: String,
+    /// The fallback processor's base URL.
+    pub fallback_url: String,
+    /// Sent as `X-Admin-Token` to the backend's purge when set.
+    pub admin_token: Option<String>,
+    /// The processors' admin token (`X-Rinha-Token`).
+    pub processor_token: String,
+    /// Payments posted per second during the outage.
+    pub rate: u64,
+    /// How long both processors fail while payments are posted.
+    pub outage: Duration,
+    /// The default processor's delay once it recovers.
+    pub recovery_delay_ms: u64,
+    /// Give up waiting for the drain after this long since the recovery.
+    pub timeout: Duration,
+    /// How often the backend's totals are read.
+    pub poll_every: Duration,
+    /// Keep-alive connections for the outage load, hence the most payments in flight.
+    pub connections: usize,
+    /// Timeout of each `POST /payments`.
+    pub request_timeout: Duration,
+    /// Where the JSON report and the SVG go; nothing is written when `None`.
+    pub out_dir: Option<PathBuf>,
+    /// Base name of the written files.
+    pub name: String,
+}
+
+impl Default for DrainConfig {
+    /// The requirement's scenario against the local stack: a 10 s outage at 550 req/s, then
+    /// the default processor answering in 20 ms.
+    fn default() -> Self {
+        DrainConfig {
+            backend_url: "http://127.0.0.1:9999".into(),
+            default_url: "http://127.0.0.1:8001".into(),
+            fallback_url: "http://127.0.0.1:8002".into(),
+            admin_token: None,
+            processor_token: DEFAULT_PROCESSOR_TOKEN.into(),
+            rate: 550,
+            outage: Duration::from_secs(10),
+            recovery_delay_ms: 20,
+            timeout: Duration::from_secs(60),
+            poll_every: Duration::from_millis(50),
+            connections: 64,
+            request_timeout: Duration::from_secs(2),
+            out_dir: Some(PathBuf::from("load-tests/results")),
+            name: "drain".into(),
+        }
+    }
+}
+
+/// One reading of the backend's all-time totals.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DrainSample {
+    /// Milliseconds since the default processor recovered (`t0`); negative during the outage.
+    pub t_ms: f64,
+    /// Milliseconds since the outage's first payment was due.
+    pub since_start_ms: f64,
+    /// Payments accepted (2xx) by then.
+    pub accepted: u64,
+    /// Payments the backend reports processed (both processors).
+    pub processed: u64,
+    /// Of which on the fallback processor.
+    pub fallback: u64,
+    /// `accepted - processed`.
+    pub backlog: i64,
+}
+
+/// The backend's totals against what each processor stored, read once the run ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Consistency {
+    pub backend: BackendSummary,
+    pub default: ProcessorSummary,
+    pub fallback: ProcessorSummary,
+    /// Count and amount agree for both processors.
+    pub consistent: bool,
+}
+
+impl Consistency {
+    fn new(backend: BackendSummary, default: ProcessorSummary, fallback: ProcessorSummary) -> Self {
+        let agrees = |ours: super::control::Totals, theirs: &ProcessorSummary| {
+            (ours.total_requests, ours.total_amount) == (theirs.total_requests, theirs.total_amount)
+        };
+        let consistent = agrees(backend.default, &default) && agrees(backend.fallback, &fallback);
+        Consistency {
+            backend,
+            default,
+            fallback,
+            consistent,
+        }
+    }
+}
+
+/// How long the backlog took to reach a share of its size at `t0`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Milestone {
+    /// Share of the backlog at `t0` processed, e.g. 0.9.
+    pub share: f64,
+    /// Milliseconds since `t0`; `None` when not reached before the timeout.
+    pub ms: Option<f64>,
+}
+
+/// The settings a report was produced with.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DrainSettings {
+    pub backend_url: String,
+    pub default_url: String,
+    pub fallback_url: String,
+    pub rate: u64,
+    pub outage_s: f64,
+    pub recovery_delay_ms: u64,
+    pub timeout_s: f64,
+    pub poll_every_ms: u64,
+    pub connections: usize,
+    pub request_timeout_ms: u64,
+}
+
+/// Everything a run measured: written as `<out>/<name>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DrainReport {
+    pub name: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub settings: DrainSettings,
+    /// `POST /payments` during the outage, as the client saw them.
+    pub posts: Outcomes,
+    /// Payments due during the outage that could not start in time (never sent).
+    pub dropped: u64,
+    /// Latency of those posts, from their due time.
+    pub post_latency: Percentiles,
+    /// From the first payment's due time to `t0`, seconds.
+    pub outage_s: f64,
+    /// Payments accepted (2xx) during the outage.
+    pub accepted: u64,
+    /// `accepted - processed` just before the recovery.
+    pub backlog_at_t0: i64,
+    /// The backend reported every accepted payment processed before the timeout.
+    pub drained: bool,
+    /// From `t0` to the first reading with every accepted payment processed, ms.
+    pub drain_ms: Option<f64>,
+    /// From `t0` to 50, 90 and 99 % of the backlog at `t0` processed.
+    pub milestones: Vec<Milestone>,
+    /// Payments processed after `t0` per second of draining (until drained, or until the
+    /// last reading when not).
+    pub drain_rate_per_sec: Option<f64>,
+    /// Processed at the last reading.
+    pub processed: u64,
+    /// `accepted - processed` at the last reading.
+    pub backlog_end: i64,
+    /// Payments the backend reports on the fallback at the end (it failed all along: 0).
+    pub fallback: u64,
+    /// Read after the last reading.
+    pub consistency: Consistency,
+    /// Backend summary calls that failed (those readings are missing from `samples`).
+    pub poll_errors: u64,
+    /// Why the processors could not be set back to healthy, if they could not.
+    pub restore_error: Option<String>,
+    pub samples: Vec<DrainSample>,
+    /// Files written for this run (paths as given).
+    pub files: Vec<String>,
+}
+
+/// A reading before the times are known relative to `t0`.
+#[derive(Clone, Copy, Debug)]
+struct Reading {
+    at: Instant,
+    accepted: u64,
+    processed: u64,
+    fallback: u64,
+}
+
+/// What the readings share while the run goes (the outage sampler, then the drain loop).
+struct Readings {
+    /// Asks the backend for its totals.
+    control: Control,
+    /// 2xx answers so far, counted by the load.
+    accepted: Arc<AtomicU64>,
+    /// Every successful reading, in time order (one reader at a time).
+    list: Mutex<Vec<Reading>>,
+    /// Readings that failed.
+    errors: AtomicU64,
+}
+
+impl Readings {
+    /// Reads the backend's totals once; `None` (and one more error) when that failed.
+    async fn read(&self) -> Option<Reading> {
+        match self.control.backend_summary(None, None).await {
+            Ok(s) => {
+                let reading = Reading {
+                    at: Instant::now(),
+                    accepted: self.accepted.load(Ordering::Relaxed),
+                    processed: s.default.total_requests + s.fallback.total_requests,
+                    fallback: s.fallback.total_requests,
+                };
+                self.list
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(reading);
+                Some(reading)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "backend summary failed");
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn take(&self) -> Vec<Reading> {
+        std::mem::take(&mut *self.list.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Reads every `every` from `start` until `stop` turns true.
+async fn poll_until_stopped(
+    readings: Arc<Readings>,
+    start: Instant,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval_at(start, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        readings.read().await;
+    }
+}
+
+fn ms_between(from: Instant, to: Instant) -> f64 {
+    let ms = if to >= from {
+        (to - from).as_secs_f64() * 1000.0
+    } else {
+        -((from - to).as_secs_f64() * 1000.0)
+    };
+    (ms * 10.0).round() / 10.0
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The first time since `t0` at which at most `(1 - share)` of `backlog_at_t0` remained.
+/// `share = 1` means everything accepted processed.
+pub fn time_to_drain(samples: &[DrainSample], backlog_at_t0: i64, share: f64) -> Option<f64> {
+    if backlog_at_t0 <= 0 {
+        return Some(0.0);
+    }
+    let allowed = backlog_at_t0 as f64 * (1.0 - share);
+    samples
+        .iter()
+        .filter(|s| s.t_ms >= 0.0)
+        .find(|s| s.backlog <= 0 || (s.backlog as f64) <= allowed)
+        .map(|s| s.t_ms)
+}
+
+/// Processed payments per second after `t0`, up to `end`: the first reading with everything
+/// processed, or else the last reading.
+pub fn drain_rate(end: Option<&DrainSample>, processed_at_t0: u64) -> Option<f64> {
+    let end = end.filter(|s| s.t_ms > 0.0)?;
+    Some((end.processed.saturating_sub(processed_at_t0) as f64 / (end.t_ms / 1000.0)).round())
+}
+
+/// Runs the benchmark once and returns its report (also written to disk when `cfg.out_dir` is
+/// set). The processors are set back to healthy with no delay at the end, also when the run
+/// failed after making them fail.
+pub async fn run_drain(cfg: DrainConfig) -> anyhow::Result<DrainReport> {
+    anyhow::ensure!(cfg.rate > 0, "rate must be positive");
+    anyhow::ensure!(!cfg.outage.is_zero(), "outage length must be positive");
+    anyhow::ensure!(!cfg.poll_every.is_zero(), "poll period must be positive");
+
+    let control = Control::new(
+        &cfg.backend_url,
+        &cfg.default_url,
+        &cfg.fallback_url,
+        cfg.admin_token.clone(),
+        cfg.processor_token.clone(),
+        Duration::from_secs(2),
+    )?;
+    let mut client = LoadClient::open(&cfg.backend_url, cfg.connections).await?;
+
+    let started_at = OffsetDateTime::now_utc();
+    let result = outage_and_drain(&cfg, &control, &mut client).await;
+    drop(client);
+    let restored = set_both(&control, HEALTHY).await;
+    if let Err(e) = &restored {
+        tracing::warn!(error = %e, "could not set the processors back to healthy");
+    }
+    let mut report = result?;
+    report.started_at = iso_ms(started_at);
+    report.finished_at = iso_ms(OffsetDateTime::now_utc());
+    report.restore_error = restored.err().map(|e| e.to_string());
+
+    // 5. Files.
+    if let Some(dir) = &cfg.out_dir {
+        let json = dir.join(format!("{}.json", cfg.name));
+        let svg = dir.join(format!("{}.svg", cfg.name));
+        report.files = vec![json.display().to_string(), svg.display().to_string()];
+        super::report::write_json(&json, &report)?;
+        super::plot::drain_svg(&svg, &report)?;
+    }
+    Ok(report)
+}
+
+async fn set_both(control: &Control, c: Conditions) -> Result<(), ControlError> {
+    let (d, f) = tokio::join!(
+        control.set_conditions(Processor::Default, c),
+        control.set_conditions(Processor::Fallback, c),
+    );
+    d.and(f)
+}
+
+/// Steps 1 to 4 and the consistency read of step 5.
+async fn outage_and_drain(
+    cfg: &DrainConfig,
+    control: &Control,
+    client: &mut LoadClient,
+) -> anyhow::Result<DrainReport> {
+    // 1. Both processors fail, then a clean slate.
+    set_both(control, FAILING)
+        .await
+        .context("making both processors fail")?;
+    let (b, d, f) = tokio::join!(
+        control.purge_backend(),
+        control.purge_processor(Processor::Default),
+        control.purge_processor(Processor::Fallback),
+    );
+    b.context("purging the backend")?;
+    d.context("purging the default processor")?;
+    f.context("purging the fallback processor")?;
+
+    // 2. The outage: the load, with the totals read beside it.
+    let accepted_total = Arc::new(AtomicU64::new(0));
+    let readings = Arc::new(Readings {
+        control: control.clone(),
+        accepted: accepted_total.clone(),
+        list: Mutex::default(),
+        errors: AtomicU64::new(0),
+    });
+    let slots =
+        u64::try_from(u128::from(cfg.rate) * cfg.outage.as_millis() / 1000).unwrap_or(u64::MAX);
+    let step = Arc::new(Step::new(
+        cfg.rate,
+        slots,
+        MAX_LAG,
+        cfg.request_timeout,
+        accepted_total.clone(),
+    ));
+    let start = step.t0;
+    tracing::info!(rate = cfg.rate, slots, "outage started");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(poll_until_stopped(
+        readings.clone(),
+        start,
+        cfg.poll_every,
+        stop_rx,
+    ));
+    client.run(&step).await?;
+    let _ = stop_tx.send(true);
+    sampler.await.context("the outage sampler panicked")?;
+    let stats = step.take_stats();
+    let accepted = accepted_total.load(Ordering::Relaxed);
+
+    // 3. The backlog at recovery. Both processors still fail, so nothing more can be
+    // processed before the default processor is told to answer again.
+    let mut before = None;
+    for _ in 0..T0_READ_ATTEMPTS {
+        before = readings.read().await;
+        if before.is_some() {
+            break;
+        }
+        tokio::time::sleep(cfg.poll_every).await;
+    }
+    let before = before.context("reading the backend's totals before the recovery")?;
+    control
+        .set_conditions(
+            Processor::Default,
+            Conditions {
+                delay_ms: cfg.recovery_delay_ms,
+                failing: false,
+            },
+        )
+        .await
+        .context("recovering the default processor")?;
+    let t0 = Instant::now();
+    tracing::info!(
+        accepted,
+        backlog = signed(accepted) - signed(before.processed),
+        "default processor recovered"
+    );
+
+    // 4. The drain.
+    let mut ticker = tokio::time::interval(cfg.poll_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Some(r) = readings.read().await {
+            if r.processed >= accepted {
+                break;
+            }
+        }
+        if t0.elapsed() >= cfg.timeout {
+            tracing::warn!(timeout_s = cfg.timeout.as_secs_f64(), "backlog not drained");
+            break;
+        }
+    }
+
+    // 5. What each processor stored against what the backend reports.
+    let (b, d, f) = tokio::join!(
+        control.backend_summary(None, None),
+        control.processor_summary(Processor::Default, None, None),
+        control.processor_summary(Processor::Fallback, None, None),
+    );
+    let consistency = Consistency::new(
+        b.context("final backend summary")?,
+        d.context("final default processor summary")?,
+        f.context("final fallback processor summary")?,
+    );
+
+    let samples: Vec<DrainSample> = readings
+        .take()
+        .into_iter()
+        .map(|r| DrainSample {
+            t_ms: ms_between(t0, r.at),
+            since_start_ms: ms_between(start, r.at),
+            accepted: r.accepted,
+            processed: r.processed,
+            fallback: r.fallback,
+            backlog: signed(r.accepted) - signed(r.processed),
+        })
+        .collect();
+    let backlog_at_t0 = signed(accepted) - signed(before.processed);
+    let drained = samples
+        .iter()
+        .find(|s| s.t_ms >= 0.0 && s.processed >= accepted)
+        .copied();
+    let drain_ms = drained.map(|s| s.t_ms);
+    let last = samples.last().copied();
+    Ok(DrainReport {
+        name: cfg.name.clone(),
+        started_at: String::new(),
+        finished_at: String::new(),
+        settings: DrainSettings {
+            backend_url: cfg.backend_url.clone(),
+            default_url: cfg.default_url.clone(),
+            fallback_url: cfg.fallback_url.clone(),
+            rate: cfg.rate,
+            outage_s: cfg.outage.as_secs_f64(),
+            recovery_delay_ms: cfg.recovery_delay_ms,
+            timeout_s: cfg.timeout.as_secs_f64(),
+            poll_every_ms: u64::try_from(cfg.poll_every.as_millis()).unwrap_or(u64::MAX),
+            connections: cfg.connections,
+            request_timeout_ms: u64::try_from(cfg.request_timeout.as_millis()).unwrap_or(u64::MAX),
+        },
+        posts: stats.outcomes,
+        dropped: stats.dropped,
+        post_latency: stats.latency.percentiles(),
+        outage_s: ms_between(start, t0) / 1000.0,
+        accepted,
+        backlog_at_t0,
+        drained: drain_ms.is_some(),
+        drain_ms,
+        milestones: MILESTONES
+            .iter()
+            .map(|&share| Milestone {
+                share,
+                ms: time_to_drain(&samples, backlog_at_t0, share),
+            })
+            .collect(),
+        drain_rate_per_sec: drain_rate(drained.or(last).as_ref(), before.processed),
+        processed: last.map_or(before.processed, |s| s.processed),
+        backlog_end: last.map_or(backlog_at_t0, |s| s.backlog),
+        fallback: consistency.backend.fallback.total_requests,
+        consistency,
+        poll_errors: readings.errors.load(Ordering::Relaxed),
+        restore_error: None,
+        samples,
+        files: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sample(t_ms: f64, accepted: u64, processed: u64) -> DrainSample {
+        DrainSample {
+            t_ms,
+            since_start_ms: t_ms + 10_000.0,
+            accepted,
+            processed,
+            fallback: 0,
+            backlog: signed(accepted) - signed(processed),
+        }
+    }
+
+    fn drain() -> Vec<DrainSample> {
+        vec![
+            sample(-5000.0, 2000, 0),
+            sample(-2.0, 5500, 0),
+            sample(50.0, 5500, 0),
+            sample(400.0, 5500, 2000),
+            sample(800.0, 5500, 2750),
+            sample(1200.0, 5500, 5000),
+            sample(1600.0, 5500, 5445),
+            sample(2000.0, 5500, 5500),
+        ]
+    }
+
+    #[test]
+    fn milestones_are_the_first_readings_past_each_share() {
+        let s = drain();
+        assert_eq!(time_to_drain(&s, 5500, 0.5), Some(800.0));
+        assert_eq!(time_to_drain(&s, 5500, 0.9), Some(1200.0));
+        // 1 % of 5500 is 55 remaining: reached exactly at 1600 ms.
+        assert_eq!(time_to_drain(&s, 5500, 0.99), Some(1600.0));
+        assert_eq!(time_to_drain(&s, 5500, 1.0), Some(2000.0));
+        // Readings before t0 never count, however small the backlog then.
+        assert_eq!(time_to_drain(&s[..2], 5500, 0.5), None);
+        // Nothing to drain: done at once.
+        assert_eq!(time_to_drain(&s, 0, 0.99), Some(0.0));
+    }
+
+    #[test]
+    fn drain_rate_over_the_drain_or_up_to_the_last_reading() {
+        let s = drain();
+        assert_eq!(drain_rate(s.last(), 0), Some(2750.0));
+        // Not drained: 5000 processed in 1.2 s.
+        assert_eq!(drain_rate(Some(&s[5]), 0), Some(4167.0));
+        assert_eq!(drain_rate(Some(&s[1]), 0), None);
+        assert_eq!(drain_rate(None, 0), None);
+    }
+
+    #[test]
+    fn consistency_compares_counts_and_amounts() {
+        use super::super::control::Totals;
+        use super::super::money::Decimal;
+        let totals = |n: u64| Totals {
+            total_requests: n,
+            total_amount: Decimal::from_cents(1990) * Decimal::from_int(i64::try_from(n).unwrap()),
+        };
+        let stored = |n: u64| ProcessorSummary {
+            total_requests: n,
+            total_amount: Decimal::from_cents(1990) * Decimal::from_int(i64::try_from(n).unwrap()),
+            ..ProcessorSummary::default()
+        };
+        let backend = BackendSummary {
+            default: totals(3),
+            fallback: totals(0),
+        };
+        assert!(Consistency::new(backend, stored(3), stored(0)).consistent);
+        assert!(!Consistency::new(backend, stored(4), stored(0)).consistent);
+        assert!(!Consistency::new(backend, stored(3), stored(1)).consistent);
+    }
+
+    #[test]
+    fn signed_milliseconds() {
+        let t = Instant::now();
+        assert_eq!(ms_between(t, t + Duration::from_micros(1_234_567)), 1234.6);
+        assert_eq!(ms_between(t + Duration::from_millis(2), t), -2.0);
+    }
+}
