@@ -4,6 +4,7 @@
 # processors at PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL. Ctrl-C / SIGTERM stops all.
 #
 # Environment (all optional): PORT (9999), REDIS_PORT (6390), GATEWAY_PORTS ("8081 8082"),
+# REDIS_TRANSPORT (unix: gateways and worker reach Redis over its Unix socket; tcp),
 # WORKER_NICE (10: the worker yields the CPU to the request path), UPSTREAM (unix: nginx reaches the gateways over Unix sockets in $RUN_DIR; tcp: over
 # 127.0.0.1:GATEWAY_PORTS),
 # WORKER_METRICS_ADDR (127.0.0.1:9100), RUN_DIR (.run), PROFILE (release), plus every
@@ -22,7 +23,12 @@ WORKER_NICE=${WORKER_NICE:-10}
 export PROCESSOR_DEFAULT_URL=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 export PROCESSOR_FALLBACK_URL=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 export WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9100}
-export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+REDIS_TRANSPORT=${REDIS_TRANSPORT:-unix}
+if [ "$REDIS_TRANSPORT" = unix ]; then
+  export REDIS_URL=redis+unix://$RUN_DIR/redis.sock
+else
+  export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+fi
 # Local stack: the load tests purge without a token unless ADMIN_TOKEN is set.
 export PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=${PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN:-true}
 
@@ -43,6 +49,7 @@ trap 'cleanup_children' EXIT
 say "redis on :$REDIS_PORT (data in $RUN_DIR/redis)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
   --appendonly yes --appendfsync everysec --save "" --maxmemory-policy noeviction \
+  --unixsocket "$RUN_DIR/redis.sock" --unixsocketperm 700 \
   --protected-mode no --daemonize no --logfile "$RUN_DIR/redis/redis.log" &
 CHILDREN+=($!)
 for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
