@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The open-loop throughput benchmark: starts two zero-delay simulated processors and the
-# full local stack, then steps fixed arrival rates up until p99 passes the limit, against
-# (a) one gateway directly and (b) nginx + two gateways. Samples CPU and RSS of every
-# stack process. Then the backlog drain benchmark through nginx: both processors fail while
-# payments queue, the default recovers, and the time to process the backlog is measured (the
-# processors are left healthy with no delay). Writes
-# load-tests/results/throughput-{gateway,nginx}.{json,svg} and drain.{json,svg}.
+# The benchmarks: starts two zero-delay simulated processors and the full local stack,
+# then (1) the open-loop throughput benchmark, stepping fixed arrival rates up until p99
+# passes the limit, against (a) one gateway directly with the worker paused (the accept
+# path alone) and (b) nginx + two gateways with the worker running; (2) the backlog drain
+# benchmark: both processors fail while payments queue, default recovers, and the time to
+# process the backlog is measured — the issue's scenario (550/s for 10 s, 20 ms) and a
+# capacity run (zero delay). Samples CPU and RSS of every stack process. Writes
+# load-tests/results/{throughput-gateway,throughput-nginx,drain,drain-capacity}.{json,svg}.
 #
 # Environment: RATES (5000,10000,20000,40000,60000), STEP_SECS (5), P99_LIMIT_MS (5),
-# DRAIN_RATE (550), DRAIN_OUTAGE_SECS (10), DRAIN_RECOVERY_MS (20),
+# DRAIN_RATE (550), DRAIN_OUTAGE_SECS (10), DRAIN_RECOVERY_MS (20), CAPACITY_RATE (4000),
+# CAPACITY_OUTAGE_SECS (10),
 # RESULTS (load-tests/results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,24 +21,38 @@ RESULTS=${RESULTS:-load-tests/results}
 # can enqueue, so shedding does not cap the measurement.
 start_demo_stack UPSTREAM=tcp BACKLOG_LIMIT="${BACKLOG_LIMIT:-5000000}"
 
-for target in gateway nginx; do
-  case $target in
-    gateway) backend=http://127.0.0.1:8081 ;;
-    nginx) backend=http://127.0.0.1:9999 ;;
-  esac
-  say "throughput against $target ($backend)"
+throughput() { # NAME BACKEND [extra flags]
+  local name=$1 backend=$2
+  shift 2
+  say "throughput: $name ($backend)"
   # shellcheck disable=SC2046
   "$BIN/paystream-load" throughput --backend "$backend" \
     --rates "${RATES:-5000,10000,20000,40000,60000}" --step-secs "${STEP_SECS:-5}" \
-    --p99-limit-ms "${P99_LIMIT_MS:-5}" $(stack_pids) \
-    --out "$RESULTS" --name "throughput-$target"
-done
+    --p99-limit-ms "${P99_LIMIT_MS:-5}" $(stack_pids) "$@" \
+    --out "$RESULTS" --name "throughput-$name"
+}
 
-# The drain run purges and sets the processors itself, and sets both back to healthy with no
-# delay when it ends (it exits non-zero if it could not).
-say "backlog drain through nginx (outage ${DRAIN_OUTAGE_SECS:-10} s at ${DRAIN_RATE:-550}/s)"
-"$BIN/paystream-load" drain --backend http://127.0.0.1:9999 \
-  --default-url http://127.0.0.1:8001 --fallback-url http://127.0.0.1:8002 \
-  --rate "${DRAIN_RATE:-550}" --outage-secs "${DRAIN_OUTAGE_SECS:-10}" \
-  --recovery-delay-ms "${DRAIN_RECOVERY_MS:-20}" \
-  --out "$RESULTS" --name drain
+# (a) One gateway's accept path alone (gateway + Redis): the worker is paused so it does
+# not compete for the two cores; it drains the backlog when resumed.
+WORKER_PIDS=$(pgrep -f target/release/paystream-worker | tr '\n' ' ')
+# shellcheck disable=SC2086
+kill -STOP $WORKER_PIDS
+throughput gateway http://127.0.0.1:8081 --drain-secs 0
+# shellcheck disable=SC2086
+kill -CONT $WORKER_PIDS
+# (b) The whole stack: nginx + two gateways, with the worker processing as it goes.
+throughput nginx http://127.0.0.1:9999
+
+# The drain runs purge and set the processors themselves, and set both back to healthy with
+# no delay when they end (they exit non-zero if they could not).
+drain() { # NAME RATE OUTAGE_SECS RECOVERY_MS
+  say "backlog drain $1: outage $3 s at $2/s, then default answers in $4 ms"
+  "$BIN/paystream-load" drain --backend http://127.0.0.1:9999 \
+    --default-url http://127.0.0.1:8001 --fallback-url http://127.0.0.1:8002 \
+    --rate "$2" --outage-secs "$3" --recovery-delay-ms "$4" \
+    --out "$RESULTS" --name "$1"
+}
+# The issue's scenario: 10 s of both processors down at 550/s, default back at 20 ms.
+drain drain "${DRAIN_RATE:-550}" "${DRAIN_OUTAGE_SECS:-10}" "${DRAIN_RECOVERY_MS:-20}"
+# End-to-end capacity: a large backlog drained against zero-delay processors.
+drain drain-capacity "${CAPACITY_RATE:-4000}" "${CAPACITY_OUTAGE_SECS:-10}" 0

@@ -36,7 +36,7 @@ impl Default for BreakerConfig {
             failure_rate: 0.5,
             slow_call: Duration::from_secs(4),
             slow_rate: 0.9,
-            open_for: Duration::from_millis(500),
+            open_for: Duration::from_millis(200),
             probes: 3,
         }
     }
