@@ -61,6 +61,14 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
     pub async fn post_payment(&self, body: &str) -> reqwest::Response {
         self.client
             .post(self.url("/payments"))

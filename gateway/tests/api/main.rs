@@ -25,15 +25,7 @@ async fn a_valid_payment_is_accepted_once_and_queued() {
     assert_eq!(body["status"], "queued");
     assert_eq!(app.backlog().await, 1);
 
-    let text = app
-        .client
-        .get(app.url(&format!("/payments/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get_text(&format!("/payments/{id}")).await;
     assert!(text.contains(r#""amount":19.90"#), "{text}");
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(status["correlationId"], id.to_string());
@@ -164,12 +156,7 @@ async fn status_lookup_answers_404_and_400() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    let bad = app
-        .client
-        .get(app.url("/payments/xyz"))
-        .send()
-        .await
-        .unwrap();
+    let bad = app.get("/payments/xyz").await;
     assert_eq!(bad.status(), 400);
     let wrong_method = app
         .client
@@ -178,7 +165,7 @@ async fn status_lookup_answers_404_and_400() {
         .await
         .unwrap();
     assert_eq!(wrong_method.status(), 405);
-    let nowhere = app.client.get(app.url("/nowhere")).send().await.unwrap();
+    let nowhere = app.get("/nowhere").await;
     assert_eq!(nowhere.status(), 404);
 }
 
@@ -268,18 +255,10 @@ async fn summary_window_edges_are_inclusive_to_the_millisecond() {
     assert_eq!(s.default.cents, 111_110);
 
     let bad = app
-        .client
-        .get(app.url("/payments-summary?from=2025-07-15T12:00:06Z&to=2025-07-15T12:00:05Z"))
-        .send()
-        .await
-        .unwrap();
+        .get("/payments-summary?from=2025-07-15T12:00:06Z&to=2025-07-15T12:00:05Z")
+        .await;
     assert_eq!(bad.status(), 400);
-    let bad = app
-        .client
-        .get(app.url("/payments-summary?from=tomorrow"))
-        .send()
-        .await
-        .unwrap();
+    let bad = app.get("/payments-summary?from=tomorrow").await;
     assert_eq!(bad.status(), 400);
 }
 
@@ -290,15 +269,7 @@ async fn summary_sums_are_exact() {
     for i in 0..200 {
         record(&app, Processor::Default, at + i, 1990).await;
     }
-    let body = app
-        .client
-        .get(app.url("/payments-summary"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = app.get_text("/payments-summary").await;
     assert_eq!(
         body,
         r#"{"default":{"totalRequests":200,"totalAmount":3980.00},"fallback":{"totalRequests":0,"totalAmount":0.00}}"#
@@ -322,9 +293,9 @@ async fn redis_down_means_503_never_2xx() {
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "1");
     }
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
-    let live = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let live = app.get("/healthz").await;
     assert_eq!(live.status(), 200);
 }
 
@@ -382,25 +353,9 @@ async fn health_ready_and_metrics_answer() {
     let app = spawn_app().await;
     app.post_payment(&payment_body(&Uuid::new_v4(), "1.00"))
         .await;
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let metrics = app.get("/metrics").await;
     assert_eq!(metrics.status(), 200);
 }
 

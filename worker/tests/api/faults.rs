@@ -148,25 +148,9 @@ async fn kill_9_of_a_worker_mid_batch_loses_and_doubles_nothing() {
     let stack = Arc::new(spawn_stack().await);
     stack.default.set_delay(30);
     let fast_claim = [("WORKER_CLAIM_IDLE_MS", "500")];
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paystream-worker"))
-        .envs(stack.worker_env(&fast_claim))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = stack.spawn_worker_process(&fast_claim);
     let ids: Vec<Uuid> = (0..2_000).map(|_| Uuid::new_v4()).collect();
-    let mut posts = tokio::task::JoinSet::new();
-    for chunk in ids.chunks(100) {
-        let (stack, chunk) = (stack.clone(), chunk.to_vec());
-        posts.spawn(async move {
-            for id in chunk {
-                assert_eq!(stack.post(&id, "19.90").await, 202);
-            }
-        });
-    }
-    while let Some(r) = posts.join_next().await {
-        r.unwrap();
-    }
+    crate::helpers::post_all(&stack, &ids, "19.90", ids.len() / 100).await;
     // Let the child get well into the backlog, then kill it without warning.
     let deadline = Instant::now() + Duration::from_secs(30);
     while stack.default.stored_count() < 300 {
@@ -342,12 +326,7 @@ async fn dead_letters_show_as_failed_and_can_be_redriven_once() {
 async fn sigterm_finishes_in_flight_payments_then_exits() {
     let stack = Arc::new(spawn_stack().await);
     stack.default.set_delay(300);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paystream-worker"))
-        .envs(stack.worker_env(&[("WORKER_CLAIM_IDLE_MS", "500")]))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = stack.spawn_worker_process(&[("WORKER_CLAIM_IDLE_MS", "500")]);
     let ids: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
     for id in &ids {
         assert_eq!(stack.post(id, "1.00").await, 202);

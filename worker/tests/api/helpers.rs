@@ -232,6 +232,39 @@ impl Stack {
     }
 }
 
+/// Posts every id (amount `amount`) from `tasks` concurrent loops; each must get a 202.
+pub async fn post_all(
+    stack: &std::sync::Arc<Stack>,
+    ids: &[uuid::Uuid],
+    amount: &str,
+    tasks: usize,
+) {
+    let mut posts = tokio::task::JoinSet::new();
+    for chunk in ids.chunks(ids.len().div_ceil(tasks.max(1)).max(1)) {
+        let (stack, chunk, amount) = (stack.clone(), chunk.to_vec(), amount.to_string());
+        posts.spawn(async move {
+            for id in chunk {
+                assert_eq!(stack.post(&id, &amount).await, 202);
+            }
+        });
+    }
+    while let Some(r) = posts.join_next().await {
+        r.unwrap();
+    }
+}
+
+impl Stack {
+    /// The worker binary as a child process of this test, for kill -9 and SIGTERM.
+    pub fn spawn_worker_process(&self, extra: &[(&str, &str)]) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_paystream-worker"))
+            .envs(self.worker_env(extra))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
 /// Cents from an exact decimal text (`333364.8`, `19.90`).
 pub fn cents_of(text: &str) -> i128 {
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));

@@ -24,18 +24,7 @@ async fn five_thousand_concurrent_payments_are_each_processed_exactly_once() {
     let start = common::time::now_ms();
     let ids: Vec<Uuid> = (0..5_000).map(|_| Uuid::new_v4()).collect();
     let stack = Arc::new(stack);
-    let mut posts = tokio::task::JoinSet::new();
-    for chunk in ids.chunks(25) {
-        let (stack, chunk) = (stack.clone(), chunk.to_vec());
-        posts.spawn(async move {
-            for id in chunk {
-                assert_eq!(stack.post(&id, "19.90").await, 202);
-            }
-        });
-    }
-    while let Some(r) = posts.join_next().await {
-        r.unwrap();
-    }
+    helpers::post_all(&stack, &ids, "19.90", ids.len() / 25).await;
     stack.wait_processed(5_000, Duration::from_secs(120)).await;
     // Let any stray duplicate surface before comparing.
     tokio::time::sleep(Duration::from_millis(300)).await;
