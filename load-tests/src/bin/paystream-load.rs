@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use paystream_load_tests::load::control::Endpoints;
 use paystream_load_tests::load::procstat::ProcGroup;
 use paystream_load_tests::load::{
     report, run_drain, run_rinha, run_throughput, DrainConfig, RinhaConfig, ThroughputConfig,
@@ -39,8 +40,19 @@ struct Output {
     name: Option<String>,
 }
 
+impl Output {
+    /// The output directory and the files' base name, `<kind>-<UTC timestamp>` by default.
+    fn into_dir_and_name(self, kind: &str) -> (Option<PathBuf>, String) {
+        (
+            Some(self.out),
+            self.name.unwrap_or_else(|| default_name(kind)),
+        )
+    }
+}
+
+/// The backend and the processors of `rinha` and `drain`.
 #[derive(Args)]
-struct RinhaArgs {
+struct EndpointArgs {
     /// The backend (load balancer) base URL.
     #[arg(long, default_value = "http://127.0.0.1:9999")]
     backend: String,
@@ -56,6 +68,24 @@ struct RinhaArgs {
     /// Processors' admin token, sent as X-Rinha-Token.
     #[arg(long, default_value = "123")]
     processor_token: String,
+}
+
+impl From<EndpointArgs> for Endpoints {
+    fn from(a: EndpointArgs) -> Self {
+        Endpoints {
+            backend_url: a.backend,
+            default_url: a.default_url,
+            fallback_url: a.fallback_url,
+            admin_token: a.admin_token,
+            processor_token: a.processor_token,
+        }
+    }
+}
+
+#[derive(Args)]
+struct RinhaArgs {
+    #[command(flatten)]
+    endpoints: EndpointArgs,
     /// Peak virtual users.
     #[arg(long, default_value_t = 550)]
     max_requests: u32,
@@ -120,21 +150,8 @@ struct ThroughputArgs {
 
 #[derive(Args)]
 struct DrainArgs {
-    /// The backend (load balancer) base URL.
-    #[arg(long, default_value = "http://127.0.0.1:9999")]
-    backend: String,
-    /// The default processor's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8001")]
-    default_url: String,
-    /// The fallback processor's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8002")]
-    fallback_url: String,
-    /// Backend admin token, sent as X-Admin-Token with the purge.
-    #[arg(long)]
-    admin_token: Option<String>,
-    /// Processors' admin token, sent as X-Rinha-Token.
-    #[arg(long, default_value = "123")]
-    processor_token: String,
+    #[command(flatten)]
+    endpoints: EndpointArgs,
     /// Payments posted per second during the outage.
     #[arg(long, default_value_t = 550)]
     rate: u64,
@@ -190,24 +207,22 @@ async fn main() -> anyhow::Result<()> {
 
     match Cli::parse().command {
         Command::Rinha(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("rinha");
             let cfg = RinhaConfig {
-                backend_url: a.backend,
-                default_url: a.default_url,
-                fallback_url: a.fallback_url,
-                admin_token: a.admin_token,
-                processor_token: a.processor_token,
+                endpoints: a.endpoints.into(),
                 max_requests: a.max_requests,
                 duration: secs(a.duration_secs, "duration-secs")?,
                 stage: secs(a.stage_secs, "stage-secs")?,
                 timeout: Duration::from_millis(a.timeout_ms),
                 settle: secs(a.settle_secs, "settle-secs")?,
-                out_dir: Some(a.output.out),
-                name: a.output.name.unwrap_or_else(|| default_name("rinha")),
+                out_dir,
+                name,
             };
             let r = run_rinha(cfg).await?;
             print!("{}", report::rinha_table(&r));
         }
         Command::Throughput(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("throughput");
             let cfg = ThroughputConfig {
                 backend_url: a.backend,
                 admin_token: a.admin_token,
@@ -221,19 +236,16 @@ async fn main() -> anyhow::Result<()> {
                 drain: secs(a.drain_secs, "drain-secs")?,
                 sample_every: Duration::from_millis(500),
                 procs: a.pids,
-                out_dir: Some(a.output.out),
-                name: a.output.name.unwrap_or_else(|| default_name("throughput")),
+                out_dir,
+                name,
             };
             let r = run_throughput(cfg).await?;
             print!("{}", report::throughput_table(&r));
         }
         Command::Drain(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("drain");
             let cfg = DrainConfig {
-                backend_url: a.backend,
-                default_url: a.default_url,
-                fallback_url: a.fallback_url,
-                admin_token: a.admin_token,
-                processor_token: a.processor_token,
+                endpoints: a.endpoints.into(),
                 rate: a.rate,
                 outage: secs(a.outage_secs, "outage-secs")?,
                 recovery_delay_ms: a.recovery_delay_ms,
@@ -241,8 +253,8 @@ async fn main() -> anyhow::Result<()> {
                 poll_every: Duration::from_millis(a.poll_ms),
                 connections: a.connections,
                 request_timeout: Duration::from_millis(a.request_timeout_ms),
-                out_dir: Some(a.output.out),
-                name: a.output.name.unwrap_or_else(|| default_name("drain")),
+                out_dir,
+                name,
             };
             let r = run_drain(cfg).await?;
             print!("{}", report::drain_table(&r));

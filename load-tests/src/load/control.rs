@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use time::format_description::FormatItem;
 use time::macros::format_description;
@@ -84,6 +85,11 @@ impl BackendSummary {
             Processor::Fallback => self.fallback,
         }
     }
+
+    /// Payments processed on either processor.
+    pub fn processed(&self) -> u64 {
+        self.default.total_requests + self.fallback.total_requests
+    }
 }
 
 /// A processor's `GET /admin/payments-summary` answer.
@@ -118,6 +124,48 @@ pub enum ControlError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// Where a run finds the backend and the processors, and the tokens to administer them.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    /// The backend under test (the load balancer), e.g. `http://127.0.0.1:9999`.
+    pub backend_url: String,
+    /// The default processor's base URL.
+    pub default_url: String,
+    /// The fallback processor's base URL.
+    pub fallback_url: String,
+    /// Sent as `X-Admin-Token` to the backend's purge when set.
+    pub admin_token: Option<String>,
+    /// The processors' admin token (`X-Rinha-Token`).
+    pub processor_token: String,
+}
+
+impl Default for Endpoints {
+    /// The local stack (`scripts/up.sh`, SPEC section 6).
+    fn default() -> Self {
+        Endpoints {
+            backend_url: "http://127.0.0.1:9999".into(),
+            default_url: "http://127.0.0.1:8001".into(),
+            fallback_url: "http://127.0.0.1:8002".into(),
+            admin_token: None,
+            processor_token: DEFAULT_PROCESSOR_TOKEN.into(),
+        }
+    }
+}
+
+impl Endpoints {
+    /// A [`Control`] of these endpoints whose calls time out after `timeout`.
+    pub fn control(&self, timeout: Duration) -> anyhow::Result<Control> {
+        Control::new(
+            &self.backend_url,
+            &self.default_url,
+            &self.fallback_url,
+            self.admin_token.clone(),
+            self.processor_token.clone(),
+            timeout,
+        )
+    }
 }
 
 /// Where the backend and the processors are, and the tokens to administer them.
@@ -225,6 +273,32 @@ impl Control {
             .map(drop)
     }
 
+    /// Purges the backend and both processors at once: a clean slate for a run.
+    pub async fn purge_all(&self) -> anyhow::Result<()> {
+        let (b, d, f) = tokio::join!(
+            self.purge_backend(),
+            self.purge_processor(Processor::Default),
+            self.purge_processor(Processor::Fallback),
+        );
+        b.context("purging the backend")?;
+        d.context("purging the default processor")?;
+        f.context("purging the fallback processor")?;
+        Ok(())
+    }
+
+    /// Sets both processors' conditions at once; the default's result first.
+    pub async fn set_both(
+        &self,
+        default: Conditions,
+        fallback: Conditions,
+    ) -> [Result<(), ControlError>; 2] {
+        let (d, f) = tokio::join!(
+            self.set_conditions(Processor::Default, default),
+            self.set_conditions(Processor::Fallback, fallback),
+        );
+        [d, f]
+    }
+
     /// `PUT /admin/configurations/delay` then `.../failure` on one processor.
     pub async fn set_conditions(&self, p: Processor, c: Conditions) -> Result<(), ControlError> {
         let delay = self
@@ -275,6 +349,25 @@ impl Control {
             )
             .await?;
         serde_json::from_slice(&body).map_err(|source| ControlError::Body { what, source })
+    }
+
+    /// The backend's and both processors' summaries over `[from, to]`, asked at once, as a
+    /// run reads them once it ended.
+    pub async fn final_summaries(
+        &self,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> anyhow::Result<(BackendSummary, ProcessorSummary, ProcessorSummary)> {
+        let (b, d, f) = tokio::join!(
+            self.backend_summary(from, to),
+            self.processor_summary(Processor::Default, from, to),
+            self.processor_summary(Processor::Fallback, from, to),
+        );
+        Ok((
+            b.context("final backend summary")?,
+            d.context("final default processor summary")?,
+            f.context("final fallback processor summary")?,
+        ))
     }
 }
 

@@ -32,10 +32,10 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::control::{
-    iso_ms, BackendSummary, Conditions, Control, ControlError, Processor, ProcessorSummary,
-    DEFAULT_PROCESSOR_TOKEN,
+    iso_ms, BackendSummary, Conditions, Control, ControlError, Endpoints, Processor,
+    ProcessorSummary,
 };
-use super::stats::{Outcomes, Percentiles};
+use super::stats::{signed, whole_ms, Outcomes, Percentiles};
 use super::throughput::{LoadClient, Step};
 
 /// The drain milestones reported besides the full drain: shares of the backlog at `t0`.
@@ -58,16 +58,8 @@ const T0_READ_ATTEMPTS: u32 = 3;
 /// What a run does and where.
 #[derive(Clone, Debug)]
 pub struct DrainConfig {
-    /// The backend under test, e.g. `http://127.0.0.1:9999`.
-    pub backend_url: String,
-    /// The default processor's base URL.
-    pub default_url: String,
-    /// The fallback processor's base URL.
-    pub fallback_url: String,
-    /// Sent as `X-Admin-Token` to the backend's purge when set.
-    pub admin_token: Option<String>,
-    /// The processors' admin token (`X-Rinha-Token`).
-    pub processor_token: String,
+    /// The backend and the processors.
+    pub endpoints: Endpoints,
     /// Payments posted per second during the outage.
     pub rate: u64,
     /// How long both processors fail while payments are posted.
@@ -93,11 +85,7 @@ impl Default for DrainConfig {
     /// the default processor answering in 20 ms.
     fn default() -> Self {
         DrainConfig {
-            backend_url: "http://127.0.0.1:9999".into(),
-            default_url: "http://127.0.0.1:8001".into(),
-            fallback_url: "http://127.0.0.1:8002".into(),
-            admin_token: None,
-            processor_token: DEFAULT_PROCESSOR_TOKEN.into(),
+            endpoints: Endpoints::default(),
             rate: 550,
             outage: Duration::from_secs(10),
             recovery_delay_ms: 20,
@@ -251,7 +239,7 @@ impl Readings {
                 let reading = Reading {
                     at: Instant::now(),
                     accepted: self.accepted.load(Ordering::Relaxed),
-                    processed: s.default.total_requests + s.fallback.total_requests,
+                    processed: s.processed(),
                     fallback: s.fallback.total_requests,
                 };
                 self.list
@@ -280,8 +268,7 @@ async fn poll_until_stopped(
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval_at(start, every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = super::throughput::ticker(start, every);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -298,10 +285,6 @@ fn ms_between(from: Instant, to: Instant) -> f64 {
         -((from - to).as_secs_f64() * 1000.0)
     };
     (ms * 10.0).round() / 10.0
-}
-
-fn signed(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The first time since `t0` at which at most `(1 - share)` of `backlog_at_t0` remained.
@@ -333,15 +316,8 @@ pub async fn run_drain(cfg: DrainConfig) -> anyhow::Result<DrainReport> {
     anyhow::ensure!(!cfg.outage.is_zero(), "outage length must be positive");
     anyhow::ensure!(!cfg.poll_every.is_zero(), "poll period must be positive");
 
-    let control = Control::new(
-        &cfg.backend_url,
-        &cfg.default_url,
-        &cfg.fallback_url,
-        cfg.admin_token.clone(),
-        cfg.processor_token.clone(),
-        Duration::from_secs(2),
-    )?;
-    let mut client = LoadClient::open(&cfg.backend_url, cfg.connections).await?;
+    let control = cfg.endpoints.control(Duration::from_secs(2))?;
+    let mut client = LoadClient::open(&cfg.endpoints.backend_url, cfg.connections).await?;
 
     let started_at = OffsetDateTime::now_utc();
     let result = outage_and_drain(&cfg, &control, &mut client).await;
@@ -356,21 +332,18 @@ pub async fn run_drain(cfg: DrainConfig) -> anyhow::Result<DrainReport> {
     report.restore_error = restored.err().map(|e| e.to_string());
 
     // 5. Files.
-    if let Some(dir) = &cfg.out_dir {
-        let json = dir.join(format!("{}.json", cfg.name));
-        let svg = dir.join(format!("{}.svg", cfg.name));
-        report.files = vec![json.display().to_string(), svg.display().to_string()];
-        super::report::write_json(&json, &report)?;
-        super::plot::drain_svg(&svg, &report)?;
-    }
+    super::report::write_files(
+        cfg.out_dir.as_deref(),
+        &cfg.name,
+        &mut report,
+        |r| &mut r.files,
+        super::plot::drain_svg,
+    )?;
     Ok(report)
 }
 
 async fn set_both(control: &Control, c: Conditions) -> Result<(), ControlError> {
-    let (d, f) = tokio::join!(
-        control.set_conditions(Processor::Default, c),
-        control.set_conditions(Processor::Fallback, c),
-    );
+    let [d, f] = control.set_both(c, c).await;
     d.and(f)
 }
 
@@ -384,14 +357,7 @@ async fn outage_and_drain(
     set_both(control, FAILING)
         .await
         .context("making both processors fail")?;
-    let (b, d, f) = tokio::join!(
-        control.purge_backend(),
-        control.purge_processor(Processor::Default),
-        control.purge_processor(Processor::Fallback),
-    );
-    b.context("purging the backend")?;
-    d.context("purging the default processor")?;
-    f.context("purging the fallback processor")?;
+    control.purge_all().await?;
 
     // 2. The outage: the load, with the totals read beside it.
     let accepted_total = Arc::new(AtomicU64::new(0));
@@ -454,8 +420,7 @@ async fn outage_and_drain(
     );
 
     // 4. The drain.
-    let mut ticker = tokio::time::interval(cfg.poll_every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = super::throughput::ticker(Instant::now(), cfg.poll_every);
     loop {
         ticker.tick().await;
         if let Some(r) = readings.read().await {
@@ -470,16 +435,8 @@ async fn outage_and_drain(
     }
 
     // 5. What each processor stored against what the backend reports.
-    let (b, d, f) = tokio::join!(
-        control.backend_summary(None, None),
-        control.processor_summary(Processor::Default, None, None),
-        control.processor_summary(Processor::Fallback, None, None),
-    );
-    let consistency = Consistency::new(
-        b.context("final backend summary")?,
-        d.context("final default processor summary")?,
-        f.context("final fallback processor summary")?,
-    );
+    let (backend, default, fallback) = control.final_summaries(None, None).await?;
+    let consistency = Consistency::new(backend, default, fallback);
 
     let samples: Vec<DrainSample> = readings
         .take()
@@ -505,16 +462,16 @@ async fn outage_and_drain(
         started_at: String::new(),
         finished_at: String::new(),
         settings: DrainSettings {
-            backend_url: cfg.backend_url.clone(),
-            default_url: cfg.default_url.clone(),
-            fallback_url: cfg.fallback_url.clone(),
+            backend_url: cfg.endpoints.backend_url.clone(),
+            default_url: cfg.endpoints.default_url.clone(),
+            fallback_url: cfg.endpoints.fallback_url.clone(),
             rate: cfg.rate,
             outage_s: cfg.outage.as_secs_f64(),
             recovery_delay_ms: cfg.recovery_delay_ms,
             timeout_s: cfg.timeout.as_secs_f64(),
-            poll_every_ms: u64::try_from(cfg.poll_every.as_millis()).unwrap_or(u64::MAX),
+            poll_every_ms: whole_ms(cfg.poll_every),
             connections: cfg.connections,
-            request_timeout_ms: u64::try_from(cfg.request_timeout.as_millis()).unwrap_or(u64::MAX),
+            request_timeout_ms: whole_ms(cfg.request_timeout),
         },
         posts: stats.outcomes,
         dropped: stats.dropped,

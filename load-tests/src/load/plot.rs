@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -40,10 +41,82 @@ const OUTAGE: RGBColor = RGBColor(255, 183, 178);
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
-fn prepare(path: &Path) -> anyhow::Result<()> {
+/// A white picture at `path` (its directory created) with `title` above what is drawn on it.
+fn titled_root<'a>(path: &'a Path, title: &str) -> anyhow::Result<Area<'a>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    Ok(root.titled(title, (FONT, 22))?)
+}
+
+/// A panel's chart with its caption and the label areas every panel shares.
+fn chart_builder<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, (FONT, 16))
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(y_label_area);
+    builder
+}
+
+type Chart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
+
+/// The axes with their descriptions, without the light grid lines.
+fn draw_mesh<Y>(chart: &mut Chart<'_, '_, Y>, x_desc: &str, y_desc: &str) -> anyhow::Result<()>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    Ok(())
+}
+
+/// The legend box of the labelled series, at `position`.
+fn draw_legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// A legend entry drawn as a short line.
+fn line_key(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style)
+}
+
+/// A legend entry drawn as a small filled box.
+fn box_key(color: RGBAColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], color.filled())
+}
+
+/// A line through `points`, labelled in the legend with the same line.
+fn draw_line<'a, 'b: 'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    points: Vec<(f64, f64)>,
+    style: ShapeStyle,
+    label: impl Into<String>,
+) -> anyhow::Result<()> {
+    chart
+        .draw_series(LineSeries::new(points, style))?
+        .label(label)
+        .legend(line_key(style));
     Ok(())
 }
 
@@ -76,9 +149,6 @@ fn stage_bands(r: &RinhaReport, x_max: f64) -> Vec<Band> {
 
 /// The reference run: `<out>/<name>.svg`.
 pub fn rinha_svg(path: &Path, r: &RinhaReport) -> anyhow::Result<()> {
-    prepare(path)?;
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
     let title = format!(
         "{}: score {}{}, p99 {} ms, {} inconsistencies",
         r.name,
@@ -91,7 +161,7 @@ pub fn rinha_svg(path: &Path, r: &RinhaReport) -> anyhow::Result<()> {
         r.score.p99_ms,
         r.inconsistencies
     );
-    let root = root.titled(&title, (FONT, 22))?;
+    let root = titled_root(path, &title)?;
     let (key, body) = root.split_vertically(44);
     let panels = body.split_evenly((2, 1));
     let x_max = (r.timeline.len() as f64)
@@ -123,6 +193,29 @@ fn stage_key(area: &Area<'_>, bands: &[Band]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The stages shaded from `y_from` to `y_to`, each named `S<index>` at the height `label_y`.
+fn draw_bands<'a, 'b: 'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    bands: &[Band],
+    (y_from, y_to): (f64, f64),
+    label_y: f64,
+    x_max: f64,
+) -> anyhow::Result<()> {
+    chart.draw_series(
+        bands
+            .iter()
+            .map(|b| Rectangle::new([(b.from, y_from), (b.to, y_to)], b.color.mix(0.45).filled())),
+    )?;
+    chart.draw_series(bands.iter().map(|b| {
+        Text::new(
+            format!("S{}", b.index),
+            (b.from + x_max * 0.005, label_y),
+            (FONT, 12).into_font(),
+        )
+    }))?;
+    Ok(())
+}
+
 fn rinha_latency(
     area: &Area<'_>,
     r: &RinhaReport,
@@ -131,32 +224,12 @@ fn rinha_latency(
 ) -> anyhow::Result<()> {
     let worst = r.timeline.iter().map(|p| p.p99_ms).fold(1.0f64, f64::max);
     let (y_min, y_max) = (0.05f64, (worst * 2.0).max(20.0));
-    let mut chart = ChartBuilder::on(area)
-        .caption("latency per second (ms, log scale)", (FONT, 16))
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(60)
+    let mut chart = chart_builder(area, "latency per second (ms, log scale)", 60)
         // As wide as the backlog axis below, so both panels share their time axis.
         .right_y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since start")
-        .y_desc("ms")
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    chart.draw_series(
-        bands
-            .iter()
-            .map(|b| Rectangle::new([(b.from, y_min), (b.to, y_max)], b.color.mix(0.45).filled())),
-    )?;
-    chart.draw_series(bands.iter().map(|b| {
-        Text::new(
-            format!("S{}", b.index),
-            (b.from + x_max * 0.005, y_max / 1.15),
-            (FONT, 12).into_font(),
-        )
-    }))?;
+    draw_mesh(&mut chart, "seconds since start", "ms")?;
+    draw_bands(&mut chart, bands, (y_min, y_max), y_max / 1.15, x_max)?;
     let points = |f: fn(&super::rinha::TimelinePoint) -> f64| -> Vec<(f64, f64)> {
         r.timeline
             .iter()
@@ -164,14 +237,8 @@ fn rinha_latency(
             .map(|p| (p.second as f64 + 0.5, f(p).clamp(y_min, y_max)))
             .collect()
     };
-    chart
-        .draw_series(LineSeries::new(points(|p| p.p50_ms), P50.stroke_width(2)))?
-        .label("p50")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], P50.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(points(|p| p.p99_ms), P99.stroke_width(2)))?
-        .label("p99")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], P99.stroke_width(2)));
+    draw_line(&mut chart, points(|p| p.p50_ms), P50.stroke_width(2), "p50")?;
+    draw_line(&mut chart, points(|p| p.p99_ms), P99.stroke_width(2), "p99")?;
     // Checks: a green dot when consistent, red when not, grey when unreadable.
     chart
         .draw_series(r.checks.iter().map(|c| {
@@ -184,13 +251,7 @@ fn rinha_latency(
         }))?
         .label("check (green ok, red inconsistent)")
         .legend(|(x, y)| Circle::new((x + 10, y), 5, ACCEPTED.filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::MiddleRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)
 }
 
 fn rinha_rate(area: &Area<'_>, r: &RinhaReport, bands: &[Band], x_max: f64) -> anyhow::Result<()> {
@@ -204,93 +265,62 @@ fn rinha_rate(area: &Area<'_>, r: &RinhaReport, bands: &[Band], x_max: f64) -> a
         .filter_map(|p| p.backlog.map(|b| (p.second as f64 + 1.0, b.max(0) as f64)))
         .collect();
     let b_max = (backlog.iter().map(|b| b.1).fold(0.0f64, f64::max) * 1.15).max(10.0);
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "throughput (requests started per second) and backlog (accepted - processed)",
-            (FONT, 16),
-        )
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(60)
-        .right_y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?
-        .set_secondary_coord(0f64..x_max, 0f64..b_max);
-    chart
-        .configure_mesh()
-        .x_desc("seconds since start")
-        .y_desc("req/s")
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
+    let mut chart = chart_builder(
+        area,
+        "throughput (requests started per second) and backlog (accepted - processed)",
+        60,
+    )
+    .right_y_label_area_size(70)
+    .build_cartesian_2d(0f64..x_max, 0f64..y_max)?
+    .set_secondary_coord(0f64..x_max, 0f64..b_max);
+    draw_mesh(&mut chart, "seconds since start", "req/s")?;
     chart
         .configure_secondary_axes()
         .y_desc("backlog (payments)")
         .draw()?;
-    chart.draw_series(
-        bands
-            .iter()
-            .map(|b| Rectangle::new([(b.from, 0.0), (b.to, y_max)], b.color.mix(0.45).filled())),
-    )?;
-    chart.draw_series(bands.iter().map(|b| {
-        Text::new(
-            format!("S{}", b.index),
-            (b.from + x_max * 0.005, y_max * 0.97),
-            (FONT, 12).into_font(),
-        )
-    }))?;
+    draw_bands(&mut chart, bands, (0.0, y_max), y_max * 0.97, x_max)?;
     let series = |f: fn(&super::rinha::TimelinePoint) -> u64| -> Vec<(f64, f64)> {
         r.timeline
             .iter()
             .map(|p| (p.second as f64 + 0.5, f(p) as f64))
             .collect()
     };
-    chart
-        .draw_series(LineSeries::new(
-            series(|p| p.requests),
-            REQUESTS.stroke_width(2),
-        ))?
-        .label("requests")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], REQUESTS.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(
-            series(|p| p.accepted),
-            ACCEPTED.stroke_width(2),
-        ))?
-        .label("accepted (2xx)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ACCEPTED.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(
-            series(|p| p.timeouts + p.errors + p.rejected),
-            P99.stroke_width(2),
-        ))?
-        .label("rejected / timeouts / errors")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], P99.stroke_width(2)));
+    draw_line(
+        &mut chart,
+        series(|p| p.requests),
+        REQUESTS.stroke_width(2),
+        "requests",
+    )?;
+    draw_line(
+        &mut chart,
+        series(|p| p.accepted),
+        ACCEPTED.stroke_width(2),
+        "accepted (2xx)",
+    )?;
+    draw_line(
+        &mut chart,
+        series(|p| p.timeouts + p.errors + p.rejected),
+        P99.stroke_width(2),
+        "rejected / timeouts / errors",
+    )?;
     // Sampled at the end of each second, hence plotted at its right edge.
     chart
         .draw_secondary_series(AreaSeries::new(backlog.clone(), 0.0, BACKLOG.mix(0.2)))?
         .label("backlog (right axis)")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], BACKLOG.mix(0.4).filled()));
+        .legend(box_key(BACKLOG.mix(0.4)));
     chart.draw_secondary_series(LineSeries::new(backlog, BACKLOG.stroke_width(2)))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::MiddleLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::MiddleLeft)
 }
 
 /// The throughput benchmark: `<out>/<name>.svg`.
 pub fn throughput_svg(path: &Path, r: &ThroughputReport) -> anyhow::Result<()> {
-    prepare(path)?;
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
     let title = format!(
         "{}: highest passing rate {}",
         r.name,
         r.max_passing_rate
             .map_or_else(|| "none".to_owned(), |m| format!("{m} req/s"))
     );
-    let root = root.titled(&title, (FONT, 22))?;
+    let root = titled_root(path, &title)?;
     let panels = root.split_evenly((3, 1));
     throughput_steps(&panels[0], r)?;
     throughput_p99(&panels[1], r)?;
@@ -311,34 +341,22 @@ fn throughput_steps(area: &Area<'_>, r: &ThroughputReport) -> anyhow::Result<()>
         .iter()
         .map(|s| s.accepted_per_sec)
         .fold(x_max, f64::max);
-    let mut chart = ChartBuilder::on(area)
-        .caption("accepted req/s per step", (FONT, 16))
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(70)
+    let mut chart = chart_builder(area, "accepted req/s per step", 70)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("target rate (req/s)")
-        .y_desc("accepted/s")
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
+    draw_mesh(&mut chart, "target rate (req/s)", "accepted/s")?;
     chart
         .draw_series(LineSeries::new(
             vec![(0.0, 0.0), (x_max, x_max)],
             REQUESTS.mix(0.5),
         ))?
         .label("target")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], REQUESTS));
+        .legend(line_key(REQUESTS.into()));
     let points: Vec<(f64, f64)> = r
         .steps
         .iter()
         .map(|s| (s.target_rate as f64, s.accepted_per_sec))
         .collect();
-    chart
-        .draw_series(LineSeries::new(points.clone(), ACCEPTED.stroke_width(2)))?
-        .label("accepted")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ACCEPTED.stroke_width(2)));
+    draw_line(&mut chart, points, ACCEPTED.stroke_width(2), "accepted")?;
     chart.draw_series(r.steps.iter().map(|s| {
         let color = if s.passed { ACCEPTED } else { P99 };
         Circle::new(
@@ -347,13 +365,7 @@ fn throughput_steps(area: &Area<'_>, r: &ThroughputReport) -> anyhow::Result<()>
             color.filled(),
         )
     }))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn throughput_p99(area: &Area<'_>, r: &ThroughputReport) -> anyhow::Result<()> {
@@ -365,55 +377,38 @@ fn throughput_p99(area: &Area<'_>, r: &ThroughputReport) -> anyhow::Result<()> {
         .map(|s| s.latency.p99_ms)
         .fold(limit, f64::max);
     let (y_min, y_max) = (0.05f64, (worst * 2.0).max(1.0));
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "p99 latency per step (ms, log scale, from due time)",
-            (FONT, 16),
-        )
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("target rate (req/s)")
-        .y_desc("ms")
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    chart
-        .draw_series(LineSeries::new(
-            vec![(0.0, limit), (x_max, limit)],
-            P99.mix(0.6).stroke_width(1),
-        ))?
-        .label(format!("limit {limit} ms"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], P99.mix(0.6)));
+    let mut chart = chart_builder(
+        area,
+        "p99 latency per step (ms, log scale, from due time)",
+        70,
+    )
+    .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
+    draw_mesh(&mut chart, "target rate (req/s)", "ms")?;
+    draw_line(
+        &mut chart,
+        vec![(0.0, limit), (x_max, limit)],
+        P99.mix(0.6).stroke_width(1),
+        format!("limit {limit} ms"),
+    )?;
     let line = |f: fn(&super::throughput::StepReport) -> f64| -> Vec<(f64, f64)> {
         r.steps
             .iter()
             .map(|s| (s.target_rate as f64, f(s).clamp(y_min, y_max)))
             .collect()
     };
-    chart
-        .draw_series(LineSeries::new(
-            line(|s| s.latency.p99_ms),
-            P99.stroke_width(2),
-        ))?
-        .label("p99")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], P99.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(
-            line(|s| s.latency.p50_ms),
-            P50.stroke_width(2),
-        ))?
-        .label("p50")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], P50.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    draw_line(
+        &mut chart,
+        line(|s| s.latency.p99_ms),
+        P99.stroke_width(2),
+        "p99",
+    )?;
+    draw_line(
+        &mut chart,
+        line(|s| s.latency.p50_ms),
+        P50.stroke_width(2),
+        "p50",
+    )?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn throughput_processed(area: &Area<'_>, r: &ThroughputReport) -> anyhow::Result<()> {
@@ -434,21 +429,13 @@ fn throughput_processed(area: &Area<'_>, r: &ThroughputReport) -> anyhow::Result
         .chain(accepted.iter().map(|a| a.1))
         .fold(0.0f64, f64::max);
     let y_max = (peak * 1.15).max(10.0);
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "payments accepted and processed (end to end) per second, steps shaded",
-            (FONT, 16),
-        )
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since start")
-        .y_desc("processed/s")
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
+    let mut chart = chart_builder(
+        area,
+        "payments accepted and processed (end to end) per second, steps shaded",
+        70,
+    )
+    .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+    draw_mesh(&mut chart, "seconds since start", "processed/s")?;
     chart.draw_series(r.steps.iter().map(|s| {
         let color = STAGE_COLORS[s.index % STAGE_COLORS.len()];
         Rectangle::new(
@@ -471,28 +458,18 @@ fn throughput_processed(area: &Area<'_>, r: &ThroughputReport) -> anyhow::Result
         .iter()
         .filter_map(|s| s.processed_per_sec.map(|v| (s.t_s, v)))
         .collect();
-    chart
-        .draw_series(LineSeries::new(accepted, REQUESTS.mix(0.7).stroke_width(1)))?
-        .label("accepted/s")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], REQUESTS.mix(0.7)));
-    chart
-        .draw_series(LineSeries::new(points, ACCEPTED.stroke_width(2)))?
-        .label("processed/s")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ACCEPTED.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    draw_line(
+        &mut chart,
+        accepted,
+        REQUESTS.mix(0.7).stroke_width(1),
+        "accepted/s",
+    )?;
+    draw_line(&mut chart, points, ACCEPTED.stroke_width(2), "processed/s")?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// The drain benchmark: `<out>/<name>.svg`.
 pub fn drain_svg(path: &Path, r: &DrainReport) -> anyhow::Result<()> {
-    prepare(path)?;
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
     let drain = r.drain_ms.map_or_else(
         || format!("not drained within {} s", r.settings.timeout_s),
         |ms| format!("drained in {:.0} ms", ms),
@@ -501,7 +478,7 @@ pub fn drain_svg(path: &Path, r: &DrainReport) -> anyhow::Result<()> {
         "{}: backlog {} after a {} s outage at {}/s, {drain}, {} on fallback",
         r.name, r.backlog_at_t0, r.settings.outage_s, r.settings.rate, r.fallback
     );
-    let root = root.titled(&title, (FONT, 22))?;
+    let root = titled_root(path, &title)?;
     let panels = root.split_evenly((2, 1));
     drain_overview(&panels[0], r)?;
     drain_closeup(&panels[1], r)?;
@@ -529,28 +506,20 @@ fn drain_overview(area: &Area<'_>, r: &DrainReport) -> anyhow::Result<()> {
         .max(r.outage_s)
         * 1.02;
     let y_max = drain_y_max(r);
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "payments since the outage began (both processors failing, shaded)",
-            (FONT, 16),
-        )
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max.max(0.1), 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since the outage began")
-        .y_desc("payments")
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
+    let mut chart = chart_builder(
+        area,
+        "payments since the outage began (both processors failing, shaded)",
+        70,
+    )
+    .build_cartesian_2d(0f64..x_max.max(0.1), 0f64..y_max)?;
+    draw_mesh(&mut chart, "seconds since the outage began", "payments")?;
     chart
         .draw_series(std::iter::once(Rectangle::new(
             [(0.0, 0.0), (r.outage_s, y_max)],
             OUTAGE.mix(0.35).filled(),
         )))?
         .label("outage")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], OUTAGE.mix(0.35).filled()));
+        .legend(box_key(OUTAGE.mix(0.35)));
     // Right-aligned against the recovery, inside the chart however long the drain was.
     let right = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Top));
     chart.draw_series(std::iter::once(Text::new(
@@ -559,13 +528,7 @@ fn drain_overview(area: &Area<'_>, r: &DrainReport) -> anyhow::Result<()> {
         right,
     )))?;
     drain_lines(&mut chart, r, |s| s.since_start_ms / 1000.0)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn drain_closeup(area: &Area<'_>, r: &DrainReport) -> anyhow::Result<()> {
@@ -576,21 +539,17 @@ fn drain_closeup(area: &Area<'_>, r: &DrainReport) -> anyhow::Result<()> {
         .max(100.0);
     let (x_min, x_max) = (-end_ms * 0.05 / 1000.0, end_ms * 1.1 / 1000.0);
     let y_max = drain_y_max(r);
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "after the recovery: 50 / 90 / 99 / 100 % of the backlog processed",
-            (FONT, 16),
-        )
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x_min..x_max, 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since the default processor recovered")
-        .y_desc("payments")
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
+    let mut chart = chart_builder(
+        area,
+        "after the recovery: 50 / 90 / 99 / 100 % of the backlog processed",
+        70,
+    )
+    .build_cartesian_2d(x_min..x_max, 0f64..y_max)?;
+    draw_mesh(
+        &mut chart,
+        "seconds since the default processor recovered",
+        "payments",
+    )?;
     let marks = r
         .milestones
         .iter()
@@ -613,18 +572,12 @@ fn drain_closeup(area: &Area<'_>, r: &DrainReport) -> anyhow::Result<()> {
         )))?;
     }
     drain_lines(&mut chart, r, |s| s.t_ms / 1000.0)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// Accepted, processed and backlog against the time `x` gives for each sample.
-fn drain_lines(
-    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+fn drain_lines<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b, RangedCoordf64>,
     r: &DrainReport,
     x: fn(&super::drain::DrainSample) -> f64,
 ) -> anyhow::Result<()> {
@@ -644,21 +597,19 @@ fn drain_lines(
             BACKLOG.mix(0.25),
         ))?
         .label("backlog (accepted - processed)")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], BACKLOG.mix(0.25).filled()));
-    chart
-        .draw_series(LineSeries::new(
-            series(|s| s.accepted as f64),
-            REQUESTS.stroke_width(2),
-        ))?
-        .label("accepted")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], REQUESTS.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(
-            series(|s| s.processed as f64),
-            ACCEPTED.stroke_width(2),
-        ))?
-        .label("processed")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ACCEPTED.stroke_width(2)));
+        .legend(box_key(BACKLOG.mix(0.25)));
+    draw_line(
+        chart,
+        series(|s| s.accepted as f64),
+        REQUESTS.stroke_width(2),
+        "accepted",
+    )?;
+    draw_line(
+        chart,
+        series(|s| s.processed as f64),
+        ACCEPTED.stroke_width(2),
+        "processed",
+    )?;
     chart.draw_series(LineSeries::new(
         series(|s| s.backlog.max(0) as f64),
         BACKLOG.stroke_width(2),

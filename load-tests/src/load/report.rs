@@ -25,6 +25,28 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes a finished run's files when `dir` is given: `<dir>/<name>.json` and the picture
+/// `svg` draws as `<dir>/<name>.svg`, both listed as the report's `files`.
+pub fn write_files<R: Serialize>(
+    dir: Option<&Path>,
+    name: &str,
+    report: &mut R,
+    files: impl FnOnce(&mut R) -> &mut Vec<String>,
+    svg: impl FnOnce(&Path, &R) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    let json_path = dir.join(format!("{name}.json"));
+    let svg_path = dir.join(format!("{name}.svg"));
+    *files(report) = vec![
+        json_path.display().to_string(),
+        svg_path.display().to_string(),
+    ];
+    write_json(&json_path, report)?;
+    svg(&svg_path, report)
+}
+
 fn rejected(o: &Outcomes) -> String {
     if o.rejected.is_empty() {
         return "0".into();

@@ -27,9 +27,9 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
 use super::checker::{self, CheckRecord, CheckWindow};
-use super::control::{iso_ms, BackendSummary, Conditions, Control, Processor, ProcessorSummary};
+use super::control::{iso_ms, BackendSummary, Conditions, Control, Endpoints, ProcessorSummary};
 use super::score::{self, Score, ScoreInput};
-use super::stats::{Latency, Outcome, Outcomes, Percentiles};
+use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
 
 /// The amount every payment carries, as the JSON literal the contest sends.
 pub const PAYMENT_AMOUNT: &str = "19.90";
@@ -41,16 +41,8 @@ pub const THINK_TIME: Duration = Duration::from_secs(1);
 /// What a run does and where.
 #[derive(Clone, Debug)]
 pub struct RinhaConfig {
-    /// The backend under test (the load balancer), e.g. `http://127.0.0.1:9999`.
-    pub backend_url: String,
-    /// The default processor's base URL.
-    pub default_url: String,
-    /// The fallback processor's base URL.
-    pub fallback_url: String,
-    /// Sent as `X-Admin-Token` to the backend's purge when set.
-    pub admin_token: Option<String>,
-    /// The processors' admin token (`X-Rinha-Token`).
-    pub processor_token: String,
+    /// The backend and the processors.
+    pub endpoints: Endpoints,
     /// Peak number of virtual users (the contest's `MAX_REQUESTS`).
     pub max_requests: u32,
     /// How long the VUs ramp and post.
@@ -71,11 +63,7 @@ impl Default for RinhaConfig {
     /// The contest's settings against the local stack (`scripts/up.sh`, SPEC section 6).
     fn default() -> Self {
         RinhaConfig {
-            backend_url: "http://127.0.0.1:9999".into(),
-            default_url: "http://127.0.0.1:8001".into(),
-            fallback_url: "http://127.0.0.1:8002".into(),
-            admin_token: None,
-            processor_token: super::control::DEFAULT_PROCESSOR_TOKEN.into(),
+            endpoints: Endpoints::default(),
             max_requests: 550,
             duration: Duration::from_secs(60),
             stage: Duration::from_secs(10),
@@ -239,7 +227,7 @@ async fn backlog_sampler(
             Ok(Ok(s)) => readings.push(BacklogReading {
                 second: usize::try_from(k - 1).unwrap_or(usize::MAX),
                 accepted,
-                processed: s.default.total_requests + s.fallback.total_requests,
+                processed: s.processed(),
             }),
             Ok(Err(e)) => tracing::debug!(error = %e, "backlog reading failed"),
             Err(_) => tracing::debug!("backlog reading timed out"),
@@ -275,10 +263,7 @@ fn timeline(buckets: &[Bucket], readings: &[BacklogReading]) -> Vec<TimelinePoin
                 p99_ms: p.p99_ms,
                 max_ms: p.max_ms,
                 processed: reading.map(|r| r.processed),
-                backlog: reading.map(|r| {
-                    i64::try_from(r.accepted).unwrap_or(i64::MAX)
-                        - i64::try_from(r.processed).unwrap_or(i64::MAX)
-                }),
+                backlog: reading.map(|r| signed(r.accepted) - signed(r.processed)),
             }
         })
         .collect()
@@ -381,14 +366,11 @@ fn secs_since(t0: Instant, t: Instant) -> f64 {
 
 async fn apply_stage(control: &Control, index: usize) -> Result<(), String> {
     let stage = STAGES[index];
-    let (d, f) = tokio::join!(
-        control.set_conditions(Processor::Default, stage.default),
-        control.set_conditions(Processor::Fallback, stage.fallback),
-    );
-    let errors: Vec<String> = [d.err(), f.err()]
+    let errors: Vec<String> = control
+        .set_both(stage.default, stage.fallback)
+        .await
         .into_iter()
-        .flatten()
-        .map(|e| e.to_string())
+        .filter_map(|r| r.err().map(|e| e.to_string()))
         .collect();
     if errors.is_empty() {
         Ok(())
@@ -457,14 +439,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
     anyhow::ensure!(!cfg.duration.is_zero(), "duration must be positive");
     anyhow::ensure!(!cfg.stage.is_zero(), "stage length must be positive");
 
-    let control = Control::new(
-        &cfg.backend_url,
-        &cfg.default_url,
-        &cfg.fallback_url,
-        cfg.admin_token.clone(),
-        cfg.processor_token.clone(),
-        Duration::from_secs(5),
-    )?;
+    let control = cfg.endpoints.control(Duration::from_secs(5))?;
     let client = reqwest::Client::builder()
         .timeout(cfg.timeout)
         .tcp_nodelay(true)
@@ -474,14 +449,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
     let window = CheckWindow::for_stage(cfg.stage);
 
     // 1. A clean slate, and stage 0.
-    let (b, d, f) = tokio::join!(
-        control.purge_backend(),
-        control.purge_processor(Processor::Default),
-        control.purge_processor(Processor::Fallback),
-    );
-    b.context("purging the backend")?;
-    d.context("purging the default processor")?;
-    f.context("purging the fallback processor")?;
+    control.purge_all().await?;
     let before_stage0 = Instant::now();
     apply_stage(&control, 0)
         .await
@@ -492,7 +460,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
     let end = t0 + cfg.duration;
     let stats: Shared = Arc::default();
     tracing::info!(
-        backend = %cfg.backend_url,
+        backend = %cfg.endpoints.backend_url,
         max_requests = cfg.max_requests,
         duration_s = cfg.duration.as_secs_f64(),
         stage_s = cfg.stage.as_secs_f64(),
@@ -596,16 +564,16 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         started_at: iso_ms(started_at),
         finished_at: iso_ms(finished_at),
         settings: RinhaSettings {
-            backend_url: cfg.backend_url.clone(),
-            default_url: cfg.default_url.clone(),
-            fallback_url: cfg.fallback_url.clone(),
+            backend_url: cfg.endpoints.backend_url.clone(),
+            default_url: cfg.endpoints.default_url.clone(),
+            fallback_url: cfg.endpoints.fallback_url.clone(),
             max_requests: cfg.max_requests,
             duration_s: cfg.duration.as_secs_f64(),
             stage_s: cfg.stage.as_secs_f64(),
-            timeout_ms: u64::try_from(cfg.timeout.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: whole_ms(cfg.timeout),
             settle_s: cfg.settle.as_secs_f64(),
-            check_from_offset_ms: u64::try_from(window.from_offset.as_millis()).unwrap_or(u64::MAX),
-            check_to_offset_ms: u64::try_from(window.to_offset.as_millis()).unwrap_or(u64::MAX),
+            check_from_offset_ms: whole_ms(window.from_offset),
+            check_to_offset_ms: whole_ms(window.to_offset),
         },
         requests: stats.outcomes.clone(),
         latency: stats.all.percentiles(),
@@ -627,13 +595,13 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
     };
 
     // 5. Files.
-    if let Some(dir) = &cfg.out_dir {
-        let json = dir.join(format!("{}.json", cfg.name));
-        let svg = dir.join(format!("{}.svg", cfg.name));
-        report.files = vec![json.display().to_string(), svg.display().to_string()];
-        super::report::write_json(&json, &report)?;
-        super::plot::rinha_svg(&svg, &report)?;
-    }
+    super::report::write_files(
+        cfg.out_dir.as_deref(),
+        &cfg.name,
+        &mut report,
+        |r| &mut r.files,
+        super::plot::rinha_svg,
+    )?;
     Ok(report)
 }
 
@@ -646,20 +614,10 @@ async fn final_summaries(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (b, d, f) = tokio::join!(
-            control.backend_summary(Some(from), Some(to)),
-            control.processor_summary(Processor::Default, Some(from), Some(to)),
-            control.processor_summary(Processor::Fallback, Some(from), Some(to)),
-        );
-        match (b, d, f) {
-            (Ok(b), Ok(d), Ok(f)) => return Ok((b, d, f)),
-            (b, d, f) if attempt >= 3 => {
-                let b = b.context("final backend summary")?;
-                let d = d.context("final default processor summary")?;
-                let f = f.context("final fallback processor summary")?;
-                return Ok((b, d, f));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        match control.final_summaries(Some(from), Some(to)).await {
+            Ok(summaries) => return Ok(summaries),
+            Err(e) if attempt >= 3 => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
 }

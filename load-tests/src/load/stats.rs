@@ -95,6 +95,16 @@ impl Latency {
     }
 }
 
+/// Whole milliseconds of `d`, as the reports' settings print durations.
+pub fn whole_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A count as a signed number, for differences such as `accepted - processed`.
+pub fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// Microseconds to milliseconds, kept to the microsecond.
 pub fn us_to_ms(us: u64) -> f64 {
     us as f64 / 1000.0

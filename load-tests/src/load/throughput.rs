@@ -40,7 +40,7 @@ use tokio::time::{sleep_until, Instant};
 use super::control::{iso_ms, Control, DEFAULT_PROCESSOR_TOKEN};
 use super::procstat::{GroupSample, ProcGroup};
 use super::rinha::payment_body;
-use super::stats::{Latency, Outcome, Outcomes, Percentiles};
+use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
 
 /// Name under which the load generator samples itself.
 pub const SELF_GROUP: &str = "load-generator";
@@ -554,10 +554,6 @@ fn summarize_processed(samples: &[Sample], accepted: u64) -> Processed {
     }
 }
 
-fn signed(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -591,6 +587,14 @@ fn summarize_processes(groups: &[ProcGroup], samples: &[Sample]) -> Vec<ProcessS
         .collect()
 }
 
+/// Ticks every `every` from `start`; a tick that comes late delays the next ones instead of
+/// bursting to catch up. The samplers of this benchmark and of [`drain`](super::drain) use it.
+pub(super) fn ticker(start: Instant, every: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval_at(start, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
 /// Polls the backend's totals and `/proc` until `stop` turns true.
 async fn sampler(
     control: Control,
@@ -601,8 +605,7 @@ async fn sampler(
     samples: Arc<Mutex<Vec<Sample>>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = ticker(Instant::now(), every);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -619,7 +622,7 @@ async fn sampler(
         )
         .await
         {
-            Ok(Ok(s)) => Some(s.default.total_requests + s.fallback.total_requests),
+            Ok(Ok(s)) => Some(s.processed()),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "backlog sample failed");
                 None
@@ -780,10 +783,10 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
             step_s: cfg.step.as_secs_f64(),
             p99_limit_ms: limit_ms,
             connections: cfg.connections,
-            timeout_ms: u64::try_from(cfg.timeout.as_millis()).unwrap_or(u64::MAX),
-            max_lag_ms: u64::try_from(cfg.max_lag.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: whole_ms(cfg.timeout),
+            max_lag_ms: whole_ms(cfg.max_lag),
             drain_s: cfg.drain.as_secs_f64(),
-            sample_every_ms: u64::try_from(cfg.sample_every.as_millis()).unwrap_or(u64::MAX),
+            sample_every_ms: whole_ms(cfg.sample_every),
         },
         max_passing_rate: steps
             .iter()
@@ -797,13 +800,13 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
         files: Vec::new(),
     };
 
-    if let Some(dir) = &cfg.out_dir {
-        let json = dir.join(format!("{}.json", cfg.name));
-        let svg = dir.join(format!("{}.svg", cfg.name));
-        report.files = vec![json.display().to_string(), svg.display().to_string()];
-        super::report::write_json(&json, &report)?;
-        super::plot::throughput_svg(&svg, &report)?;
-    }
+    super::report::write_files(
+        cfg.out_dir.as_deref(),
+        &cfg.name,
+        &mut report,
+        |r| &mut r.files,
+        super::plot::throughput_svg,
+    )?;
     Ok(report)
 }
 

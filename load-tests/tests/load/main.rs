@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use paystream_load_tests::load::control::{
-    iso_ms, BackendSummary, Control, Processor, ProcessorSummary, DEFAULT_PROCESSOR_TOKEN,
+    iso_ms, BackendSummary, Control, Endpoints, Processor, ProcessorSummary,
+    DEFAULT_PROCESSOR_TOKEN,
 };
 use paystream_load_tests::load::money::Decimal;
 use paystream_load_tests::load::procstat::ProcGroup;
@@ -200,10 +201,7 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
 
     let (_keep, out) = out_dir();
     let cfg = RinhaConfig {
-        backend_url: stack.url(),
-        default_url: stack.default.url(),
-        fallback_url: stack.fallback.url(),
-        admin_token: Some(ADMIN_TOKEN.into()),
+        endpoints: stack.endpoints(Some(ADMIN_TOKEN)),
         max_requests: 20,
         duration: Duration::from_secs(6),
         stage: Duration::from_secs(1),
@@ -336,9 +334,12 @@ async fn reference_run_fails_fast_without_a_backend() {
         .unwrap()
         .port();
     let cfg = RinhaConfig {
-        backend_url: format!("http://127.0.0.1:{port}"),
-        default_url: format!("http://127.0.0.1:{port}"),
-        fallback_url: format!("http://127.0.0.1:{port}"),
+        endpoints: Endpoints {
+            backend_url: format!("http://127.0.0.1:{port}"),
+            default_url: format!("http://127.0.0.1:{port}"),
+            fallback_url: format!("http://127.0.0.1:{port}"),
+            ..Endpoints::default()
+        },
         out_dir: None,
         ..RinhaConfig::default()
     };
@@ -427,10 +428,7 @@ async fn small_drain_run_processes_the_backlog_once_on_the_default_processor() {
     let in_processor = leftover_in_processor(&stack).await;
     let (_keep, out) = out_dir();
     let cfg = DrainConfig {
-        backend_url: stack.url(),
-        default_url: stack.default.url(),
-        fallback_url: stack.fallback.url(),
-        admin_token: Some(ADMIN_TOKEN.into()),
+        endpoints: stack.endpoints(Some(ADMIN_TOKEN)),
         rate: 200,
         outage: Duration::from_secs(1),
         timeout: DRAIN_LIMIT,
@@ -654,9 +652,7 @@ async fn full_length_reference_run() {
     let stack = spawn_stack(None).await;
     let (_keep, out) = out_dir();
     let cfg = RinhaConfig {
-        backend_url: stack.url(),
-        default_url: stack.default.url(),
-        fallback_url: stack.fallback.url(),
+        endpoints: stack.endpoints(None),
         out_dir: Some(out.clone()),
         name: "full-length".into(),
         ..RinhaConfig::default()
@@ -696,9 +692,7 @@ async fn full_scale_drain_run() {
     let stack = spawn_stack(None).await;
     let (_keep, out) = out_dir();
     let cfg = DrainConfig {
-        backend_url: stack.url(),
-        default_url: stack.default.url(),
-        fallback_url: stack.fallback.url(),
+        endpoints: stack.endpoints(None),
         out_dir: Some(out.clone()),
         name: "drain-full".into(),
         ..DrainConfig::default()

@@ -11,6 +11,7 @@ use common::shutdown::{Shutdown, ShutdownTrigger};
 use common::store::Store;
 use common::testing::{unique_prefix, RedisServer};
 use gateway::{AppState, GatewayConfig};
+use paystream_load_tests::load::control::Endpoints;
 use paystream_load_tests::sim::{self, SimConfig, SimHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use worker::{Hooks, WorkerConfig, WorkerHandle};
@@ -100,6 +101,18 @@ impl Stack {
     /// The gateway's base URL: what the load generators call the backend.
     pub fn url(&self) -> String {
         format!("http://{}", self.gateway)
+    }
+
+    /// The gateway and both processor simulators, for a run's configuration; `admin_token`
+    /// goes with the backend's purge.
+    pub fn endpoints(&self, admin_token: Option<&str>) -> Endpoints {
+        Endpoints {
+            backend_url: self.url(),
+            default_url: self.default.url(),
+            fallback_url: self.fallback.url(),
+            admin_token: admin_token.map(Into::into),
+            ..Endpoints::default()
+        }
     }
 
     /// Entries still in the payment stream (queued or in flight).

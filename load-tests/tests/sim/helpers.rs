@@ -88,6 +88,15 @@ impl TestSim {
             .unwrap()
     }
 
+    /// `PUT /admin/configurations/<what>` with the right token; the answer parsed.
+    pub async fn put_config_json(&self, what: &str, body: &str) -> Value {
+        self.put_config(what, body, TOKEN)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn purge(&self, token: &str) -> Response {
         self.client
             .post(self.url("/admin/purge-payments"))

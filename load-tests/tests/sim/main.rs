@@ -334,26 +334,11 @@ async fn admin_endpoints_need_the_token() {
 async fn configuration_endpoints_answer_was_and_is() {
     let sim = TestSim::start().await;
 
-    let delay: Value = sim
-        .put_config("delay", r#"{"delay":150}"#, TOKEN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let delay = sim.put_config_json("delay", r#"{"delay":150}"#).await;
     assert_eq!(delay, json!({"config": "delay", "was": 0, "is": 150}));
-    let delay: Value = sim
-        .put_config("delay", r#"{"delay":20}"#, TOKEN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let delay = sim.put_config_json("delay", r#"{"delay":20}"#).await;
     assert_eq!(delay, json!({"config": "delay", "was": 150, "is": 20}));
-    let failure: Value = sim
-        .put_config("failure", r#"{"failure":true}"#, TOKEN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let failure = sim.put_config_json("failure", r#"{"failure":true}"#).await;
     assert_eq!(
         failure,
         json!({"config": "failure", "was": false, "is": true})
