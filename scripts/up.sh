@@ -4,7 +4,8 @@
 # processors at PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL. Ctrl-C / SIGTERM stops all.
 #
 # Environment (all optional): PORT (9999), REDIS_PORT (6390), GATEWAY_PORTS ("8081 8082"),
-# REDIS_TRANSPORT (unix: gateways and worker reach Redis over its Unix socket; tcp),
+# REDIS_AOF (yes) and REDIS_APPENDFSYNC (everysec): Redis persistence (a reference run measured
+# the same p99 with AOF off, so it stays on), REDIS_TRANSPORT (unix: gateways and worker reach Redis over its Unix socket; tcp),
 # WORKER_NICE (10: the worker yields the CPU to the request path), UPSTREAM (unix: nginx reaches the gateways over Unix sockets in $RUN_DIR; tcp: over
 # 127.0.0.1:GATEWAY_PORTS),
 # WORKER_METRICS_ADDR (127.0.0.1:9100), RUN_DIR (.run), PROFILE (release), plus every
@@ -48,7 +49,7 @@ trap 'cleanup_children' EXIT
 
 say "redis on :$REDIS_PORT (data in $RUN_DIR/redis)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
-  --appendonly yes --appendfsync everysec --save "" --maxmemory-policy noeviction \
+  --appendonly "${REDIS_AOF:-yes}" --appendfsync "${REDIS_APPENDFSYNC:-everysec}" --save "" --maxmemory-policy noeviction \
   --unixsocket "$RUN_DIR/redis.sock" --unixsocketperm 700 \
   --protected-mode no --daemonize no --logfile "$RUN_DIR/redis/redis.log" &
 CHILDREN+=($!)
