@@ -3,13 +3,16 @@
 # one worker, two gateways, nginx on $PORT (9999) with the repo's nginx.conf — against the
 # processors at PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL. Ctrl-C / SIGTERM stops all.
 #
-# Environment (all optional): PORT (9999), REDIS_PORT (6390), GATEWAY_PORTS ("8081 8082"),
-# REDIS_AOF (yes) and REDIS_APPENDFSYNC (everysec): Redis persistence (a reference run measured
-# the same p99 with AOF off, so it stays on), REDIS_TRANSPORT (unix: gateways and worker reach Redis over its Unix socket; tcp),
-# WORKER_NICE (10: the worker yields the CPU to the request path), UPSTREAM (unix: nginx reaches the gateways over Unix sockets in $RUN_DIR; tcp: over
-# 127.0.0.1:GATEWAY_PORTS),
-# WORKER_METRICS_ADDR (127.0.0.1:9100), RUN_DIR (.run), PROFILE (release), plus every
-# variable of the gateway and worker (README, "Configuration").
+# Environment (all optional):
+#   PORT (9999), REDIS_PORT (6390), GATEWAY_PORTS ("8081 8082"), RUN_DIR (.run),
+#   PROFILE (release), WORKER_METRICS_ADDR (127.0.0.1:9100);
+#   UPSTREAM: unix (nginx reaches the gateways over Unix sockets in $RUN_DIR) or tcp
+#     (127.0.0.1:GATEWAY_PORTS);
+#   REDIS_TRANSPORT: unix (gateways and worker use Redis' Unix socket) or tcp;
+#   REDIS_AOF (yes), REDIS_APPENDFSYNC (everysec): persistence (AOF off measured the same
+#     p99 in a reference run, so it stays on);
+#   WORKER_NICE (10): the worker yields the CPU to the request path;
+#   plus every variable of the gateway and worker (README, "Configuration").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
