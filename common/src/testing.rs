@@ -183,3 +183,16 @@ pub fn unique_prefix() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Runs `binary` with `env` and checks it refuses to start: exit status 2 and one line on
+/// stderr naming `var`.
+pub fn assert_config_error(binary: &str, env: &[(&str, &str)], var: &str) {
+    let output = Command::new(binary)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
+    assert_eq!(output.status.code(), Some(2), "{var}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(var), "{var}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}

@@ -210,17 +210,8 @@ async fn summary_window_edges_are_inclusive_to_the_millisecond() {
 
     let query = |from: &str, to: &str| {
         let app = &app;
-        let url = app.url(&format!("/payments-summary?from={from}&to={to}"));
-        async move {
-            app.client
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
+        let path = format!("/payments-summary?from={from}&to={to}");
+        async move { app.get_text(&path).await }
     };
     let body = query("2025-07-15T12:00:00.250Z", "2025-07-15T12:00:05.750Z").await;
     assert_eq!(
@@ -393,13 +384,10 @@ fn invalid_configuration_stops_the_gateway_naming_the_variable() {
         ("PAYSTREAM_KEY_PREFIX", "a b"),
         ("GATEWAY_THREADS", "0"),
     ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_paystream-gateway"))
-            .env(var, value)
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2), "{var}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(var), "{var}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        common::testing::assert_config_error(
+            env!("CARGO_BIN_EXE_paystream-gateway"),
+            &[(var, value)],
+            var,
+        );
     }
 }

@@ -295,14 +295,10 @@ fn invalid_configuration_stops_the_worker_naming_the_variable() {
         ("REDIS_URL", "postgres://x"),
         ("ROUTING_POLICY", "cheapest"),
     ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_paystream-worker"))
-            .env(var, value)
-            .env("WORKER_METRICS_ADDR", "off")
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2), "{var}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(var), "{var}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        common::testing::assert_config_error(
+            env!("CARGO_BIN_EXE_paystream-worker"),
+            &[(var, value), ("WORKER_METRICS_ADDR", "off")],
+            var,
+        );
     }
 }
