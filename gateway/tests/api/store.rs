@@ -161,3 +161,78 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
         Attempt::Done(Status::Failed)
     );
 }
+
+/// A small deterministic generator (no extra dependency): the same cases every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[tokio::test]
+async fn the_summary_equals_a_brute_force_count_for_any_window() {
+    let app = spawn_app().await;
+    let store = &app.store;
+    let mut rng = Lcg(0x5eed);
+    let base: i64 = 1_752_582_896_000;
+    // 400 payments over ~6 s, both processors, several sharing a millisecond.
+    let mut recorded = Vec::new();
+    for _ in 0..400 {
+        let id = new_id();
+        let at = base + rng.next(6_000) as i64;
+        let cents = 1 + rng.next(1_000_000) as i64;
+        let processor = if rng.next(4) == 0 {
+            Processor::Fallback
+        } else {
+            Processor::Default
+        };
+        store.accept(&id, Cents::new(cents), at, 0).await.unwrap();
+        store
+            .record(&id, Cents::new(cents), processor, at, "", at)
+            .await
+            .unwrap();
+        recorded.push((processor, at, cents));
+    }
+    for case in 0..300 {
+        let pick = |rng: &mut Lcg| base - 500 + rng.next(7_000) as i64;
+        let (a, b) = (pick(&mut rng), pick(&mut rng));
+        let mut window = Window {
+            from: Some(a.min(b)),
+            to: Some(a.max(b)),
+        };
+        match case % 10 {
+            0 => window.from = None,
+            1 => window.to = None,
+            2 => window = Window::default(),
+            3 => window.to = window.from, // a single millisecond
+            _ => {}
+        }
+        let inside =
+            |at: i64| window.from.is_none_or(|f| at >= f) && window.to.is_none_or(|t| at <= t);
+        let expected = |p: Processor| {
+            recorded
+                .iter()
+                .filter(|(q, at, _)| *q == p && inside(*at))
+                .fold((0u64, 0i128), |(n, c), (_, _, cents)| {
+                    (n + 1, c + *cents as i128)
+                })
+        };
+        let s = store.summary(window).await.unwrap();
+        assert_eq!(
+            (s.default.requests, s.default.cents),
+            expected(Processor::Default),
+            "{window:?}"
+        );
+        assert_eq!(
+            (s.fallback.requests, s.fallback.cents),
+            expected(Processor::Fallback),
+            "{window:?}"
+        );
+    }
+}
