@@ -49,11 +49,6 @@ impl Keys {
         }
     }
 
-    /// `{p}`: the hash tag shared by every key.
-    pub fn tag(&self) -> &str {
-        &self.tag
-    }
-
     pub fn stream(&self) -> &str {
         &self.stream
     }

@@ -113,12 +113,6 @@ impl Cents {
         }
         Ok(Self(cents))
     }
-
-    /// Writes the amount as a JSON number with exactly two decimals (`333364.80`).
-    pub fn write_json(self, out: &mut String) {
-        use fmt::Write;
-        let _ = write!(out, "{self}");
-    }
 }
 
 impl fmt::Display for Cents {
@@ -224,13 +218,6 @@ impl Processor {
         match self {
             Processor::Default => "default",
             Processor::Fallback => "fallback",
-        }
-    }
-
-    pub fn other(self) -> Processor {
-        match self {
-            Processor::Default => Processor::Fallback,
-            Processor::Fallback => Processor::Default,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -96,10 +96,6 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    pub fn data_dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// SIGKILL, like a crash: no final AOF rewrite, no save.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -119,10 +115,6 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("redis-server did not restart on port {}", self.port);
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
     }
 }
 

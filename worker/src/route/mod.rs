@@ -63,10 +63,6 @@ impl Router {
         }
     }
 
-    pub fn policy(&self) -> Policy {
-        self.policy
-    }
-
     /// Whether `processor` can take calls now: breaker not open, and no health report
     /// newer than the last success says it is failing (such a report opens the breaker).
     fn usable(&self, processor: Processor) -> bool {
@@ -154,10 +150,6 @@ impl Router {
             .map(|r| Duration::from_millis(r.min_response_ms + 1_000))
             .unwrap_or_default();
         self.grace_floor.max(reported)
-    }
-
-    pub fn breaker_state(&self, processor: Processor) -> State {
-        self.breakers[processor.index()].state()
     }
 }
 

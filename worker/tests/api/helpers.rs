@@ -82,21 +82,10 @@ pub async fn spawn_stack_with(options: StackOptions) -> Stack {
 }
 
 impl Stack {
-    /// Worker settings for this stack; `extra` overrides.
+    /// Worker settings for this stack (the same environment a child process gets);
+    /// `extra` overrides.
     pub fn worker_config(&self, extra: &[(&str, &str)]) -> WorkerConfig {
-        let url = self.redis.url();
-        let default = self.default.url();
-        let fallback = self.fallback.url();
-        let mut env: HashMap<&str, &str> = HashMap::from([
-            ("REDIS_URL", url.as_str()),
-            ("PAYSTREAM_KEY_PREFIX", self.prefix.as_str()),
-            ("PROCESSOR_DEFAULT_URL", default.as_str()),
-            ("PROCESSOR_FALLBACK_URL", fallback.as_str()),
-            ("WORKER_METRICS_ADDR", "off"),
-            ("RETRY_BASE_MS", "5"),
-            ("RETRY_MAX_MS", "50"),
-        ]);
-        env.extend(extra.iter().copied());
+        let env: HashMap<String, String> = self.worker_env(extra).into_iter().collect();
         WorkerConfig::from_env(&env).unwrap()
     }
 
