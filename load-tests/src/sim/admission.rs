@@ -44,6 +44,11 @@ impl Gate {
         }
     }
 
+    /// Requests admitted and not finished (handled plus queued).
+    pub fn inside(&self) -> usize {
+        self.inside.load(Ordering::Acquire)
+    }
+
     /// A ticket, or `None` when the handled and queued places are all taken.
     pub fn try_enter(self: &Arc<Self>) -> Option<Ticket> {
         let before = self.inside.fetch_add(1, Ordering::AcqRel);

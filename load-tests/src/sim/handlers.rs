@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -145,6 +146,14 @@ fn decide(sim: &Simulator, payment: StoredPayment) -> Result<Answer, SimError> {
     match sim.shared.store.insert(payment) {
         Inserted::Stored => {
             debug!(correlation_id = %id, "payment stored");
+            let lost_answer = sim.shared.faults.status_after_store.load(Ordering::Relaxed);
+            if let Some(status) = u16::try_from(lost_answer)
+                .ok()
+                .filter(|s| *s != 0)
+                .and_then(|s| StatusCode::from_u16(s).ok())
+            {
+                return Ok(json(status, Bytes::from_static(b"{}")));
+            }
             Ok(json(StatusCode::OK, Bytes::from_static(PROCESSED_BODY)))
         }
         Inserted::Duplicate => {
@@ -200,6 +209,9 @@ struct PaymentBody<'a> {
 fn get_payment(sim: &Simulator, id: &str) -> Result<Answer, SimError> {
     // An id that is not a UUID cannot be stored either.
     let id = Uuid::parse_str(id).map_err(|_| SimError::NotFound)?;
+    if sim.shared.faults.lookups_absent.load(Ordering::Relaxed) {
+        return Err(SimError::NotFound);
+    }
     let payment = sim.stored(&id).ok_or(SimError::NotFound)?;
     let amount = raw_number(Decimal::from_cents(i128::from(payment.amount_cents)).render(2))?;
     to_json(

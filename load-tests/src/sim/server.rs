@@ -137,6 +137,21 @@ impl SimHandle {
         self.sim.set_failure(on);
     }
 
+    /// Fault: answer `status` (0 = off) instead of `200` after storing a payment.
+    pub fn set_status_after_store(&self, status: u16) {
+        self.sim.set_status_after_store(status);
+    }
+
+    /// Fault: `GET /payments/{id}` answers `404` even for stored payments.
+    pub fn set_lookups_absent(&self, on: bool) {
+        self.sim.set_lookups_absent(on);
+    }
+
+    /// `POST /payments` admitted and not answered yet (handled or queued).
+    pub fn payments_in_flight(&self) -> usize {
+        self.sim.payments_in_flight()
+    }
+
     /// Replaces the admin token.
     pub fn set_token(&self, token: impl Into<String>) {
         self.sim.set_token(token);

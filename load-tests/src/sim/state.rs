@@ -51,6 +51,18 @@ pub(crate) struct Shared {
     pub(crate) gate: Arc<Gate>,
     /// What happened so far, for tests.
     pub(crate) counters: Counters,
+    /// Faults of what may sit in front of a processor (tests only; off by default).
+    pub(crate) faults: Faults,
+}
+
+/// Misbehaviour a real deployment can show between a client and a processor.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    /// Non-zero: a payment that was stored is answered with this status instead of `200`,
+    /// like a proxy whose upstream answer was lost (`502`, `504`).
+    pub(crate) status_after_store: AtomicU64,
+    /// `GET /payments/{id}` answers `404` whatever is stored (an inconsistent processor).
+    pub(crate) lookups_absent: AtomicBool,
 }
 
 /// Monotonic counters of what the simulator saw (never reset, not even by a purge).
@@ -96,8 +108,30 @@ impl Simulator {
                 health: HealthLimiter::new(config.health_window, HEALTH_MAX_WAITERS),
                 gate: Arc::new(Gate::new(config.max_concurrent, config.max_queued)),
                 counters: Counters::default(),
+                faults: Faults::default(),
             }),
         })
+    }
+
+    /// Fault: answer `status` (0 = off) instead of `200` after storing a payment.
+    pub fn set_status_after_store(&self, status: u16) {
+        self.shared
+            .faults
+            .status_after_store
+            .store(u64::from(status), Ordering::Relaxed);
+    }
+
+    /// Fault: `GET /payments/{id}` answers `404` even for stored payments.
+    pub fn set_lookups_absent(&self, on: bool) {
+        self.shared
+            .faults
+            .lookups_absent
+            .store(on, Ordering::Relaxed);
+    }
+
+    /// `POST /payments` admitted and not answered yet (handled or queued).
+    pub fn payments_in_flight(&self) -> usize {
+        self.shared.gate.inside()
     }
 
     /// Sets the delay applied to payments arriving from now on; returns the old one.
