@@ -5,12 +5,14 @@
 # path alone) and (b) nginx + two gateways with the worker running; (2) the backlog drain
 # benchmark: both processors fail while payments queue, default recovers, and the time to
 # process the backlog is measured — the issue's scenario (550/s for 10 s, 20 ms) and a
-# capacity run (zero delay). Samples CPU and RSS of every stack process. Writes
-# load-tests/results/{throughput-gateway,throughput-nginx,drain,drain-capacity}.{json,svg}.
+# capacity run (zero delay); and (3) the cost of a durable 2xx: AOF fsync `always`
+# against `everysec`, alternating in one run. Samples CPU and RSS of every stack process.
+# Writes load-tests/results/{throughput-gateway,throughput-gateway-fsync-*,throughput-nginx,
+# drain,drain-capacity}.{json,svg}.
 #
 # Environment: RATES (5000,10000,20000,40000,60000), STEP_SECS (5), P99_LIMIT_MS (5),
 # DRAIN_RATE (550), DRAIN_OUTAGE_SECS (10), DRAIN_RECOVERY_MS (20), CAPACITY_RATE (4000),
-# CAPACITY_OUTAGE_SECS (10),
+# CAPACITY_OUTAGE_SECS (10), FSYNC_RATES (5000,10000,20000),
 # RESULTS (load-tests/results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +40,18 @@ WORKER_PIDS=$(pgrep -f target/release/paystream-worker | tr '\n' ' ')
 # shellcheck disable=SC2086
 kill -STOP $WORKER_PIDS
 throughput gateway http://127.0.0.1:8081 --drain-secs 0
+# (a') What a durable 2xx costs: the same accept path with AOF `appendfsync everysec`
+# (Redis answers before the write is on disk) and `always` (the answer waits for the
+# fsync; concurrent writes share one per event-loop pass), alternating in one run on the
+# same Redis (CONFIG SET), two rounds each.
+for round in 1 2; do
+  for mode in everysec always; do
+    redis-cli -p "${REDIS_PORT:-6390}" CONFIG SET appendfsync "$mode" >/dev/null
+    RATES=${FSYNC_RATES:-5000,10000,20000} throughput "gateway-fsync-$mode-$round" \
+      http://127.0.0.1:8081 --drain-secs 0
+  done
+done
+redis-cli -p "${REDIS_PORT:-6390}" CONFIG SET appendfsync "${REDIS_APPENDFSYNC:-always}" >/dev/null
 # shellcheck disable=SC2086
 kill -CONT $WORKER_PIDS
 # (b) The whole stack: nginx + two gateways, with the worker processing as it goes.

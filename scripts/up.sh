@@ -9,8 +9,10 @@
 #   UPSTREAM: unix (nginx reaches the gateways over Unix sockets in $RUN_DIR) or tcp
 #     (127.0.0.1:GATEWAY_PORTS);
 #   REDIS_TRANSPORT: unix (gateways and worker use Redis' Unix socket) or tcp;
-#   REDIS_AOF (yes), REDIS_APPENDFSYNC (everysec): persistence (AOF off measured the same
-#     p99 in a reference run, so it stays on);
+#   REDIS_AOF (yes), REDIS_APPENDFSYNC (always): persistence. `always` keeps SPEC §2's
+#     promise that a 2xx means durably in Redis (the reply waits for the fsync);
+#     `everysec` answers first and a host crash can lose the last second of accepted
+#     payments (README, "Durability"). AOF off = nothing survives a Redis restart;
 #   WORKER_NICE (10): the worker yields the CPU to the request path;
 #   plus every variable of the gateway and worker (README, "Configuration").
 set -euo pipefail
@@ -52,7 +54,7 @@ trap 'cleanup_children' EXIT
 
 say "redis on :$REDIS_PORT (data in $RUN_DIR/redis)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
-  --appendonly "${REDIS_AOF:-yes}" --appendfsync "${REDIS_APPENDFSYNC:-everysec}" --save "" --maxmemory-policy noeviction \
+  --appendonly "${REDIS_AOF:-yes}" --appendfsync "${REDIS_APPENDFSYNC:-always}" --save "" --maxmemory-policy noeviction \
   --unixsocket "$RUN_DIR/redis.sock" --unixsocketperm 700 \
   --protected-mode no --daemonize no --logfile "$RUN_DIR/redis/redis.log" &
 CHILDREN+=($!)

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 /// A running `redis-server` owned by one test.
 pub struct RedisServer {
     child: Option<Child>,
+    /// TCP port; 0 = Unix socket only (see [`RedisServer::start_on_unix_socket`]).
     port: u16,
     dir: tempfile::TempDir,
     aof: bool,
@@ -21,21 +22,28 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server without persistence (fastest).
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
-    /// Starts a server with AOF on (`appendfsync everysec`), for restart tests.
+    /// Starts a server with AOF on and `appendfsync always` (what the stack runs: a reply
+    /// means the write is on disk), for restart tests.
     pub fn start_with_aof() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, false)
     }
 
-    fn start_with(aof: bool) -> Self {
+    /// Like [`RedisServer::start_with_aof`], listening only on a Unix socket in its own
+    /// data directory: a restart can never find its address taken by a parallel test.
+    pub fn start_on_unix_socket() -> Self {
+        Self::start_with(true, true)
+    }
+
+    fn start_with(aof: bool, unix_only: bool) -> Self {
         let mut dir = tempfile::Builder::new()
             .prefix("paystream-redis-")
             .tempdir()
             .unwrap();
         for _ in 0..10 {
-            let port = free_port();
+            let port = if unix_only { 0 } else { free_port() };
             let mut server = Self {
                 child: None,
                 port,
@@ -60,7 +68,10 @@ impl RedisServer {
             .arg(self.dir.path())
             .args(["--save", ""])
             .args(["--appendonly", if self.aof { "yes" } else { "no" }])
-            .args(["--appendfsync", "everysec"])
+            .args(["--appendfsync", "always"])
+            .arg("--unixsocket")
+            .arg(self.socket())
+            .args(["--unixsocketperm", "700"])
             .args(["--maxmemory-policy", "noeviction"])
             .args(["--protected-mode", "no"])
             .args(["--daemonize", "no"])
@@ -79,7 +90,7 @@ impl RedisServer {
                     return false;
                 }
             }
-            if ping(self.port) {
+            if ping(self.port, &self.socket()) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -92,8 +103,23 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's URL: TCP, or its Unix socket when it has no port.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        if self.port == 0 {
+            format!("redis+unix://{}", self.socket().display())
+        } else {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// Path of the server's Unix socket (in its data directory).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    /// The process id, to freeze it (`SIGSTOP`) in tests.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL, like a crash: no final AOF rewrite, no save.
@@ -154,16 +180,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+fn ping(port: u16, socket: &std::path::Path) -> bool {
+    fn exchange(mut stream: impl Read + Write) -> bool {
+        if stream.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 16];
+        matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    }
+    if port == 0 {
+        let Ok(stream) = std::os::unix::net::UnixStream::connect(socket) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        return exchange(stream);
+    }
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    exchange(stream)
 }
 
 /// A key prefix no other test in this process uses.

@@ -230,7 +230,8 @@ fn services_are_wired_to_each_other() {
     let command = strings(&redis["command"]).join(" ");
     for flag in [
         "--appendonly yes",
-        "--appendfsync everysec",
+        // A 2xx means the payment is on disk (SPEC §2): Redis answers after the fsync.
+        "--appendfsync always",
         "--maxmemory-policy noeviction",
     ] {
         assert!(
@@ -361,5 +362,21 @@ fn the_local_stack_lets_the_load_tests_purge() {
     assert!(
         up.contains("PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN:-true") || up.contains("ADMIN_TOKEN="),
         "up.sh neither allows unauthenticated admin nor sets ADMIN_TOKEN"
+    );
+}
+
+#[test]
+fn every_stack_runs_redis_with_a_durable_2xx() {
+    // SPEC §2: a 2xx means durably in Redis. With `everysec` Redis answers before the
+    // write reaches the disk and a host crash loses about the last second of accepted
+    // payments; `always` answers after the fsync. The local stack defaults to it too.
+    let up = repo_file("scripts/up.sh");
+    assert!(
+        up.contains(r#"--appendonly "${REDIS_AOF:-yes}""#),
+        "up.sh: AOF must default to on"
+    );
+    assert!(
+        up.contains(r#"--appendfsync "${REDIS_APPENDFSYNC:-always}""#),
+        "up.sh: appendfsync must default to always"
     );
 }
