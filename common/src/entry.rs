@@ -23,6 +23,9 @@ pub struct StreamEntry {
 #[error("stream entry {entry_id} is malformed: {reason}")]
 pub struct EntryError {
     pub entry_id: String,
+    /// The payment the entry names, when its id field parses: its status can then say
+    /// why it was dead-lettered.
+    pub payment: Option<PaymentId>,
     pub reason: &'static str,
 }
 
@@ -42,6 +45,7 @@ pub fn decode(entry_id: String, fields: &[Value]) -> Result<StreamEntry, EntryEr
         let [name, value] = pair else {
             return Err(EntryError {
                 entry_id,
+                payment: None,
                 reason: "odd field list",
             });
         };
@@ -59,10 +63,12 @@ pub fn decode(entry_id: String, fields: &[Value]) -> Result<StreamEntry, EntryEr
         }),
         (None, _) => Err(EntryError {
             entry_id,
+            payment: None,
             reason: "missing or invalid id",
         }),
-        _ => Err(EntryError {
+        (payment, _) => Err(EntryError {
             entry_id,
+            payment,
             reason: "missing or invalid amount",
         }),
     }

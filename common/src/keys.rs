@@ -6,11 +6,11 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `{p}:stream` | stream | one entry per accepted payment: `id`, `amt` (cents) |
-//! | `{p}:pay:<uuid>` | hash | status, amount, pinned processor, requestedAt, attempts |
+//! | `{p}:pay:<uuid>` | hash | status, amount, entry id, pinned processor and whether an attempt there is unresolved, the Redis time from which a 404 proves absence, requestedAt, attempts |
 //! | `{p}:sum:<proc>:n` / `:c` | hash | per UTC second: count / cents recorded for `proc` |
 //! | `{p}:sum:<proc>:secs` | zset | the seconds present in the two hashes (score = second) |
 //! | `{p}:sum:<proc>:ev` | zset | one member `<uuid>:<cents>` per payment, score = requestedAt ms |
-//! | `{p}:dead` | stream | dead letters: `id`, `amt`, `reason` |
+//! | `{p}:dead` | stream | dead letters: `id`, `amt`, `reason` (or `entry`, `reason` for an entry naming no payment) |
 
 use crate::payment::{PaymentId, Processor};
 
@@ -28,6 +28,14 @@ pub mod field {
     pub const UPDATED_AT: &str = "upd";
     pub const AMBIGUOUS: &str = "amb";
     pub const AMBIGUOUS_AT: &str = "ambat";
+    /// Redis time (ms) from which a lookup answering 404 proves no attempt can be stored.
+    pub const SAFE_AT: &str = "safe";
+    /// The same bound for the attempts before the current one (0 = none unresolved).
+    pub const PRIOR_SAFE_AT: &str = "safe0";
+    /// The processor that answered 422: the payment never leaves it on a 404.
+    pub const HELD_BY: &str = "held";
+    /// The payment's stream entry id.
+    pub const ENTRY_ID: &str = "sid";
     pub const REASON: &str = "err";
 }
 

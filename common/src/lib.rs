@@ -9,8 +9,11 @@
 //!                                                         │
 //!                         entry::StreamEntry (id, cents)  ▼
 //!  worker ◀──XREADGROUP── {ps}:stream ── store::Store::begin_attempt (scripts/begin.lua:
+//!                                          confirms the entry is still this consumer's,
 //!                                          pins the processor before any call is made)
 //!     │  processor call (requestedAt chosen by time::now_ms at send time)
+//!     │  no answer → store::Store::unanswered (scripts/unanswered.lua: when a 404 proves
+//!     │  absence, on Redis' clock); definite failure or late-enough 404 → Store::settle
 //!     ▼
 //!  store::Store::record (scripts/record.lua: status=processed, summary buckets,
 //!                        XACK + XDEL — all or nothing)

@@ -33,6 +33,14 @@ pub const RATE_LIMIT_TRACKED_CLIENTS: &str = "paystream_gateway_rate_limit_clien
 pub const WORKER_IN_FLIGHT: &str = "paystream_worker_in_flight_payments";
 /// Redis errors; label `kind`.
 pub const REDIS_ERRORS_TOTAL: &str = "paystream_redis_errors_total";
+/// Attempts not sent because the send window after the ownership check had passed (a
+/// starved or frozen worker): ownership is confirmed again instead.
+pub const SEND_WINDOW_MISSED_TOTAL: &str = "paystream_worker_send_window_missed_total";
+/// Stream entries the heartbeat found owned by another consumer; their tasks stop.
+pub const ENTRIES_LOST_TOTAL: &str = "paystream_worker_entries_lost_total";
+/// 1 while `AMBIGUITY_GRACE_MS` is below a processor's reported delay (the grace follows the
+/// report then); label `processor`.
+pub const GRACE_BELOW_DELAY: &str = "paystream_worker_grace_below_delay";
 
 /// Latency buckets in seconds: from 50 µs (gateway hot path) to 10 s (slow processors).
 pub const LATENCY_BUCKETS: &[f64] = &[

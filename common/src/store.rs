@@ -17,10 +17,15 @@ use crate::time::Millis;
 /// A Redis failure as the callers need to tell it apart.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Redis could not be reached or did not answer in time: the caller should back off
-    /// (the gateway answers 503).
+    /// The command was certainly not executed: Redis refused the connection, or answered
+    /// with an error before running anything (loading, busy). The caller may back off and
+    /// retry; the gateway answers 503.
     #[error("redis unavailable: {0}")]
     Unavailable(#[source] redis::RedisError),
+    /// The command was sent but no answer came (timeout, connection lost while waiting):
+    /// it may or may not have run. The gateway answers 504 "outcome unknown".
+    #[error("redis outcome unknown: {0}")]
+    Unknown(#[source] redis::RedisError),
     /// Redis answered something a script never returns: a bug or a foreign key layout.
     #[error("unexpected redis reply: {0}")]
     Unexpected(String),
@@ -28,8 +33,23 @@ pub enum StoreError {
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
-        StoreError::Unavailable(e)
+        if written_maybe(&e) {
+            StoreError::Unknown(e)
+        } else {
+            StoreError::Unavailable(e)
+        }
     }
+}
+
+/// Whether a failed command may have reached Redis and run. Only a refused connection
+/// (nothing was ever sent on it) and an error reply (Redis answered without running the
+/// script: LOADING, BUSY, NOSCRIPT, ...) are certain; every other I/O failure —
+/// a timeout, a reset or EOF while waiting for the answer — may follow a write.
+fn written_maybe(e: &redis::RedisError) -> bool {
+    if e.is_connection_refusal() {
+        return false;
+    }
+    !matches!(e.kind(), redis::ErrorKind::Server(_))
 }
 
 impl StoreError {
@@ -37,6 +57,7 @@ impl StoreError {
     pub fn kind(&self) -> &'static str {
         match self {
             StoreError::Unavailable(_) => "redis_unavailable",
+            StoreError::Unknown(_) => "redis_unknown",
             StoreError::Unexpected(_) => "redis_unexpected",
         }
     }
@@ -46,6 +67,7 @@ impl StoreError {
 struct Scripts {
     accept: Script,
     begin: Script,
+    unanswered: Script,
     settle: Script,
     record: Script,
     fail: Script,
@@ -53,11 +75,13 @@ struct Scripts {
     touch: Script,
     health_slot: Script,
     redrive: Script,
+    purge: Script,
 }
 
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
     accept: Script::new(include_str!("scripts/accept.lua")),
     begin: Script::new(include_str!("scripts/begin.lua")),
+    unanswered: Script::new(include_str!("scripts/unanswered.lua")),
     settle: Script::new(include_str!("scripts/settle.lua")),
     record: Script::new(include_str!("scripts/record.lua")),
     fail: Script::new(include_str!("scripts/fail.lua")),
@@ -65,6 +89,7 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
     touch: Script::new(include_str!("scripts/touch.lua")),
     health_slot: Script::new(include_str!("scripts/health_slot.lua")),
     redrive: Script::new(include_str!("scripts/redrive.lua")),
+    purge: Script::new(include_str!("scripts/purge.lua")),
 });
 
 /// Outcome of [`Store::accept`].
@@ -90,17 +115,52 @@ pub enum Attempt {
         attempt: u32,
         unresolved_before: bool,
     },
-    /// The payment may still be stored by `processor` (an attempt there has no known
-    /// outcome since `since`): only that processor may be used until absence is confirmed.
+    /// The payment may still be stored by `processor` (attempt `attempt` there has no
+    /// known outcome): only that processor may be used until a lookup asked at or after
+    /// `safe.safe` says it does not hold it.
     Pinned {
         processor: Processor,
-        since: Millis,
+        safe: SafeAt,
         attempt: u32,
     },
     /// Already processed or dead-lettered: acknowledge and move on.
     Done(Status),
     /// The status hash is gone (purged).
     Missing,
+    /// The stream entry is no longer pending on this consumer (another consumer claimed
+    /// it): stop, send nothing.
+    Lost,
+}
+
+/// A bound on Redis' clock: from `safe` on, a lookup answering 404 proves that no attempt
+/// so far can still be stored. `now` is Redis' time when it said so, so the caller can
+/// wait `safe - now` on its own monotonic clock without comparing two machines' clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SafeAt {
+    pub safe: Millis,
+    pub now: Millis,
+}
+
+/// How [`Store::settle`] knows the processor does not hold the payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The attempt got a definite failure (its failure mode, 429, connection refused).
+    Failed,
+    /// A lookup answered 404; it was asked at this Redis time (or later).
+    Absent { asked_at: Millis },
+}
+
+/// Outcome of [`Store::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The in-flight mark is cleared: the payment may go anywhere.
+    Cleared,
+    /// Not the latest unresolved attempt any more: nothing changed.
+    Stale,
+    /// The processor said it holds the payment (422): it never leaves it on a 404.
+    Held,
+    /// Absence cannot be proven before this time (an earlier attempt may still be stored).
+    Early(SafeAt),
 }
 
 /// Outcome of [`Store::record`] and [`Store::dead_letter`].
@@ -252,7 +312,6 @@ impl Store {
         &self,
         id: &PaymentId,
         amount: Cents,
-        now: Millis,
         backlog_limit: u64,
     ) -> Result<Accepted, StoreError> {
         let mut buf = [0u8; 36];
@@ -264,7 +323,6 @@ impl Store {
             .key(self.keys.stream())
             .arg(id.encode(&mut buf))
             .arg(amount.get())
-            .arg(now)
             .arg(backlog_limit)
             .invoke_async(&mut conn)
             .await?;
@@ -333,29 +391,33 @@ impl Store {
         }))
     }
 
-    /// Pins the payment to `wanted` and marks an attempt in flight; see `begin.lua`.
+    /// Confirms `consumer` still owns `entry_id`, pins the payment to `wanted` and marks an
+    /// attempt in flight; see `begin.lua`. `bound`: from now, how long a call of this
+    /// attempt could still end up stored (send window + client timeout + queue and delay).
     pub async fn begin_attempt(
         &self,
         id: &PaymentId,
         wanted: Processor,
-        now: Millis,
+        consumer: &str,
+        entry_id: &str,
+        bound: Duration,
     ) -> Result<Attempt, StoreError> {
         let started = std::time::Instant::now();
         let mut conn = self.conn.clone();
         let reply: Vec<Value> = SCRIPTS
             .begin
             .key(self.keys.payment(id))
+            .key(self.keys.stream())
             .arg(wanted.as_str())
-            .arg(now)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(entry_id)
+            .arg(bound.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
         observe("begin", started);
         let text = |i: usize| reply.get(i).and_then(as_str);
-        let int = |i: usize| match reply.get(i) {
-            Some(Value::Int(n)) => Some(*n),
-            Some(v) => as_str(v).and_then(|s| s.parse().ok()),
-            None => None,
-        };
+        let int = |i: usize| int_at(&reply, i);
         let processor = |i: usize| {
             text(i)
                 .and_then(|p| p.parse::<Processor>().ok())
@@ -369,7 +431,10 @@ impl Store {
             }),
             Some("pinned") => Ok(Attempt::Pinned {
                 processor: processor(1)?,
-                since: int(2).unwrap_or_default(),
+                safe: SafeAt {
+                    safe: int(2).unwrap_or_default(),
+                    now: int(4).unwrap_or_default(),
+                },
                 attempt: int(3).unwrap_or_default() as u32,
             }),
             Some("done") => Ok(Attempt::Done(
@@ -378,31 +443,82 @@ impl Store {
                     .unwrap_or(Status::Processed),
             )),
             Some("missing") => Ok(Attempt::Missing),
+            Some("lost") => Ok(Attempt::Lost),
             _ => Err(StoreError::Unexpected(format!("begin: {reply:?}"))),
         }
     }
 
-    /// Clears the in-flight mark: `processor` definitely does not hold the payment, as
-    /// learned by attempt number `attempt` (ignored if a later attempt began since).
-    pub async fn settle_absent(
+    /// Attempt `attempt` on `processor` ended without a usable answer: nothing of it can
+    /// reach the processor any more, so it can only be stored within `grace` (queue wait +
+    /// delay) from now; `held`: the processor answered 422 (it claims to hold the payment).
+    /// Returns the new bound, or `None` when the attempt is not the latest unresolved one
+    /// any more; see `unanswered.lua`.
+    pub async fn unanswered(
         &self,
         id: &PaymentId,
         processor: Processor,
         attempt: u32,
-        now: Millis,
-    ) -> Result<bool, StoreError> {
+        grace: Duration,
+        held: bool,
+    ) -> Result<Option<SafeAt>, StoreError> {
         let started = std::time::Instant::now();
         let mut conn = self.conn.clone();
-        let cleared: i64 = SCRIPTS
+        let reply: Vec<Value> = SCRIPTS
+            .unanswered
+            .key(self.keys.payment(id))
+            .arg(processor.as_str())
+            .arg(attempt)
+            .arg(grace.as_millis() as u64)
+            .arg(if held { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await?;
+        observe("unanswered", started);
+        let safe = SafeAt {
+            safe: int_at(&reply, 1).unwrap_or_default(),
+            now: int_at(&reply, 2).unwrap_or_default(),
+        };
+        match reply.first().and_then(as_str) {
+            Some("ok") => Ok(Some(safe)),
+            Some("stale") => Ok(None),
+            _ => Err(StoreError::Unexpected(format!("unanswered: {reply:?}"))),
+        }
+    }
+
+    /// `processor` does not hold the payment, as learned by attempt `attempt`: clears the
+    /// in-flight mark when that is proven; see `settle.lua`.
+    pub async fn settle(
+        &self,
+        id: &PaymentId,
+        processor: Processor,
+        attempt: u32,
+        how: Settle,
+    ) -> Result<Settled, StoreError> {
+        let started = std::time::Instant::now();
+        let mut conn = self.conn.clone();
+        let (mode, asked_at) = match how {
+            Settle::Failed => ("failed", 0),
+            Settle::Absent { asked_at } => ("absent", asked_at),
+        };
+        let reply: Vec<Value> = SCRIPTS
             .settle
             .key(self.keys.payment(id))
             .arg(processor.as_str())
             .arg(attempt)
-            .arg(now)
+            .arg(mode)
+            .arg(asked_at)
             .invoke_async(&mut conn)
             .await?;
         observe("settle", started);
-        Ok(cleared == 1)
+        match reply.first().and_then(as_str) {
+            Some("cleared") => Ok(Settled::Cleared),
+            Some("stale") => Ok(Settled::Stale),
+            Some("held") => Ok(Settled::Held),
+            Some("early") => Ok(Settled::Early(SafeAt {
+                safe: int_at(&reply, 1).unwrap_or_default(),
+                now: int_at(&reply, 2).unwrap_or_default(),
+            })),
+            _ => Err(StoreError::Unexpected(format!("settle: {reply:?}"))),
+        }
     }
 
     /// Records a payment stored by `processor` with `requested_at` exactly as the processor
@@ -414,7 +530,6 @@ impl Store {
         processor: Processor,
         requested_at: Millis,
         entry_id: &str,
-        now: Millis,
     ) -> Result<Recorded, StoreError> {
         let mut buf = [0u8; 36];
         let [n, c, secs, ev] = self.keys.summary(processor);
@@ -435,21 +550,22 @@ impl Store {
             .arg(amount.get())
             .arg(entry_id)
             .arg(GROUP)
-            .arg(now)
             .invoke_async(&mut conn)
             .await?;
         observe("record", started);
         recorded(&reply)
     }
 
-    /// Dead-letters a payment with `reason`, unless it was processed meanwhile.
+    /// Dead-letters a payment with `reason`, unless it was processed meanwhile. `keep_pin`:
+    /// allowed while an attempt is unresolved, keeping the pin (see `fail.lua`). `amount`
+    /// is the text copied to the dead letter (cents, or what an undecodable entry held).
     pub async fn dead_letter(
         &self,
         id: &PaymentId,
-        amount: Cents,
+        amount: &str,
         reason: &str,
         entry_id: &str,
-        now: Millis,
+        keep_pin: bool,
     ) -> Result<Recorded, StoreError> {
         let mut buf = [0u8; 36];
         let started = std::time::Instant::now();
@@ -460,11 +576,11 @@ impl Store {
             .key(self.keys.stream())
             .key(self.keys.dead_letters())
             .arg(id.encode(&mut buf))
-            .arg(amount.get())
+            .arg(amount)
             .arg(reason)
             .arg(entry_id)
             .arg(GROUP)
-            .arg(now)
+            .arg(if keep_pin { "keep" } else { "" })
             .invoke_async(&mut conn)
             .await?;
         observe("dead_letter", started);
@@ -473,6 +589,34 @@ impl Store {
             "unresolved" => Ok(Recorded::Unresolved),
             other => recorded(other),
         }
+    }
+
+    /// A stream entry that names no payment (its id field is missing or not a UUID): a
+    /// copy with the reason goes to the dead letters and the entry is acknowledged, in one
+    /// transaction, so nothing is dropped silently.
+    pub async fn dead_letter_entry(&self, entry_id: &str, reason: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XADD")
+            .arg(self.keys.dead_letters())
+            .arg("*")
+            .arg("entry")
+            .arg(entry_id)
+            .arg("reason")
+            .arg(reason)
+            .ignore()
+            .cmd("XACK")
+            .arg(self.keys.stream())
+            .arg(GROUP)
+            .arg(entry_id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(self.keys.stream())
+            .arg(entry_id)
+            .ignore();
+        let _: () = pipe.query_async(&mut conn).await?;
+        Ok(())
     }
 
     /// Both processors' totals over `window`, read in one atomic step; see `summary.lua`.
@@ -524,10 +668,15 @@ impl Store {
         Ok(())
     }
 
-    /// Resets the idle time of `entry_ids` still owned by `consumer`; see `touch.lua`.
-    pub async fn touch(&self, consumer: &str, entry_ids: &[String]) -> Result<u64, StoreError> {
+    /// Resets the idle time of `entry_ids` still owned by `consumer` and returns those it
+    /// no longer owns (claimed by another consumer, or acknowledged); see `touch.lua`.
+    pub async fn touch(
+        &self,
+        consumer: &str,
+        entry_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
         if entry_ids.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let mut invocation = SCRIPTS.touch.prepare_invoke();
         invocation.key(self.keys.stream()).arg(GROUP).arg(consumer);
@@ -544,7 +693,6 @@ impl Store {
         &self,
         processor: Processor,
         me: &str,
-        now: Millis,
         interval: Duration,
         lease_ttl: Duration,
     ) -> Result<HealthSlot, StoreError> {
@@ -554,7 +702,6 @@ impl Store {
             .key(self.keys.health_lease(processor))
             .key(self.keys.health(processor))
             .arg(me)
-            .arg(now)
             .arg(interval.as_millis() as u64)
             .arg(lease_ttl.as_millis().max(1) as u64)
             .invoke_async(&mut conn)
@@ -611,7 +758,7 @@ impl Store {
     }
 
     /// Re-queues up to `limit` dead-lettered payments; returns how many moved.
-    pub async fn redrive_dead_letters(&self, limit: u64, now: Millis) -> Result<u64, StoreError> {
+    pub async fn redrive_dead_letters(&self, limit: u64) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
         Ok(SCRIPTS
             .redrive
@@ -619,7 +766,6 @@ impl Store {
             .key(self.keys.stream())
             .arg(self.keys.payment_prefix())
             .arg(limit.max(1))
-            .arg(now)
             .invoke_async(&mut conn)
             .await?)
     }
@@ -662,8 +808,30 @@ impl Store {
     }
 
     /// Deletes every payment, status, summary and dead letter; keeps the consumer group.
+    /// A payment goes together with its stream entry (`purge.lua`), and payments accepted
+    /// while the purge runs are kept whole: a concurrent POST never leaves a "queued"
+    /// status without its entry.
     pub async fn purge(&self) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
+        let info: Result<std::collections::HashMap<String, Value>, _> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(self.keys.stream())
+            .query_async(&mut conn)
+            .await;
+        let last = match info {
+            Ok(info) => info
+                .get("last-generated-id")
+                .and_then(as_str)
+                .unwrap_or("0-0")
+                .to_string(),
+            // No stream yet.
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
+                "0-0".to_string()
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut deleted = 0u64;
         let mut cursor: u64 = 0;
         loop {
@@ -676,10 +844,13 @@ impl Store {
                 .query_async(&mut conn)
                 .await?;
             if !batch.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&batch)
-                    .query_async(&mut conn)
-                    .await?;
+                let mut invocation = SCRIPTS.purge.prepare_invoke();
+                invocation.key(self.keys.stream());
+                for key in &batch {
+                    invocation.key(key);
+                }
+                invocation.arg(GROUP).arg(&last);
+                let n: u64 = invocation.invoke_async(&mut conn).await?;
                 deleted += n;
             }
             if next == 0 {
@@ -694,10 +865,11 @@ impl Store {
                 .ignore();
         }
         pipe.cmd("UNLINK").arg(self.keys.dead_letters()).ignore();
+        // Entries up to where the purge started whose payment is gone (all of them now).
         pipe.cmd("XTRIM")
             .arg(self.keys.stream())
-            .arg("MAXLEN")
-            .arg(0)
+            .arg("MINID")
+            .arg(next_entry_id(&last))
             .ignore();
         let _: () = pipe.query_async(&mut conn).await?;
         Ok(deleted)
@@ -731,6 +903,27 @@ impl Store {
             }
         }
         (good, bad)
+    }
+}
+
+/// The integer at `i` of a script's reply (Lua numbers arrive as integers, fields of a
+/// hash as text).
+fn int_at(reply: &[Value], i: usize) -> Option<i64> {
+    match reply.get(i) {
+        Some(Value::Int(n)) => Some(*n),
+        Some(v) => as_str(v).and_then(|s| s.parse().ok()),
+        None => None,
+    }
+}
+
+/// The smallest stream entry id after `id` (`XTRIM MINID` keeps ids at or above it).
+fn next_entry_id(id: &str) -> String {
+    match id.split_once('-') {
+        Some((ms, seq)) => match seq.parse::<u64>() {
+            Ok(seq) if seq < u64::MAX => format!("{ms}-{}", seq + 1),
+            _ => format!("{}-0", ms.parse::<u64>().unwrap_or(0).saturating_add(1)),
+        },
+        None => "0-1".to_string(),
     }
 }
 

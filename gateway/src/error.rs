@@ -25,8 +25,11 @@ pub enum ApiError {
     Conflict { stored: String },
     #[error("backlog is full ({backlog} payments waiting); retry later")]
     Busy { backlog: u64 },
-    #[error("storage unavailable; retry later")]
+    #[error("storage unavailable, nothing was written; retry later")]
     Unavailable(#[source] StoreError),
+    /// Redis did not answer after the request was sent: it may have taken effect.
+    #[error("storage did not answer in time: the request may or may not have taken effect; retry it with the same correlationId (a payment is never accepted or charged twice)")]
+    OutcomeUnknown(#[source] StoreError),
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("missing or wrong admin token")]
@@ -48,7 +51,10 @@ impl From<RequestError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Unavailable(e)
+        match e {
+            StoreError::Unknown(_) => ApiError::OutcomeUnknown(e),
+            _ => ApiError::Unavailable(e),
+        }
     }
 }
 
@@ -62,6 +68,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Busy { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
@@ -81,6 +88,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "conflict",
             ApiError::Busy { .. } => "busy",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::OutcomeUnknown(_) => "outcome_unknown",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unauthorized => "unauthorized",
             ApiError::AdminDisabled => "admin_disabled",
@@ -99,6 +107,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "Conflicting payment",
             ApiError::Busy { .. } => "Too many payments waiting",
             ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::OutcomeUnknown(_) => "Outcome unknown",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::AdminDisabled => "Admin endpoints disabled",
@@ -108,7 +117,7 @@ impl ApiError {
 
     /// The problem+json response. Storage errors are logged, not shown.
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        if let ApiError::Unavailable(e) = &self {
+        if let ApiError::Unavailable(e) | ApiError::OutcomeUnknown(e) = &self {
             tracing::warn!(error = %e, "storage error");
         }
         let status = self.status();
@@ -122,7 +131,7 @@ impl ApiError {
             .status(status)
             .header(header::CONTENT_TYPE, "application/problem+json");
         match &self {
-            ApiError::Busy { .. } | ApiError::Unavailable(_) => {
+            ApiError::Busy { .. } | ApiError::Unavailable(_) | ApiError::OutcomeUnknown(_) => {
                 builder = builder.header(header::RETRY_AFTER, "1");
             }
             ApiError::RateLimited { retry_after_secs } => {

@@ -115,6 +115,7 @@ fn status_label(status: u16) -> &'static str {
         422 => "422",
         429 => "429",
         503 => "503",
+        504 => "504",
         s if s < 300 => "2xx",
         s if s < 500 => "4xx",
         _ => "5xx",

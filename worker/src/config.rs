@@ -277,6 +277,15 @@ impl WorkerConfig {
     }
 }
 
+impl WorkerConfig {
+    /// How long after `begin` confirmed ownership a call may still start. A third of the
+    /// claim idle time: `begin` resets the entry's idle time, so no other consumer can
+    /// claim the entry within the window, and the heartbeat (same period) keeps it so.
+    pub fn send_window(&self) -> Duration {
+        self.claim_idle / 3
+    }
+}
+
 /// `<host>-<pid>-<random>`: unique per process, readable in `XINFO CONSUMERS`.
 fn default_consumer_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -17,11 +17,16 @@
 //!   crash at any point leaves it pending, and another consumer reclaims it after
 //!   `WORKER_CLAIM_IDLE_MS`;
 //! - recording is idempotent by correlation id, so a second delivery cannot count twice;
-//! - before any call, the payment is pinned to the processor in Redis; it can only move
-//!   to the other processor once the first certainly does not hold it (a definite failure
-//!   of the only unresolved attempt, or a 404 from its `GET /payments/{id}` after its
-//!   delay). A retry on the same processor that answers 422 means "stored there": it is
-//!   recorded with the requestedAt that processor holds.
+//! - before any call, `begin.lua` confirms this consumer still owns the entry and pins the
+//!   payment to the processor in Redis; the call must start within the send window
+//!   (a third of `WORKER_CLAIM_IDLE_MS`, local monotonic clock) or the task confirms
+//!   again, so a frozen or starved consumer never sends for an entry it lost;
+//! - a payment can only move to the other processor once the first certainly does not
+//!   hold it: a definite failure of the only unresolved attempt, or a 404 from its
+//!   `GET /payments/{id}` *asked* at or after the attempt's safe time — on Redis' clock,
+//!   covering the send window, the client timeout and the processor's queue wait + delay.
+//!   A retry on the same processor that answers 422 means "stored there": it is recorded
+//!   with the requestedAt that processor holds, and never moved on a 404.
 
 pub mod admin;
 pub mod backoff;
@@ -41,7 +46,9 @@ use tokio::task::JoinHandle;
 pub use config::WorkerConfig;
 use consume::Pool;
 use dispatch::ProcessorClient;
-use pipeline::{AfterSendHook, Context};
+use pipeline::Context;
+#[cfg(feature = "test-hooks")]
+pub use pipeline::Hooks;
 
 /// A running worker: its reader, reclaimer and payment tasks.
 pub struct WorkerHandle {
@@ -51,18 +58,32 @@ pub struct WorkerHandle {
     stop: Arc<ShutdownTrigger>,
 }
 
-/// Optional test hooks.
-#[derive(Default, Clone)]
-pub struct Hooks {
-    pub after_send: Option<AfterSendHook>,
-}
-
 /// Starts a worker. `external` (e.g. signals) stops it gracefully, as does
 /// [`WorkerHandle::shutdown`].
-pub async fn start(
+pub async fn start(config: WorkerConfig, external: Shutdown) -> anyhow::Result<WorkerHandle> {
+    start_inner(
+        config,
+        external,
+        #[cfg(feature = "test-hooks")]
+        Hooks::default(),
+    )
+    .await
+}
+
+/// [`start`] with crash and pause points (test builds only).
+#[cfg(feature = "test-hooks")]
+pub async fn start_with_hooks(
     config: WorkerConfig,
     external: Shutdown,
     hooks: Hooks,
+) -> anyhow::Result<WorkerHandle> {
+    start_inner(config, external, hooks).await
+}
+
+async fn start_inner(
+    config: WorkerConfig,
+    external: Shutdown,
+    #[cfg(feature = "test-hooks")] hooks: Hooks,
 ) -> anyhow::Result<WorkerHandle> {
     let store = Store::connect_lazy(&config.redis.options, config.redis.keys.clone())?;
     let mut backoff = backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
@@ -97,7 +118,8 @@ pub async fn start(
         client,
         router,
         shutdown,
-        after_send: hooks.after_send,
+        #[cfg(feature = "test-hooks")]
+        hooks,
         config,
     });
     tracing::info!(
@@ -157,7 +179,8 @@ impl WorkerHandle {
     }
 
     /// Simulates a crash (`kill -9`): every loop and payment task stops where it is,
-    /// nothing more is recorded or acknowledged, the heartbeat stops.
+    /// nothing more is recorded or acknowledged, the heartbeat stops. Test builds only.
+    #[cfg(feature = "test-hooks")]
     pub fn abort(self) {
         for task in &self.loops {
             task.abort();

@@ -5,7 +5,7 @@
 //! payments (default: all of them) and exits.
 
 use common::shutdown::Shutdown;
-use paystream_worker::{admin, start, Hooks, WorkerConfig};
+use paystream_worker::{admin, WorkerConfig};
 
 fn main() {
     let config = common::runtime::configure("paystream-worker", WorkerConfig::from_env);
@@ -38,6 +38,10 @@ fn main() {
 }
 
 async fn run(config: WorkerConfig) -> anyhow::Result<()> {
+    if let Err(e) = check_grace(&config).await {
+        eprintln!("paystream-worker: {e}");
+        std::process::exit(2);
+    }
     let shutdown = Shutdown::on_signals();
     let metrics = common::telemetry::install_metrics();
     if let Some(addr) = config.metrics_addr {
@@ -47,11 +51,47 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         tracing::info!(addr = %listener.local_addr()?, "worker metrics listening");
         tokio::spawn(admin::serve(listener, metrics, shutdown.clone()));
     }
-    let worker = start(config, shutdown.clone(), Hooks::default()).await?;
+    #[cfg(not(feature = "test-hooks"))]
+    let worker = paystream_worker::start(config, shutdown.clone()).await?;
+    #[cfg(feature = "test-hooks")]
+    let worker =
+        paystream_worker::start_with_hooks(config, shutdown.clone(), test_hooks::from_env())
+            .await?;
     let mut wait = shutdown;
     wait.wait().await;
     worker.shutdown().await;
     tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// `AMBIGUITY_GRACE_MS` is the grace used while a processor has no health report: it must
+/// cover every delay a processor reports. A deployment whose processors already reported a
+/// longer delay is refused at start, naming the variable (at run time the report wins and
+/// a gauge shows it). Redis not reachable yet: nothing to compare with, start anyway.
+async fn check_grace(config: &WorkerConfig) -> Result<(), common::config::ConfigError> {
+    let Ok(store) =
+        common::store::Store::connect_lazy(&config.redis.options, config.redis.keys.clone())
+    else {
+        return Ok(());
+    };
+    let reports =
+        match tokio::time::timeout(std::time::Duration::from_secs(2), store.read_health()).await {
+            Ok(Ok(reports)) => reports,
+            _ => return Ok(()),
+        };
+    let floor = config.ambiguity_grace.as_millis() as u64;
+    for (processor, report) in common::payment::Processor::ALL.into_iter().zip(reports) {
+        if let Some(report) = report.filter(|r| r.min_response_ms > floor) {
+            return Err(common::config::ConfigError::new(
+                paystream_worker::config::vars::AMBIGUITY_GRACE_MS,
+                floor.to_string(),
+                format!(
+                    "below the {processor} processor's reported delay of {} ms",
+                    report.min_response_ms
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -61,9 +101,7 @@ async fn redrive(config: WorkerConfig, limit: u64) -> anyhow::Result<()> {
     let mut moved = 0u64;
     while moved < limit {
         let batch = (limit - moved).min(1_000);
-        let n = store
-            .redrive_dead_letters(batch, common::time::now_ms())
-            .await?;
+        let n = store.redrive_dead_letters(batch).await?;
         if n == 0 && store.dead_letter_count().await? == 0 {
             break;
         }
@@ -71,4 +109,42 @@ async fn redrive(config: WorkerConfig, limit: u64) -> anyhow::Result<()> {
     }
     println!("re-queued {moved} dead-lettered payments");
     Ok(())
+}
+
+/// Pause points of test builds, driven by the environment of a child process.
+#[cfg(feature = "test-hooks")]
+mod test_hooks {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// Environment variable: when `1`, the first payment task that gets "go" from `begin`
+    /// stops the whole process with SIGSTOP right before its send — a frozen worker — and
+    /// carries on where it was once the test sends SIGCONT.
+    pub const STOP_BEFORE_SEND: &str = "PAYSTREAM_TEST_STOP_BEFORE_SEND";
+
+    /// Environment variable: milliseconds added to this process' wall clock (a worker whose
+    /// clock is wrong must still never store a payment twice).
+    pub const CLOCK_SKEW_MS: &str = "PAYSTREAM_TEST_CLOCK_SKEW_MS";
+
+    pub fn from_env() -> paystream_worker::Hooks {
+        if let Some(skew) = std::env::var(CLOCK_SKEW_MS)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            paystream_worker::pipeline::CLOCK_SKEW_MS.store(skew, Ordering::Relaxed);
+        }
+        let mut hooks = paystream_worker::Hooks::default();
+        if std::env::var(STOP_BEFORE_SEND).as_deref() == Ok("1") {
+            let armed = Arc::new(AtomicBool::new(true));
+            hooks.before_send = Some(Arc::new(move |_id| {
+                if armed.swap(false, Ordering::SeqCst) {
+                    eprintln!("test hook: SIGSTOP before the send");
+                    let _ = std::process::Command::new("kill")
+                        .args(["-STOP", &std::process::id().to_string()])
+                        .status();
+                }
+            }));
+        }
+        hooks
+    }
 }

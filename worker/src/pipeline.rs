@@ -1,21 +1,25 @@
-//! One payment's way through the worker, on one screen: route → begin attempt (pin the
-//! processor in Redis) → dispatch → record + ack, with retries, the ambiguity rule and
-//! dead letters. Comes after the stream read (`consume`), uses `route`, `dispatch` and the
-//! store's scripts.
+//! One payment's way through the worker, on one screen: route → begin attempt (confirm
+//! ownership, pin the processor in Redis) → dispatch → record + ack, with retries, the
+//! ambiguity rule and dead letters. Comes after the stream read (`consume`), uses `route`,
+//! `dispatch` and the store's scripts.
 //!
 //! The invariant: a payment is only ever sent to processor B if processor A — the one it
 //! is pinned to — certainly does not hold it: A answered a definite failure to the only
-//! unresolved attempt, or A's `GET /payments/{id}` said 404 after A's delay had passed.
+//! unresolved attempt, or A's `GET /payments/{id}`, *asked* at or after the attempt's safe
+//! time (Redis' clock), said 404. And a task only sends for an entry it owns: `begin`
+//! confirms ownership atomically, and the call must start within the send window after
+//! that confirmation (local monotonic clock), or the task confirms again instead.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::entry::StreamEntry;
 use common::metrics as names;
-use common::payment::{PaymentId, Processor};
+use common::payment::Processor;
 use common::shutdown::Shutdown;
-use common::store::{Attempt, Recorded, Store, StoreError};
+use common::store::{Attempt, Recorded, SafeAt, Settle, Settled, Store, StoreError};
 use common::time::{now_ms, Millis};
+use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
@@ -25,7 +29,22 @@ use crate::route::{millis, Choice, Router};
 
 /// Test hook called after every processor call; returning `true` simulates a crash at
 /// that point: the payment task stops there for good, recording nothing.
-pub type AfterSendHook = Arc<dyn Fn(&PaymentId, &SendOutcome) -> bool + Send + Sync>;
+#[cfg(feature = "test-hooks")]
+pub type AfterSendHook =
+    std::sync::Arc<dyn Fn(&common::payment::PaymentId, &SendOutcome) -> bool + Send + Sync>;
+
+/// Test hook called after `begin` said "go" and before the deadline check and the send:
+/// the place where a frozen worker hurts most.
+#[cfg(feature = "test-hooks")]
+pub type BeforeSendHook = std::sync::Arc<dyn Fn(&common::payment::PaymentId) + Send + Sync>;
+
+/// Crash and pause points, compiled only into test builds (feature `test-hooks`).
+#[cfg(feature = "test-hooks")]
+#[derive(Default, Clone)]
+pub struct Hooks {
+    pub after_send: Option<AfterSendHook>,
+    pub before_send: Option<BeforeSendHook>,
+}
 
 /// What every payment task shares.
 pub struct Context {
@@ -34,7 +53,8 @@ pub struct Context {
     pub config: WorkerConfig,
     pub router: Router,
     pub shutdown: Shutdown,
-    pub after_send: Option<AfterSendHook>,
+    #[cfg(feature = "test-hooks")]
+    pub hooks: Hooks,
 }
 
 /// How a payment task ended.
@@ -46,14 +66,19 @@ pub enum Finish {
     DeadLettered,
     /// Shutdown came first: the entry stays pending for another consumer.
     Released,
+    /// Another consumer owns the entry now (this one was too slow or frozen): stopped
+    /// without sending.
+    Lost,
 }
 
-/// Handles one stream entry to the end (or until shutdown releases it).
+/// Handles one stream entry to the end (or until shutdown releases it, or the entry is
+/// found to belong to another consumer: `lost` is set by the heartbeat).
 #[tracing::instrument(skip_all, fields(correlation_id = %entry.payment))]
-pub async fn process(ctx: &Context, entry: &StreamEntry) -> Finish {
+pub async fn process(ctx: &Context, entry: &StreamEntry, lost: &AtomicBool) -> Finish {
     let mut redis_backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+    let mut payment = Payment::new(ctx, entry, lost);
     loop {
-        match Payment::new(ctx, entry).run().await {
+        match payment.run().await {
             Ok(finish) => return finish,
             Err(e) => {
                 metrics::counter!(names::REDIS_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
@@ -67,47 +92,79 @@ pub async fn process(ctx: &Context, entry: &StreamEntry) -> Finish {
     }
 }
 
+/// An attempt whose outcome must be learned before anything else is tried.
+#[derive(Debug, Clone, Copy)]
+struct Unresolved {
+    processor: Processor,
+    attempt: u32,
+    /// When a 404 becomes conclusive, on this process' monotonic clock.
+    safe_at: Instant,
+    /// Redis' time at `seen`: a lookup asked at local instant `t` was asked at Redis time
+    /// `redis_now + (t - seen)` or later (the reply left Redis before `seen`), so the
+    /// estimate never overstates the ask time.
+    redis_now: Millis,
+    seen: Instant,
+}
+
+impl Unresolved {
+    fn new(processor: Processor, attempt: u32, safe: SafeAt, seen: Instant) -> Self {
+        let wait = Duration::from_millis((safe.safe - safe.now).max(0) as u64);
+        Self {
+            processor,
+            attempt,
+            safe_at: seen + wait,
+            redis_now: safe.now,
+            seen,
+        }
+    }
+
+    fn redis_time_at(&self, local: Instant) -> Millis {
+        self.redis_now + millis(local.saturating_duration_since(self.seen))
+    }
+}
+
 /// The state of one payment's handling in this process.
 struct Payment<'a> {
     ctx: &'a Context,
     entry: &'a StreamEntry,
+    lost: &'a AtomicBool,
     /// When the gateway accepted it (the stream entry id's time part).
     accepted_at: Millis,
     backoff: Backoff,
-    /// Per processor: an attempt there ended without a known outcome, in this process.
-    ambiguous: [bool; 2],
-    /// The attempt (processor, sent at, attempt number) whose outcome must be learned
-    /// before anything else is tried.
-    unresolved: Option<(Processor, Millis, u32)>,
-    definite_failures: u32,
+    unresolved: Option<Unresolved>,
+    /// Definite failures, plus 422 answers the processor's lookup could not confirm.
+    failures: u32,
 }
 
 impl<'a> Payment<'a> {
-    fn new(ctx: &'a Context, entry: &'a StreamEntry) -> Self {
+    fn new(ctx: &'a Context, entry: &'a StreamEntry, lost: &'a AtomicBool) -> Self {
         let accepted_at = entry
             .entry_id
             .split_once('-')
             .and_then(|(ms, _)| ms.parse().ok())
-            .unwrap_or_else(now_ms);
+            .unwrap_or_else(wall_now);
         Self {
             ctx,
             entry,
+            lost,
             accepted_at,
             backoff: Backoff::new(ctx.config.retry_base, ctx.config.retry_max),
-            ambiguous: [false; 2],
             unresolved: None,
-            definite_failures: 0,
+            failures: 0,
         }
     }
 
     async fn run(&mut self) -> Result<Finish, StoreError> {
-        let (store, id) = (&self.ctx.store, &self.entry.payment);
+        let (ctx, store, id) = (self.ctx, &self.ctx.store, &self.entry.payment);
         loop {
-            if self.ctx.shutdown.is_triggered() {
+            if ctx.shutdown.is_triggered() {
                 return Ok(Finish::Released);
             }
-            if let Some((processor, since, attempt)) = self.unresolved.take() {
-                if let Some(finish) = self.resolve_pinned(processor, since, attempt).await? {
+            if self.lost.load(Ordering::Relaxed) {
+                return Ok(Finish::Lost);
+            }
+            if let Some(unresolved) = self.unresolved.take() {
+                if let Some(finish) = self.resolve(unresolved).await? {
                     return Ok(finish);
                 }
                 continue;
@@ -116,73 +173,92 @@ impl<'a> Payment<'a> {
                 Choice::Send(p, permit) => (p, permit),
                 Choice::Wait => {
                     // Held: the entry stays pending in Redis; wake on a recovery.
-                    let mut shutdown = self.ctx.shutdown.clone();
+                    let mut shutdown = ctx.shutdown.clone();
                     let delay = self.backoff.next_delay();
                     tokio::select! {
-                        _ = self.ctx.router.wait_for_change(delay) => {}
+                        _ = ctx.router.wait_for_change(delay) => {}
                         _ = shutdown.wait() => {}
                     }
                     continue;
                 }
             };
-            match store.begin_attempt(id, wanted, now_ms()).await {
+            // The call must start within the send window of this moment: `begin` resets
+            // the entry's idle time, so nobody can claim it before the window ends.
+            let confirmed = Instant::now();
+            let window = ctx.config.send_window();
+            let bound = window + ctx.config.processor_timeout + ctx.router.grace(wanted);
+            let begun = store
+                .begin_attempt(
+                    id,
+                    wanted,
+                    &ctx.config.consumer,
+                    &self.entry.entry_id,
+                    bound,
+                )
+                .await;
+            let attempt = match begun {
                 Err(e) => {
-                    self.ctx.router.release(wanted, permit);
+                    ctx.router.release(wanted, permit);
                     return Err(e);
                 }
-                Ok(Attempt::Done(_) | Attempt::Missing) => {
-                    self.ctx.router.release(wanted, permit);
-                    store.ack(&self.entry.entry_id).await?;
-                    return Ok(Finish::AlreadyDone);
-                }
-                Ok(Attempt::Pinned {
-                    processor,
-                    since,
-                    attempt,
-                }) => {
-                    self.ctx.router.release(wanted, permit);
-                    if let Some(finish) = self.resolve_pinned(processor, since, attempt).await? {
-                        return Ok(finish);
+                Ok(Attempt::Go { attempt, .. }) => attempt,
+                Ok(other) => {
+                    ctx.router.release(wanted, permit);
+                    match other {
+                        Attempt::Lost => return Ok(Finish::Lost),
+                        Attempt::Done(_) | Attempt::Missing => {
+                            store.ack(&self.entry.entry_id).await?;
+                            return Ok(Finish::AlreadyDone);
+                        }
+                        Attempt::Pinned {
+                            processor,
+                            safe,
+                            attempt,
+                        } => {
+                            self.unresolved =
+                                Some(Unresolved::new(processor, attempt, safe, Instant::now()));
+                        }
+                        Attempt::Go { .. } => {}
                     }
+                    continue;
                 }
-                Ok(Attempt::Go {
-                    processor,
-                    attempt,
-                    unresolved_before,
-                }) => {
-                    if attempt > 1 {
-                        metrics::counter!(names::RETRIES_TOTAL, "processor" => processor.as_str())
-                            .increment(1);
-                    }
-                    if let Some(finish) = self
-                        .send(processor, permit, attempt, unresolved_before)
-                        .await?
-                    {
-                        return Ok(finish);
-                    }
-                }
+            };
+            if attempt > 1 {
+                metrics::counter!(names::RETRIES_TOTAL, "processor" => wanted.as_str())
+                    .increment(1);
+            }
+            if let Some(finish) = self
+                .send(wanted, permit, attempt, confirmed + window)
+                .await?
+            {
+                return Ok(finish);
             }
         }
     }
 
     fn choose(&self) -> Choice {
-        let age = now_ms().saturating_sub(self.accepted_at).max(0) as u64;
+        let age = wall_now().saturating_sub(self.accepted_at).max(0) as u64;
         self.ctx.router.choose(Duration::from_millis(age))
     }
 
-    /// One attempt on `processor`, pinned there by `begin`. `None` = keep going.
+    /// One attempt on `processor`, pinned there by `begin`; the call starts before
+    /// `start_by` or not at all. `None` = keep going.
     async fn send(
         &mut self,
         processor: Processor,
         permit: Permit,
         attempt: u32,
-        unresolved_before: bool,
+        start_by: Instant,
     ) -> Result<Option<Finish>, StoreError> {
         let (ctx, entry) = (self.ctx, self.entry);
-        let requested_at = now_ms();
-        let started = tokio::time::Instant::now();
+        #[cfg(feature = "test-hooks")]
+        if let Some(hook) = &ctx.hooks.before_send {
+            hook(&entry.payment);
+        }
+        let requested_at = wall_now();
+        let started = Instant::now();
         let timeout = ctx.router.timeout(processor);
-        let outcome = ctx
+        let sent = ctx
             .client
             .send(
                 processor,
@@ -190,18 +266,27 @@ impl<'a> Payment<'a> {
                 entry.amount,
                 requested_at,
                 timeout,
+                start_by,
             )
             .await;
+        let Some(outcome) = sent else {
+            // Ownership may have lapsed while this task waited: nothing was sent, so this
+            // attempt is a definite "not stored"; `begin` confirms ownership again.
+            ctx.router.release(processor, permit);
+            metrics::counter!(names::SEND_WINDOW_MISSED_TOTAL).increment(1);
+            tracing::info!(%processor, "send window passed before the call; confirming ownership again");
+            return self.settle_failed(processor, attempt).await.map(|_| None);
+        };
         let failed = matches!(outcome, SendOutcome::Failed { .. } | SendOutcome::Ambiguous);
         ctx.router
             .outcome(processor, permit, failed, started.elapsed());
-        if let Some(hook) = &ctx.after_send {
+        #[cfg(feature = "test-hooks")]
+        if let Some(hook) = &ctx.hooks.after_send {
             if hook(&entry.payment, &outcome) {
                 tracing::warn!("test hook: simulated crash after the processor call");
                 std::future::pending::<()>().await;
             }
         }
-        let unresolved = unresolved_before || self.ambiguous[processor.index()];
         match outcome {
             SendOutcome::Stored => self.record(processor, requested_at).await.map(Some),
             SendOutcome::AlreadyStored => {
@@ -212,93 +297,148 @@ impl<'a> Payment<'a> {
                         self.record(processor, requested_at).await.map(Some)
                     }
                     Lookup::Absent | Lookup::Unknown => {
-                        self.ambiguous[processor.index()] = true;
-                        self.unresolved = Some((processor, requested_at, attempt));
+                        // The processor claims it and cannot show it: the payment never
+                        // leaves it on a 404 ("held"), and this counts towards the limit.
+                        self.failures += 1;
+                        if self.failures >= ctx.config.max_attempts {
+                            let reason = format!(
+                                "{processor} processor answered 422 but its lookup does not find the payment"
+                            );
+                            return self.dead_letter(&reason, true).await;
+                        }
+                        self.unanswered(processor, attempt, true).await?;
+                        self.backoff.wait().await;
                         Ok(None)
                     }
                 }
             }
             SendOutcome::Failed { .. } => {
-                self.definite_failures += 1;
-                if unresolved {
-                    // This answer says nothing about the earlier unanswered attempt:
-                    // learn its outcome before the payment may move or be given up.
-                    self.unresolved = Some((processor, requested_at, attempt));
-                } else {
-                    ctx.store
-                        .settle_absent(&entry.payment, processor, attempt, now_ms())
-                        .await?;
-                    if self.definite_failures >= ctx.config.max_attempts {
-                        let reason = format!(
-                            "{} definite failures, last on {processor}",
-                            self.definite_failures
-                        );
-                        if let Some(finish) = self.dead_letter(&reason).await? {
-                            return Ok(Some(finish));
-                        }
+                self.failures += 1;
+                if self.settle_failed(processor, attempt).await?
+                    && self.failures >= ctx.config.max_attempts
+                {
+                    let reason =
+                        format!("{} definite failures, last on {processor}", self.failures);
+                    if let Some(finish) = self.dead_letter(&reason, false).await? {
+                        return Ok(Some(finish));
                     }
                 }
                 self.backoff.wait().await;
                 Ok(None)
             }
             SendOutcome::Rejected { status } => {
-                if unresolved {
+                if !self.settle_failed(processor, attempt).await? {
                     // An earlier attempt may still be stored: resolve it first; once the
                     // processor is known not to hold the payment, a rejection is final.
-                    self.unresolved = Some((processor, requested_at, attempt));
                     return Ok(None);
                 }
-                ctx.store
-                    .settle_absent(&entry.payment, processor, attempt, now_ms())
-                    .await?;
                 let reason = format!("{processor} processor rejected the payment with {status}");
-                Ok(self.dead_letter(&reason).await?)
+                self.dead_letter(&reason, false).await
             }
             SendOutcome::Ambiguous => {
-                // It may be stored later (the delay runs before the store): learn the
-                // outcome before anything else is tried.
-                self.ambiguous[processor.index()] = true;
-                self.unresolved = Some((processor, requested_at, attempt));
+                // It may be stored later (queue wait and delay run before the store, and a
+                // client timeout does not cancel them): learn the outcome first.
                 tracing::debug!(%processor, "no answer in time; the payment stays pinned there");
+                self.unanswered(processor, attempt, false).await?;
                 Ok(None)
             }
         }
     }
 
-    /// The payment is pinned to `processor` with an attempt of unknown outcome (ours, or
-    /// one a stopped consumer left). Ask `processor` once its delay has surely passed:
-    /// found → record; 404 → clear the pin, the payment may go anywhere.
-    async fn resolve_pinned(
+    /// The attempt got a definite "not stored". `true` when the pin is cleared; otherwise
+    /// an earlier attempt is still unresolved and is resolved next.
+    async fn settle_failed(
         &mut self,
         processor: Processor,
-        since: Millis,
         attempt: u32,
-    ) -> Result<Option<Finish>, StoreError> {
+    ) -> Result<bool, StoreError> {
+        let settled = self
+            .ctx
+            .store
+            .settle(&self.entry.payment, processor, attempt, Settle::Failed)
+            .await?;
+        Ok(match settled {
+            Settled::Cleared => true,
+            Settled::Early(safe) => {
+                self.unresolved = Some(Unresolved::new(processor, attempt, safe, Instant::now()));
+                false
+            }
+            Settled::Stale | Settled::Held => false,
+        })
+    }
+
+    /// The call of `attempt` ended without a usable answer: from Redis, the moment after
+    /// which a 404 proves it absent; then resolve it.
+    async fn unanswered(
+        &mut self,
+        processor: Processor,
+        attempt: u32,
+        held: bool,
+    ) -> Result<(), StoreError> {
+        let grace = self.ctx.router.grace(processor);
+        let safe = self
+            .ctx
+            .store
+            .unanswered(&self.entry.payment, processor, attempt, grace, held)
+            .await?;
+        if let Some(safe) = safe {
+            self.unresolved = Some(Unresolved::new(processor, attempt, safe, Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// The payment is pinned to `u.processor` with an attempt of unknown outcome (ours, or
+    /// one a stopped consumer left). Ask that processor: found → record at once; 404 asked
+    /// at or after the safe time → clear the pin, the payment may go anywhere.
+    async fn resolve(&mut self, mut u: Unresolved) -> Result<Option<Finish>, StoreError> {
         let ctx = self.ctx;
-        let safe_at = since + millis(ctx.router.grace(processor));
         let mut shutdown = ctx.shutdown.clone();
         loop {
             // "Found" is conclusive at once and is recorded without waiting, so the
             // summary catches up with the processor as soon as it stored the payment;
-            // "absent" only counts once the processor's delay has surely passed.
-            match ctx.client.lookup(processor, &self.entry.payment).await {
+            // "absent" only counts for a lookup asked once no attempt can still be stored.
+            let asked = Instant::now();
+            match ctx.client.lookup(u.processor, &self.entry.payment).await {
                 Lookup::Found { requested_at } => {
-                    return self.record(processor, requested_at).await.map(Some);
+                    return self.record(u.processor, requested_at).await.map(Some);
                 }
-                Lookup::Absent if now_ms() >= safe_at => {
-                    if ctx
+                Lookup::Absent if asked >= u.safe_at => {
+                    let how = Settle::Absent {
+                        asked_at: u.redis_time_at(asked),
+                    };
+                    let settled = ctx
                         .store
-                        .settle_absent(&self.entry.payment, processor, attempt, now_ms())
-                        .await?
-                    {
-                        self.ambiguous[processor.index()] = false;
-                        tracing::debug!(%processor, "confirmed absent; the payment may move");
+                        .settle(&self.entry.payment, u.processor, u.attempt, how)
+                        .await?;
+                    match settled {
+                        Settled::Cleared => {
+                            tracing::debug!(processor = %u.processor, "confirmed absent; the payment may move");
+                            return Ok(None);
+                        }
+                        Settled::Stale => return Ok(None),
+                        Settled::Held => {
+                            self.failures += 1;
+                            if self.failures >= ctx.config.max_attempts {
+                                let reason = format!(
+                                    "{} processor answered 422 but its lookup does not find the payment",
+                                    u.processor
+                                );
+                                return self.dead_letter(&reason, true).await;
+                            }
+                            self.backoff.wait().await;
+                            return Ok(None);
+                        }
+                        Settled::Early(safe) => {
+                            u = Unresolved::new(u.processor, u.attempt, safe, Instant::now());
+                        }
                     }
-                    return Ok(None);
                 }
                 Lookup::Absent | Lookup::Unknown => {}
             }
-            let until_safe = Duration::from_millis((safe_at - now_ms()).max(0) as u64);
+            if self.lost.load(Ordering::Relaxed) {
+                return Ok(Some(Finish::Lost));
+            }
+            let until_safe = u.safe_at.saturating_duration_since(Instant::now());
             let pause = ctx
                 .config
                 .ambiguity_poll
@@ -326,7 +466,6 @@ impl<'a> Payment<'a> {
                 processor,
                 requested_at,
                 &entry.entry_id,
-                now_ms(),
             )
             .await?;
         match recorded {
@@ -344,18 +483,23 @@ impl<'a> Payment<'a> {
         }
     }
 
-    /// `None` when refused because a processor may still hold the payment.
-    async fn dead_letter(&self, reason: &str) -> Result<Option<Finish>, StoreError> {
+    /// `None` when refused because a processor may still hold the payment. `keep_pin`:
+    /// dead-letter while keeping the pin (see `fail.lua`).
+    async fn dead_letter(
+        &self,
+        reason: &str,
+        keep_pin: bool,
+    ) -> Result<Option<Finish>, StoreError> {
         let entry = self.entry;
         let outcome = self
             .ctx
             .store
             .dead_letter(
                 &entry.payment,
-                entry.amount,
+                &entry.amount.get().to_string(),
                 reason,
                 &entry.entry_id,
-                now_ms(),
+                keep_pin,
             )
             .await?;
         Ok(match outcome {
@@ -371,9 +515,33 @@ impl<'a> Payment<'a> {
     }
 }
 
-fn dead_letter_kind(reason: &str) -> &'static str {
-    if reason.contains("rejected") {
+/// This process' wall clock (UTC ms), used only for what is not a safety decision: the
+/// `requestedAt` sent (and recorded as sent) and a payment's age for the routing policy.
+/// Every bound the exactly-once rules compare comes from Redis' clock or from this
+/// process' monotonic clock. Test builds can skew it to prove that.
+fn wall_now() -> Millis {
+    #[cfg(feature = "test-hooks")]
+    {
+        now_ms() + CLOCK_SKEW_MS.load(Ordering::Relaxed)
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    {
+        now_ms()
+    }
+}
+
+/// Test builds: milliseconds added to this process' wall clock.
+#[cfg(feature = "test-hooks")]
+pub static CLOCK_SKEW_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Bounded metric label of a dead-letter reason.
+pub fn dead_letter_kind(reason: &str) -> &'static str {
+    if reason.contains("422") {
+        "unconfirmed_duplicate"
+    } else if reason.contains("rejected") {
         "rejected"
+    } else if reason.contains("undecodable") {
+        "undecodable"
     } else {
         "max_attempts"
     }

@@ -62,10 +62,9 @@ async fn accept(
     }
     let body = read_body(req).await?;
     let payment = ValidPayment::parse(&body)?;
-    let now = common::time::now_ms();
     match state
         .store
-        .accept(&payment.id, payment.amount, now, state.config.backlog_limit)
+        .accept(&payment.id, payment.amount, state.config.backlog_limit)
         .await?
     {
         Accepted::Enqueued => {

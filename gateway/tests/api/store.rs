@@ -1,8 +1,11 @@
 //! The atomic scripts' promises, checked directly against a real Redis: what the worker
 //! relies on to get exactly-once effects from at-least-once delivery.
 
+use std::time::Duration;
+
+use common::keys::GROUP;
 use common::payment::{Cents, PaymentId, Processor, Status};
-use common::store::{Accepted, Attempt, Recorded, Window};
+use common::store::{Accepted, Attempt, Recorded, SafeAt, Settle, Settled, Store, Window};
 use uuid::Uuid;
 
 use crate::helpers::spawn_app;
@@ -11,25 +14,76 @@ fn new_id() -> PaymentId {
     PaymentId::new(Uuid::new_v4())
 }
 
+const LONG: Duration = Duration::from_secs(60);
+
+/// Accepts a payment and delivers its entry to `consumer`, as XREADGROUP does for a
+/// worker; returns the entry id.
+async fn accept_and_deliver(store: &Store, id: &PaymentId, cents: i64, consumer: &str) -> String {
+    store.ensure_group().await.unwrap();
+    assert_eq!(
+        store.accept(id, Cents::new(cents), 0).await.unwrap(),
+        Accepted::Enqueued
+    );
+    let mut conn = store.connection();
+    let reply: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(GROUP)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(store.keys().stream())
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let text = format!("{reply:?}");
+    // The entry id is the first "<ms>-<seq>" in the reply.
+    text.split(['"', '\'', '(', ')', ',', ' ', '['])
+        .find(|t| {
+            t.split_once('-').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && a.chars().all(|c| c.is_ascii_digit())
+                    && b.chars().all(|c| c.is_ascii_digit())
+                    && !b.is_empty()
+            })
+        })
+        .unwrap_or_else(|| panic!("no entry in {text}"))
+        .to_string()
+}
+
+async fn begin(
+    store: &Store,
+    id: &PaymentId,
+    p: Processor,
+    consumer: &str,
+    entry: &str,
+) -> Attempt {
+    store
+        .begin_attempt(id, p, consumer, entry, LONG)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn recording_twice_counts_once() {
     let app = spawn_app().await;
     let id = new_id();
     let store = &app.store;
     assert_eq!(
-        store.accept(&id, Cents::new(500), 1, 0).await.unwrap(),
+        store.accept(&id, Cents::new(500), 0).await.unwrap(),
         Accepted::Enqueued
     );
     let first = store
-        .record(&id, Cents::new(500), Processor::Default, 1_000, "", 2)
+        .record(&id, Cents::new(500), Processor::Default, 1_000, "")
         .await
         .unwrap();
     let second = store
-        .record(&id, Cents::new(500), Processor::Default, 1_000, "", 3)
+        .record(&id, Cents::new(500), Processor::Default, 1_000, "")
         .await
         .unwrap();
     let third = store
-        .record(&id, Cents::new(500), Processor::Fallback, 1_001, "", 4)
+        .record(&id, Cents::new(500), Processor::Fallback, 1_001, "")
         .await
         .unwrap();
     assert_eq!(
@@ -40,25 +94,22 @@ async fn recording_twice_counts_once() {
     assert_eq!((s.default.requests, s.default.cents), (1, 500));
     assert_eq!(s.fallback.requests, 0);
     assert_eq!(
-        store.accept(&id, Cents::new(500), 5, 0).await.unwrap(),
+        store.accept(&id, Cents::new(500), 0).await.unwrap(),
         Accepted::Replay(Status::Processed)
     );
 }
 
 #[tokio::test]
-async fn an_unresolved_attempt_pins_the_payment_to_its_processor() {
+async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
     let app = spawn_app().await;
     let id = new_id();
     let store = &app.store;
-    store.accept(&id, Cents::new(100), 1, 0).await.unwrap();
+    let entry = accept_and_deliver(store, &id, 100, "c1").await;
     let Attempt::Go {
         processor,
         attempt,
         unresolved_before,
-    } = store
-        .begin_attempt(&id, Processor::Default, 10)
-        .await
-        .unwrap()
+    } = begin(store, &id, Processor::Default, "c1", &entry).await
     else {
         panic!("first attempt must go");
     };
@@ -66,53 +117,163 @@ async fn an_unresolved_attempt_pins_the_payment_to_its_processor() {
         (processor, attempt, unresolved_before),
         (Processor::Default, 1, false)
     );
-    // Outcome unknown: the other processor is refused.
-    assert_eq!(
-        store
-            .begin_attempt(&id, Processor::Fallback, 20)
-            .await
-            .unwrap(),
-        Attempt::Pinned {
-            processor: Processor::Default,
-            since: 10,
-            attempt: 1
-        }
-    );
+    // Outcome unknown: the other processor is refused, with the Redis time from which a
+    // 404 proves absence (now + the bound passed to begin).
+    let Attempt::Pinned {
+        processor,
+        safe,
+        attempt,
+    } = begin(store, &id, Processor::Fallback, "c1", &entry).await
+    else {
+        panic!("must be pinned");
+    };
+    assert_eq!((processor, attempt), (Processor::Default, 1));
+    let bound = safe.safe - safe.now;
+    assert!((59_000..=60_000).contains(&bound), "{safe:?}");
     // The same processor may be retried, and says so.
     assert_eq!(
-        store
-            .begin_attempt(&id, Processor::Default, 30)
-            .await
-            .unwrap(),
+        begin(store, &id, Processor::Default, "c1", &entry).await,
         Attempt::Go {
             processor: Processor::Default,
             attempt: 2,
             unresolved_before: true
         }
     );
-    // A stale attempt cannot release the pin; the latest one can.
-    assert!(!store
-        .settle_absent(&id, Processor::Default, 1, 40)
-        .await
-        .unwrap());
-    assert!(matches!(
+    let late = Settle::Absent {
+        asked_at: safe.now + 120_000,
+    };
+    // A stale attempt cannot release the pin; a lookup asked too early cannot either.
+    assert_eq!(
         store
-            .begin_attempt(&id, Processor::Fallback, 50)
+            .settle(&id, Processor::Default, 1, late)
             .await
             .unwrap(),
+        Settled::Stale
+    );
+    let early = Settle::Absent {
+        asked_at: safe.now + 1_000,
+    };
+    assert!(matches!(
+        store
+            .settle(&id, Processor::Default, 2, early)
+            .await
+            .unwrap(),
+        Settled::Early(_)
+    ));
+    // A definite failure of attempt 2 says nothing about attempt 1.
+    assert!(matches!(
+        store
+            .settle(&id, Processor::Default, 2, Settle::Failed)
+            .await
+            .unwrap(),
+        Settled::Early(SafeAt { safe: s, .. }) if s == safe.safe
+    ));
+    assert!(matches!(
+        begin(store, &id, Processor::Fallback, "c1", &entry).await,
         Attempt::Pinned { .. }
     ));
-    assert!(store
-        .settle_absent(&id, Processor::Default, 2, 60)
-        .await
-        .unwrap());
-    assert!(matches!(
+    assert_eq!(
         store
-            .begin_attempt(&id, Processor::Fallback, 70)
+            .settle(&id, Processor::Default, 2, late)
             .await
             .unwrap(),
+        Settled::Cleared
+    );
+    assert!(matches!(
+        begin(store, &id, Processor::Fallback, "c1", &entry).await,
         Attempt::Go {
             processor: Processor::Fallback,
+            attempt: 3,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
+    let app = spawn_app().await;
+    let id = new_id();
+    let store = &app.store;
+    let entry = accept_and_deliver(store, &id, 100, "c1").await;
+    assert!(matches!(
+        begin(store, &id, Processor::Default, "c1", &entry).await,
+        Attempt::Go { attempt: 1, .. }
+    ));
+    let safe = store
+        .unanswered(
+            &id,
+            Processor::Default,
+            1,
+            Duration::from_millis(300),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((300..=400).contains(&(safe.safe - safe.now)), "{safe:?}");
+    // Not the latest attempt: nothing changes.
+    assert_eq!(
+        store
+            .unanswered(&id, Processor::Default, 7, Duration::ZERO, false)
+            .await
+            .unwrap(),
+        None
+    );
+    let absent = Settle::Absent {
+        asked_at: safe.safe,
+    };
+    assert_eq!(
+        store
+            .settle(&id, Processor::Default, 1, absent)
+            .await
+            .unwrap(),
+        Settled::Cleared
+    );
+}
+
+#[tokio::test]
+async fn a_consumer_that_lost_its_entry_cannot_begin_and_its_heartbeat_says_so() {
+    let app = spawn_app().await;
+    let id = new_id();
+    let store = &app.store;
+    let entry = accept_and_deliver(store, &id, 100, "frozen").await;
+    assert!(matches!(
+        begin(store, &id, Processor::Default, "frozen", &entry).await,
+        Attempt::Go { .. }
+    ));
+    assert!(store
+        .touch("frozen", std::slice::from_ref(&entry))
+        .await
+        .unwrap()
+        .is_empty());
+    // Another consumer claims it (as XAUTOCLAIM does once it is idle long enough).
+    let mut conn = store.connection();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(store.keys().stream())
+        .arg(GROUP)
+        .arg("taker")
+        .arg(0)
+        .arg(&entry)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        begin(store, &id, Processor::Default, "frozen", &entry).await,
+        Attempt::Lost
+    );
+    assert_eq!(
+        store
+            .touch("frozen", std::slice::from_ref(&entry))
+            .await
+            .unwrap(),
+        vec![entry.clone()]
+    );
+    // The new owner sees the frozen consumer's attempt as unresolved.
+    assert!(matches!(
+        begin(store, &id, Processor::Fallback, "taker", &entry).await,
+        Attempt::Pinned {
+            processor: Processor::Default,
+            attempt: 1,
             ..
         }
     ));
@@ -123,28 +284,28 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
     let app = spawn_app().await;
     let id = new_id();
     let store = &app.store;
-    store.accept(&id, Cents::new(100), 1, 0).await.unwrap();
-    let Attempt::Go { attempt, .. } = store
-        .begin_attempt(&id, Processor::Default, 10)
-        .await
-        .unwrap()
+    let entry = accept_and_deliver(store, &id, 100, "c1").await;
+    let Attempt::Go { attempt, .. } = begin(store, &id, Processor::Default, "c1", &entry).await
     else {
         panic!("must go");
     };
     assert_eq!(
         store
-            .dead_letter(&id, Cents::new(100), "test", "", 20)
+            .dead_letter(&id, "100", "test", &entry, false)
             .await
             .unwrap(),
         Recorded::Unresolved
     );
-    assert!(store
-        .settle_absent(&id, Processor::Default, attempt, 30)
-        .await
-        .unwrap());
     assert_eq!(
         store
-            .dead_letter(&id, Cents::new(100), "test", "", 40)
+            .settle(&id, Processor::Default, attempt, Settle::Failed)
+            .await
+            .unwrap(),
+        Settled::Cleared
+    );
+    assert_eq!(
+        store
+            .dead_letter(&id, "100", "test", &entry, false)
             .await
             .unwrap(),
         Recorded::Now
@@ -154,11 +315,149 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
     assert_eq!(view.reason.as_deref(), Some("test"));
     // A failed payment is done: no new attempt starts.
     assert_eq!(
+        begin(store, &id, Processor::Default, "c1", &entry).await,
+        Attempt::Done(Status::Failed)
+    );
+}
+
+#[tokio::test]
+async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
+    let app = spawn_app().await;
+    let id = new_id();
+    let store = &app.store;
+    let entry = accept_and_deliver(store, &id, 100, "c1").await;
+    assert!(matches!(
+        begin(store, &id, Processor::Default, "c1", &entry).await,
+        Attempt::Go { attempt: 1, .. }
+    ));
+    // The processor answered 422 but its lookup says 404: it stays the payment's processor.
+    let safe = store
+        .unanswered(&id, Processor::Default, 1, Duration::ZERO, true)
+        .await
+        .unwrap()
+        .unwrap();
+    let absent = Settle::Absent {
+        asked_at: safe.safe + 1,
+    };
+    assert_eq!(
         store
-            .begin_attempt(&id, Processor::Default, 50)
+            .settle(&id, Processor::Default, 1, absent)
             .await
             .unwrap(),
-        Attempt::Done(Status::Failed)
+        Settled::Held
+    );
+    // Dead-lettered with the pin kept, then re-driven: the attempt counter goes on and the
+    // other processor must wait for a lookup on the first.
+    assert_eq!(
+        store
+            .dead_letter(&id, "100", "422 unconfirmed", &entry, true)
+            .await
+            .unwrap(),
+        Recorded::Now
+    );
+    assert_eq!(store.redrive_dead_letters(10).await.unwrap(), 1);
+    let view = store.payment(&id).await.unwrap().unwrap();
+    assert_eq!((view.status, view.attempts), (Status::Queued, 1));
+    let entry = {
+        let mut conn = store.connection();
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg("c2")
+            .arg("STREAMS")
+            .arg(store.keys().stream())
+            .arg(">")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(store.keys().stream())
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(10)
+            .arg("c2")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        pending[0].0.clone()
+    };
+    assert!(matches!(
+        begin(store, &id, Processor::Fallback, "c2", &entry).await,
+        Attempt::Pinned {
+            processor: Processor::Default,
+            attempt: 1,
+            ..
+        }
+    ));
+    assert!(matches!(
+        begin(store, &id, Processor::Default, "c2", &entry).await,
+        Attempt::Go {
+            processor: Processor::Default,
+            attempt: 2,
+            unresolved_before: true
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_purge_racing_posts_never_strands_a_queued_payment() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let store = app.store.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut posters = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, stop) = (store.clone(), stop.clone());
+        posters.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                store.accept(&new_id(), Cents::new(100), 0).await.unwrap();
+            }
+        });
+    }
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store.purge().await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    while let Some(r) = posters.join_next().await {
+        r.unwrap();
+    }
+    // Every payment left has its entry in the stream, and every entry its payment.
+    let mut conn = store.connection();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(store.keys().payment_pattern())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut sids = std::collections::HashSet::new();
+    for key in &keys {
+        let sid: Option<String> = redis::cmd("HGET")
+            .arg(key)
+            .arg("sid")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        sids.insert(sid.unwrap_or_else(|| panic!("{key} without entry id")));
+    }
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(store.keys().stream())
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let in_stream: std::collections::HashSet<String> =
+        entries.into_iter().map(|(id, _)| id).collect();
+    assert!(
+        !keys.is_empty(),
+        "the last posts after the last purge are kept"
+    );
+    assert_eq!(
+        sids,
+        in_stream,
+        "{} payments, {} entries",
+        keys.len(),
+        in_stream.len()
     );
 }
 
@@ -192,9 +491,9 @@ async fn the_summary_equals_a_brute_force_count_for_any_window() {
         } else {
             Processor::Default
         };
-        store.accept(&id, Cents::new(cents), at, 0).await.unwrap();
+        store.accept(&id, Cents::new(cents), 0).await.unwrap();
         store
-            .record(&id, Cents::new(cents), processor, at, "", at)
+            .record(&id, Cents::new(cents), processor, at, "")
             .await
             .unwrap();
         recorded.push((processor, at, cents));

@@ -14,7 +14,7 @@ use gateway::{AppState, GatewayConfig};
 use paystream_load_tests::load::control::Endpoints;
 use paystream_load_tests::sim::{self, SimConfig, SimHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use worker::{Hooks, WorkerConfig, WorkerHandle};
+use worker::{WorkerConfig, WorkerHandle};
 
 /// Worker settings for runs whose stages last about a second instead of ten: a breaker that
 /// stays open for its production 5 s would sit out whole stages.
@@ -78,13 +78,9 @@ pub async fn spawn_stack_with(admin_token: Option<&str>, worker_extra: &[(&str, 
         ("WORKER_METRICS_ADDR", "off"),
     ]);
     env.extend(worker_extra.iter().copied());
-    let worker = worker::start(
-        WorkerConfig::from_env(&env).unwrap(),
-        shutdown,
-        Hooks::default(),
-    )
-    .await
-    .unwrap();
+    let worker = worker::start(WorkerConfig::from_env(&env).unwrap(), shutdown)
+        .await
+        .unwrap();
 
     Stack {
         _stop: stop,

@@ -6,7 +6,8 @@
 pub mod read;
 pub mod reclaim;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::entry::StreamEntry;
@@ -21,8 +22,9 @@ pub struct Pool {
     pub ctx: Arc<Context>,
     /// One permit per payment being handled.
     pub permits: Arc<Semaphore>,
-    /// Entry ids this consumer is working on (for the heartbeat).
-    pub in_flight: Mutex<HashSet<String>>,
+    /// Entry ids this consumer is working on (for the heartbeat), each with the flag that
+    /// tells its task the entry now belongs to another consumer.
+    pub in_flight: Mutex<HashMap<String, Arc<AtomicBool>>>,
     /// The payment tasks, so a simulated crash can stop them all.
     tasks: Mutex<JoinSet<()>>,
 }
@@ -33,7 +35,7 @@ impl Pool {
         Arc::new(Self {
             ctx,
             permits,
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
             tasks: Mutex::new(JoinSet::new()),
         })
     }
@@ -54,6 +56,7 @@ impl Pool {
     }
 
     /// Stops every payment task where it is.
+    #[cfg(feature = "test-hooks")]
     pub fn abort_all(&self) {
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.abort_all();
@@ -63,23 +66,65 @@ impl Pool {
     pub fn in_flight_ids(&self) -> Vec<String> {
         self.in_flight
             .lock()
-            .map(|set| set.iter().cloned().collect())
+            .map(|set| set.keys().cloned().collect())
             .unwrap_or_default()
     }
+
+    /// The heartbeat found these entries owned by another consumer: their tasks stop at
+    /// their next step (they could not send anyway: `begin` checks ownership).
+    pub fn mark_lost(&self, entry_ids: &[String]) {
+        if let Ok(set) = self.in_flight.lock() {
+            for id in entry_ids {
+                if let Some(flag) = set.get(id) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Entries that name no valid payment go to the dead letters with the reason — with the
+/// payment's status set to failed when the entry names one — never acknowledged silently.
+pub async fn dead_letter_undecodable(
+    ctx: &Context,
+    bad: Vec<(String, common::entry::EntryError)>,
+) -> Result<(), common::store::StoreError> {
+    for (entry_id, error) in bad {
+        tracing::error!(%error, "dead-lettering an undecodable stream entry");
+        let reason = format!("undecodable stream entry: {}", error.reason);
+        match error.payment {
+            Some(payment) => {
+                ctx.store
+                    .dead_letter(&payment, "", &reason, &entry_id, true)
+                    .await?;
+            }
+            None => ctx.store.dead_letter_entry(&entry_id, &reason).await?,
+        }
+        metrics::counter!(names::DEAD_LETTERS_TOTAL, "reason" => "undecodable").increment(1);
+    }
+    Ok(())
 }
 
 /// Runs one payment in its own task, holding `permit` until it ends.
 pub fn spawn_payment(pool: &Arc<Pool>, entry: StreamEntry, permit: OwnedSemaphorePermit) {
+    let lost = Arc::new(AtomicBool::new(false));
     if let Ok(mut set) = pool.in_flight.lock() {
-        set.insert(entry.entry_id.clone());
+        set.insert(entry.entry_id.clone(), lost.clone());
     }
     metrics::gauge!(names::WORKER_IN_FLIGHT).increment(1.0);
     let task_pool = pool.clone();
     let task = async move {
         let pool = task_pool;
-        let finish = pipeline::process(&pool.ctx, &entry).await;
-        if finish == Finish::Released {
-            tracing::debug!(entry = %entry.entry_id, "released at shutdown, stays pending");
+        let finish = pipeline::process(&pool.ctx, &entry, &lost).await;
+        match finish {
+            Finish::Released => {
+                tracing::debug!(entry = %entry.entry_id, "released at shutdown, stays pending");
+            }
+            Finish::Lost => {
+                metrics::counter!(names::ENTRIES_LOST_TOTAL).increment(1);
+                tracing::warn!(entry = %entry.entry_id, "entry owned by another consumer now; stopped without sending");
+            }
+            _ => {}
         }
         if let Ok(mut set) = pool.in_flight.lock() {
             set.remove(&entry.entry_id);

@@ -51,9 +51,9 @@ pub async fn run(pool: Arc<Pool>) {
                     metrics::counter!(names::STREAM_READ_TOTAL, "source" => "new")
                         .increment(good.len() as u64);
                 }
-                for (entry_id, error) in bad {
-                    tracing::error!(%error, "acknowledging an undecodable stream entry");
-                    let _ = ctx.store.ack(&entry_id).await;
+                if let Err(e) = crate::consume::dead_letter_undecodable(&ctx, bad).await {
+                    // They stay pending on this consumer; reclaim retries them.
+                    tracing::warn!(error = %e, "could not dead-letter undecodable entries");
                 }
                 let mut permits = permits.into_iter();
                 for entry in good {

@@ -1,6 +1,8 @@
 //! Crash recovery and liveness. Every tick:
 //! - heartbeat: reset the idle time of this consumer's in-flight entries (`touch.lua`), so
 //!   a payment held for a long time (processor outage) is never taken from a live process;
+//!   entries found owned by another consumer (this process was frozen past the claim idle
+//!   time) have their tasks stopped;
 //! - reclaim: `XAUTOCLAIM` entries idle longer than `claim_idle` — they belong to a
 //!   consumer that died — and process them here;
 //! - every so often, delete consumers that have nothing pending and have been idle long,
@@ -30,9 +32,19 @@ pub async fn run(pool: Arc<Pool>) {
         }
         round += 1;
         let ids = pool.in_flight_ids();
-        if let Err(e) = ctx.store.touch(&ctx.config.consumer, &ids).await {
-            tracing::warn!(error = %e, "heartbeat failed");
-            continue;
+        match ctx.store.touch(&ctx.config.consumer, &ids).await {
+            Ok(lost) if !lost.is_empty() => {
+                tracing::warn!(
+                    count = lost.len(),
+                    "in-flight entries now owned by another consumer"
+                );
+                pool.mark_lost(&lost);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                continue;
+            }
         }
         if let Err(e) = reclaim(&pool).await {
             tracing::warn!(error = %e, "reclaim failed");
@@ -89,10 +101,7 @@ async fn reclaim(pool: &Arc<Pool>) -> Result<(), common::store::StoreError> {
             _ => Vec::new(),
         };
         let (good, bad) = Store::decode_entries(&entries);
-        for (entry_id, error) in bad {
-            tracing::error!(%error, "acknowledging an undecodable reclaimed entry");
-            ctx.store.ack(&entry_id).await?;
-        }
+        crate::consume::dead_letter_undecodable(ctx, bad).await?;
         if !good.is_empty() {
             tracing::info!(
                 count = good.len(),

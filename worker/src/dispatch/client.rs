@@ -64,7 +64,10 @@ impl ProcessorClient {
         &self.urls[processor.index()]
     }
 
-    /// `POST /payments` with `requested_at` exactly as it will be recorded.
+    /// `POST /payments` with `requested_at` exactly as it will be recorded, started before
+    /// `start_by` or not at all (`None`: nothing was sent). The check runs when the request
+    /// is first polled — no await between it and handing the request to the connection —
+    /// so a task that was frozen or starved past its ownership window never sends.
     pub async fn send(
         &self,
         processor: Processor,
@@ -72,7 +75,8 @@ impl ProcessorClient {
         amount: Cents,
         requested_at: Millis,
         timeout: Duration,
-    ) -> SendOutcome {
+        start_by: tokio::time::Instant,
+    ) -> Option<SendOutcome> {
         let mut buf = [0u8; 36];
         let body = format!(
             r#"{{"correlationId":"{}","amount":{},"requestedAt":"{}"}}"#,
@@ -81,14 +85,21 @@ impl ProcessorClient {
             format_ms(requested_at)
         );
         let started = Instant::now();
-        let result = self
+        let mut call = std::pin::pin!(self
             .http
             .post(format!("{}/payments", self.url(processor)))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .timeout(timeout.min(self.timeout))
-            .send()
-            .await;
+            .send());
+        let mut first_poll = true;
+        let result = std::future::poll_fn(|cx| {
+            if std::mem::take(&mut first_poll) && tokio::time::Instant::now() >= start_by {
+                return std::task::Poll::Ready(None);
+            }
+            std::future::Future::poll(call.as_mut(), cx).map(Some)
+        })
+        .await?;
         let outcome = match result {
             Ok(response) => SendOutcome::from_status(response.status().as_u16()),
             // Refused before anything was sent: the processor cannot have it.
@@ -107,7 +118,7 @@ impl ProcessorClient {
             "outcome" => outcome.label(),
         )
         .increment(1);
-        outcome
+        Some(outcome)
     }
 
     /// `GET /payments/{id}`: whether, and with which requestedAt, the processor holds it.

@@ -11,12 +11,15 @@ pub enum SendOutcome {
     Stored,
     /// `422`: this correlationId is already stored there (by an earlier attempt).
     AlreadyStored,
-    /// The processor did not store it: `5xx` from its failure mode, `429` (full), or the
-    /// connection could not be made. Safe to try elsewhere if nothing else is unresolved.
+    /// The processor did not store it: `500`/`503`/other `5xx` of its own failure mode,
+    /// `429` (full), or the connection could not be made. Safe to try elsewhere if nothing
+    /// else is unresolved.
     Failed { status: Option<u16> },
-    /// A `4xx` other than 422/429: the processor refuses this payment for good.
+    /// A `4xx` other than 408/422/429: the processor refuses this payment for good.
     Rejected { status: u16 },
-    /// No answer after the request may have reached it (timeout, reset mid-response).
+    /// No answer after the request may have reached it: a timeout, a reset mid-response,
+    /// or a `502`/`504`/`408` — what a proxy in front of the processor answers when the
+    /// request may have been forwarded and its answer was lost.
     Ambiguous,
 }
 
@@ -39,6 +42,7 @@ impl SendOutcome {
         match status {
             200..=299 => SendOutcome::Stored,
             422 => SendOutcome::AlreadyStored,
+            408 | 502 | 504 => SendOutcome::Ambiguous,
             429 | 500..=599 => SendOutcome::Failed {
                 status: Some(status),
             },
@@ -77,6 +81,14 @@ mod tests {
         assert_eq!(
             SendOutcome::from_status(400),
             SendOutcome::Rejected { status: 400 }
+        );
+        // A proxy's "upstream timed out / answered garbage": it may have been forwarded.
+        for status in [408, 502, 504] {
+            assert_eq!(SendOutcome::from_status(status), SendOutcome::Ambiguous);
+        }
+        assert_eq!(
+            SendOutcome::from_status(503),
+            SendOutcome::Failed { status: Some(503) }
         );
     }
 }

@@ -80,7 +80,7 @@ pub async fn run(
         }
         for processor in Processor::ALL {
             match store
-                .health_slot(processor, &me, now_ms(), config.interval, lease_ttl)
+                .health_slot(processor, &me, config.interval, lease_ttl)
                 .await
             {
                 Ok(HealthSlot::Poll) => {

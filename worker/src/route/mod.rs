@@ -141,15 +141,21 @@ impl Router {
         }
     }
 
-    /// How long after an unanswered call the processor's `GET /payments/{id}` is
-    /// conclusive: the configured floor, or the reported delay plus a second if longer.
+    /// How long after an unanswered call ended the processor may still store it: its
+    /// queue wait plus its delay. SPEC §3: at most 500 requests wait for 800 slots, so a
+    /// waiting request gets a slot within one delay, then runs its own: twice the reported
+    /// delay, plus a second for the report's age and the network. Never below the
+    /// configured floor (`AMBIGUITY_GRACE_MS`), which covers processors with no report yet.
     pub fn grace(&self, processor: Processor) -> Duration {
-        let reported = self
-            .health
-            .get(processor)
-            .map(|r| Duration::from_millis(r.min_response_ms + 1_000))
-            .unwrap_or_default();
-        self.grace_floor.max(reported)
+        let Some(report) = self.health.get(processor) else {
+            return self.grace_floor;
+        };
+        let reported = Duration::from_millis(report.min_response_ms);
+        // A floor below a real delay is overridden by the report; operators see it.
+        metrics::gauge!(names::GRACE_BELOW_DELAY, "processor" => processor.as_str())
+            .set(f64::from(u8::from(reported > self.grace_floor)));
+        self.grace_floor
+            .max(reported.saturating_mul(2) + Duration::from_secs(1))
     }
 }
 

@@ -10,24 +10,27 @@ use uuid::Uuid;
 
 use crate::helpers::{spawn_stack, spawn_stack_with, Stack, StackOptions};
 
-/// Posts payments from `workers` loops until `stop` is set; returns the ids that got 2xx.
+/// What the posters saw: ids answered 2xx, ids answered 503 (nothing written), and the
+/// number of answers whose outcome the client cannot know (504, reset, timeout).
+#[derive(Debug, Default, Clone)]
+struct Posted {
+    accepted: Vec<Uuid>,
+    refused: Vec<Uuid>,
+    unknown: usize,
+}
+
+/// Posts payments from `loops` loops until `stop` is set.
 fn post_loop(
     stack: Arc<Stack>,
     loops: usize,
     pause: Duration,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<(Vec<Uuid>, usize)> {
+) -> tokio::task::JoinHandle<Posted> {
     tokio::spawn(async move {
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let posted = Arc::new(Mutex::new(Posted::default()));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..loops {
-            let (stack, stop, accepted, refused) = (
-                stack.clone(),
-                stop.clone(),
-                accepted.clone(),
-                refused.clone(),
-            );
+            let (stack, stop, posted) = (stack.clone(), stop.clone(), posted.clone());
             tasks.spawn(async move {
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let id = Uuid::new_v4();
@@ -40,10 +43,11 @@ fn post_loop(
                         .send()
                         .await;
                     match response.map(|r| r.status().as_u16()) {
-                        Ok(s) if (200..300).contains(&s) => accepted.lock().unwrap().push(id),
-                        Ok(503) | Err(_) => {
-                            refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        Ok(s) if (200..300).contains(&s) => {
+                            posted.lock().unwrap().accepted.push(id)
                         }
+                        Ok(503) => posted.lock().unwrap().refused.push(id),
+                        Ok(504) | Err(_) => posted.lock().unwrap().unknown += 1,
                         Ok(other) => panic!("unexpected status {other}"),
                     }
                     tokio::time::sleep(pause).await;
@@ -53,8 +57,8 @@ fn post_loop(
         while let Some(r) = tasks.join_next().await {
             r.unwrap();
         }
-        let ids = accepted.lock().unwrap().clone();
-        (ids, refused.load(std::sync::atomic::Ordering::SeqCst))
+        let posted = posted.lock().unwrap().clone();
+        posted
     })
 }
 
@@ -132,12 +136,10 @@ async fn the_reference_schedule_compressed_stays_consistent_at_every_check() {
         assert_eq!(ours.fallback.cents, sf.total_cents as i128);
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (accepted, _) = posting.await.unwrap();
-    assert!(
-        accepted.len() > 500,
-        "only {} payments posted",
-        accepted.len()
-    );
+    let accepted = posting.await.unwrap().accepted;
+    // Traffic in every stage is what the checks above were about; how much is the
+    // machine's business.
+    assert!(!accepted.is_empty(), "no payment posted");
     assert_exactly_once(&stack, &accepted).await;
     // The default fee-aware policy held payments for default rather than pay 15 %.
     assert_eq!(stack.fallback.stored_count(), 0);
@@ -146,24 +148,34 @@ async fn the_reference_schedule_compressed_stays_consistent_at_every_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_worker_mid_batch_loses_and_doubles_nothing() {
     let stack = Arc::new(spawn_stack().await);
-    stack.default.set_delay(30);
+    // Each call sits 200 ms in the processor: calls seen in flight just before the kill
+    // are still in flight at the kill.
+    stack.default.set_delay(200);
     let fast_claim = [("WORKER_CLAIM_IDLE_MS", "500")];
     let mut child = stack.spawn_worker_process(&fast_claim);
     let ids: Vec<Uuid> = (0..2_000).map(|_| Uuid::new_v4()).collect();
     crate::helpers::post_all(&stack, &ids, "19.90", ids.len() / 100).await;
-    // Let the child get well into the backlog, then kill it without warning.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while stack.default.stored_count() < 300 {
+    // Let the child get well into the backlog, then kill it without warning while calls
+    // are in flight at the processor.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stack.default.stored_count() < 300 || stack.default.payments_in_flight() == 0 {
         assert!(
             Instant::now() < deadline,
             "the worker process made no progress"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let in_flight_at_kill = stack.default.payments_in_flight();
     child.kill().unwrap();
     child.wait().unwrap();
+    assert!(in_flight_at_kill > 0);
     let (done_at_kill, _, _, _) = stack.totals().await;
     assert!(done_at_kill < 2_000, "killed too late to prove anything");
+    // Its entries are pending on the dead consumer: claimed after the idle time.
+    assert!(
+        stack.store.group_info().await.unwrap().0 > 0,
+        "nothing was pending at the kill"
+    );
 
     let _survivor = stack.start_worker(&fast_claim).await;
     assert_exactly_once(&stack, &ids).await;
@@ -172,8 +184,11 @@ async fn kill_9_of_a_worker_mid_batch_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_under_load_loses_no_accepted_payment() {
+    // Redis on a Unix socket in its own directory: its restart cannot lose its address to
+    // a parallel test.
     let mut stack = spawn_stack_with(StackOptions {
         aof: true,
+        unix_socket: true,
         ..StackOptions::default()
     })
     .await;
@@ -186,22 +201,54 @@ async fn a_redis_restart_under_load_loses_no_accepted_payment() {
     let posting = post_loop(stack.clone(), 4, Duration::from_millis(5), stop.clone());
     tokio::time::sleep(Duration::from_millis(700)).await;
     redis.kill();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Down until the gateway has refused for real (503: connection refused, nothing
+    // written) — resets and timeouts of the kill instant do not count.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = stack.post(&Uuid::new_v4(), "1.00").await;
+        if status == 503 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Redis is down but nothing was refused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     redis.restart();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (accepted, refused) = posting.await.unwrap();
-    assert!(refused > 0, "Redis was down but nothing was refused");
-    assert!(accepted.len() > 50);
-    // Every 2xx payment survived the crash (AOF) and is processed exactly once.
-    for id in &accepted {
+    let posted = posting.await.unwrap();
+    assert!(
+        !posted.refused.is_empty(),
+        "no poster saw a 503 while Redis was down"
+    );
+    assert!(!posted.accepted.is_empty());
+    // Every 2xx payment survived the crash (AOF, fsync always) and is processed exactly
+    // once; no 503 was charged.
+    for id in &posted.accepted {
         let status = stack.status(id).await;
         assert!(
             status["status"].is_string(),
             "{id} accepted but lost: {status}"
         );
     }
-    assert_exactly_once(&stack, &accepted).await;
+    assert_exactly_once(&stack, &posted.accepted).await;
+    for id in &posted.refused {
+        assert!(stack.default.stored(id).is_none() && stack.fallback.stored(id).is_none());
+        assert_eq!(
+            stack
+                .client
+                .get(stack.url(&format!("/payments/{id}")))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404,
+            "{id} answered 503 but known"
+        );
+    }
     drop(redis);
 }
 
@@ -209,7 +256,6 @@ async fn a_redis_restart_under_load_loses_no_accepted_payment() {
 async fn the_health_poller_hands_over_without_a_429() {
     let window = Duration::from_millis(300);
     let stack = spawn_stack_with(StackOptions {
-        aof: false,
         default: SimConfig {
             health_window: window,
             ..SimConfig::default_processor()
@@ -218,6 +264,7 @@ async fn the_health_poller_hands_over_without_a_429() {
             health_window: window,
             ..SimConfig::fallback_processor()
         },
+        ..StackOptions::default()
     })
     .await;
     let health = [
@@ -337,7 +384,8 @@ async fn sigterm_finishes_in_flight_payments_then_exits() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let posted_at_term = stack.default.payment_posts();
+    let in_flight_at_term = stack.default.payments_in_flight();
+    assert!(in_flight_at_term > 0, "no call in flight at SIGTERM");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -347,12 +395,28 @@ async fn sigterm_finishes_in_flight_payments_then_exits() {
         .await
         .unwrap();
     assert!(exit.success(), "worker exited with {exit}");
-    // Every call that was in flight at SIGTERM was recorded before exit.
+    // Every call that was in flight at SIGTERM was answered and recorded before the exit:
+    // whatever the processor holds, we hold, exactly once, with its requestedAt.
+    assert_eq!(stack.default.payments_in_flight(), 0);
+    let stored: Vec<&Uuid> = ids
+        .iter()
+        .filter(|id| stack.default.stored(id).is_some())
+        .collect();
+    assert!(stored.len() >= in_flight_at_term, "{} stored", stored.len());
     let (recorded, _, _, _) = stack.totals().await;
-    assert!(
-        recorded >= posted_at_term,
-        "{recorded} recorded, {posted_at_term} in flight"
+    assert_eq!(
+        recorded as usize,
+        stored.len(),
+        "stored but not recorded at exit"
     );
+    for id in stored {
+        let status = stack.status(id).await;
+        assert_eq!(status["status"], "processed", "{status}");
+        assert_eq!(
+            status["requestedAt"],
+            stack.default.stored(id).unwrap().requested_at
+        );
+    }
     // The rest is still pending in Redis and another worker finishes it exactly once.
     let _next = stack.start_worker(&[("WORKER_CLAIM_IDLE_MS", "500")]).await;
     assert_exactly_once(&stack, &ids).await;

@@ -31,6 +31,8 @@ pub async fn spawn_stack() -> Stack {
 #[derive(Clone)]
 pub struct StackOptions {
     pub aof: bool,
+    /// Redis on a Unix socket only (AOF on): for restart tests.
+    pub unix_socket: bool,
     pub default: SimConfig,
     pub fallback: SimConfig,
 }
@@ -39,6 +41,7 @@ impl Default for StackOptions {
     fn default() -> Self {
         Self {
             aof: false,
+            unix_socket: false,
             default: SimConfig::default_processor(),
             fallback: SimConfig::fallback_processor(),
         }
@@ -46,7 +49,9 @@ impl Default for StackOptions {
 }
 
 pub async fn spawn_stack_with(options: StackOptions) -> Stack {
-    let redis = if options.aof {
+    let redis = if options.unix_socket {
+        RedisServer::start_on_unix_socket()
+    } else if options.aof {
         RedisServer::start_with_aof()
     } else {
         RedisServer::start()
@@ -113,7 +118,7 @@ impl Stack {
         let (_never, shutdown) = Shutdown::new();
         // The external trigger lives as long as the test: leak it deliberately.
         std::mem::forget(_never);
-        paystream_worker::start(self.worker_config(extra), shutdown, hooks)
+        paystream_worker::start_with_hooks(self.worker_config(extra), shutdown, hooks)
             .await
             .unwrap()
     }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod exactly_once;
 mod faults;
 mod helpers;
 
@@ -96,6 +97,7 @@ async fn a_crash_between_the_processor_ok_and_the_record_counts_once() {
         after_send: Some(Arc::new(move |_id, outcome| {
             *outcome == SendOutcome::Stored && !hook_crashed.swap(true, Ordering::SeqCst)
         })),
+        ..Hooks::default()
     };
     let fast_claim = [("WORKER_CLAIM_IDLE_MS", "300")];
     let doomed = stack.start_worker_with(&fast_claim, hooks).await;

@@ -1,0 +1,481 @@
+//! Exactly once without timing luck: each test builds one interleaving that a review found
+//! (a worker frozen between pinning and sending, absence judged too early because of a
+//! processor's queue or a wrong clock, a proxy's 502 after the store, a 503 that was
+//! charged, a 422 the processor cannot show, an entry nobody can decode) with real
+//! processes, and checks that no payment is stored by both processors, none is lost, and
+//! our summary equals theirs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use load_tests::sim::SimConfig;
+use uuid::Uuid;
+
+use crate::helpers::{spawn_stack, spawn_stack_with, Stack, StackOptions};
+
+/// Waits for `cond` or panics with `what` after `limit` (generous: never a speed claim).
+async fn wait_for<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Sends `signal` (`STOP`, `CONT`, `TERM`, `KILL`) to a process.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Whether the process is stopped (SIGSTOP): state `T` in `/proc/<pid>/stat`.
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s == "T"))
+        })
+        .unwrap_or(false)
+}
+
+/// Each id stored by exactly one processor, and our totals equal theirs.
+async fn assert_each_stored_once(stack: &Stack, ids: &[Uuid]) {
+    for id in ids {
+        let (d, f) = (
+            stack.default.stored(id).is_some(),
+            stack.fallback.stored(id).is_some(),
+        );
+        assert!(d ^ f, "{id}: stored by default {d}, by fallback {f}");
+    }
+    let (d, dc, f, fc) = stack.totals().await;
+    assert_eq!(d as usize, stack.default.stored_count(), "default count");
+    assert_eq!(f as usize, stack.fallback.stored_count(), "fallback count");
+    assert_eq!(dc, stack.default.summary(None, None).total_cents as i128);
+    assert_eq!(fc, stack.fallback.summary(None, None).total_cents as i128);
+}
+
+/// Hole 1. Worker A pins a payment to default and freezes (SIGSTOP) right before its send,
+/// longer than the claim idle time. Worker B takes the entry over, learns default does not
+/// hold it, and moves it to fallback during a default outage. A wakes up with default
+/// healthy again: it must not send (its send window passed, and `begin` says the entry is
+/// no longer its own), or the payment is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry() {
+    let stack = spawn_stack().await;
+    let settings = [
+        ("WORKER_CLAIM_IDLE_MS", "600"),
+        ("PROCESSOR_TIMEOUT_MS", "300"),
+        ("AMBIGUITY_GRACE_MS", "200"),
+        ("ROUTING_POLICY", "cheapest-available"),
+        ("BREAKER_MIN_CALLS", "1"),
+    ];
+    let mut frozen = stack.spawn_worker_process(
+        &[&settings[..], &[("PAYSTREAM_TEST_STOP_BEFORE_SEND", "1")]].concat(),
+    );
+    let pid = frozen.id();
+    let id = Uuid::new_v4();
+    assert_eq!(stack.post(&id, "12.34").await, 202);
+    wait_for(
+        Duration::from_secs(30),
+        "worker A to freeze before its send",
+        || async { is_stopped(pid) },
+    )
+    .await;
+    assert_eq!(
+        stack.status(&id).await["status"],
+        "processing",
+        "A pinned it"
+    );
+    assert_eq!(stack.default.payment_posts(), 0, "A froze before sending");
+
+    // Default goes down; B takes the entry over after the claim idle time and moves it.
+    stack.default.set_failure(true);
+    let rescuer = stack.start_worker(&settings).await;
+    wait_for(
+        Duration::from_secs(60),
+        "B to store it at fallback",
+        || async { stack.fallback.stored(&id).is_some() },
+    )
+    .await;
+    stack.wait_processed(1, Duration::from_secs(30)).await;
+
+    // Default is back; A wakes up where it froze, then is asked to stop: whatever it was
+    // going to do with that payment, it has done by the time it exits.
+    stack.default.set_failure(false);
+    signal(pid, "CONT");
+    signal(pid, "TERM");
+    let exit = tokio::task::spawn_blocking(move || frozen.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "worker A exited with {exit}");
+    rescuer.shutdown().await;
+
+    assert!(
+        stack.default.stored(&id).is_none(),
+        "the frozen worker sent after losing the entry: stored by both processors"
+    );
+    assert_each_stored_once(&stack, &[id]).await;
+    assert_eq!(stack.totals().await, (0, 0, 1, 1234));
+}
+
+/// Hole 2, the queue. A processor with few slots queues requests (SPEC §3), and a queued
+/// request runs its whole delay once it gets a slot: it can be stored up to queue wait +
+/// delay after it arrived — here 2 × 1.5 s, beyond the old "delay + 1 s" grace counted
+/// from the send. A 404 before that proves nothing; moving the payment then stores it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absence_is_only_judged_after_the_queue_wait_and_the_delay() {
+    let stack = spawn_stack_with(StackOptions {
+        default: SimConfig {
+            max_concurrent: 2,
+            max_queued: 2,
+            initial_delay_ms: 1_500,
+            health_window: Duration::from_millis(200),
+            ..SimConfig::default_processor()
+        },
+        ..StackOptions::default()
+    })
+    .await;
+    let _worker = stack
+        .start_worker(&[
+            ("PROCESSOR_TIMEOUT_MS", "200"),
+            ("AMBIGUITY_GRACE_MS", "100"),
+            ("AMBIGUITY_POLL_MS", "2000"),
+            ("ROUTING_POLICY", "cheapest-available"),
+            // The first timeouts open default's breaker for the whole test: a payment
+            // whose absence looks proven goes to fallback.
+            ("BREAKER_MIN_CALLS", "1"),
+            ("BREAKER_OPEN_MS", "60000"),
+            ("HEALTH_POLL_MS", "250"),
+            ("HEALTH_REFRESH_MS", "20"),
+        ])
+        .await;
+    // The grace follows the processors' health reports: wait for default's.
+    wait_for(
+        Duration::from_secs(30),
+        "default's health report",
+        || async {
+            stack.store.read_health().await.unwrap()[0].is_some_and(|r| r.min_response_ms == 1_500)
+        },
+    )
+    .await;
+    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let stack = Arc::new(stack);
+    crate::helpers::post_all(&stack, &ids, "5.00", 4).await;
+    stack.wait_processed(4, Duration::from_secs(60)).await;
+    // Two were queued behind the first two: stored ~3 s after they arrived.
+    wait_for(
+        Duration::from_secs(30),
+        "the queued calls to finish",
+        || async { stack.default.payments_in_flight() == 0 },
+    )
+    .await;
+    assert_each_stored_once(&stack, &ids).await;
+    assert_eq!(
+        stack.default.stored_count(),
+        4,
+        "all four were stored by default"
+    );
+}
+
+/// Hole 2, the clocks. Worker A's wall clock is a minute behind. It sends a payment to a
+/// slow default processor and dies (kill -9) with the call in flight. Default is then
+/// reported failing, so worker B wants fallback for the payment it takes over: a rule
+/// computed from A's clock would think the grace long past, see a 404 while default is
+/// still in its delay, and move the payment. Every bound comes from Redis' clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_a_wrong_clock_cannot_make_absence_look_proven() {
+    let stack = spawn_stack_with(StackOptions {
+        default: SimConfig {
+            initial_delay_ms: 2_000,
+            ..SimConfig::default_processor()
+        },
+        ..StackOptions::default()
+    })
+    .await;
+    let settings = [
+        ("WORKER_CLAIM_IDLE_MS", "300"),
+        ("PROCESSOR_TIMEOUT_MS", "5000"),
+        ("AMBIGUITY_GRACE_MS", "2500"),
+        ("AMBIGUITY_POLL_MS", "50"),
+        ("ROUTING_POLICY", "cheapest-available"),
+        ("HEALTH_POLL_MS", "600000"),
+    ];
+    let mut skewed = stack.spawn_worker_process(
+        &[&settings[..], &[("PAYSTREAM_TEST_CLOCK_SKEW_MS", "-60000")]].concat(),
+    );
+    let id = Uuid::new_v4();
+    assert_eq!(stack.post(&id, "7.00").await, 202);
+    wait_for(
+        Duration::from_secs(30),
+        "A's call to be in flight",
+        || async { stack.default.payments_in_flight() == 1 },
+    )
+    .await;
+    skewed.kill().unwrap();
+    skewed.wait().unwrap();
+    // Default reported failing (as a health poll during an outage would): B's breaker
+    // opens for it and B wants fallback.
+    stack
+        .store
+        .publish_health(
+            common::payment::Processor::Default,
+            common::store::HealthReport {
+                failing: true,
+                min_response_ms: 2_000,
+                observed_at: common::time::now_ms(),
+            },
+        )
+        .await
+        .unwrap();
+    let _rescuer = stack.start_worker(&settings).await;
+    stack.wait_processed(1, Duration::from_secs(60)).await;
+    wait_for(Duration::from_secs(30), "A's call to finish", || async {
+        stack.default.payments_in_flight() == 0
+    })
+    .await;
+    assert!(stack.default.stored(&id).is_some(), "A's call was stored");
+    assert_each_stored_once(&stack, &[id]).await;
+    assert_eq!(stack.totals().await, (1, 700, 0, 0));
+    assert_eq!(stack.fallback.payment_posts(), 0, "never sent to fallback");
+}
+
+/// Hole 4. Redis freezes for 3 s under load: the gateway's calls time out after the script
+/// may have been sent. Those answers must not claim "not accepted" (503): a 503 means
+/// nothing was written, so no payment answered 503 may ever be charged. The others are
+/// 504 "outcome unknown", and a retry with the same correlationId is safe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_does_not_answer_gets_504_and_every_503_is_never_charged() {
+    let stack = Arc::new(spawn_stack().await);
+    let _worker = stack.start_worker(&[]).await;
+    let redis_pid = stack.redis.pid().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers: Arc<Mutex<Vec<(Uuid, u16)>>> = Arc::default();
+    let mut posters = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (stack, stop, answers) = (stack.clone(), stop.clone(), answers.clone());
+        posters.spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let id = Uuid::new_v4();
+                let status = stack
+                    .client
+                    .post(stack.url("/payments"))
+                    .header("content-type", "application/json")
+                    .body(format!(r#"{{"correlationId":"{id}","amount":19.90}}"#))
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                answers.lock().unwrap().push((id, status));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(redis_pid, "STOP");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(redis_pid, "CONT");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    while let Some(r) = posters.join_next().await {
+        r.unwrap();
+    }
+    let answers = answers.lock().unwrap().clone();
+    let count = |s: u16| answers.iter().filter(|(_, status)| *status == s).count();
+    assert!(
+        count(504) > 0,
+        "the freeze produced no timeout: {answers:?}"
+    );
+    assert!(
+        answers.iter().all(|(_, s)| [202, 503, 504].contains(s)),
+        "{answers:?}"
+    );
+    // Everything Redis holds gets processed; then compare.
+    let in_redis = stack.accepted_in_redis().await as u64;
+    stack
+        .wait_processed(in_redis, Duration::from_secs(60))
+        .await;
+    for (id, status) in &answers {
+        let stored = stack.default.stored(id).is_some() || stack.fallback.stored(id).is_some();
+        match status {
+            202 => assert!(stored, "{id} accepted but never processed"),
+            503 => assert!(!stored, "{id} answered 503 but charged"),
+            _ => {}
+        }
+    }
+    let all: Vec<Uuid> = answers
+        .iter()
+        .filter(|(id, _)| stack.default.stored(id).is_some() || stack.fallback.stored(id).is_some())
+        .map(|(id, _)| *id)
+        .collect();
+    assert_each_stored_once(&stack, &all).await;
+    eprintln!(
+        "answers: {} × 202, {} × 503, {} × 504",
+        count(202),
+        count(503),
+        count(504)
+    );
+}
+
+/// Hole 5. A proxy in front of the default processor answers 502 after the processor
+/// stored the payment (the answer got lost on the way back). A 502 is not "not stored":
+/// the payment stays pinned and the lookup finds it; moving it to fallback would charge
+/// it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_502_after_the_store_is_ambiguous_not_a_failure() {
+    let stack = spawn_stack().await;
+    stack.default.set_status_after_store(502);
+    let _worker = stack
+        .start_worker(&[
+            ("ROUTING_POLICY", "cheapest-available"),
+            ("BREAKER_MIN_CALLS", "1"),
+            ("AMBIGUITY_GRACE_MS", "300"),
+            ("AMBIGUITY_POLL_MS", "20"),
+        ])
+        .await;
+    let ids: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "1.00").await, 202);
+    }
+    stack.wait_processed(20, Duration::from_secs(60)).await;
+    // The first 502s open default's breaker, so later payments go straight to fallback;
+    // those that reached default stay there.
+    assert!(stack.default.stored_count() > 0, "no call reached default");
+    assert_each_stored_once(&stack, &ids).await;
+    for id in &ids {
+        if stack.default.stored(id).is_some() {
+            assert_eq!(stack.status(id).await["processor"], "default");
+        }
+    }
+}
+
+/// Hole 5. The processor answers 422 ("already stored") but its lookup keeps saying 404.
+/// The payment must neither retry for ever nor move to the other processor: after
+/// MAX_ATTEMPTS it is dead-lettered with the reason, still pinned where it may be held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_422_the_processor_cannot_show_is_dead_lettered_after_max_attempts() {
+    let stack = spawn_stack().await;
+    let id = Uuid::new_v4();
+    // Already stored at default (by a client that went around us), lookups broken.
+    let direct = stack
+        .client
+        .post(format!("{}/payments", stack.default.url()))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"correlationId":"{id}","amount":3.00,"requestedAt":"2025-07-15T12:00:00.000Z"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200);
+    stack.default.set_lookups_absent(true);
+    let _worker = stack
+        .start_worker(&[
+            ("MAX_ATTEMPTS", "3"),
+            ("ROUTING_POLICY", "cheapest-available"),
+            ("AMBIGUITY_GRACE_MS", "100"),
+            ("AMBIGUITY_POLL_MS", "20"),
+        ])
+        .await;
+    assert_eq!(stack.post(&id, "3.00").await, 202);
+    wait_for(
+        Duration::from_secs(60),
+        "the payment to be dead-lettered",
+        || async { stack.status(&id).await["status"] == "failed" },
+    )
+    .await;
+    let status = stack.status(&id).await;
+    assert!(
+        status["reason"].as_str().unwrap().contains("422"),
+        "{status}"
+    );
+    assert_eq!(stack.store.dead_letter_count().await.unwrap(), 1);
+    assert_eq!(stack.fallback.payment_posts(), 0, "never moved to fallback");
+    assert_eq!(stack.store.backlog().await.unwrap(), 0);
+}
+
+/// Hole 5. Stream entries nobody can decode are dead-lettered with the reason (and the
+/// payment they name shows "failed"), never acknowledged silently with a status that says
+/// "queued" for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_entries_are_dead_lettered_with_a_reason() {
+    let stack = spawn_stack().await;
+    stack.store.ensure_group().await.unwrap();
+    let id = Uuid::new_v4();
+    let keys = stack.store.keys().clone();
+    let payment_id: common::payment::PaymentId = id.to_string().parse().unwrap();
+    let mut conn = stack.store.connection();
+    // A status as the gateway writes it, and an entry whose amount is garbage; plus an
+    // entry naming no payment at all.
+    let _: () = redis::cmd("HSET")
+        .arg(keys.payment(&payment_id))
+        .arg(&["amt", "500", "st", "queued", "att", "0"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(keys.stream())
+        .arg("*")
+        .arg(&["id", &id.to_string(), "amt", "five"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(keys.stream())
+        .arg("*")
+        .arg(&["junk", "1"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _worker = stack.start_worker(&[]).await;
+    wait_for(
+        Duration::from_secs(30),
+        "both entries dead-lettered",
+        || async { stack.store.dead_letter_count().await.unwrap() == 2 },
+    )
+    .await;
+    let status = stack.status(&id).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(status["reason"].as_str().unwrap().contains("undecodable"));
+    assert_eq!(stack.store.backlog().await.unwrap(), 0);
+    assert_eq!(
+        stack.store.group_info().await.unwrap().0,
+        0,
+        "nothing pending"
+    );
+}
+
+/// Hole 5. `AMBIGUITY_GRACE_MS` is what protects payments while a processor has no health
+/// report; below a delay a processor already reported, the worker refuses to start.
+#[tokio::test]
+async fn a_grace_below_a_reported_delay_stops_the_worker_naming_the_variable() {
+    let stack = spawn_stack().await;
+    stack
+        .store
+        .publish_health(
+            common::payment::Processor::Fallback,
+            common::store::HealthReport {
+                failing: false,
+                min_response_ms: 3_000,
+                observed_at: common::time::now_ms(),
+            },
+        )
+        .await
+        .unwrap();
+    let env = stack.worker_env(&[("AMBIGUITY_GRACE_MS", "1000")]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    common::testing::assert_config_error(
+        env!("CARGO_BIN_EXE_paystream-worker"),
+        &env,
+        "AMBIGUITY_GRACE_MS",
+    );
+}
