@@ -93,6 +93,10 @@ const errors = new Counter("payments_errors");
 const consistencyChecks = new Counter("consistency_checks");
 const inconsistencies = new Counter("inconsistencies");
 const checkErrors = new Counter("check_errors");
+// When each check ran (ms since the epoch), one counter per check: handleSummary sees only
+// aggregated metrics, and a counter's one sample is its total. With it the result lists
+// the exact windows checked, so they can be checked again once the backend has settled.
+const checkTimes = STAGES.map((_, i) => new Counter(`check_${i + 1}_at_ms`));
 // Final figures, recorded once by teardown (money in integer cents).
 const backendDefaultRequests = new Counter("final_backend_default_requests");
 const backendDefaultCents = new Counter("final_backend_default_cents");
@@ -125,6 +129,14 @@ function applyStage(index) {
 
 function windowQuery(fromMs, toMs) {
   return `from=${new Date(fromMs).toISOString()}&to=${new Date(toMs).toISOString()}`;
+}
+
+// The window a check made at `now` asks for.
+function checkWindow(now) {
+  return {
+    from: new Date(now - CHECK_FROM_OFFSET_MS).toISOString(),
+    to: new Date(now - CHECK_TO_OFFSET_MS).toISOString(),
+  };
 }
 
 function backendSummary(query) {
@@ -180,7 +192,12 @@ export function payments() {
 export function checker() {
   sleep(STAGE_SECS);
   const now = Date.now();
-  const query = windowQuery(now - CHECK_FROM_OFFSET_MS, now - CHECK_TO_OFFSET_MS);
+  const index = exec.vu.iterationInScenario;
+  if (index < checkTimes.length) {
+    checkTimes[index].add(now);
+  }
+  const window = checkWindow(now);
+  const query = `from=${window.from}&to=${window.to}`;
   try {
     const backend = backendSummary(query);
     const def = processorSummary(DEFAULT_URL, query);
@@ -271,6 +288,10 @@ export function handleSummary(data) {
     inconsistencies: inconsistencyCount,
     checks: count(data, "consistency_checks"),
     check_errors: count(data, "check_errors"),
+    check_windows: checkTimes
+      .map((_, i) => count(data, `check_${i + 1}_at_ms`))
+      .filter((at) => at > 0)
+      .map(checkWindow),
     requests: {
       accepted: acceptedCount,
       rejected: count(data, "payments_rejected"),

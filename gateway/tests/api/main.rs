@@ -9,6 +9,7 @@ mod store;
 use common::payment::{Cents, PaymentId, Processor};
 use common::store::Window;
 use helpers::{payment_body, spawn_app, spawn_app_with};
+use std::sync::Arc;
 use uuid::Uuid;
 
 #[tokio::test]
@@ -60,13 +61,11 @@ async fn duplicates_replay_and_conflicts_never_enqueue_twice() {
     assert_eq!(app.payment_keys().await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_duplicates_enqueue_exactly_one_entry() {
-    let app = spawn_app().await;
+    let app = Arc::new(spawn_app().await);
     let id = Uuid::new_v4();
-    let body = payment_body(&id, "5.00");
-    let posts = (0..50).map(|_| app.post_payment(&body));
-    let statuses: Vec<u16> = futures_statuses(posts).await;
+    let statuses = concurrent_post_statuses(&app, &payment_body(&id, "5.00"), 50).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 202).count(),
         1,
@@ -76,17 +75,20 @@ async fn concurrent_duplicates_enqueue_exactly_one_entry() {
     assert_eq!(app.backlog().await, 1);
 }
 
-async fn futures_statuses(
-    posts: impl Iterator<Item = impl std::future::Future<Output = reqwest::Response>>,
-) -> Vec<u16> {
-    let handles: Vec<_> = posts
-        .map(|f| async move { f.await.status().as_u16() })
-        .collect();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await);
+/// Posts `body` `n` times at once: each request is a task of its own, and they all wait
+/// on one barrier before sending, so the gateway sees them overlap (on a multi-thread
+/// runtime, in parallel) rather than one after another.
+async fn concurrent_post_statuses(app: &Arc<helpers::TestApp>, body: &str, n: usize) -> Vec<u16> {
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let mut posts = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (app, start, body) = (app.clone(), start.clone(), body.to_owned());
+        posts.spawn(async move {
+            start.wait().await;
+            app.post_payment(&body).await.status().as_u16()
+        });
     }
-    out
+    posts.join_all().await
 }
 
 #[tokio::test]

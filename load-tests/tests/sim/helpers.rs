@@ -122,6 +122,15 @@ pub fn payment_json(id: Uuid, amount: &str, requested_at: &str) -> String {
     format!(r#"{{"correlationId":"{id}","amount":{amount},"requestedAt":"{requested_at}"}}"#)
 }
 
+/// Deadline of a wait for an event: a bound on a hang, not a speed claim (most waits end
+/// within milliseconds; a shared machine may stall a test for seconds).
+pub const EVENT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A simulated delay (or window) within which the test must act while the simulator
+/// waits: change a setting, send more requests, give up. Generous for the same reason;
+/// every use costs the test this long.
+pub const ACT_WITHIN_MS: u64 = 2_000;
+
 /// Polls `condition` every 10 ms until it holds or `within` passes.
 pub async fn eventually<F, Fut>(within: Duration, condition: F) -> bool
 where

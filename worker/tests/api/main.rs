@@ -19,13 +19,33 @@ use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_concurrent_payments_are_each_processed_exactly_once() {
+    // Both processors must take part, or comparing with the fallback's summary proves
+    // nothing: the first half goes out while default is healthy, the second while it fails,
+    // under a policy that then sends payments to fallback.
     let stack = spawn_stack().await;
-    let _worker_a = stack.start_worker(&[]).await;
-    let _worker_b = stack.start_worker(&[]).await;
+    let policy = [("ROUTING_POLICY", "cheapest-available")];
+    let _worker_a = stack.start_worker(&policy).await;
+    let _worker_b = stack.start_worker(&policy).await;
     let start = common::time::now_ms();
     let ids: Vec<Uuid> = (0..5_000).map(|_| Uuid::new_v4()).collect();
+    let (healthy_half, failing_half) = ids.split_at(ids.len() / 2);
     let stack = Arc::new(stack);
-    helpers::post_all(&stack, &ids, "19.90", ids.len() / 25).await;
+    helpers::post_all(&stack, healthy_half, "19.90", healthy_half.len() / 25).await;
+    stack
+        .wait_processed(healthy_half.len() as u64, Duration::from_secs(120))
+        .await;
+    stack.default.set_failure(true);
+    helpers::post_all(&stack, failing_half, "19.90", failing_half.len() / 25).await;
+    // Default recovers once fallback has taken some: the rest may go either way.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stack.fallback.stored_count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing reached fallback while default failed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack.default.set_failure(false);
     stack.wait_processed(5_000, Duration::from_secs(120)).await;
     // Let any stray duplicate surface before comparing.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -48,6 +68,7 @@ async fn five_thousand_concurrent_payments_are_each_processed_exactly_once() {
     let ours: serde_json::Value = serde_json::from_str(&stack.summary_text(&query).await).unwrap();
     let (dn, damount) = stack.admin_summary(&stack.default, &query).await;
     let (fnn, famount) = stack.admin_summary(&stack.fallback, &query).await;
+    assert!(dn > 0 && fnn > 0, "default {dn}, fallback {fnn}");
     assert_eq!(ours["default"]["totalRequests"].as_u64().unwrap(), dn);
     assert_eq!(ours["fallback"]["totalRequests"].as_u64().unwrap(), fnn);
     assert_eq!(dc, cents_of(&damount));
