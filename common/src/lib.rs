@@ -26,12 +26,14 @@
 //! - [`time`]: UTC millisecond timestamps, ISO-8601 in and out.
 //! - [`entry`]: the stream entry's fields, encode/decode.
 //! - [`keys`]: the only place a Redis key is formatted (all share one hash tag).
-//! - [`store`]: every Redis operation the gateway and worker perform, over the Lua scripts.
+//! - [`store`]: every Redis operation the gateway and worker perform, over the Lua scripts;
+//!   [`batch`]: concurrent accepts, begins and records share one script call.
 //! - [`config`]: environment parsing that names the variable on error.
 //! - [`metrics`]: metric names.
 //! - [`shutdown`], [`telemetry`], [`runtime`]: process plumbing shared by both binaries.
 //! - `testing` (feature `test-support`): a real `redis-server` on an ephemeral port.
 
+pub mod batch;
 pub mod config;
 pub mod entry;
 pub mod keys;

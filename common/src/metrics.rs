@@ -31,6 +31,10 @@ pub const GATEWAY_SHED_BACKLOG: &str = "paystream_gateway_shed_backlog_entries";
 pub const RATE_LIMIT_TRACKED_CLIENTS: &str = "paystream_gateway_rate_limit_clients";
 /// Payments being handled by this worker right now.
 pub const WORKER_IN_FLIGHT: &str = "paystream_worker_in_flight_payments";
+/// Payments per batched script call (accept, begin, record); label `op`.
+pub const REDIS_BATCH_SIZE: &str = "paystream_redis_batch_payments";
+/// Buckets of [`REDIS_BATCH_SIZE`].
+pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 /// Redis errors; label `kind`.
 pub const REDIS_ERRORS_TOTAL: &str = "paystream_redis_errors_total";
 /// Attempts not sent because the send window after the ownership check had passed (a

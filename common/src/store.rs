@@ -4,18 +4,20 @@
 //! which never build a command themselves. Each state change is one script, so a crash
 //! between two Redis calls can never leave a payment half-recorded.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
+use crate::batch::Batcher;
 use crate::entry::{self, as_str, StreamEntry};
 use crate::keys::{field, Keys, GROUP};
 use crate::payment::{Cents, PaymentId, Processor, Status};
 use crate::time::Millis;
 
 /// A Redis failure as the callers need to tell it apart.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The command was certainly not executed: Redis refused the connection, or answered
     /// with an error before running anything (loading, busy). The caller may back off and
@@ -163,6 +165,19 @@ pub enum Settled {
     Early(SafeAt),
 }
 
+/// How [`Store::dead_letter`] treats a payment a processor may still hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// Refused while an attempt is unresolved; the pin is released.
+    Final,
+    /// Allowed while an attempt is unresolved; the pin and the mark stay (a re-drive must
+    /// learn from that processor first).
+    KeepPin,
+    /// For an undecodable stream entry: like `KeepPin` if it is the payment's own entry,
+    /// otherwise only the entry is dead-lettered and the payment is left alone.
+    Entry,
+}
+
 /// Outcome of [`Store::record`] and [`Store::dead_letter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -252,11 +267,45 @@ impl RedisOptions {
 }
 
 /// Every Redis operation the gateway and worker perform. Cheap to clone: the connection
-/// is multiplexed, so concurrent callers' commands are pipelined on one socket.
+/// is multiplexed, so concurrent callers' commands are pipelined on one socket, and the
+/// per-payment steps of the hot path (accept, begin, record) are batched: callers that
+/// arrive while one script call is in flight share the next (see [`crate::batch`]).
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
     keys: Keys,
+    batches: Arc<Batches>,
+}
+
+/// Most payments in one batched script call.
+const MAX_BATCH: usize = 128;
+
+/// The batching tasks, started on first use (on the caller's runtime).
+#[derive(Default)]
+struct Batches {
+    accept: OnceLock<Batcher<(PaymentId, Cents, u64), Accepted>>,
+    begin: OnceLock<Batcher<BeginRequest, Attempt>>,
+    record: OnceLock<Batcher<RecordRequest, Recorded>>,
+}
+
+/// One payment's part of a batched `begin.lua` call.
+#[derive(Debug, Clone)]
+pub struct BeginRequest {
+    pub id: PaymentId,
+    pub wanted: Processor,
+    pub consumer: String,
+    pub entry_id: String,
+    pub bound: Duration,
+}
+
+/// One payment's part of a batched `record.lua` call.
+#[derive(Debug, Clone)]
+pub struct RecordRequest {
+    pub id: PaymentId,
+    pub amount: Cents,
+    pub processor: Processor,
+    pub requested_at: Millis,
+    pub entry_id: String,
 }
 
 impl Store {
@@ -269,7 +318,11 @@ impl Store {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(options.client()?, config)?;
-        Ok(Self { conn, keys })
+        Ok(Self {
+            conn,
+            keys,
+            batches: Arc::default(),
+        })
     }
 
     pub fn keys(&self) -> &Keys {
@@ -307,43 +360,55 @@ impl Store {
         }
     }
 
+    /// A store on the same connection without batching tasks: what a batch flush uses.
+    fn unbatched(&self) -> Store {
+        Store {
+            conn: self.conn.clone(),
+            keys: self.keys.clone(),
+            batches: Arc::default(),
+        }
+    }
+
     /// Creates the status hash and appends the stream entry, atomically; see `accept.lua`.
+    /// Concurrent calls share one script call.
     pub async fn accept(
         &self,
         id: &PaymentId,
         amount: Cents,
         backlog_limit: u64,
     ) -> Result<Accepted, StoreError> {
+        let batcher = self.batches.accept.get_or_init(|| {
+            let store = self.unbatched();
+            Batcher::spawn("accept", MAX_BATCH, 1, move |batch| {
+                let store = store.clone();
+                async move { store.accept_batch(&batch).await }
+            })
+        });
+        batcher.call((*id, amount, backlog_limit)).await
+    }
+
+    /// `accept.lua` for several payments at once (the backlog limit of the first applies).
+    pub async fn accept_batch(
+        &self,
+        batch: &[(PaymentId, Cents, u64)],
+    ) -> Result<Vec<Accepted>, StoreError> {
+        let Some((_, _, backlog_limit)) = batch.first() else {
+            return Ok(Vec::new());
+        };
         let mut buf = [0u8; 36];
         let started = std::time::Instant::now();
-        let mut conn = self.conn.clone();
-        let reply: Vec<Value> = SCRIPTS
-            .accept
-            .key(self.keys.payment(id))
-            .key(self.keys.stream())
-            .arg(id.encode(&mut buf))
-            .arg(amount.get())
-            .arg(backlog_limit)
-            .invoke_async(&mut conn)
-            .await?;
-        observe("accept", started);
-        let tag = reply.first().and_then(as_str);
-        let value = reply.get(1).and_then(as_str).unwrap_or_default();
-        match tag {
-            Some("ok") => Ok(Accepted::Enqueued),
-            Some("dup") => {
-                Ok(Accepted::Replay(value.parse().map_err(|_| {
-                    StoreError::Unexpected(format!("status {value:?}"))
-                })?))
-            }
-            Some("conflict") => Ok(Accepted::Conflict {
-                stored: Cents::new(value.parse().unwrap_or_default()),
-            }),
-            Some("busy") => Ok(Accepted::Busy {
-                backlog: value.parse().unwrap_or_default(),
-            }),
-            _ => Err(StoreError::Unexpected(format!("accept: {reply:?}"))),
+        let mut invocation = SCRIPTS.accept.prepare_invoke();
+        invocation.key(self.keys.stream()).arg(*backlog_limit);
+        for (id, amount, _) in batch {
+            invocation
+                .key(self.keys.payment(id))
+                .arg(id.encode(&mut buf))
+                .arg(amount.get());
         }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Value> = invocation.invoke_async(&mut conn).await?;
+        observe("accept", started);
+        replies.iter().map(accepted).collect()
     }
 
     /// The payment's status, or `None` when unknown.
@@ -394,6 +459,7 @@ impl Store {
     /// Confirms `consumer` still owns `entry_id`, pins the payment to `wanted` and marks an
     /// attempt in flight; see `begin.lua`. `bound`: from now, how long a call of this
     /// attempt could still end up stored (send window + client timeout + queue and delay).
+    /// Concurrent calls share one script call.
     pub async fn begin_attempt(
         &self,
         id: &PaymentId,
@@ -402,50 +468,62 @@ impl Store {
         entry_id: &str,
         bound: Duration,
     ) -> Result<Attempt, StoreError> {
-        let started = std::time::Instant::now();
-        let mut conn = self.conn.clone();
-        let reply: Vec<Value> = SCRIPTS
-            .begin
-            .key(self.keys.payment(id))
-            .key(self.keys.stream())
-            .arg(wanted.as_str())
-            .arg(GROUP)
-            .arg(consumer)
-            .arg(entry_id)
-            .arg(bound.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await?;
-        observe("begin", started);
-        let text = |i: usize| reply.get(i).and_then(as_str);
-        let int = |i: usize| int_at(&reply, i);
-        let processor = |i: usize| {
-            text(i)
-                .and_then(|p| p.parse::<Processor>().ok())
-                .ok_or_else(|| StoreError::Unexpected(format!("begin: {reply:?}")))
-        };
-        match text(0) {
-            Some("go") => Ok(Attempt::Go {
-                processor: processor(1)?,
-                attempt: int(2).unwrap_or(1) as u32,
-                unresolved_before: text(3) == Some("1"),
-            }),
-            Some("pinned") => Ok(Attempt::Pinned {
-                processor: processor(1)?,
-                safe: SafeAt {
-                    safe: int(2).unwrap_or_default(),
-                    now: int(4).unwrap_or_default(),
-                },
-                attempt: int(3).unwrap_or_default() as u32,
-            }),
-            Some("done") => Ok(Attempt::Done(
-                text(1)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(Status::Processed),
-            )),
-            Some("missing") => Ok(Attempt::Missing),
-            Some("lost") => Ok(Attempt::Lost),
-            _ => Err(StoreError::Unexpected(format!("begin: {reply:?}"))),
+        let batcher = self.batches.begin.get_or_init(|| {
+            let store = self.unbatched();
+            Batcher::spawn("begin", MAX_BATCH, 1, move |batch: Vec<BeginRequest>| {
+                let store = store.clone();
+                async move { store.begin_batch(&batch).await }
+            })
+        });
+        batcher
+            .call(BeginRequest {
+                id: *id,
+                wanted,
+                consumer: consumer.to_string(),
+                entry_id: entry_id.to_string(),
+                bound,
+            })
+            .await
+    }
+
+    /// `begin.lua` for several payments at once. Requests of different consumers go in
+    /// separate script calls (the script checks ownership for one consumer).
+    pub async fn begin_batch(&self, batch: &[BeginRequest]) -> Result<Vec<Attempt>, StoreError> {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut rest = batch;
+        while let Some(first) = rest.first() {
+            let same = rest
+                .iter()
+                .take_while(|r| r.consumer == first.consumer)
+                .count();
+            let (group, tail) = rest.split_at(same);
+            out.extend(self.begin_one_consumer(group).await?);
+            rest = tail;
         }
+        Ok(out)
+    }
+
+    async fn begin_one_consumer(&self, batch: &[BeginRequest]) -> Result<Vec<Attempt>, StoreError> {
+        let Some(first) = batch.first() else {
+            return Ok(Vec::new());
+        };
+        let started = std::time::Instant::now();
+        let mut invocation = SCRIPTS.begin.prepare_invoke();
+        invocation
+            .key(self.keys.stream())
+            .arg(GROUP)
+            .arg(&first.consumer);
+        for r in batch {
+            invocation
+                .key(self.keys.payment(&r.id))
+                .arg(r.wanted.as_str())
+                .arg(&r.entry_id)
+                .arg(r.bound.as_millis() as u64);
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Value> = invocation.invoke_async(&mut conn).await?;
+        observe("begin", started);
+        replies.iter().map(attempt).collect()
     }
 
     /// Attempt `attempt` on `processor` ended without a usable answer: nothing of it can
@@ -523,6 +601,7 @@ impl Store {
 
     /// Records a payment stored by `processor` with `requested_at` exactly as the processor
     /// holds it, updates the summary and acknowledges `entry_id` — atomically, idempotently.
+    /// Concurrent calls share one script call (a group commit).
     pub async fn record(
         &self,
         id: &PaymentId,
@@ -531,41 +610,68 @@ impl Store {
         requested_at: Millis,
         entry_id: &str,
     ) -> Result<Recorded, StoreError> {
-        let mut buf = [0u8; 36];
-        let [n, c, secs, ev] = self.keys.summary(processor);
-        let started = std::time::Instant::now();
-        let mut conn = self.conn.clone();
-        let reply: String = SCRIPTS
-            .record
-            .key(self.keys.payment(id))
-            .key(self.keys.stream())
-            .key(n)
-            .key(c)
-            .key(secs)
-            .key(ev)
-            .arg(id.encode(&mut buf))
-            .arg(processor.as_str())
-            .arg(requested_at)
-            .arg(requested_at.div_euclid(1000))
-            .arg(amount.get())
-            .arg(entry_id)
-            .arg(GROUP)
-            .invoke_async(&mut conn)
-            .await?;
-        observe("record", started);
-        recorded(&reply)
+        let batcher = self.batches.record.get_or_init(|| {
+            let store = self.unbatched();
+            Batcher::spawn("record", MAX_BATCH, 1, move |batch: Vec<RecordRequest>| {
+                let store = store.clone();
+                async move { store.record_batch(&batch).await }
+            })
+        });
+        batcher
+            .call(RecordRequest {
+                id: *id,
+                amount,
+                processor,
+                requested_at,
+                entry_id: entry_id.to_string(),
+            })
+            .await
     }
 
-    /// Dead-letters a payment with `reason`, unless it was processed meanwhile. `keep_pin`:
-    /// allowed while an attempt is unresolved, keeping the pin (see `fail.lua`). `amount`
-    /// is the text copied to the dead letter (cents, or what an undecodable entry held).
+    /// `record.lua` for several payments at once: one script call, one summary update per
+    /// second touched.
+    pub async fn record_batch(&self, batch: &[RecordRequest]) -> Result<Vec<Recorded>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut buf = [0u8; 36];
+        let started = std::time::Instant::now();
+        let mut invocation = SCRIPTS.record.prepare_invoke();
+        invocation.key(self.keys.stream()).arg(GROUP);
+        for processor in Processor::ALL {
+            for key in self.keys.summary(processor) {
+                invocation.key(key);
+            }
+        }
+        for r in batch {
+            invocation
+                .key(self.keys.payment(&r.id))
+                .arg(r.id.encode(&mut buf))
+                .arg(r.processor.as_str())
+                .arg(r.requested_at)
+                .arg(r.requested_at.div_euclid(1000))
+                .arg(r.amount.get())
+                .arg(&r.entry_id);
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Value> = invocation.invoke_async(&mut conn).await?;
+        observe("record", started);
+        replies
+            .iter()
+            .map(|r| recorded(as_str(r).unwrap_or_default()))
+            .collect()
+    }
+
+    /// Dead-letters a payment with `reason`, unless it was processed meanwhile; see
+    /// `fail.lua` for `mode`. `amount` is the text copied to the dead letter (cents; empty
+    /// = the status hash's).
     pub async fn dead_letter(
         &self,
         id: &PaymentId,
         amount: &str,
         reason: &str,
         entry_id: &str,
-        keep_pin: bool,
+        mode: FailMode,
     ) -> Result<Recorded, StoreError> {
         let mut buf = [0u8; 36];
         let started = std::time::Instant::now();
@@ -580,13 +686,18 @@ impl Store {
             .arg(reason)
             .arg(entry_id)
             .arg(GROUP)
-            .arg(if keep_pin { "keep" } else { "" })
+            .arg(match mode {
+                FailMode::Final => "",
+                FailMode::KeepPin => "keep",
+                FailMode::Entry => "entry",
+            })
             .invoke_async(&mut conn)
             .await?;
         observe("dead_letter", started);
         match reply.as_str() {
             "processed" => Ok(Recorded::AlreadyDone),
             "unresolved" => Ok(Recorded::Unresolved),
+            "foreign" => Ok(Recorded::Missing),
             other => recorded(other),
         }
     }
@@ -757,17 +868,29 @@ impl Store {
         Ok(out)
     }
 
-    /// Re-queues up to `limit` dead-lettered payments; returns how many moved.
+    /// Re-queues up to `limit` dead-lettered payments, reading the dead letters once from
+    /// the oldest; returns how many moved. Letters that name no payment stay.
     pub async fn redrive_dead_letters(&self, limit: u64) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
-        Ok(SCRIPTS
-            .redrive
-            .key(self.keys.dead_letters())
-            .key(self.keys.stream())
-            .arg(self.keys.payment_prefix())
-            .arg(limit.max(1))
-            .invoke_async(&mut conn)
-            .await?)
+        let mut moved = 0u64;
+        let mut after = String::from("0-0");
+        while moved < limit {
+            let (n, last): (u64, String) = SCRIPTS
+                .redrive
+                .key(self.keys.dead_letters())
+                .key(self.keys.stream())
+                .arg(self.keys.payment_prefix())
+                .arg((limit - moved).min(1_000))
+                .arg(&after)
+                .invoke_async(&mut conn)
+                .await?;
+            moved += n;
+            if last.is_empty() {
+                break;
+            }
+            after = last;
+        }
+        Ok(moved)
     }
 
     /// Number of dead letters waiting.
@@ -903,6 +1026,66 @@ impl Store {
             }
         }
         (good, bad)
+    }
+}
+
+/// One payment's reply of `accept.lua`.
+fn accepted(reply: &Value) -> Result<Accepted, StoreError> {
+    let Value::Array(parts) = reply else {
+        return Err(StoreError::Unexpected(format!("accept: {reply:?}")));
+    };
+    let value = parts.get(1).and_then(as_str).unwrap_or_default();
+    match parts.first().and_then(as_str) {
+        Some("ok") => Ok(Accepted::Enqueued),
+        Some("dup") => {
+            Ok(Accepted::Replay(value.parse().map_err(|_| {
+                StoreError::Unexpected(format!("status {value:?}"))
+            })?))
+        }
+        Some("conflict") => Ok(Accepted::Conflict {
+            stored: Cents::new(value.parse().unwrap_or_default()),
+        }),
+        Some("busy") => Ok(Accepted::Busy {
+            backlog: value.parse().unwrap_or_default(),
+        }),
+        _ => Err(StoreError::Unexpected(format!("accept: {reply:?}"))),
+    }
+}
+
+/// One payment's reply of `begin.lua`.
+fn attempt(reply: &Value) -> Result<Attempt, StoreError> {
+    let Value::Array(parts) = reply else {
+        return Err(StoreError::Unexpected(format!("begin: {reply:?}")));
+    };
+    let text = |i: usize| parts.get(i).and_then(as_str);
+    let int = |i: usize| int_at(parts, i);
+    let processor = |i: usize| {
+        text(i)
+            .and_then(|p| p.parse::<Processor>().ok())
+            .ok_or_else(|| StoreError::Unexpected(format!("begin: {reply:?}")))
+    };
+    match text(0) {
+        Some("go") => Ok(Attempt::Go {
+            processor: processor(1)?,
+            attempt: int(2).unwrap_or(1) as u32,
+            unresolved_before: text(3) == Some("1"),
+        }),
+        Some("pinned") => Ok(Attempt::Pinned {
+            processor: processor(1)?,
+            safe: SafeAt {
+                safe: int(2).unwrap_or_default(),
+                now: int(4).unwrap_or_default(),
+            },
+            attempt: int(3).unwrap_or_default() as u32,
+        }),
+        Some("done") => Ok(Attempt::Done(
+            text(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(Status::Processed),
+        )),
+        Some("missing") => Ok(Attempt::Missing),
+        Some("lost") => Ok(Attempt::Lost),
+        _ => Err(StoreError::Unexpected(format!("begin: {reply:?}"))),
     }
 }
 

@@ -34,7 +34,13 @@ pub fn install_metrics() -> metrics_exporter_prometheus::PrometheusHandle {
         .get_or_init(|| {
             let builder = metrics_exporter_prometheus::PrometheusBuilder::new();
             let handle = builder
-                .set_buckets(crate::metrics::LATENCY_BUCKETS)
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        crate::metrics::REDIS_BATCH_SIZE.to_string(),
+                    ),
+                    crate::metrics::BATCH_BUCKETS,
+                )
+                .and_then(|b| b.set_buckets(crate::metrics::LATENCY_BUCKETS))
                 .map(|b| b.install_recorder())
                 .ok()
                 .and_then(Result::ok)

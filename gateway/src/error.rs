@@ -52,8 +52,11 @@ impl From<RequestError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unknown(_) => ApiError::OutcomeUnknown(e),
-            _ => ApiError::Unavailable(e),
+            // Nothing reached Redis, or it refused before running anything.
+            StoreError::Unavailable(_) => ApiError::Unavailable(e),
+            // Sent and unanswered, or answered with something no script returns: the
+            // request may have taken effect.
+            StoreError::Unknown(_) | StoreError::Unexpected(_) => ApiError::OutcomeUnknown(e),
         }
     }
 }

@@ -156,6 +156,11 @@ impl WorkerHandle {
         &self.pool.ctx.config.consumer
     }
 
+    /// The grace this worker applies to `processor` now (after its health report).
+    pub fn grace(&self, processor: common::payment::Processor) -> Duration {
+        self.pool.ctx.router.grace(processor)
+    }
+
     /// Payments being handled right now.
     pub fn in_flight(&self) -> usize {
         self.pool.ctx.config.concurrency - self.pool.permits.available_permits()

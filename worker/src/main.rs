@@ -74,11 +74,17 @@ async fn check_grace(config: &WorkerConfig) -> Result<(), common::config::Config
     else {
         return Ok(());
     };
-    let reports =
-        match tokio::time::timeout(std::time::Duration::from_secs(2), store.read_health()).await {
-            Ok(Ok(reports)) => reports,
-            _ => return Ok(()),
-        };
+    let reports = match tokio::time::timeout(std::time::Duration::from_secs(2), store.read_health())
+        .await
+    {
+        Ok(Ok(reports)) => reports,
+        _ => {
+            tracing::warn!(
+                    "redis not reachable at start: AMBIGUITY_GRACE_MS not checked against the processors' reported delays"
+                );
+            return Ok(());
+        }
+    };
     let floor = config.ambiguity_grace.as_millis() as u64;
     for (processor, report) in common::payment::Processor::ALL.into_iter().zip(reports) {
         if let Some(report) = report.filter(|r| r.min_response_ms > floor) {
@@ -98,15 +104,7 @@ async fn check_grace(config: &WorkerConfig) -> Result<(), common::config::Config
 async fn redrive(config: WorkerConfig, limit: u64) -> anyhow::Result<()> {
     let store =
         common::store::Store::connect_lazy(&config.redis.options, config.redis.keys.clone())?;
-    let mut moved = 0u64;
-    while moved < limit {
-        let batch = (limit - moved).min(1_000);
-        let n = store.redrive_dead_letters(batch).await?;
-        if n == 0 && store.dead_letter_count().await? == 0 {
-            break;
-        }
-        moved += n;
-    }
+    let moved = store.redrive_dead_letters(limit).await?;
     println!("re-queued {moved} dead-lettered payments");
     Ok(())
 }

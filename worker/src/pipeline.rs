@@ -17,12 +17,13 @@ use common::entry::StreamEntry;
 use common::metrics as names;
 use common::payment::Processor;
 use common::shutdown::Shutdown;
-use common::store::{Attempt, Recorded, SafeAt, Settle, Settled, Store, StoreError};
+use common::store::{Attempt, FailMode, Recorded, SafeAt, Settle, Settled, Store, StoreError};
 use common::time::{now_ms, Millis};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
+use crate::dispatch::client::SendDeadline;
 use crate::dispatch::{Lookup, ProcessorClient, SendOutcome};
 use crate::route::breaker::Permit;
 use crate::route::{millis, Choice, Router};
@@ -184,8 +185,8 @@ impl<'a> Payment<'a> {
             };
             // The call must start within the send window of this moment: `begin` resets
             // the entry's idle time, so nobody can claim it before the window ends.
-            let confirmed = Instant::now();
             let window = ctx.config.send_window();
+            let start_by = SendDeadline::after(window);
             let bound = window + ctx.config.processor_timeout + ctx.router.grace(wanted);
             let begun = store
                 .begin_attempt(
@@ -227,10 +228,7 @@ impl<'a> Payment<'a> {
                 metrics::counter!(names::RETRIES_TOTAL, "processor" => wanted.as_str())
                     .increment(1);
             }
-            if let Some(finish) = self
-                .send(wanted, permit, attempt, confirmed + window)
-                .await?
-            {
+            if let Some(finish) = self.send(wanted, permit, attempt, start_by).await? {
                 return Ok(finish);
             }
         }
@@ -248,7 +246,7 @@ impl<'a> Payment<'a> {
         processor: Processor,
         permit: Permit,
         attempt: u32,
-        start_by: Instant,
+        start_by: SendDeadline,
     ) -> Result<Option<Finish>, StoreError> {
         let (ctx, entry) = (self.ctx, self.entry);
         #[cfg(feature = "test-hooks")]
@@ -304,7 +302,7 @@ impl<'a> Payment<'a> {
                             let reason = format!(
                                 "{processor} processor answered 422 but its lookup does not find the payment"
                             );
-                            return self.dead_letter(&reason, true).await;
+                            return self.dead_letter(&reason, FailMode::KeepPin).await;
                         }
                         self.unanswered(processor, attempt, true).await?;
                         self.backoff.wait().await;
@@ -314,26 +312,39 @@ impl<'a> Payment<'a> {
             }
             SendOutcome::Failed { .. } => {
                 self.failures += 1;
-                if self.settle_failed(processor, attempt).await?
-                    && self.failures >= ctx.config.max_attempts
-                {
+                let settled = self.settle_failed(processor, attempt).await?;
+                if self.failures >= ctx.config.max_attempts {
                     let reason =
                         format!("{} definite failures, last on {processor}", self.failures);
-                    if let Some(finish) = self.dead_letter(&reason, false).await? {
-                        return Ok(Some(finish));
+                    // A payment the processor said it holds is given up with its pin kept.
+                    let finish = match settled {
+                        Settled::Cleared => self.dead_letter(&reason, FailMode::Final).await?,
+                        Settled::Held => self.dead_letter(&reason, FailMode::KeepPin).await?,
+                        Settled::Stale | Settled::Early(_) => None,
+                    };
+                    if finish.is_some() {
+                        return Ok(finish);
                     }
                 }
                 self.backoff.wait().await;
                 Ok(None)
             }
             SendOutcome::Rejected { status } => {
-                if !self.settle_failed(processor, attempt).await? {
+                let reason = format!("{processor} processor rejected the payment with {status}");
+                match self.settle_failed(processor, attempt).await? {
+                    Settled::Cleared => self.dead_letter(&reason, FailMode::Final).await,
                     // An earlier attempt may still be stored: resolve it first; once the
                     // processor is known not to hold the payment, a rejection is final.
-                    return Ok(None);
+                    Settled::Early(_) => Ok(None),
+                    Settled::Held | Settled::Stale => {
+                        self.failures += 1;
+                        if self.failures >= ctx.config.max_attempts {
+                            return self.dead_letter(&reason, FailMode::KeepPin).await;
+                        }
+                        self.backoff.wait().await;
+                        Ok(None)
+                    }
                 }
-                let reason = format!("{processor} processor rejected the payment with {status}");
-                self.dead_letter(&reason, false).await
             }
             SendOutcome::Ambiguous => {
                 // It may be stored later (queue wait and delay run before the store, and a
@@ -345,26 +356,23 @@ impl<'a> Payment<'a> {
         }
     }
 
-    /// The attempt got a definite "not stored". `true` when the pin is cleared; otherwise
-    /// an earlier attempt is still unresolved and is resolved next.
+    /// The attempt got a definite "not stored". `Cleared`: the pin is released; `Early`:
+    /// an earlier attempt is still unresolved and is resolved next; `Held`: the processor
+    /// said it holds the payment (422), so it stays there.
     async fn settle_failed(
         &mut self,
         processor: Processor,
         attempt: u32,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Settled, StoreError> {
         let settled = self
             .ctx
             .store
             .settle(&self.entry.payment, processor, attempt, Settle::Failed)
             .await?;
-        Ok(match settled {
-            Settled::Cleared => true,
-            Settled::Early(safe) => {
-                self.unresolved = Some(Unresolved::new(processor, attempt, safe, Instant::now()));
-                false
-            }
-            Settled::Stale | Settled::Held => false,
-        })
+        if let Settled::Early(safe) = settled {
+            self.unresolved = Some(Unresolved::new(processor, attempt, safe, Instant::now()));
+        }
+        Ok(settled)
     }
 
     /// The call of `attempt` ended without a usable answer: from Redis, the moment after
@@ -423,7 +431,7 @@ impl<'a> Payment<'a> {
                                     "{} processor answered 422 but its lookup does not find the payment",
                                     u.processor
                                 );
-                                return self.dead_letter(&reason, true).await;
+                                return self.dead_letter(&reason, FailMode::KeepPin).await;
                             }
                             self.backoff.wait().await;
                             return Ok(None);
@@ -483,12 +491,11 @@ impl<'a> Payment<'a> {
         }
     }
 
-    /// `None` when refused because a processor may still hold the payment. `keep_pin`:
-    /// dead-letter while keeping the pin (see `fail.lua`).
+    /// `None` when refused because a processor may still hold the payment.
     async fn dead_letter(
         &self,
         reason: &str,
-        keep_pin: bool,
+        mode: FailMode,
     ) -> Result<Option<Finish>, StoreError> {
         let entry = self.entry;
         let outcome = self
@@ -499,7 +506,7 @@ impl<'a> Payment<'a> {
                 &entry.amount.get().to_string(),
                 reason,
                 &entry.entry_id,
-                keep_pin,
+                mode,
             )
             .await?;
         Ok(match outcome {

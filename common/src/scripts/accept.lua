@@ -1,26 +1,34 @@
--- Accept a payment: create its status hash and append it to the stream, atomically.
--- A correlation id seen before is never appended twice (idempotent replay / conflict).
+-- Accept payments: for each, create its status hash and append it to the stream, atomically.
+-- A correlation id seen before is never appended twice (idempotent replay / conflict), also
+-- within one call. Several concurrent requests share one call (the gateway batches them).
 -- Times come from Redis' own clock, the one clock every script uses.
--- KEYS[1] status hash   KEYS[2] payment stream
--- ARGV[1] correlation id  ARGV[2] amount in cents  ARGV[3] backlog limit (0 = none)
--- Returns {'ok', entry id} | {'dup', status} | {'conflict', stored cents} | {'busy', backlog}
-local cur = redis.call('HMGET', KEYS[1], 'amt', 'st')
-if cur[1] then
-  if cur[1] == ARGV[2] then
-    return {'dup', cur[2]}
-  end
-  return {'conflict', cur[1]}
-end
-local limit = tonumber(ARGV[3])
-if limit > 0 then
-  local backlog = redis.call('XLEN', KEYS[2])
-  if backlog >= limit then
-    return {'busy', tostring(backlog)}
-  end
-end
+-- KEYS[1] payment stream  KEYS[1+i] status hash of payment i
+-- ARGV[1] backlog limit (0 = none)  ARGV[2i] correlation id of payment i  ARGV[2i+1] its amount in cents
+-- Returns one reply per payment, in order:
+--   {'ok', entry id} | {'dup', status} | {'conflict', stored cents} | {'busy', backlog}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local sid = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'amt', ARGV[2])
-redis.call('HSET', KEYS[1], 'amt', ARGV[2], 'st', 'queued', 'at', now, 'upd', now, 'att', '0',
-  'sid', sid)
-return {'ok', sid}
+local limit = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS - 1 do
+  local key, id, cents = KEYS[1 + i], ARGV[2 * i], ARGV[2 * i + 1]
+  local cur = redis.call('HMGET', key, 'amt', 'st')
+  if cur[1] then
+    if cur[1] == cents then
+      out[i] = {'dup', cur[2]}
+    else
+      out[i] = {'conflict', cur[1]}
+    end
+  else
+    local backlog = limit > 0 and redis.call('XLEN', KEYS[1]) or 0
+    if limit > 0 and backlog >= limit then
+      out[i] = {'busy', tostring(backlog)}
+    else
+      local sid = redis.call('XADD', KEYS[1], '*', 'id', id, 'amt', cents)
+      redis.call('HSET', key, 'amt', cents, 'st', 'queued', 'at', now, 'upd', now, 'att', '0',
+        'sid', sid)
+      out[i] = {'ok', sid}
+    end
+  end
+end
+return out

@@ -6,15 +6,25 @@
 -- lookup never finds the payment).
 -- KEYS[1] status hash  KEYS[2] stream  KEYS[3] dead-letter stream
 -- ARGV[1] correlation id  ARGV[2] cents ('' = the status hash's)  ARGV[3] reason  ARGV[4] stream entry id ('' = none)
--- ARGV[5] group  ARGV[6] 'keep' | ''
--- Returns 'ok' | 'processed' | 'unresolved' | 'missing'
+-- ARGV[5] group  ARGV[6] 'keep' | 'entry' | ''
+-- 'entry': the stream entry could not be decoded. It may not be the payment's own (a stray
+-- or corrupt copy): unless it is the entry the status hash names, the payment is left alone
+-- and only the entry goes to the dead letters; the same when no such payment exists.
+-- Returns 'ok' | 'processed' | 'unresolved' | 'missing' | 'foreign'
 local function ack()
   if ARGV[4] ~= '' then
     redis.call('XACK', KEYS[2], ARGV[5], ARGV[4])
     redis.call('XDEL', KEYS[2], ARGV[4])
   end
 end
-local h = redis.call('HMGET', KEYS[1], 'st', 'amb', 'amt')
+local h = redis.call('HMGET', KEYS[1], 'st', 'amb', 'amt', 'sid')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[6] == 'entry' and (not h[1] or (h[4] and h[4] ~= ARGV[4])) then
+  redis.call('XADD', KEYS[3], '*', 'entry', ARGV[4], 'named', ARGV[1], 'reason', ARGV[3], 'at', now)
+  ack()
+  return h[1] and 'foreign' or 'missing'
+end
 if not h[1] then
   ack()
   return 'missing'
@@ -23,11 +33,9 @@ if h[1] == 'processed' then
   ack()
   return 'processed'
 end
-if h[2] == '1' and ARGV[6] ~= 'keep' then
+if h[2] == '1' and ARGV[6] == '' then
   return 'unresolved'
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], 'st', 'failed', 'err', ARGV[3], 'upd', now)
 local amt = ARGV[2]
 if amt == '' then

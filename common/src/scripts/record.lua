@@ -1,35 +1,73 @@
--- Record a payment the processor stored: status, summary and acknowledgement change together
--- or not at all. Recording twice is a no-op, so redelivery after a crash cannot double count.
--- No ownership check: a processor's "stored" is the truth whoever learned it.
--- KEYS[1] status hash  KEYS[2] stream  KEYS[3] counts by second  KEYS[4] cents by second
--- KEYS[5] seconds index  KEYS[6] events by requestedAt
--- ARGV[1] correlation id  ARGV[2] processor  ARGV[3] requestedAt (ms)  ARGV[4] requestedAt second
--- ARGV[5] cents  ARGV[6] stream entry id ('' = none)  ARGV[7] group
--- Returns 'ok' | 'dup' | 'missing'
-local function ack()
-  if ARGV[6] ~= '' then
-    redis.call('XACK', KEYS[2], ARGV[7], ARGV[6])
-    redis.call('XDEL', KEYS[2], ARGV[6])
-  end
-end
-local st = redis.call('HGET', KEYS[1], 'st')
-if not st then
-  ack()
-  return 'missing'
-end
-if st == 'processed' then
-  ack()
-  return 'dup'
-end
+-- Record payments the processors stored (a group commit: several per call): for each,
+-- status, summary and acknowledgement change together or not at all. Recording twice is a
+-- no-op, so redelivery after a crash cannot double count. No ownership check: a processor's
+-- "stored" is the truth whoever learned it.
+-- KEYS[1] stream  KEYS[2..5] default: counts by second, cents by second, seconds index, events by requestedAt  KEYS[6..9] the same for fallback  KEYS[9+i] status hash of payment i
+-- ARGV[1] group  ARGV[6i-4] correlation id of payment i  ARGV[6i-3] its processor  ARGV[6i-2] requestedAt (ms)  ARGV[6i-1] requestedAt second  ARGV[6i] cents  ARGV[6i+1] stream entry id ('' = none)
+-- Returns one reply per payment, in order: 'ok' | 'dup' | 'missing'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- The only write that can fail (integer overflow) goes first, so a failure writes nothing.
-redis.call('HINCRBY', KEYS[4], ARGV[4], ARGV[5])
-redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
-redis.call('ZADD', KEYS[5], ARGV[4], ARGV[4])
-redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1] .. ':' .. ARGV[5])
-redis.call('HSET', KEYS[1], 'st', 'processed', 'proc', ARGV[2], 'req', ARGV[3], 'amb', '0',
-  'upd', now)
-redis.call('HDEL', KEYS[1], 'err', 'safe', 'safe0', 'held')
-ack()
-return 'ok'
+local base = {default = 2, fallback = 6}
+local out = {}
+local todo = {}
+-- Per processor and second: the count to add (one HINCRBY per bucket, not per payment) and
+-- an estimate of the cents for the overflow check. Cents themselves are added by Redis, one
+-- HINCRBY each: Lua numbers are doubles, exact only up to 2^53.
+local buckets = {default = {}, fallback = {}}
+local seen = {}
+for i = 1, #KEYS - 9 do
+  local key = KEYS[9 + i]
+  local st = redis.call('HGET', key, 'st')
+  local proc = ARGV[6 * i - 3]
+  if not st then
+    out[i] = 'missing'
+  elseif st == 'processed' or seen[key] then
+    -- Processed before, or earlier in this batch: counts once.
+    out[i] = 'dup'
+  elseif not base[proc] then
+    return redis.error_reply('unknown processor ' .. tostring(proc))
+  else
+    out[i] = 'ok'
+    todo[#todo + 1] = i
+    seen[key] = true
+    local sec = ARGV[6 * i - 1]
+    local b = buckets[proc][sec] or {0, 0}
+    b[1] = b[1] + 1
+    b[2] = b[2] + tonumber(ARGV[6 * i])
+    buckets[proc][sec] = b
+  end
+end
+-- The only writes that can fail are the HINCRBYs (integer overflow of a bucket): check
+-- them all before writing anything, so a failure writes nothing. (Lua numbers are doubles:
+-- the margin below 2^63 is far above their rounding there.)
+for proc, secs in pairs(buckets) do
+  for sec, b in pairs(secs) do
+    local cur = tonumber(redis.call('HGET', KEYS[base[proc] + 1], sec) or '0')
+    if cur + b[2] > 9.2e18 then
+      return redis.error_reply('summary bucket overflow')
+    end
+  end
+end
+for proc, secs in pairs(buckets) do
+  local k = base[proc]
+  for sec, b in pairs(secs) do
+    redis.call('HINCRBY', KEYS[k], sec, b[1])
+    redis.call('ZADD', KEYS[k + 2], sec, sec)
+  end
+end
+for _, i in ipairs(todo) do
+  local k = base[ARGV[6 * i - 3]]
+  redis.call('HINCRBY', KEYS[k + 1], ARGV[6 * i - 1], ARGV[6 * i])
+  redis.call('ZADD', KEYS[k + 3], ARGV[6 * i - 2], ARGV[6 * i - 4] .. ':' .. ARGV[6 * i])
+  redis.call('HSET', KEYS[9 + i], 'st', 'processed', 'proc', ARGV[6 * i - 3],
+    'req', ARGV[6 * i - 2], 'amb', '0', 'upd', now)
+  redis.call('HDEL', KEYS[9 + i], 'err', 'safe', 'safe0', 'held')
+end
+for i = 1, #KEYS - 9 do
+  local entry = ARGV[6 * i + 1]
+  if entry ~= '' then
+    redis.call('XACK', KEYS[1], ARGV[1], entry)
+    redis.call('XDEL', KEYS[1], entry)
+  end
+end
+return out

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use common::keys::GROUP;
 use common::payment::{Cents, PaymentId, Processor, Status};
-use common::store::{Accepted, Attempt, Recorded, SafeAt, Settle, Settled, Store, Window};
+use common::store::{
+    Accepted, Attempt, FailMode, Recorded, SafeAt, Settle, Settled, Store, Window,
+};
 use uuid::Uuid;
 
 use crate::helpers::spawn_app;
@@ -190,6 +192,40 @@ async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
 }
 
 #[tokio::test]
+async fn a_pin_left_without_a_bound_gets_the_longest_bound_not_none() {
+    let app = spawn_app().await;
+    let id = new_id();
+    let store = &app.store;
+    let entry = accept_and_deliver(store, &id, 100, "c1").await;
+    assert!(matches!(
+        begin(store, &id, Processor::Default, "c1", &entry).await,
+        Attempt::Go { .. }
+    ));
+    // A status hash pinned by a version that kept no bound.
+    let mut conn = store.connection();
+    let _: () = redis::cmd("HDEL")
+        .arg(store.keys().payment(&id))
+        .arg("safe")
+        .arg("safe0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let Attempt::Pinned { safe, .. } = begin(store, &id, Processor::Fallback, "c1", &entry).await
+    else {
+        panic!("must stay pinned");
+    };
+    assert!(safe.safe - safe.now >= 59_000, "{safe:?}");
+    let absent_now = Settle::Absent { asked_at: safe.now };
+    assert!(matches!(
+        store
+            .settle(&id, Processor::Default, 1, absent_now)
+            .await
+            .unwrap(),
+        Settled::Early(_)
+    ));
+}
+
+#[tokio::test]
 async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
     let app = spawn_app().await;
     let id = new_id();
@@ -291,7 +327,7 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
     };
     assert_eq!(
         store
-            .dead_letter(&id, "100", "test", &entry, false)
+            .dead_letter(&id, "100", "test", &entry, FailMode::Final)
             .await
             .unwrap(),
         Recorded::Unresolved
@@ -305,7 +341,7 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
     );
     assert_eq!(
         store
-            .dead_letter(&id, "100", "test", &entry, false)
+            .dead_letter(&id, "100", "test", &entry, FailMode::Final)
             .await
             .unwrap(),
         Recorded::Now
@@ -350,7 +386,7 @@ async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
     // other processor must wait for a lookup on the first.
     assert_eq!(
         store
-            .dead_letter(&id, "100", "422 unconfirmed", &entry, true)
+            .dead_letter(&id, "100", "422 unconfirmed", &entry, FailMode::KeepPin)
             .await
             .unwrap(),
         Recorded::Now

@@ -15,6 +15,8 @@ use common::metrics as names;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use common::store::FailMode;
+
 use crate::pipeline::{self, Context, Finish};
 
 /// Shared by the reader, the reclaimer and the payment tasks.
@@ -95,7 +97,7 @@ pub async fn dead_letter_undecodable(
         match error.payment {
             Some(payment) => {
                 ctx.store
-                    .dead_letter(&payment, "", &reason, &entry_id, true)
+                    .dead_letter(&payment, "", &reason, &entry_id, FailMode::Entry)
                     .await?;
             }
             None => ctx.store.dead_letter_entry(&entry_id, &reason).await?,

@@ -10,6 +10,30 @@ use serde::Deserialize;
 
 use crate::dispatch::outcome::{Lookup, SendOutcome};
 
+/// When a call must have started by: the send window after `begin` confirmed ownership,
+/// on two clocks. The monotonic clock ignores wall-clock steps but stops while the machine
+/// is suspended (a paused VM); the wall clock runs through a suspend. A call starts only if
+/// neither says the window has passed.
+#[derive(Debug, Clone, Copy)]
+pub struct SendDeadline {
+    monotonic: tokio::time::Instant,
+    wall: std::time::SystemTime,
+}
+
+impl SendDeadline {
+    /// A window of `window` from now.
+    pub fn after(window: Duration) -> Self {
+        Self {
+            monotonic: tokio::time::Instant::now() + window,
+            wall: std::time::SystemTime::now() + window,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        tokio::time::Instant::now() >= self.monotonic || std::time::SystemTime::now() >= self.wall
+    }
+}
+
 /// One client for both processors; cheap to clone.
 #[derive(Clone)]
 pub struct ProcessorClient {
@@ -75,7 +99,7 @@ impl ProcessorClient {
         amount: Cents,
         requested_at: Millis,
         timeout: Duration,
-        start_by: tokio::time::Instant,
+        start_by: SendDeadline,
     ) -> Option<SendOutcome> {
         let mut buf = [0u8; 36];
         let body = format!(
@@ -94,7 +118,7 @@ impl ProcessorClient {
             .send());
         let mut first_poll = true;
         let result = std::future::poll_fn(|cx| {
-            if std::mem::take(&mut first_poll) && tokio::time::Instant::now() >= start_by {
+            if std::mem::take(&mut first_poll) && start_by.passed() {
                 return std::task::Poll::Ready(None);
             }
             std::future::Future::poll(call.as_mut(), cx).map(Some)

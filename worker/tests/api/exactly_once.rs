@@ -127,6 +127,82 @@ async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry
     assert_eq!(stack.totals().await, (0, 0, 1, 1234));
 }
 
+/// Hole 1, the fence itself. As above, but when A wakes up the payment is not done: B owns
+/// the entry and keeps retrying through an outage of both processors. A's send window has
+/// passed, so it confirms ownership again: `begin` answers "lost" and A's task stops
+/// without sending; the payment is stored once when the processors come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_worker_that_wakes_while_another_owns_the_entry_stops_without_sending() {
+    let stack = spawn_stack().await;
+    let settings = [
+        ("WORKER_CLAIM_IDLE_MS", "600"),
+        ("PROCESSOR_TIMEOUT_MS", "300"),
+        ("AMBIGUITY_GRACE_MS", "200"),
+        ("ROUTING_POLICY", "cheapest-available"),
+        ("BREAKER_MIN_CALLS", "1"),
+    ];
+    let metrics_port = common::testing::free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let mut frozen = stack.spawn_worker_process(
+        &[
+            &settings[..],
+            &[
+                ("PAYSTREAM_TEST_STOP_BEFORE_SEND", "1"),
+                ("WORKER_METRICS_ADDR", metrics_addr.as_str()),
+            ],
+        ]
+        .concat(),
+    );
+    let pid = frozen.id();
+    let id = Uuid::new_v4();
+    assert_eq!(stack.post(&id, "2.00").await, 202);
+    wait_for(
+        Duration::from_secs(30),
+        "worker A to freeze before its send",
+        || async { is_stopped(pid) },
+    )
+    .await;
+    stack.default.set_failure(true);
+    stack.fallback.set_failure(true);
+    let rescuer = stack.start_worker(&settings).await;
+    // B owns the entry once it has tried a processor itself.
+    wait_for(Duration::from_secs(30), "B to try the payment", || async {
+        stack.default.payment_failures() + stack.fallback.payment_failures() > 0
+    })
+    .await;
+    signal(pid, "CONT");
+    let lost = || async {
+        let text = stack
+            .client
+            .get(format!("http://{metrics_addr}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|l| l.starts_with("paystream_worker_entries_lost_total"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "A's task to stop as lost",
+        || async { lost().await.is_some_and(|n| n >= 1.0) },
+    )
+    .await;
+    stack.default.set_failure(false);
+    stack.fallback.set_failure(false);
+    stack.wait_processed(1, Duration::from_secs(60)).await;
+    signal(pid, "TERM");
+    let exit = tokio::task::spawn_blocking(move || frozen.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "worker A exited with {exit}");
+    rescuer.shutdown().await;
+    assert_each_stored_once(&stack, &[id]).await;
+}
+
 /// Hole 2, the queue. A processor with few slots queues requests (SPEC §3), and a queued
 /// request runs its whole delay once it gets a slot: it can be stored up to queue wait +
 /// delay after it arrived — here 2 × 1.5 s, beyond the old "delay + 1 s" grace counted
@@ -144,7 +220,7 @@ async fn absence_is_only_judged_after_the_queue_wait_and_the_delay() {
         ..StackOptions::default()
     })
     .await;
-    let _worker = stack
+    let worker = stack
         .start_worker(&[
             ("PROCESSOR_TIMEOUT_MS", "200"),
             ("AMBIGUITY_GRACE_MS", "100"),
@@ -158,13 +234,12 @@ async fn absence_is_only_judged_after_the_queue_wait_and_the_delay() {
             ("HEALTH_REFRESH_MS", "20"),
         ])
         .await;
-    // The grace follows the processors' health reports: wait for default's.
+    // The grace follows the processors' health reports: wait until the worker applies
+    // default's (2 × 1.5 s + 1 s).
     wait_for(
         Duration::from_secs(30),
-        "default's health report",
-        || async {
-            stack.store.read_health().await.unwrap()[0].is_some_and(|r| r.min_response_ms == 1_500)
-        },
+        "the worker to use default's report",
+        || async { worker.grace(common::payment::Processor::Default) == Duration::from_secs(4) },
     )
     .await;
     let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
@@ -179,10 +254,12 @@ async fn absence_is_only_judged_after_the_queue_wait_and_the_delay() {
     )
     .await;
     assert_each_stored_once(&stack, &ids).await;
-    assert_eq!(
-        stack.default.stored_count(),
-        4,
-        "all four were stored by default"
+    // At least one waited in the queue behind the first two (the case that matters); a
+    // payment read after the first timeout opened the breaker may have gone to fallback.
+    assert!(
+        stack.default.stored_count() >= 3,
+        "{}",
+        stack.default.stored_count()
     );
 }
 
@@ -246,14 +323,19 @@ async fn a_worker_with_a_wrong_clock_cannot_make_absence_look_proven() {
     assert_each_stored_once(&stack, &[id]).await;
     assert_eq!(stack.totals().await, (1, 700, 0, 0));
     assert_eq!(stack.fallback.payment_posts(), 0, "never sent to fallback");
+    // B wanted fallback all along (nobody replaced the failing report): only the bound on
+    // Redis' clock kept the payment where it was.
+    assert!(stack.store.read_health().await.unwrap()[0].unwrap().failing);
 }
 
-/// Hole 4. Redis freezes for 3 s under load: the gateway's calls time out after the script
-/// may have been sent. Those answers must not claim "not accepted" (503): a 503 means
-/// nothing was written, so no payment answered 503 may ever be charged. The others are
-/// 504 "outcome unknown", and a retry with the same correlationId is safe.
+/// Hole 4. Redis freezes under load: the gateway's calls time out after the script may
+/// have been sent (a frozen Redis still completes TCP handshakes, so nothing is refused).
+/// Those answers must not claim "not accepted" (503, which means nothing was written):
+/// they are 504 "outcome unknown", and some of them are charged once Redis resumes. (The
+/// real 503s — Redis refusing connections — are checked never to be charged in
+/// `faults::a_redis_restart_under_load_loses_no_accepted_payment`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_that_does_not_answer_gets_504_and_every_503_is_never_charged() {
+async fn a_frozen_redis_gets_504_outcome_unknown_never_a_503_that_charges() {
     let stack = Arc::new(spawn_stack().await);
     let _worker = stack.start_worker(&[]).await;
     let redis_pid = stack.redis.pid().unwrap();
@@ -280,11 +362,33 @@ async fn a_redis_that_does_not_answer_gets_504_and_every_503_is_never_charged() 
             }
         });
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let count_of = |status: u16| {
+        answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, s)| *s == status)
+            .count()
+    };
+    wait_for(Duration::from_secs(30), "payments accepted", || async {
+        count_of(202) > 20
+    })
+    .await;
     signal(redis_pid, "STOP");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for(
+        Duration::from_secs(30),
+        "504s while Redis is frozen",
+        || async { count_of(504) >= 4 },
+    )
+    .await;
     signal(redis_pid, "CONT");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = count_of(202);
+    wait_for(
+        Duration::from_secs(30),
+        "accepts again after the freeze",
+        || async { count_of(202) > before + 20 },
+    )
+    .await;
     stop.store(true, Ordering::SeqCst);
     while let Some(r) = posters.join_next().await {
         r.unwrap();
@@ -295,8 +399,9 @@ async fn a_redis_that_does_not_answer_gets_504_and_every_503_is_never_charged() 
         count(504) > 0,
         "the freeze produced no timeout: {answers:?}"
     );
+    assert_eq!(count(503), 0, "a frozen Redis refuses nothing: {answers:?}");
     assert!(
-        answers.iter().all(|(_, s)| [202, 503, 504].contains(s)),
+        answers.iter().all(|(_, s)| [202, 504].contains(s)),
         "{answers:?}"
     );
     // Everything Redis holds gets processed; then compare.
@@ -436,22 +541,52 @@ async fn undecodable_entries_are_dead_lettered_with_a_reason() {
         .query_async(&mut conn)
         .await
         .unwrap();
+    // A stray copy naming a live payment that has its own good entry, and one naming a
+    // payment nobody accepted: only the entries are dead-lettered, the live payment is
+    // processed as usual.
+    let live = Uuid::new_v4();
+    assert_eq!(stack.post(&live, "4.00").await, 202);
+    for named in [live, Uuid::new_v4()] {
+        let _: String = redis::cmd("XADD")
+            .arg(keys.stream())
+            .arg("*")
+            .arg(&["id", &named.to_string(), "amt", "-3"])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
     let _worker = stack.start_worker(&[]).await;
     wait_for(
         Duration::from_secs(30),
-        "both entries dead-lettered",
-        || async { stack.store.dead_letter_count().await.unwrap() == 2 },
+        "four entries dead-lettered",
+        || async { stack.store.dead_letter_count().await.unwrap() == 4 },
     )
     .await;
+    stack.wait_processed(1, Duration::from_secs(30)).await;
     let status = stack.status(&id).await;
     assert_eq!(status["status"], "failed", "{status}");
     assert!(status["reason"].as_str().unwrap().contains("undecodable"));
+    assert_eq!(stack.status(&live).await["status"], "processed");
+    assert_each_stored_once(&stack, &[live]).await;
     assert_eq!(stack.store.backlog().await.unwrap(), 0);
     assert_eq!(
         stack.store.group_info().await.unwrap().0,
         0,
         "nothing pending"
     );
+    // The re-drive re-queues what names a failed payment and keeps what names none.
+    assert_eq!(stack.store.redrive_dead_letters(100).await.unwrap(), 1);
+    let letters: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(keys.dead_letters())
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    assert!(letters
+        .iter()
+        .all(|(_, fields)| fields.iter().any(|(k, _)| k == "entry")));
 }
 
 /// Hole 5. `AMBIGUITY_GRACE_MS` is what protects payments while a processor has no health

@@ -158,14 +158,18 @@ async fn kill_9_of_a_worker_mid_batch_loses_and_doubles_nothing() {
     // Let the child get well into the backlog, then kill it without warning while calls
     // are in flight at the processor.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while stack.default.stored_count() < 300 || stack.default.payments_in_flight() == 0 {
+    let in_flight_at_kill = loop {
+        let in_flight = stack.default.payments_in_flight();
+        if stack.default.stored_count() >= 300 && in_flight > 0 {
+            break in_flight;
+        }
         assert!(
             Instant::now() < deadline,
             "the worker process made no progress"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let in_flight_at_kill = stack.default.payments_in_flight();
+    };
+    // Those calls take 200 ms at the processor: they are still in flight now.
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(in_flight_at_kill > 0);
@@ -202,12 +206,13 @@ async fn a_redis_restart_under_load_loses_no_accepted_payment() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     redis.kill();
     // Down until the gateway has refused for real (503: connection refused, nothing
-    // written) — resets and timeouts of the kill instant do not count.
+    // written) a few times — resets and timeouts of the kill instant do not count.
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = stack.post(&Uuid::new_v4(), "1.00").await;
-        if status == 503 {
-            break;
+    let mut probes_refused = Vec::new();
+    while probes_refused.len() < 3 {
+        let id = Uuid::new_v4();
+        if stack.post(&id, "1.00").await == 503 {
+            probes_refused.push(id);
         }
         assert!(
             Instant::now() < deadline,
@@ -215,15 +220,10 @@ async fn a_redis_restart_under_load_loses_no_accepted_payment() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     redis.restart();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let posted = posting.await.unwrap();
-    assert!(
-        !posted.refused.is_empty(),
-        "no poster saw a 503 while Redis was down"
-    );
     assert!(!posted.accepted.is_empty());
     // Every 2xx payment survived the crash (AOF, fsync always) and is processed exactly
     // once; no 503 was charged.
@@ -235,7 +235,7 @@ async fn a_redis_restart_under_load_loses_no_accepted_payment() {
         );
     }
     assert_exactly_once(&stack, &posted.accepted).await;
-    for id in &posted.refused {
+    for id in posted.refused.iter().chain(&probes_refused) {
         assert!(stack.default.stored(id).is_none() && stack.fallback.stored(id).is_none());
         assert_eq!(
             stack
@@ -420,4 +420,55 @@ async fn sigterm_finishes_in_flight_payments_then_exits() {
     // The rest is still pending in Redis and another worker finishes it exactly once.
     let _next = stack.start_worker(&[("WORKER_CLAIM_IDLE_MS", "500")]).await;
     assert_exactly_once(&stack, &ids).await;
+}
+
+/// A crash point inside a group commit: records wait in the worker's batch while Redis is
+/// frozen (processors keep storing), then the worker is killed. Each payment whose record
+/// was still buffered, or in a script call that never ran, stays pending and is counted
+/// once after the reclaim (422 → lookup → record); one whose script ran is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_group_commit_counts_each_payment_once() {
+    let stack = Arc::new(spawn_stack().await);
+    stack.default.set_delay(50);
+    let fast_claim = [("WORKER_CLAIM_IDLE_MS", "500")];
+    let mut child = stack.spawn_worker_process(&fast_claim);
+    let ids: Vec<Uuid> = (0..600).map(|_| Uuid::new_v4()).collect();
+    crate::helpers::post_all(&stack, &ids, "19.90", 12).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stack.default.stored_count() < 100 {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Freeze Redis: every call in flight at the processor finishes, and its record joins
+    // the group commit that cannot reach Redis.
+    let redis_pid = stack.redis.pid().unwrap();
+    let signal = |sig: &str| {
+        assert!(std::process::Command::new("kill")
+            .args([format!("-{sig}"), redis_pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("STOP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stack.default.payments_in_flight() > 0 {
+        assert!(Instant::now() < deadline, "calls did not finish");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stored_at_kill = stack.default.stored_count();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    signal("CONT");
+    // Stored at the processor but not recorded by us: the records that were in the batch.
+    let (recorded, _, _, _) = stack.totals().await;
+    assert!(
+        (recorded as usize) < stored_at_kill,
+        "no record was waiting at the kill ({recorded} recorded, {stored_at_kill} stored)"
+    );
+    let _survivor = stack.start_worker(&fast_claim).await;
+    assert_exactly_once(&stack, &ids).await;
+    assert_eq!(
+        stack.totals().await.0 + stack.totals().await.2,
+        ids.len() as u64
+    );
 }

@@ -1,0 +1,146 @@
+//! Natural batching of one kind of Redis script call: callers that arrive while a call is
+//! in flight share the next one. A request that finds nothing in flight goes at once (no
+//! timer, no added latency when alone); under load, one script call carries many payments,
+//! so Redis runs one Lua call and one round trip for the lot (a group commit).
+//!
+//! Comes before: the store's per-batch scripts (`accept.lua`, `begin.lua`, `record.lua`).
+//! Comes after: the store's per-payment methods, which callers use as before.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::store::StoreError;
+
+type Reply<Resp> = oneshot::Sender<Result<Resp, StoreError>>;
+
+/// Sends requests to a task that flushes them in batches of at most `max`.
+pub struct Batcher<Req, Resp> {
+    tx: mpsc::UnboundedSender<(Req, Reply<Resp>)>,
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
+    /// Spawns the batching task on the current runtime. `flush` gets the requests in
+    /// arrival order and returns one response per request, in the same order; at most
+    /// `in_flight` flushes run at once. `op` labels the batch-size histogram.
+    pub fn spawn<F, Fut>(op: &'static str, max: usize, in_flight: usize, flush: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Resp>, StoreError>> + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Req, Reply<Resp>)>();
+        let permits = Arc::new(Semaphore::new(in_flight.max(1)));
+        let max = max.max(1);
+        tokio::spawn(async move {
+            loop {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                // Wait for one request, then take whatever else is already waiting.
+                let Some(first) = rx.recv().await else { return };
+                let mut batch = vec![first];
+                while batch.len() < max {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                metrics::histogram!(crate::metrics::REDIS_BATCH_SIZE, "op" => op)
+                    .record(batch.len() as f64);
+                let (requests, replies): (Vec<Req>, Vec<Reply<Resp>>) = batch.into_iter().unzip();
+                let call = flush(requests);
+                tokio::spawn(async move {
+                    let result = call.await;
+                    drop(permit);
+                    deliver(op, replies, result);
+                });
+            }
+        });
+        Self { tx }
+    }
+
+    /// Runs `req` in the next batch and returns its response.
+    pub async fn call(&self, req: Req) -> Result<Resp, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((req, reply))
+            .map_err(|_| StoreError::Unexpected("batcher stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unexpected("batcher stopped".into()))?
+    }
+}
+
+/// Hands each caller its response; a failed call fails every request of the batch with the
+/// same error (each caller then retries or answers as it would alone).
+fn deliver<Resp>(op: &str, replies: Vec<Reply<Resp>>, result: Result<Vec<Resp>, StoreError>) {
+    match result {
+        Ok(responses) if responses.len() == replies.len() => {
+            for (reply, response) in replies.into_iter().zip(responses) {
+                let _ = reply.send(Ok(response));
+            }
+        }
+        Ok(responses) => {
+            let e = StoreError::Unexpected(format!(
+                "{op}: {} replies for {} requests",
+                responses.len(),
+                replies.len()
+            ));
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn callers_waiting_together_share_one_flush_and_get_their_own_answer() {
+        let flushes = Arc::new(AtomicUsize::new(0));
+        let seen = flushes.clone();
+        let batcher = Arc::new(Batcher::spawn("test", 100, 1, move |reqs: Vec<u32>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::task::yield_now().await;
+                Ok(reqs.into_iter().map(|r| r * 10).collect())
+            }
+        }));
+        // A lone caller goes at once.
+        assert_eq!(batcher.call(1).await.unwrap(), 10);
+        assert_eq!(flushes.load(Ordering::SeqCst), 1);
+        // 50 callers queued before the batching task runs: far fewer than 50 flushes.
+        let calls: Vec<_> = (0..50)
+            .map(|i| {
+                let b = batcher.clone();
+                tokio::spawn(async move { (i, b.call(i).await.unwrap()) })
+            })
+            .collect();
+        for call in calls {
+            let (i, answer) = call.await.unwrap();
+            assert_eq!(answer, i * 10);
+        }
+        assert!(flushes.load(Ordering::SeqCst) <= 3, "{flushes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_fails_every_caller_of_the_batch() {
+        let batcher = Batcher::spawn("test", 10, 1, |_reqs: Vec<u32>| async {
+            Err::<Vec<u32>, _>(StoreError::Unexpected("boom".into()))
+        });
+        assert!(matches!(
+            batcher.call(1).await,
+            Err(StoreError::Unexpected(m)) if m == "boom"
+        ));
+    }
+}
