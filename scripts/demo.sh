@@ -15,10 +15,12 @@ start_demo_stack
 NAME=${NAME:-demo}
 RESULTS=${RESULTS:-load-tests/results}
 say "reference load test (${DURATION_SECS:-60} s); results in $RESULTS/$NAME.{json,svg}"
+# shellcheck disable=SC2046
 "$BIN/paystream-load" rinha \
   --max-requests "${MAX_REQUESTS:-550}" \
   --duration-secs "${DURATION_SECS:-60}" \
   --stage-secs "${STAGE_SECS:-10}" \
+  $(stack_pids) \
   --out "$RESULTS" --name "$NAME"
 
 say "peak memory of the stack's processes during the run"

@@ -101,6 +101,9 @@ struct RinhaArgs {
     /// Pause before the final summaries, s.
     #[arg(long, default_value_t = 2.0)]
     settle_secs: f64,
+    /// Report a process group's CPU per payment: NAME=PID[,PID...] (repeatable).
+    #[arg(long = "pid", value_name = "NAME=PID")]
+    pids: Vec<ProcGroup>,
     #[command(flatten)]
     output: Output,
 }
@@ -217,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
                 settle: secs(a.settle_secs, "settle-secs")?,
                 out_dir,
                 name,
+                pids: a.pids,
             };
             let r = run_rinha(cfg).await?;
             print!("{}", report::rinha_table(&r));

@@ -173,6 +173,41 @@ impl ProcGroup {
     }
 }
 
+/// CPU a group used over a run, per payment: the figure the cost work drives down (it
+/// moves far less between runs on a shared VM than latency or throughput do).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CpuPerPayment {
+    pub name: String,
+    pub pids: Vec<u32>,
+    /// CPU seconds (user + system) between the two readings.
+    pub cpu_seconds: f64,
+    /// Microseconds of CPU per payment accepted in between (`None` without payments).
+    pub cpu_us_per_payment: Option<f64>,
+}
+
+impl CpuPerPayment {
+    /// From a group's readings before and after `payments` payments.
+    pub fn between(
+        group: &ProcGroup,
+        before: &GroupSample,
+        after: &GroupSample,
+        payments: u64,
+    ) -> Self {
+        let cpu_seconds = (after.cpu_seconds - before.cpu_seconds).max(0.0);
+        Self {
+            name: group.name.clone(),
+            pids: group.pids.clone(),
+            cpu_seconds: (cpu_seconds * 1000.0).round() / 1000.0,
+            cpu_us_per_payment: per_payment(cpu_seconds, payments),
+        }
+    }
+}
+
+/// Microseconds of CPU per payment, to 0.1 µs.
+pub fn per_payment(cpu_seconds: f64, payments: u64) -> Option<f64> {
+    (payments > 0).then(|| (cpu_seconds * 1e6 / payments as f64 * 10.0).round() / 10.0)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -246,5 +281,21 @@ mod tests {
             pids: vec![u32::MAX],
         };
         assert_eq!(gone.sample().alive, 0);
+    }
+
+    #[test]
+    fn cpu_per_payment_is_the_difference_over_the_payments() {
+        let group = ProcGroup {
+            name: "redis".into(),
+            pids: vec![1],
+        };
+        let at = |cpu_seconds| GroupSample {
+            cpu_seconds,
+            ..GroupSample::default()
+        };
+        let c = CpuPerPayment::between(&group, &at(1.5), &at(3.0), 10_000);
+        assert_eq!(c.cpu_seconds, 1.5);
+        assert_eq!(c.cpu_us_per_payment, Some(150.0));
+        assert_eq!(per_payment(1.0, 0), None);
     }
 }

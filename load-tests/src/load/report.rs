@@ -113,6 +113,29 @@ pub fn rinha_table(r: &RinhaReport) -> String {
         ),
     );
     row("latency ms (all)", percentiles(&r.latency));
+    if !r.processes.is_empty() {
+        let total: f64 = r
+            .processes
+            .iter()
+            .filter_map(|p| p.cpu_us_per_payment)
+            .sum();
+        let parts: Vec<String> = r
+            .processes
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p.name,
+                    p.cpu_us_per_payment
+                        .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}"))
+                )
+            })
+            .collect();
+        row(
+            "CPU µs per payment",
+            format!("{total:.1} in all: {}", parts.join(", ")),
+        );
+    }
     row("latency ms (payments)", percentiles(&r.payment_latency));
     row("requests", r.requests.requests.to_string());
     row("accepted (2xx)", r.requests.accepted.to_string());
@@ -233,8 +256,14 @@ pub fn throughput_table(r: &ThroughputReport) -> String {
     for g in &r.processes {
         let _ = writeln!(
             out,
-            "process {:<16} cpu {:.2} s ({:.2} cores avg)  rss {} KiB now, {} KiB peak",
-            g.name, g.cpu_seconds, g.avg_cores, g.rss_last_kb, g.rss_peak_kb
+            "process {:<16} cpu {:.2} s ({:.2} cores avg, {} µs/payment)  rss {} KiB now, {} KiB peak",
+            g.name,
+            g.cpu_seconds,
+            g.avg_cores,
+            g.cpu_us_per_payment
+                .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}")),
+            g.rss_last_kb,
+            g.rss_peak_kb
         );
     }
     for f in &r.files {

@@ -28,6 +28,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::checker::{self, CheckRecord, CheckWindow};
 use super::control::{iso_ms, BackendSummary, Conditions, Control, Endpoints, ProcessorSummary};
+use super::procstat::{CpuPerPayment, GroupSample, ProcGroup};
 use super::score::{self, Score, ScoreInput};
 use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
 
@@ -57,6 +58,8 @@ pub struct RinhaConfig {
     pub out_dir: Option<PathBuf>,
     /// Base name of the written files.
     pub name: String,
+    /// Process groups whose CPU per payment is reported (`--pid NAME=PID,...`).
+    pub pids: Vec<ProcGroup>,
 }
 
 impl Default for RinhaConfig {
@@ -71,6 +74,7 @@ impl Default for RinhaConfig {
             settle: Duration::from_secs(2),
             out_dir: Some(PathBuf::from("load-tests/results")),
             name: "rinha".into(),
+            pids: Vec::new(),
         }
     }
 }
@@ -356,6 +360,9 @@ pub struct RinhaReport {
     pub stages: Vec<StageRecord>,
     pub checks: Vec<CheckRecord>,
     pub timeline: Vec<TimelinePoint>,
+    /// CPU of each watched process group from the start of the run to the final
+    /// summaries, per accepted payment.
+    pub processes: Vec<CpuPerPayment>,
     /// Files written for this run (paths as given).
     pub files: Vec<String>,
 }
@@ -455,6 +462,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         .await
         .map_err(|e| anyhow::anyhow!("setting stage 0: {e}"))?;
 
+    let cpu_before: Vec<GroupSample> = cfg.pids.iter().map(ProcGroup::sample).collect();
     let started_at = OffsetDateTime::now_utc();
     let t0 = Instant::now();
     let end = t0 + cfg.duration;
@@ -545,8 +553,15 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
     let from = to - (cfg.duration + FINAL_WINDOW_EXTRA);
     let (backend, default, fallback) = final_summaries(&control, from, to).await?;
     let finished_at = OffsetDateTime::now_utc();
+    let cpu_after: Vec<GroupSample> = cfg.pids.iter().map(ProcGroup::sample).collect();
 
     let stats = std::mem::take(&mut *lock(&stats));
+    let processes = cfg
+        .pids
+        .iter()
+        .zip(cpu_before.iter().zip(&cpu_after))
+        .map(|(g, (b, a))| CpuPerPayment::between(g, b, a, stats.outcomes.accepted))
+        .collect();
     let inconsistencies = checks.iter().filter(|c| c.is_inconsistent()).count() as u64;
     let check_errors = checks.iter().filter(|c| c.consistent.is_none()).count() as u64;
     let score = score::compute(&ScoreInput {
@@ -591,6 +606,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         stages,
         checks,
         timeline,
+        processes,
         files: Vec::new(),
     };
 

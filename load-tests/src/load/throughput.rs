@@ -435,6 +435,8 @@ pub struct ProcessSummary {
     pub rss_max_sampled_kb: u64,
     /// The kernel's high-water mark (`VmHWM`, summed over the group) at the last sample.
     pub rss_peak_kb: u64,
+    /// CPU microseconds per accepted payment over the run (`None` without payments).
+    pub cpu_us_per_payment: Option<f64>,
 }
 
 /// The settings a report was produced with.
@@ -558,7 +560,11 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn summarize_processes(groups: &[ProcGroup], samples: &[Sample]) -> Vec<ProcessSummary> {
+fn summarize_processes(
+    groups: &[ProcGroup],
+    samples: &[Sample],
+    accepted: u64,
+) -> Vec<ProcessSummary> {
     groups
         .iter()
         .map(|g| {
@@ -582,6 +588,7 @@ fn summarize_processes(groups: &[ProcGroup], samples: &[Sample]) -> Vec<ProcessS
                 rss_last_kb: readings.last().map_or(0, |r| r.1.rss_kb),
                 rss_max_sampled_kb: readings.iter().map(|r| r.1.rss_kb).max().unwrap_or(0),
                 rss_peak_kb: readings.last().map_or(0, |r| r.1.hwm_kb),
+                cpu_us_per_payment: super::procstat::per_payment(cpu_seconds, accepted),
             }
         })
         .collect()
@@ -795,7 +802,7 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
             .max(),
         steps,
         processed: summarize_processed(&samples, accepted),
-        processes: summarize_processes(&groups, &samples),
+        processes: summarize_processes(&groups, &samples, accepted),
         samples,
         files: Vec::new(),
     };
@@ -898,7 +905,7 @@ mod tests {
             name: "gw".into(),
             pids: vec![1],
         }];
-        let summary = summarize_processes(&groups, &s);
+        let summary = summarize_processes(&groups, &s, 0);
         assert_eq!(summary[0].cpu_seconds, 2.5);
         assert_eq!(summary[0].avg_cores, 1.25);
         assert_eq!(summary[0].rss_last_kb, 102);
