@@ -43,8 +43,10 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         std::process::exit(2);
     }
     let shutdown = Shutdown::on_signals();
-    let metrics = common::telemetry::install_metrics();
+    // `WORKER_METRICS_ADDR=off` also turns recording off: without a recorder every metric
+    // call is a no-op (the cost is measured in the README).
     if let Some(addr) = config.metrics_addr {
+        let metrics = common::telemetry::install_metrics();
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (WORKER_METRICS_ADDR): {e}"))?;
