@@ -360,6 +360,25 @@ impl Store {
         }
     }
 
+    /// The batching task of one script, started on first use: `flush` runs one script call
+    /// for a batch, on a store without batching tasks of its own.
+    fn batcher<'a, Req, Resp, Fut>(
+        &self,
+        cell: &'a OnceLock<Batcher<Req, Resp>>,
+        op: &'static str,
+        flush: fn(Store, Vec<Req>) -> Fut,
+    ) -> &'a Batcher<Req, Resp>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        Fut: std::future::Future<Output = Result<Vec<Resp>, StoreError>> + Send + 'static,
+    {
+        cell.get_or_init(|| {
+            let store = self.unbatched();
+            Batcher::spawn(op, MAX_BATCH, 1, move |batch| flush(store.clone(), batch))
+        })
+    }
+
     /// A store on the same connection without batching tasks: what a batch flush uses.
     fn unbatched(&self) -> Store {
         Store {
@@ -377,12 +396,8 @@ impl Store {
         amount: Cents,
         backlog_limit: u64,
     ) -> Result<Accepted, StoreError> {
-        let batcher = self.batches.accept.get_or_init(|| {
-            let store = self.unbatched();
-            Batcher::spawn("accept", MAX_BATCH, 1, move |batch| {
-                let store = store.clone();
-                async move { store.accept_batch(&batch).await }
-            })
+        let batcher = self.batcher(&self.batches.accept, "accept", |store, batch| async move {
+            store.accept_batch(&batch).await
         });
         batcher.call((*id, amount, backlog_limit)).await
     }
@@ -468,12 +483,8 @@ impl Store {
         entry_id: &str,
         bound: Duration,
     ) -> Result<Attempt, StoreError> {
-        let batcher = self.batches.begin.get_or_init(|| {
-            let store = self.unbatched();
-            Batcher::spawn("begin", MAX_BATCH, 1, move |batch: Vec<BeginRequest>| {
-                let store = store.clone();
-                async move { store.begin_batch(&batch).await }
-            })
+        let batcher = self.batcher(&self.batches.begin, "begin", |store, batch| async move {
+            store.begin_batch(&batch).await
         });
         batcher
             .call(BeginRequest {
@@ -610,12 +621,8 @@ impl Store {
         requested_at: Millis,
         entry_id: &str,
     ) -> Result<Recorded, StoreError> {
-        let batcher = self.batches.record.get_or_init(|| {
-            let store = self.unbatched();
-            Batcher::spawn("record", MAX_BATCH, 1, move |batch: Vec<RecordRequest>| {
-                let store = store.clone();
-                async move { store.record_batch(&batch).await }
-            })
+        let batcher = self.batcher(&self.batches.record, "record", |store, batch| async move {
+            store.record_batch(&batch).await
         });
         batcher
             .call(RecordRequest {
@@ -706,7 +713,6 @@ impl Store {
     /// copy with the reason goes to the dead letters and the entry is acknowledged, in one
     /// transaction, so nothing is dropped silently.
     pub async fn dead_letter_entry(&self, entry_id: &str, reason: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("XADD")
@@ -716,18 +722,8 @@ impl Store {
             .arg(entry_id)
             .arg("reason")
             .arg(reason)
-            .ignore()
-            .cmd("XACK")
-            .arg(self.keys.stream())
-            .arg(GROUP)
-            .arg(entry_id)
-            .ignore()
-            .cmd("XDEL")
-            .arg(self.keys.stream())
-            .arg(entry_id)
             .ignore();
-        let _: () = pipe.query_async(&mut conn).await?;
-        Ok(())
+        self.ack_in(pipe, entry_id).await
     }
 
     /// Both processors' totals over `window`, read in one atomic step; see `summary.lua`.
@@ -763,10 +759,14 @@ impl Store {
     /// Acknowledges and deletes an entry whose payment needs no work (already done, purged,
     /// or not decodable).
     pub async fn ack(&self, entry_id: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XACK")
+        pipe.atomic();
+        self.ack_in(pipe, entry_id).await
+    }
+
+    /// Runs `pipe` with `XACK` + `XDEL` of `entry_id` appended.
+    async fn ack_in(&self, mut pipe: redis::Pipeline, entry_id: &str) -> Result<(), StoreError> {
+        pipe.cmd("XACK")
             .arg(self.keys.stream())
             .arg(GROUP)
             .arg(entry_id)
@@ -775,6 +775,7 @@ impl Store {
             .arg(self.keys.stream())
             .arg(entry_id)
             .ignore();
+        let mut conn = self.conn.clone();
         let _: () = pipe.query_async(&mut conn).await?;
         Ok(())
     }

@@ -47,6 +47,21 @@ fn is_stopped(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Publishes a health report for `processor` as the health poller would.
+async fn publish_health(
+    stack: &Stack,
+    processor: common::payment::Processor,
+    failing: bool,
+    min_response_ms: u64,
+) {
+    let report = common::store::HealthReport {
+        failing,
+        min_response_ms,
+        observed_at: common::time::now_ms(),
+    };
+    stack.store.publish_health(processor, report).await.unwrap();
+}
+
 /// Each id stored by exactly one processor, and our totals equal theirs.
 async fn assert_each_stored_once(stack: &Stack, ids: &[Uuid]) {
     for id in ids {
@@ -63,27 +78,34 @@ async fn assert_each_stored_once(stack: &Stack, ids: &[Uuid]) {
     assert_eq!(fc, stack.fallback.summary(None, None).total_cents as i128);
 }
 
-/// Hole 1. Worker A pins a payment to default and freezes (SIGSTOP) right before its send,
-/// longer than the claim idle time. Worker B takes the entry over, learns default does not
-/// hold it, and moves it to fallback during a default outage. A wakes up with default
-/// healthy again: it must not send (its send window passed, and `begin` says the entry is
-/// no longer its own), or the payment is stored twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry() {
-    let stack = spawn_stack().await;
-    let settings = [
-        ("WORKER_CLAIM_IDLE_MS", "600"),
-        ("PROCESSOR_TIMEOUT_MS", "300"),
-        ("AMBIGUITY_GRACE_MS", "200"),
-        ("ROUTING_POLICY", "cheapest-available"),
-        ("BREAKER_MIN_CALLS", "1"),
-    ];
-    let mut frozen = stack.spawn_worker_process(
-        &[&settings[..], &[("PAYSTREAM_TEST_STOP_BEFORE_SEND", "1")]].concat(),
+/// Settings of the frozen-worker tests: a claim idle time of 600 ms (send window 200 ms),
+/// short timeouts, and a breaker that opens on the first failure.
+const FROZEN_SETTINGS: [(&str, &str); 5] = [
+    ("WORKER_CLAIM_IDLE_MS", "600"),
+    ("PROCESSOR_TIMEOUT_MS", "300"),
+    ("AMBIGUITY_GRACE_MS", "200"),
+    ("ROUTING_POLICY", "cheapest-available"),
+    ("BREAKER_MIN_CALLS", "1"),
+];
+
+/// Worker A as a child process (with `extra` settings) that stops itself with SIGSTOP
+/// right before its first send; posts one payment and waits until A froze with it pinned.
+async fn a_worker_frozen_before_its_send(
+    stack: &Stack,
+    extra: &[(&str, &str)],
+    amount: &str,
+) -> (std::process::Child, Uuid) {
+    let frozen = stack.spawn_worker_process(
+        &[
+            &FROZEN_SETTINGS[..],
+            &[("PAYSTREAM_TEST_STOP_BEFORE_SEND", "1")],
+            extra,
+        ]
+        .concat(),
     );
     let pid = frozen.id();
     let id = Uuid::new_v4();
-    assert_eq!(stack.post(&id, "12.34").await, 202);
+    assert_eq!(stack.post(&id, amount).await, 202);
     wait_for(
         Duration::from_secs(30),
         "worker A to freeze before its send",
@@ -95,6 +117,20 @@ async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry
         "processing",
         "A pinned it"
     );
+    (frozen, id)
+}
+
+/// Hole 1. Worker A pins a payment to default and freezes (SIGSTOP) right before its send,
+/// longer than the claim idle time. Worker B takes the entry over, learns default does not
+/// hold it, and moves it to fallback during a default outage. A wakes up with default
+/// healthy again: it must not send (its send window passed, and `begin` says the entry is
+/// no longer its own), or the payment is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry() {
+    let stack = spawn_stack().await;
+    let settings = FROZEN_SETTINGS;
+    let (mut frozen, id) = a_worker_frozen_before_its_send(&stack, &[], "12.34").await;
+    let pid = frozen.id();
     assert_eq!(stack.default.payment_posts(), 0, "A froze before sending");
 
     // Default goes down; B takes the entry over after the claim idle time and moves it.
@@ -134,34 +170,16 @@ async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_worker_that_wakes_while_another_owns_the_entry_stops_without_sending() {
     let stack = spawn_stack().await;
-    let settings = [
-        ("WORKER_CLAIM_IDLE_MS", "600"),
-        ("PROCESSOR_TIMEOUT_MS", "300"),
-        ("AMBIGUITY_GRACE_MS", "200"),
-        ("ROUTING_POLICY", "cheapest-available"),
-        ("BREAKER_MIN_CALLS", "1"),
-    ];
+    let settings = FROZEN_SETTINGS;
     let metrics_port = common::testing::free_port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let mut frozen = stack.spawn_worker_process(
-        &[
-            &settings[..],
-            &[
-                ("PAYSTREAM_TEST_STOP_BEFORE_SEND", "1"),
-                ("WORKER_METRICS_ADDR", metrics_addr.as_str()),
-            ],
-        ]
-        .concat(),
-    );
-    let pid = frozen.id();
-    let id = Uuid::new_v4();
-    assert_eq!(stack.post(&id, "2.00").await, 202);
-    wait_for(
-        Duration::from_secs(30),
-        "worker A to freeze before its send",
-        || async { is_stopped(pid) },
+    let (mut frozen, id) = a_worker_frozen_before_its_send(
+        &stack,
+        &[("WORKER_METRICS_ADDR", metrics_addr.as_str())],
+        "2.00",
     )
     .await;
+    let pid = frozen.id();
     stack.default.set_failure(true);
     stack.fallback.set_failure(true);
     let rescuer = stack.start_worker(&settings).await;
@@ -301,18 +319,7 @@ async fn a_worker_with_a_wrong_clock_cannot_make_absence_look_proven() {
     skewed.wait().unwrap();
     // Default reported failing (as a health poll during an outage would): B's breaker
     // opens for it and B wants fallback.
-    stack
-        .store
-        .publish_health(
-            common::payment::Processor::Default,
-            common::store::HealthReport {
-                failing: true,
-                min_response_ms: 2_000,
-                observed_at: common::time::now_ms(),
-            },
-        )
-        .await
-        .unwrap();
+    publish_health(&stack, common::payment::Processor::Default, true, 2_000).await;
     let _rescuer = stack.start_worker(&settings).await;
     stack.wait_processed(1, Duration::from_secs(60)).await;
     wait_for(Duration::from_secs(30), "A's call to finish", || async {
@@ -594,18 +601,7 @@ async fn undecodable_entries_are_dead_lettered_with_a_reason() {
 #[tokio::test]
 async fn a_grace_below_a_reported_delay_stops_the_worker_naming_the_variable() {
     let stack = spawn_stack().await;
-    stack
-        .store
-        .publish_health(
-            common::payment::Processor::Fallback,
-            common::store::HealthReport {
-                failing: false,
-                min_response_ms: 3_000,
-                observed_at: common::time::now_ms(),
-            },
-        )
-        .await
-        .unwrap();
+    publish_health(&stack, common::payment::Processor::Fallback, false, 3_000).await;
     let env = stack.worker_env(&[("AMBIGUITY_GRACE_MS", "1000")]);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     common::testing::assert_config_error(
