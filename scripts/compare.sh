@@ -5,7 +5,8 @@
 # worker, two zero-delay simulated processors) under the same fixed-rate load through
 # nginx, and an end-to-end capacity drain. Reports CPU microseconds per payment for each
 # component (less noisy on a shared VM than latency or throughput), p50/p99 and processed
-# payments per second. Writes $RESULTS/cost-<variant>-<round>.{json,svg} and
+# payments per second (SKIP_BUILD=1 in start_demo_stack: both builds are made first).
+# Writes $RESULTS/cost-<variant>-<round>.{json,svg} and
 # $RESULTS/capacity-<variant>-<round>.{json,svg}.
 #
 # Environment: RATE (4000), STEP_SECS (10), ROUNDS (2), CAPACITY_RATE (4000),
@@ -33,8 +34,15 @@ if [ ! -x "$BASE_DIR/paystream-worker" ] || [ "$(cat "$BASE_DIR/rev" 2>/dev/null
   git worktree remove --force "$src"
 fi
 
+# The current build, copied aside so that nothing rebuilt meanwhile changes what runs.
+say "building the current revision (release)"
+cargo build --release --locked --workspace --bins
+mkdir -p target/current
+cp target/release/paystream-gateway target/release/paystream-worker target/current/
+export SKIP_BUILD=1
+
 one_run() { # VARIANT ROUND
-  local variant=$1 round=$2 profile=release
+  local variant=$1 round=$2 profile=current
   [ "$variant" = before ] && profile=baseline
   (
     RUN_DIR=$(mktemp -d)

@@ -58,7 +58,7 @@ cleanup_children() {
 # stack_pids — "name=pid[,pid]" flags for the running local stack's processes.
 stack_pids() {
   local name pattern pids
-  for pair in "gateway:target/release/paystream-gateway" "worker:target/release/paystream-worker" \
+  for pair in "gateway:target/[a-z]*/paystream-gateway" "worker:target/[a-z]*/paystream-worker" \
               "redis:redis-server 127.0.0.1:${REDIS_PORT:-6390}" "nginx:nginx: "; do
     name=${pair%%:*}; pattern=${pair#*:}
     pids=$(pgrep -f "$pattern" | paste -sd, -)
@@ -84,8 +84,10 @@ peak_rss() {
 start_demo_stack() {
   command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
   need_packages redis-server:redis-server nginx:nginx-light curl:curl
-  say "building (release)"
-  cargo build --release --locked --workspace --bins
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    say "building (release)"
+    cargo build --release --locked --workspace --bins
+  fi
   BIN=target/release
   RUN_DIR=${RUN_DIR:-$PWD/.run}
   mkdir -p "$RUN_DIR"

@@ -1,7 +1,9 @@
-//! Natural batching of one kind of Redis script call: callers that arrive while a call is
-//! in flight share the next one. A request that finds nothing in flight goes at once (no
-//! timer, no added latency when alone); under load, one script call carries many payments,
-//! so Redis runs one Lua call and one round trip for the lot (a group commit).
+//! Batching of one kind of Redis script call: callers that arrive while a call is in flight
+//! share the next one. With no linger, a request that finds nothing in flight goes at once
+//! (no timer, no added latency when alone); a linger (at most a millisecond, for steps
+//! whose latency nobody waits on) lets a batch gather that long after its first request.
+//! Under load one script call carries many payments, so Redis runs one Lua call and one
+//! round trip for the lot (a group commit).
 //!
 //! Comes before: the store's per-batch scripts (`accept.lua`, `begin.lua`, `record.lua`).
 //! Comes after: the store's per-payment methods, which callers use as before.
@@ -23,8 +25,16 @@ pub struct Batcher<Req, Resp> {
 impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
     /// Spawns the batching task on the current runtime. `flush` gets the requests in
     /// arrival order and returns one response per request, in the same order; at most
-    /// `in_flight` flushes run at once. `op` labels the batch-size histogram.
-    pub fn spawn<F, Fut>(op: &'static str, max: usize, in_flight: usize, flush: F) -> Self
+    /// `in_flight` flushes run at once; a batch waits up to `linger` after its first request
+    /// for more (never longer, and not at all once it is full). `op` labels the batch-size
+    /// histogram.
+    pub fn spawn<F, Fut>(
+        op: &'static str,
+        max: usize,
+        in_flight: usize,
+        linger: std::time::Duration,
+        flush: F,
+    ) -> Self
     where
         F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<Resp>, StoreError>> + Send + 'static,
@@ -37,13 +47,19 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     return;
                 };
-                // Wait for one request, then take whatever else is already waiting.
+                // Wait for one request, then take whatever else is already waiting (or
+                // arrives within the linger).
                 let Some(first) = rx.recv().await else { return };
                 let mut batch = vec![first];
+                let until = tokio::time::Instant::now() + linger;
                 while batch.len() < max {
                     match rx.try_recv() {
                         Ok(next) => batch.push(next),
-                        Err(_) => break,
+                        Err(_) if linger.is_zero() => break,
+                        Err(_) => match tokio::time::timeout_at(until, rx.recv()).await {
+                            Ok(Some(next)) => batch.push(next),
+                            _ => break,
+                        },
                     }
                 }
                 metrics::histogram!(crate::metrics::REDIS_BATCH_SIZE, "op" => op)
@@ -104,18 +120,25 @@ fn deliver<Resp>(op: &str, replies: Vec<Reply<Resp>>, result: Result<Vec<Resp>, 
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     #[tokio::test]
     async fn callers_waiting_together_share_one_flush_and_get_their_own_answer() {
         let flushes = Arc::new(AtomicUsize::new(0));
         let seen = flushes.clone();
-        let batcher = Arc::new(Batcher::spawn("test", 100, 1, move |reqs: Vec<u32>| {
-            seen.fetch_add(1, Ordering::SeqCst);
-            async move {
-                tokio::task::yield_now().await;
-                Ok(reqs.into_iter().map(|r| r * 10).collect())
-            }
-        }));
+        let batcher = Arc::new(Batcher::spawn(
+            "test",
+            100,
+            1,
+            Duration::ZERO,
+            move |reqs: Vec<u32>| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    tokio::task::yield_now().await;
+                    Ok(reqs.into_iter().map(|r| r * 10).collect())
+                }
+            },
+        ));
         // A lone caller goes at once.
         assert_eq!(batcher.call(1).await.unwrap(), 10);
         assert_eq!(flushes.load(Ordering::SeqCst), 1);
@@ -135,12 +158,44 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_flush_fails_every_caller_of_the_batch() {
-        let batcher = Batcher::spawn("test", 10, 1, |_reqs: Vec<u32>| async {
+        let batcher = Batcher::spawn("test", 10, 1, Duration::ZERO, |_reqs: Vec<u32>| async {
             Err::<Vec<u32>, _>(StoreError::Unexpected("boom".into()))
         });
         assert!(matches!(
             batcher.call(1).await,
             Err(StoreError::Unexpected(m)) if m == "boom"
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_linger_gathers_a_batch_but_never_holds_one_longer() {
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let batcher = Arc::new(Batcher::spawn(
+            "test",
+            100,
+            1,
+            Duration::from_millis(10),
+            move |reqs: Vec<u32>| {
+                seen.lock().unwrap().push(reqs.len());
+                async move { Ok(reqs) }
+            },
+        ));
+        // Three callers 2 ms apart share one call (tokio's timers tick in milliseconds); a
+        // fourth 50 ms later goes alone, after at most the linger.
+        let mut calls = Vec::new();
+        for i in 0..3 {
+            let b = batcher.clone();
+            calls.push(tokio::spawn(async move { b.call(i).await.unwrap() }));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for call in calls {
+            call.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = tokio::time::Instant::now();
+        assert_eq!(batcher.call(9).await.unwrap(), 9);
+        assert!(started.elapsed() <= Duration::from_millis(11));
+        assert_eq!(*sizes.lock().unwrap(), vec![3, 1]);
     }
 }

@@ -280,6 +280,11 @@ pub struct Store {
 /// Most payments in one batched script call.
 const MAX_BATCH: usize = 128;
 
+/// How long a group commit of records may gather after its first payment. Nobody waits on
+/// a record but the summary, whose promise has a 1.5 s margin; accept and begin, which a
+/// client or a processor call waits on, never linger.
+const RECORD_LINGER: Duration = Duration::from_millis(1);
+
 /// The batching tasks, started on first use (on the caller's runtime).
 #[derive(Default)]
 struct Batches {
@@ -366,6 +371,7 @@ impl Store {
         &self,
         cell: &'a OnceLock<Batcher<Req, Resp>>,
         op: &'static str,
+        linger: Duration,
         flush: fn(Store, Vec<Req>) -> Fut,
     ) -> &'a Batcher<Req, Resp>
     where
@@ -375,7 +381,9 @@ impl Store {
     {
         cell.get_or_init(|| {
             let store = self.unbatched();
-            Batcher::spawn(op, MAX_BATCH, 1, move |batch| flush(store.clone(), batch))
+            Batcher::spawn(op, MAX_BATCH, 1, linger, move |batch| {
+                flush(store.clone(), batch)
+            })
         })
     }
 
@@ -396,9 +404,12 @@ impl Store {
         amount: Cents,
         backlog_limit: u64,
     ) -> Result<Accepted, StoreError> {
-        let batcher = self.batcher(&self.batches.accept, "accept", |store, batch| async move {
-            store.accept_batch(&batch).await
-        });
+        let batcher = self.batcher(
+            &self.batches.accept,
+            "accept",
+            Duration::ZERO,
+            |store, batch| async move { store.accept_batch(&batch).await },
+        );
         batcher.call((*id, amount, backlog_limit)).await
     }
 
@@ -483,9 +494,12 @@ impl Store {
         entry_id: &str,
         bound: Duration,
     ) -> Result<Attempt, StoreError> {
-        let batcher = self.batcher(&self.batches.begin, "begin", |store, batch| async move {
-            store.begin_batch(&batch).await
-        });
+        let batcher = self.batcher(
+            &self.batches.begin,
+            "begin",
+            Duration::ZERO,
+            |store, batch| async move { store.begin_batch(&batch).await },
+        );
         batcher
             .call(BeginRequest {
                 id: *id,
@@ -621,9 +635,12 @@ impl Store {
         requested_at: Millis,
         entry_id: &str,
     ) -> Result<Recorded, StoreError> {
-        let batcher = self.batcher(&self.batches.record, "record", |store, batch| async move {
-            store.record_batch(&batch).await
-        });
+        let batcher = self.batcher(
+            &self.batches.record,
+            "record",
+            RECORD_LINGER,
+            |store, batch| async move { store.record_batch(&batch).await },
+        );
         batcher
             .call(RecordRequest {
                 id: *id,
