@@ -157,6 +157,18 @@ pub fn http_url(env: &dyn Env, var: &'static str, default: &str) -> Result<Strin
     }
 }
 
+/// A metrics listener address (`host:port`), or `None` when the value is `off`.
+pub fn listen_addr_or_off(
+    env: &dyn Env,
+    var: &'static str,
+    default: std::net::SocketAddr,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    match raw(env, var).as_deref() {
+        Some("off") | Some("none") => Ok(None),
+        _ => parse(env, var, default).map(Some),
+    }
+}
+
 /// A secret that never appears in logs or Debug output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -29,9 +29,11 @@
 //! - [`store`]: every Redis operation the gateway and worker perform, over the Lua scripts.
 //! - [`config`]: environment parsing that names the variable on error.
 //! - [`metrics`]: metric names.
-//! - [`shutdown`], [`telemetry`], [`runtime`]: process plumbing shared by both binaries.
+//! - [`shutdown`], [`telemetry`], [`runtime`]: process plumbing shared by both binaries;
+//!   [`admin`]: each process's own `/metrics` listener.
 //! - `testing` (feature `test-support`): a real `redis-server` on an ephemeral port.
 
+pub mod admin;
 pub mod config;
 pub mod entry;
 pub mod keys;

@@ -28,7 +28,7 @@
 //!   A retry on the same processor that answers 422 means "stored there": it is recorded
 //!   with the requestedAt that processor holds, and never moved on a 404.
 
-pub mod admin;
+pub use common::admin;
 pub mod backoff;
 pub mod config;
 pub mod consume;

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod stack;
+mod up_sh;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
