@@ -27,6 +27,8 @@
 //! - [`entry`]: the stream entry's fields, encode/decode.
 //! - [`keys`]: the only place a Redis key is formatted (all share one hash tag).
 //! - [`store`]: every Redis operation the gateway and worker perform, over the Lua scripts.
+//! - [`retention`]: what is kept and for how long (status expiry, summary compaction,
+//!   dead-letter trimming): state bounded by time, not by payments served.
 //! - [`config`]: environment parsing that names the variable on error.
 //! - [`metrics`]: metric names.
 //! - [`shutdown`], [`telemetry`], [`runtime`]: process plumbing shared by both binaries;
@@ -39,6 +41,7 @@ pub mod entry;
 pub mod keys;
 pub mod metrics;
 pub mod payment;
+pub mod retention;
 pub mod runtime;
 pub mod shutdown;
 pub mod store;

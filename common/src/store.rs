@@ -235,6 +235,8 @@ pub struct RedisOptions {
     /// A command that takes longer than this fails (the gateway answers 503).
     pub response_timeout: Duration,
     pub connect_timeout: Duration,
+    /// How long a terminal payment's status is kept (`PAYMENT_RETENTION`; see `retention`).
+    pub payment_retention: Duration,
 }
 
 impl RedisOptions {
@@ -243,6 +245,7 @@ impl RedisOptions {
             url: url.into(),
             response_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
+            payment_retention: crate::retention::DEFAULT_PAYMENT_RETENTION,
         }
     }
 
@@ -257,6 +260,8 @@ impl RedisOptions {
 pub struct Store {
     conn: ConnectionManager,
     keys: Keys,
+    /// Milliseconds a terminal status hash lives (record.lua / fail.lua set its PEXPIRE).
+    retention_ms: u64,
 }
 
 impl Store {
@@ -269,7 +274,12 @@ impl Store {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(options.client()?, config)?;
-        Ok(Self { conn, keys })
+        let retention_ms = options.payment_retention.as_millis() as u64;
+        Ok(Self {
+            conn,
+            keys,
+            retention_ms,
+        })
     }
 
     pub fn keys(&self) -> &Keys {
@@ -550,6 +560,7 @@ impl Store {
             .arg(amount.get())
             .arg(entry_id)
             .arg(GROUP)
+            .arg(self.retention_ms)
             .invoke_async(&mut conn)
             .await?;
         observe("record", started);
@@ -581,6 +592,7 @@ impl Store {
             .arg(entry_id)
             .arg(GROUP)
             .arg(if keep_pin { "keep" } else { "" })
+            .arg(self.retention_ms)
             .invoke_async(&mut conn)
             .await?;
         observe("dead_letter", started);
@@ -627,6 +639,9 @@ impl Store {
             for key in self.keys.summary(processor) {
                 invocation.key(key);
             }
+        }
+        for processor in Processor::ALL {
+            invocation.key(self.keys.summary_detail(processor));
         }
         for arg in ranges.args() {
             invocation.arg(arg);
@@ -862,6 +877,9 @@ impl Store {
         for processor in Processor::ALL {
             pipe.cmd("UNLINK")
                 .arg(&self.keys.summary(processor))
+                .ignore();
+            pipe.cmd("UNLINK")
+                .arg(self.keys.summary_detail(processor))
                 .ignore();
         }
         pipe.cmd("UNLINK").arg(self.keys.dead_letters()).ignore();

@@ -34,6 +34,7 @@ pub mod config;
 pub mod consume;
 pub mod dispatch;
 pub mod pipeline;
+pub mod retention;
 pub mod route;
 
 use std::sync::Arc;
@@ -144,6 +145,11 @@ async fn start_inner(
     let loops = vec![
         tokio::spawn(consume::read::run(pool.clone())),
         tokio::spawn(consume::reclaim::run(pool.clone())),
+        tokio::spawn(retention::run(
+            pool.ctx.store.clone(),
+            pool.ctx.config.redis.retention,
+            pool.ctx.shutdown.clone(),
+        )),
         health,
         link,
     ];

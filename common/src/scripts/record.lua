@@ -4,7 +4,7 @@
 -- KEYS[1] status hash  KEYS[2] stream  KEYS[3] counts by second  KEYS[4] cents by second
 -- KEYS[5] seconds index  KEYS[6] events by requestedAt
 -- ARGV[1] correlation id  ARGV[2] processor  ARGV[3] requestedAt (ms)  ARGV[4] requestedAt second
--- ARGV[5] cents  ARGV[6] stream entry id ('' = none)  ARGV[7] group
+-- ARGV[5] cents  ARGV[6] stream entry id ('' = none)  ARGV[7] group  ARGV[8] retention ms ('' = keep)
 -- Returns 'ok' | 'dup' | 'missing'
 local function ack()
   if ARGV[6] ~= '' then
@@ -31,5 +31,6 @@ redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1] .. ':' .. ARGV[5])
 redis.call('HSET', KEYS[1], 'st', 'processed', 'proc', ARGV[2], 'req', ARGV[3], 'amb', '0',
   'upd', now)
 redis.call('HDEL', KEYS[1], 'err', 'safe', 'safe0', 'held')
+if (ARGV[8] or '') ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[8]) end
 ack()
 return 'ok'

@@ -4,6 +4,7 @@
 
 mod helpers;
 mod operability;
+mod retention;
 mod store;
 
 use common::payment::{Cents, PaymentId, Processor};
