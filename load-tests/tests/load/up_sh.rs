@@ -43,13 +43,24 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The debug binaries of the gateway and worker, built into the target directory this test
-/// runs from (a no-op when they are up to date). Returns that profile directory.
+/// The debug binaries of the gateway and worker. A workspace test run has built them next
+/// to this test (the gateway's and worker's own tests need them): those are used as they
+/// are. Rebuilding them there could swap a binary other tests are running (the worker's is
+/// built with its `test-hooks` feature), so when they are missing (this crate's tests run
+/// alone) they are built into a target directory of this test's own.
 fn build_binaries() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // <target>/debug/deps/load-<hash>
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap();
+    let present = |dir: &Path| {
+        ["paystream-gateway", "paystream-worker"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+    if present(&profile_dir) {
+        return profile_dir;
+    }
+    let own_target = profile_dir.parent().unwrap().join("up-sh");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(repo_root())
@@ -62,11 +73,11 @@ fn build_binaries() -> PathBuf {
             "paystream-worker",
         ])
         .arg("--target-dir")
-        .arg(target_dir)
+        .arg(&own_target)
         .status()
         .unwrap();
     assert!(status.success(), "cargo build of the binaries failed");
-    profile_dir
+    own_target.join("debug")
 }
 
 fn free_port() -> u16 {
