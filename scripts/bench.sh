@@ -13,7 +13,7 @@
 # Environment: RATES (5000,10000,20000,40000,60000), STEP_SECS (5), P99_LIMIT_MS (5),
 # DRAIN_RATE (550), DRAIN_OUTAGE_SECS (10), DRAIN_RECOVERY_MS (20), CAPACITY_RATE (4000),
 # CAPACITY_OUTAGE_SECS (10), FSYNC_RATES (5000,10000,20000),
-# RESULTS (load-tests/results).
+# RESULTS (load-tests/results). Runs on a fresh RUN_DIR (a new mktemp -d, printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh

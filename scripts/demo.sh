@@ -3,6 +3,7 @@
 # apt-get when root), starts two simulated processors on :8001/:8002 and the full stack on
 # :9999 (scripts/up.sh), runs the reference load test (SPEC section 5) and prints its
 # score, then prints our summary next to the processors' own. Stops everything it started.
+# Runs on a fresh RUN_DIR (a new mktemp -d, printed) so no earlier backlog distorts it.
 #
 # Environment: MAX_REQUESTS (550), DURATION_SECS (60), STAGE_SECS (10), RESULTS
 # (load-tests/results), NAME (demo).

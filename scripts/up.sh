@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Starts the whole local stack in the foreground: Redis (own port and data dir, AOF on),
-# one worker, two gateways, nginx on $PORT (9999) with the repo's nginx.conf — against the
-# processors at PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL. Ctrl-C / SIGTERM stops all.
+# WORKERS worker processes, two gateways, nginx on $PORT (9999) with the repo's nginx.conf —
+# against the processors at PROCESSOR_DEFAULT_URL / PROCESSOR_FALLBACK_URL.
+#
+# Supervised: a component that dies (crash, kill -9, OOM) is logged with its exit status
+# and started again after a backoff (0.2 s doubling to 5 s; back to 0.2 s once it ran 10 s),
+# while the rest keeps serving. Only Ctrl-C / SIGTERM stops the stack: nginx and the
+# gateways first, then the workers (they finish their batch), Redis last.
 #
 # Environment (all optional):
-#   PORT (9999), REDIS_PORT (6390), GATEWAY_PORTS ("8081 8082"), RUN_DIR (.run),
-#   PROFILE (release), WORKER_METRICS_ADDR (127.0.0.1:9100);
+#   PORT (9999), REDIS_PORT (6390), GATEWAY_PORTS ("8081 8082"), RUN_DIR (.run; any
+#   directory, also one only the invoking user may enter), PROFILE (release), WORKERS (2);
+#   GATEWAY_METRICS_PORTS ("9110 9111"): gateway i serves /metrics on 127.0.0.1:<i-th port>;
+#   WORKER_METRICS_PORT_BASE (9100): worker i serves /metrics on 127.0.0.1:<base + i - 1>;
 #   UPSTREAM: unix (nginx reaches the gateways over Unix sockets in $RUN_DIR) or tcp
 #     (127.0.0.1:GATEWAY_PORTS);
 #   REDIS_TRANSPORT: unix (gateways and worker use Redis' Unix socket) or tcp;
@@ -15,6 +22,9 @@
 #     payments (README, "Durability"). AOF off = nothing survives a Redis restart;
 #   WORKER_NICE (10): the worker yields the CPU to the request path;
 #   plus every variable of the gateway and worker (README, "Configuration").
+#
+# Each component's pid is in $RUN_DIR/pids/<name>.pid (redis, worker-<i>, gateway-<i>,
+# nginx) while it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -22,13 +32,15 @@ cd "$(dirname "$0")/.."
 PORT=${PORT:-9999}
 REDIS_PORT=${REDIS_PORT:-6390}
 read -r -a GW_PORTS <<<"${GATEWAY_PORTS:-8081 8082}"
+read -r -a GW_METRICS_PORTS <<<"${GATEWAY_METRICS_PORTS:-9110 9111}"
+WORKER_METRICS_PORT_BASE=${WORKER_METRICS_PORT_BASE:-9100}
+WORKERS=${WORKERS:-2}
 RUN_DIR=${RUN_DIR:-$PWD/.run}
 PROFILE=${PROFILE:-release}
 UPSTREAM=${UPSTREAM:-unix}
 WORKER_NICE=${WORKER_NICE:-10}
 export PROCESSOR_DEFAULT_URL=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 export PROCESSOR_FALLBACK_URL=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
-export WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9100}
 REDIS_TRANSPORT=${REDIS_TRANSPORT:-unix}
 if [ "$REDIS_TRANSPORT" = unix ]; then
   export REDIS_URL=redis+unix://$RUN_DIR/redis.sock
@@ -38,55 +50,136 @@ fi
 # Local stack: the load tests purge without a token unless ADMIN_TOKEN is set.
 export PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=${PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN:-true}
 
+[[ "$WORKERS" =~ ^[1-9][0-9]?$ ]] || die "WORKERS must be between 1 and 99, not '$WORKERS'"
+[ "${#GW_METRICS_PORTS[@]}" -ge "${#GW_PORTS[@]}" ] ||
+  die "GATEWAY_METRICS_PORTS needs one port per gateway (${#GW_PORTS[@]})"
 command -v redis-server >/dev/null || die "redis-server is missing: run ./scripts/demo.sh as root (it installs it) or apt-get install redis-server"
 [ -x "$(nginx_bin)" ] || die "nginx is missing: run ./scripts/demo.sh as root (it installs it) or apt-get install nginx-light"
 
-BIN=target/$PROFILE
+BIN=${BIN_DIR:-target/$PROFILE}
 if [ ! -x "$BIN/paystream-gateway" ] || [ ! -x "$BIN/paystream-worker" ]; then
   say "building ($PROFILE)"
   if [ "$PROFILE" = release ]; then cargo build --release --locked -p paystream-gateway -p paystream-worker
   else cargo build --locked -p paystream-gateway -p paystream-worker; fi
 fi
+BIN=$(cd "$BIN" && pwd)
 
-mkdir -p "$RUN_DIR/redis" "$RUN_DIR/nginx/logs" "$RUN_DIR/nginx/tmp"
-trap 'say "stopping"; cleanup_children; exit 0' INT TERM
-trap 'cleanup_children' EXIT
+mkdir -p "$RUN_DIR/redis" "$RUN_DIR/nginx/logs" "$RUN_DIR/nginx/tmp" "$RUN_DIR/pids"
+RUN_DIR=$(cd "$RUN_DIR" && pwd)
+PIDS=$RUN_DIR/pids
+rm -f "$PIDS"/*.pid "$RUN_DIR/stopping"
 
+# supervise NAME COMMAND... — runs COMMAND in the background, again and again: each exit
+# is logged with its status and followed by a backoff, until the stack stops. The running
+# command's pid is in $PIDS/NAME.pid.
+supervise() {
+  local name=$1
+  shift
+  (
+    pid=
+    # SIGTERM from stop_stack: pass it on, wait for the component's own graceful stop.
+    trap 'if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -f "$PIDS/$name.pid"; exit 0' TERM
+    delay_ms=200 restarts=0
+    while :; do
+      started=$SECONDS
+      "$@" &
+      pid=$!
+      echo "$pid" >"$PIDS/$name.pid"
+      status=0
+      wait "$pid" || status=$?
+      [ -e "$RUN_DIR/stopping" ] && exit 0
+      if [ $((SECONDS - started)) -ge 10 ]; then delay_ms=200; fi
+      restarts=$((restarts + 1))
+      if [ "$status" -gt 128 ]; then how="killed by signal $((status - 128))"; else how="exit status $status"; fi
+      say "$name (pid $pid) died: $how; restart #$restarts in $((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))s"
+      pid=
+      sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"
+      [ -e "$RUN_DIR/stopping" ] && exit 0
+      delay_ms=$((delay_ms * 2 > 5000 ? 5000 : delay_ms * 2))
+    done
+  ) &
+  SUPERVISORS+=("$name:$!")
+}
+
+SUPERVISORS=()
+# stop_stack — the front first (no new payments), then the workers (they finish their
+# batch through record and ack), Redis last; whatever outlives its deadline is killed.
+stop_stack() {
+  touch "$RUN_DIR/stopping"
+  local group entry name pid
+  for group in nginx gateway worker redis; do
+    local waiting=()
+    for entry in "${SUPERVISORS[@]}"; do
+      name=${entry%%:*}
+      pid=${entry#*:}
+      case $name in "$group"*) kill -TERM "$pid" 2>/dev/null || true; waiting+=("$name:$pid") ;; esac
+    done
+    for entry in "${waiting[@]}"; do
+      name=${entry%%:*}
+      pid=${entry#*:}
+      for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then
+        say "$name did not stop within 15 s: killing it"
+        [ -f "$PIDS/$name.pid" ] && kill -KILL "$(cat "$PIDS/$name.pid")" 2>/dev/null
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+    done
+  done
+  rm -f "$PIDS"/*.pid
+}
+trap 'say "stopping"; stop_stack; exit 0' INT TERM
+trap 'stop_stack' EXIT
+
+say "run dir: $RUN_DIR"
 say "redis on :$REDIS_PORT (data in $RUN_DIR/redis)"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
+supervise redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
   --appendonly "${REDIS_AOF:-yes}" --appendfsync "${REDIS_APPENDFSYNC:-always}" --save "" --maxmemory-policy noeviction \
   --unixsocket "$RUN_DIR/redis.sock" --unixsocketperm 700 \
-  --protected-mode no --daemonize no --logfile "$RUN_DIR/redis/redis.log" &
-CHILDREN+=($!)
+  --protected-mode no --daemonize no --logfile "$RUN_DIR/redis/redis.log"
 for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-say "worker (metrics on $WORKER_METRICS_ADDR, nice $WORKER_NICE)"
-# The worker's work can wait a millisecond; the request path cannot: on a small box the
-# gateways, nginx and Redis get the CPU first.
-nice -n "$WORKER_NICE" "$BIN/paystream-worker" &
-CHILDREN+=($!)
+# What this stack starts with: a backlog left by an earlier run is drained now, and shows
+# in every measurement made before it is gone.
+TAG="{${PAYSTREAM_KEY_PREFIX:-ps}}"
+backlog=$(redis-cli -p "$REDIS_PORT" XLEN "$TAG:stream" 2>/dev/null || echo "?")
+pending=$(redis-cli -p "$REDIS_PORT" XPENDING "$TAG:stream" workers 2>/dev/null | head -n 1)
+[[ "$pending" =~ ^[0-9]+$ ]] || pending=0
+dead=$(redis-cli -p "$REDIS_PORT" XLEN "$TAG:dead" 2>/dev/null || echo "?")
+say "starting with $backlog stream entries ($pending pending: delivered, not yet acknowledged) and $dead dead letters in $RUN_DIR/redis"
+
+for ((w = 1; w <= WORKERS; w++)); do
+  metrics=127.0.0.1:$((WORKER_METRICS_PORT_BASE + w - 1))
+  say "worker $w (metrics on $metrics, nice $WORKER_NICE)"
+  # The worker's work can wait a millisecond; the request path cannot: on a small box the
+  # gateways, nginx and Redis get the CPU first.
+  WORKER_METRICS_ADDR=$metrics supervise "worker-$w" nice -n "$WORKER_NICE" "$BIN/paystream-worker"
+done
 
 UPSTREAMS=()
 i=0
 for p in "${GW_PORTS[@]}"; do
   i=$((i + 1))
+  metrics=127.0.0.1:${GW_METRICS_PORTS[$((i - 1))]}
   if [ "$UPSTREAM" = unix ]; then
-    sock=$RUN_DIR/gateway-$i.sock
-    say "gateway $i on unix:$sock"
-    GATEWAY_LISTEN=unix:$sock "$BIN/paystream-gateway" &
-    UPSTREAMS+=("unix:$sock")
+    listen=unix:$RUN_DIR/gateway-$i.sock
+    UPSTREAMS+=("$listen")
   else
-    say "gateway $i on :$p"
-    GATEWAY_LISTEN=127.0.0.1:$p "$BIN/paystream-gateway" &
-    UPSTREAMS+=("127.0.0.1:$p")
+    listen=127.0.0.1:$p
+    UPSTREAMS+=("$listen")
   fi
-  CHILDREN+=($!)
+  say "gateway $i on $listen (metrics on $metrics)"
+  GATEWAY_LISTEN=$listen GATEWAY_METRICS_ADDR=$metrics supervise "gateway-$i" "$BIN/paystream-gateway"
 done
 
-# The repo's nginx.conf, with local upstreams, port and writable paths.
+# The repo's nginx.conf, with local upstreams, port and writable paths. Started as root,
+# nginx would run its workers as `nobody`, who cannot reach sockets under a 0700 RUN_DIR:
+# they run as the invoking user instead.
+NGINX_USER=
+[ "$(id -u)" = 0 ] && NGINX_USER="user $(id -un) $(id -gn);"
 sed -e "s#server gateway-1:8080;#server ${UPSTREAMS[0]};#" \
     -e "s#server gateway-2:8080;#server ${UPSTREAMS[1]:-${UPSTREAMS[0]}};#" \
     -e "s/listen 9999 /listen $PORT /" \
+    -e "s#^worker_processes#$NGINX_USER\nworker_processes#" \
     -e "s#^http {#http {\n    client_body_temp_path $RUN_DIR/nginx/tmp/body;\n    proxy_temp_path $RUN_DIR/nginx/tmp/proxy;\n    fastcgi_temp_path $RUN_DIR/nginx/tmp/fastcgi;\n    uwsgi_temp_path $RUN_DIR/nginx/tmp/uwsgi;\n    scgi_temp_path $RUN_DIR/nginx/tmp/scgi;#" \
     nginx.conf >"$RUN_DIR/nginx/nginx.conf"
 for u in "${UPSTREAMS[@]}"; do
@@ -97,12 +190,9 @@ for u in "${UPSTREAMS[@]}"; do
   esac
 done
 say "nginx on :$PORT"
-"$(nginx_bin)" -p "$RUN_DIR/nginx" -c "$RUN_DIR/nginx/nginx.conf" \
-  -g "daemon off; pid $RUN_DIR/nginx/nginx.pid; error_log stderr warn;" &
-CHILDREN+=($!)
+supervise nginx "$(nginx_bin)" -p "$RUN_DIR/nginx" -c "$RUN_DIR/nginx/nginx.conf" \
+  -g "daemon off; pid $RUN_DIR/nginx/nginx.pid; error_log stderr warn;"
 wait_http "http://127.0.0.1:$PORT/readyz" 30
 say "stack up: http://127.0.0.1:$PORT  (Ctrl-C stops it)"
-# Stay up while every component is; if one exits, stop the rest.
-wait -n || true
-say "a component exited; stopping the stack"
-exit 1
+# Components come and go under their supervisors; the stack stops only on a signal.
+while :; do sleep 0.5; done

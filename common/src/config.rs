@@ -127,6 +127,43 @@ pub fn millis(
     parse_in(env, var, default_ms, range).map(Duration::from_millis)
 }
 
+/// A duration with a unit: `1500ms`, `90s`, `30m`, `24h`, `7d`; a bare number is seconds.
+pub fn duration(
+    env: &dyn Env,
+    var: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = raw(env, var) else {
+        return Ok(default);
+    };
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let n: u64 = number.parse().map_err(|_| {
+        ConfigError::new(
+            var,
+            v.clone(),
+            "expected a number with a unit (ms, s, m, h, d)",
+        )
+    })?;
+    let ms_per = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(ConfigError::new(
+                var,
+                v.clone(),
+                "unit must be ms, s, m, h or d",
+            ))
+        }
+    };
+    n.checked_mul(ms_per)
+        .map(Duration::from_millis)
+        .ok_or_else(|| ConfigError::new(var, v.clone(), "too large"))
+}
+
 /// A boolean: `1/0`, `true/false`, `yes/no`, `on/off`.
 pub fn flag(env: &dyn Env, var: &'static str, default: bool) -> Result<bool, ConfigError> {
     match raw(env, var) {
@@ -154,6 +191,18 @@ pub fn http_url(env: &dyn Env, var: &'static str, default: &str) -> Result<Strin
             value,
             "expected an http:// or https:// URL",
         )),
+    }
+}
+
+/// A metrics listener address (`host:port`), or `None` when the value is `off`.
+pub fn listen_addr_or_off(
+    env: &dyn Env,
+    var: &'static str,
+    default: std::net::SocketAddr,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    match raw(env, var).as_deref() {
+        Some("off") | Some("none") => Ok(None),
+        _ => parse(env, var, default).map(Some),
     }
 }
 
@@ -193,6 +242,8 @@ impl fmt::Debug for Secret {
 pub struct RedisConfig {
     pub options: RedisOptions,
     pub keys: Keys,
+    /// What is kept in Redis and for how long (the worker enforces it).
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl RedisConfig {
@@ -220,9 +271,12 @@ impl RedisConfig {
         let mut options = RedisOptions::new(url);
         options.response_timeout = timeout;
         options.connect_timeout = timeout.min(std::time::Duration::from_secs(1));
+        let retention = crate::retention::RetentionConfig::from_env(env)?;
+        options.payment_retention = retention.payment_retention;
         Ok(Self {
             options,
             keys: Keys::new(&prefix),
+            retention,
         })
     }
 }

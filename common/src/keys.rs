@@ -96,6 +96,13 @@ impl Keys {
         ]
     }
 
+    /// The summary's compacted per-payment detail of one processor: a hash from a UTC
+    /// second to `"<ms offset>:<count>:<cents> ..."` for seconds older than the detail
+    /// horizon (`scripts/compact.lua` moves them out of `ev`; `summary.lua` reads both).
+    pub fn summary_detail(&self, processor: Processor) -> String {
+        format!("{}:sum:{}:ms", self.tag, processor.as_str())
+    }
+
     /// Key of the health report of a processor (written by the health leader).
     pub fn health(&self, processor: Processor) -> String {
         format!("{}:health:{}", self.tag, processor.as_str())

@@ -28,17 +28,22 @@
 //! - [`keys`]: the only place a Redis key is formatted (all share one hash tag).
 //! - [`store`]: every Redis operation the gateway and worker perform, over the Lua scripts;
 //!   [`batch`]: concurrent accepts, begins and records share one script call.
+//! - [`retention`]: what is kept and for how long (status expiry, summary compaction,
+//!   dead-letter trimming): state bounded by time, not by payments served.
 //! - [`config`]: environment parsing that names the variable on error.
 //! - [`metrics`]: metric names.
-//! - [`shutdown`], [`telemetry`], [`runtime`]: process plumbing shared by both binaries.
+//! - [`shutdown`], [`telemetry`], [`runtime`]: process plumbing shared by both binaries;
+//!   [`admin`]: each process's own `/metrics` listener.
 //! - `testing` (feature `test-support`): a real `redis-server` on an ephemeral port.
 
+pub mod admin;
 pub mod batch;
 pub mod config;
 pub mod entry;
 pub mod keys;
 pub mod metrics;
 pub mod payment;
+pub mod retention;
 pub mod runtime;
 pub mod shutdown;
 pub mod store;

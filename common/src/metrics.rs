@@ -68,3 +68,8 @@ pub const STREAM_PENDING: &str = "paystream_stream_pending_entries";
 pub const STREAM_GROUP_LAG: &str = "paystream_stream_group_lag_entries";
 /// Duration of one Redis operation of the store; label `op`.
 pub const REDIS_COMMAND_DURATION_SECONDS: &str = "paystream_redis_command_duration_seconds";
+/// Payments whose summary detail was compacted (`common::retention`).
+pub const RETENTION_COMPACTED_TOTAL: &str = "paystream_retention_compacted_payments_total";
+/// Dead letters removed after `PAYMENT_RETENTION`.
+pub const RETENTION_DEAD_LETTERS_TRIMMED_TOTAL: &str =
+    "paystream_retention_dead_letters_trimmed_total";

@@ -299,19 +299,131 @@ pub enum RequestError {
     Invalid(String),
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The two fields of a `POST /payments` body, borrowed from it. Every other field is
+/// parsed strictly too ([`Strict`]): a body is accepted only if it is RFC 8259 JSON as a
+/// whole, exactly what `serde_json::Value` accepts (serde's derived `IgnoredAny` skips
+/// unknown fields without decoding their strings' escapes or ranging their numbers).
 struct WireRequest<'a> {
-    #[serde(borrow)]
     correlation_id: Option<&'a RawValue>,
-    #[serde(borrow)]
     amount: Option<&'a RawValue>,
 }
 
+impl<'de> Deserialize<'de> for WireRequest<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = WireRequest<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let mut wire = WireRequest {
+                    correlation_id: None,
+                    amount: None,
+                };
+                while let Some(key) = map.next_key::<Key>()? {
+                    let (slot, name) = match key {
+                        Key::CorrelationId => (&mut wire.correlation_id, "correlationId"),
+                        Key::Amount => (&mut wire.amount, "amount"),
+                        Key::Other => {
+                            map.next_value::<Strict>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(A::Error::custom(format_args!("duplicate field `{name}`")));
+                    }
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(wire)
+            }
+        }
+        de.deserialize_map(Fields)
+    }
+}
+
+/// A key of the request object, recognised without allocating.
+enum Key {
+    CorrelationId,
+    Amount,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "correlationId" => Key::CorrelationId,
+                    "amount" => Key::Amount,
+                    _ => Key::Other,
+                })
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Any JSON value, decoded the way `serde_json::Value` decodes it (strings unescaped,
+/// surrogates paired, numbers in range) but kept nowhere.
+struct Strict;
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_any(Strict)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Strict;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        while map.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+}
+
 impl ValidPayment {
-    /// Parses a `POST /payments` body.
+    /// Parses a `POST /payments` body: RFC 8259 JSON as a whole (UTF-8 everywhere, also
+    /// in fields we ignore), an object with both fields.
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
-        let wire: WireRequest<'_> = serde_json::from_slice(body).map_err(|e| {
+        let body = std::str::from_utf8(body).map_err(|e| {
+            RequestError::Malformed(format!("body is not valid UTF-8 (RFC 8259): {e}"))
+        })?;
+        let wire: WireRequest<'_> = serde_json::from_str(body).map_err(|e| {
             RequestError::Malformed(format!("body is not a valid JSON object: {e}"))
         })?;
         let id_raw = wire
@@ -432,6 +544,63 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    /// What a strict RFC 8259 parser says about a body.
+    fn strict_json(body: &[u8]) -> bool {
+        std::str::from_utf8(body)
+            .is_ok_and(|s| serde_json::from_str::<serde_json::Value>(s).is_ok())
+    }
+
+    #[test]
+    fn a_body_must_be_strict_json_also_in_the_fields_we_ignore() {
+        let id = "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3";
+        let with = |extra: &[u8]| {
+            let mut body = format!(r#"{{"correlationId":"{id}","amount":19.90,"x":"#).into_bytes();
+            body.extend_from_slice(extra);
+            body.push(b'}');
+            body
+        };
+        let bad: [&[u8]; 9] = [
+            b"\"\xff\"",            // not UTF-8
+            b"\"\xed\xa0\x80\"",    // a UTF-8-encoded surrogate
+            b"\"\xc0\xaf\"",        // an overlong encoding
+            br#""\ud800""#,         // a lone surrogate escape
+            br#"[{"y":"\udc00"}]"#, // nested, deep in a value we ignore
+            br#"{"\ud800":1}"#,     // in a key we ignore
+            b"1e400",               // a number no parser can represent
+            b"\"\x01\"",            // a raw control character
+            br#""\q""#,             // an unknown escape
+        ];
+        for extra in bad {
+            let body = with(extra);
+            assert!(!strict_json(&body), "{}", String::from_utf8_lossy(&body));
+            assert!(
+                matches!(ValidPayment::parse(&body), Err(RequestError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        let good: [&[u8]; 4] = [
+            b"\"\\ud83d\\ude00 \\u00e9 \xc3\xa9\"",
+            br#"{"a":[1,-2.5e300,null,true,{"b":"c"}]}"#,
+            b"18446744073709551616",
+            br#""""#,
+        ];
+        for extra in good {
+            let body = with(extra);
+            assert!(strict_json(&body), "{}", String::from_utf8_lossy(&body));
+            assert!(
+                ValidPayment::parse(&body).is_ok(),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        let duplicate = format!(r#"{{"correlationId":"{id}","amount":1,"amount":2}}"#);
+        assert!(matches!(
+            ValidPayment::parse(duplicate.as_bytes()),
+            Err(RequestError::Malformed(_))
+        ));
     }
 
     proptest! {

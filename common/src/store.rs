@@ -250,6 +250,8 @@ pub struct RedisOptions {
     /// A command that takes longer than this fails (the gateway answers 503).
     pub response_timeout: Duration,
     pub connect_timeout: Duration,
+    /// How long a terminal payment's status is kept (`PAYMENT_RETENTION`; see `retention`).
+    pub payment_retention: Duration,
 }
 
 impl RedisOptions {
@@ -258,6 +260,7 @@ impl RedisOptions {
             url: url.into(),
             response_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
+            payment_retention: crate::retention::DEFAULT_PAYMENT_RETENTION,
         }
     }
 
@@ -274,6 +277,8 @@ impl RedisOptions {
 pub struct Store {
     conn: ConnectionManager,
     keys: Keys,
+    /// Milliseconds a terminal status hash lives (record.lua / fail.lua set its PEXPIRE).
+    retention_ms: u64,
     batches: Arc<Batches>,
 }
 
@@ -323,10 +328,12 @@ impl Store {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(options.client()?, config)?;
+        let retention_ms = options.payment_retention.as_millis() as u64;
         Ok(Self {
             conn,
             keys,
             batches: Arc::default(),
+            retention_ms,
         })
     }
 
@@ -392,6 +399,7 @@ impl Store {
         Store {
             conn: self.conn.clone(),
             keys: self.keys.clone(),
+            retention_ms: self.retention_ms,
             batches: Arc::default(),
         }
     }
@@ -661,7 +669,10 @@ impl Store {
         let mut buf = [0u8; 36];
         let started = std::time::Instant::now();
         let mut invocation = SCRIPTS.record.prepare_invoke();
-        invocation.key(self.keys.stream()).arg(GROUP);
+        invocation
+            .key(self.keys.stream())
+            .arg(GROUP)
+            .arg(self.retention_ms);
         for processor in Processor::ALL {
             for key in self.keys.summary(processor) {
                 invocation.key(key);
@@ -715,6 +726,7 @@ impl Store {
                 FailMode::KeepPin => "keep",
                 FailMode::Entry => "entry",
             })
+            .arg(self.retention_ms)
             .invoke_async(&mut conn)
             .await?;
         observe("dead_letter", started);
@@ -751,6 +763,9 @@ impl Store {
             for key in self.keys.summary(processor) {
                 invocation.key(key);
             }
+        }
+        for processor in Processor::ALL {
+            invocation.key(self.keys.summary_detail(processor));
         }
         for arg in ranges.args() {
             invocation.arg(arg);
@@ -1003,6 +1018,9 @@ impl Store {
         for processor in Processor::ALL {
             pipe.cmd("UNLINK")
                 .arg(&self.keys.summary(processor))
+                .ignore();
+            pipe.cmd("UNLINK")
+                .arg(self.keys.summary_detail(processor))
                 .ignore();
         }
         pipe.cmd("UNLINK").arg(self.keys.dead_letters()).ignore();

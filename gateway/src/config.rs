@@ -8,6 +8,7 @@ use common::config::{self, parse, ConfigError, Env, RedisConfig, Secret};
 
 pub mod vars {
     pub const LISTEN: &str = "GATEWAY_LISTEN";
+    pub const METRICS_ADDR: &str = "GATEWAY_METRICS_ADDR";
     pub const THREADS: &str = "GATEWAY_THREADS";
     pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
     pub const ALLOW_UNAUTHENTICATED_ADMIN: &str = "PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN";
@@ -20,6 +21,9 @@ pub mod vars {
 
 pub mod defaults {
     pub const LISTEN: &str = "0.0.0.0:8080";
+    /// Prometheus scrapes each gateway here; never on the public listener.
+    pub const METRICS_ADDR: std::net::SocketAddr =
+        std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9110);
     pub const THREADS: usize = 1;
     /// Entries in the stream (queued + in flight) beyond which `POST /payments` sheds load.
     pub const BACKLOG_LIMIT: u64 = 500_000;
@@ -67,6 +71,8 @@ impl std::fmt::Display for ListenAddr {
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub listen: ListenAddr,
+    /// Where `/metrics` is served (its own listener, off the public port); `None` = off.
+    pub metrics_addr: Option<SocketAddr>,
     /// Runtime worker threads; 1 runs a single-threaded runtime (no cross-thread
     /// wake-ups: the lowest latency on a small box with several gateways).
     pub threads: usize,
@@ -122,6 +128,11 @@ impl GatewayConfig {
                     .parse()
                     .map_err(|e: String| ConfigError::new(vars::LISTEN, defaults::LISTEN, e))?,
             )?,
+            metrics_addr: config::listen_addr_or_off(
+                env,
+                vars::METRICS_ADDR,
+                defaults::METRICS_ADDR,
+            )?,
             threads: config::parse_in(env, vars::THREADS, defaults::THREADS, 1..=256)?,
             redis: RedisConfig::from_env(env)?,
             admin_token: config::raw(env, vars::ADMIN_TOKEN).map(Secret::new),
@@ -159,6 +170,19 @@ mod tests {
         );
         let bad = HashMap::from([(vars::LISTEN, "unix:")]);
         assert_eq!(GatewayConfig::from_env(&bad).unwrap_err().var, vars::LISTEN);
+        assert_eq!(cfg.metrics_addr, Some(defaults::METRICS_ADDR));
+        let off = HashMap::from([(vars::METRICS_ADDR, "off")]);
+        assert_eq!(GatewayConfig::from_env(&off).unwrap().metrics_addr, None);
+        let local = HashMap::from([(vars::METRICS_ADDR, "127.0.0.1:9111")]);
+        assert_eq!(
+            GatewayConfig::from_env(&local).unwrap().metrics_addr,
+            Some("127.0.0.1:9111".parse().unwrap())
+        );
+        let bad = HashMap::from([(vars::METRICS_ADDR, "9111")]);
+        assert_eq!(
+            GatewayConfig::from_env(&bad).unwrap_err().var,
+            vars::METRICS_ADDR
+        );
         let bad = HashMap::from([(vars::THREADS, "0")]);
         assert_eq!(
             GatewayConfig::from_env(&bad).unwrap_err().var,

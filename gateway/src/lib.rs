@@ -37,7 +37,7 @@ pub struct AppState {
     pub store: Store,
     /// Parsed once at start.
     pub config: GatewayConfig,
-    /// Renders `/metrics`.
+    /// Renders `/metrics` (served by `main` on `GATEWAY_METRICS_ADDR`, not by [`run`]).
     pub metrics: PrometheusHandle,
     /// `POST /payments` rate limiters; `None` (the default) when every limit is off, so
     /// the hot path pays one branch.

@@ -1,4 +1,5 @@
-//! `paystream-gateway`: config → telemetry → metrics → Redis → bind → serve → drain.
+//! `paystream-gateway`: config → telemetry → metrics (own listener) → Redis → bind → serve →
+//! drain.
 
 use common::shutdown::Shutdown;
 use paystream_gateway::config::ListenAddr;
@@ -18,7 +19,21 @@ fn main() {
 
 async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
     let listen = config.listen.clone();
+    let metrics_addr = config.metrics_addr;
     let state = AppState::new(config)?;
+    let shutdown = Shutdown::on_signals();
+    // Operators' listener first: a port clash fails the start before we take traffic.
+    if let Some(addr) = metrics_addr {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (GATEWAY_METRICS_ADDR): {e}"))?;
+        tracing::info!(addr = %l.local_addr()?, "gateway metrics listening");
+        tokio::spawn(common::admin::serve(
+            l,
+            state.metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     let listener: Listener = match &listen {
         ListenAddr::Tcp(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
@@ -42,7 +57,7 @@ async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
     if let Err(e) = state.store.ping().await {
         tracing::warn!(error = %e, "redis not reachable yet; answering 503 until it is");
     }
-    run(listener, state, Shutdown::on_signals()).await;
+    run(listener, state, shutdown).await;
     if let ListenAddr::Unix(path) = &listen {
         let _ = std::fs::remove_file(path);
     }

@@ -23,7 +23,6 @@ pub enum Route {
     Purge,
     Health,
     Ready,
-    Metrics,
     Unknown,
 }
 
@@ -36,12 +35,12 @@ impl Route {
             Route::Purge => "purge",
             Route::Health => "healthz",
             Route::Ready => "readyz",
-            Route::Metrics => "metrics",
             Route::Unknown => "unknown",
         }
     }
 
-    /// Which route a path is, whatever the method.
+    /// Which route a path is, whatever the method. `/metrics` is none of them: it is served
+    /// on the gateway's own metrics listener (`GATEWAY_METRICS_ADDR`), never here.
     pub fn of(path: &str) -> Route {
         match path {
             "/payments" => Route::CreatePayment,
@@ -49,7 +48,6 @@ impl Route {
             "/purge-payments" => Route::Purge,
             "/healthz" => Route::Health,
             "/readyz" => Route::Ready,
-            "/metrics" => Route::Metrics,
             p if p.starts_with("/payments/") => Route::PaymentStatus,
             _ => Route::Unknown,
         }
@@ -93,7 +91,6 @@ async fn dispatch(
         (Route::Purge, Method::POST) => admin::purge(state, &req).await,
         (Route::Health, Method::GET) => Ok(health::live()),
         (Route::Ready, Method::GET) => health::ready(state).await,
-        (Route::Metrics, Method::GET) => Ok(health::metrics(state)),
         (Route::Unknown, _) => Err(ApiError::NoRoute),
         _ => Err(ApiError::MethodNotAllowed),
     }

@@ -380,3 +380,67 @@ fn every_stack_runs_redis_with_a_durable_2xx() {
         "up.sh: appendfsync must default to always"
     );
 }
+
+/// The port of a `host:port` address.
+fn port_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map(|(_, p)| p).unwrap_or(addr)
+}
+
+#[test]
+fn metrics_are_scraped_per_instance_never_through_nginx() {
+    // nginx answers 404 for /metrics on the public port, before any proxying.
+    let nginx = repo_file("nginx.conf");
+    let block = nginx
+        .split("location = /metrics")
+        .nth(1)
+        .expect("nginx.conf has no `location = /metrics` block");
+    let block = &block[..block.find('}').unwrap()];
+    assert!(block.contains("return 404;"), "{block}");
+    assert!(!block.contains("proxy_pass"), "{block}");
+
+    // Each instance has its own metrics listener, which Prometheus scrapes directly.
+    let compose = yaml("docker-compose.yml");
+    let prometheus = yaml("prometheus.yml");
+    let targets: BTreeSet<String> = prometheus["scrape_configs"]
+        .as_vec()
+        .expect("scrape_configs")
+        .iter()
+        .flat_map(|job| job["static_configs"].as_vec().cloned().unwrap_or_default())
+        .flat_map(|c| strings(&c["targets"]))
+        .collect();
+    let mut instances = Vec::new();
+    for gateway in GATEWAYS {
+        instances.push((gateway, "GATEWAY_METRICS_ADDR"));
+    }
+    instances.push(("worker", "WORKER_METRICS_ADDR"));
+    for (service, var) in instances {
+        let addr = env(&compose["services"][service], var)
+            .unwrap_or_else(|| panic!("{service} does not set {var}"));
+        let public = env(&compose["services"][service], "GATEWAY_LISTEN").unwrap_or_default();
+        assert_ne!(
+            port_of(&addr),
+            port_of(&public),
+            "{service}: metrics on the public port"
+        );
+        let target = format!("{service}:{}", port_of(&addr));
+        assert!(
+            targets.contains(&target),
+            "prometheus.yml does not scrape {target}: {targets:?}"
+        );
+    }
+}
+
+#[test]
+fn up_sh_gives_every_process_its_own_metrics_port() {
+    // Each gateway and each worker gets its own listener (load-tests' up_sh test scrapes
+    // every one of them through a real up.sh).
+    let up = repo_file("scripts/up.sh");
+    for needle in [
+        "GATEWAY_METRICS_PORTS",
+        "GATEWAY_METRICS_ADDR=$metrics",
+        "WORKER_METRICS_PORT_BASE",
+        "WORKER_METRICS_ADDR=$metrics",
+    ] {
+        assert!(up.contains(needle), "up.sh no longer has {needle:?}");
+    }
+}

@@ -28,12 +28,13 @@
 //!   A retry on the same processor that answers 422 means "stored there": it is recorded
 //!   with the requestedAt that processor holds, and never moved on a 404.
 
-pub mod admin;
+pub use common::admin;
 pub mod backoff;
 pub mod config;
 pub mod consume;
 pub mod dispatch;
 pub mod pipeline;
+pub mod retention;
 pub mod route;
 
 use std::sync::Arc;
@@ -144,6 +145,11 @@ async fn start_inner(
     let loops = vec![
         tokio::spawn(consume::read::run(pool.clone())),
         tokio::spawn(consume::reclaim::run(pool.clone())),
+        tokio::spawn(retention::run(
+            pool.ctx.store.clone(),
+            pool.ctx.config.redis.retention,
+            pool.ctx.shutdown.clone(),
+        )),
         health,
         link,
     ];

@@ -6,7 +6,7 @@
 -- lookup never finds the payment).
 -- KEYS[1] status hash  KEYS[2] stream  KEYS[3] dead-letter stream
 -- ARGV[1] correlation id  ARGV[2] cents ('' = the status hash's)  ARGV[3] reason  ARGV[4] stream entry id ('' = none)
--- ARGV[5] group  ARGV[6] 'keep' | 'entry' | ''
+-- ARGV[5] group  ARGV[6] 'keep' | 'entry' | ''  ARGV[7] retention ms ('' = keep)
 -- 'entry': the stream entry could not be decoded. It may not be the payment's own (a stray
 -- or corrupt copy): unless it is the entry the status hash names, the payment is left alone
 -- and only the entry goes to the dead letters; the same when no such payment exists.
@@ -42,5 +42,6 @@ if amt == '' then
   amt = h[3]
 end
 redis.call('XADD', KEYS[3], '*', 'id', ARGV[1], 'amt', amt, 'reason', ARGV[3], 'at', now)
+if (ARGV[7] or '') ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[7]) end
 ack()
 return 'ok'

@@ -1,9 +1,10 @@
 -- Record payments the processors stored (a group commit: several per call): for each,
 -- status, summary and acknowledgement change together or not at all. Recording twice is a
 -- no-op, so redelivery after a crash cannot double count. No ownership check: a processor's
--- "stored" is the truth whoever learned it.
+-- "stored" is the truth whoever learned it. A recorded payment's status hash expires after
+-- the retention (PAYMENT_RETENTION: the idempotency window).
 -- KEYS[1] stream  KEYS[2..5] default: counts by second, cents by second, seconds index, events by requestedAt  KEYS[6..9] the same for fallback  KEYS[9+i] status hash of payment i
--- ARGV[1] group  ARGV[6i-4] correlation id of payment i  ARGV[6i-3] its processor  ARGV[6i-2] requestedAt (ms)  ARGV[6i-1] requestedAt second  ARGV[6i] cents  ARGV[6i+1] stream entry id ('' = none)
+-- ARGV[1] group  ARGV[2] retention ms ('' = keep)  ARGV[6i-3] correlation id of payment i  ARGV[6i-2] its processor  ARGV[6i-1] requestedAt (ms)  ARGV[6i] requestedAt second  ARGV[6i+1] cents  ARGV[6i+2] stream entry id ('' = none)
 -- Returns one reply per payment, in order: 'ok' | 'dup' | 'missing'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -18,7 +19,7 @@ local seen = {}
 for i = 1, #KEYS - 9 do
   local key = KEYS[9 + i]
   local st = redis.call('HGET', key, 'st')
-  local proc = ARGV[6 * i - 3]
+  local proc = ARGV[6 * i - 2]
   if not st then
     out[i] = 'missing'
   elseif st == 'processed' or seen[key] then
@@ -30,10 +31,10 @@ for i = 1, #KEYS - 9 do
     out[i] = 'ok'
     todo[#todo + 1] = i
     seen[key] = true
-    local sec = ARGV[6 * i - 1]
+    local sec = ARGV[6 * i]
     local b = buckets[proc][sec] or {0, 0}
     b[1] = b[1] + 1
-    b[2] = b[2] + tonumber(ARGV[6 * i])
+    b[2] = b[2] + tonumber(ARGV[6 * i + 1])
     buckets[proc][sec] = b
   end
 end
@@ -56,15 +57,18 @@ for proc, secs in pairs(buckets) do
   end
 end
 for _, i in ipairs(todo) do
-  local k = base[ARGV[6 * i - 3]]
-  redis.call('HINCRBY', KEYS[k + 1], ARGV[6 * i - 1], ARGV[6 * i])
-  redis.call('ZADD', KEYS[k + 3], ARGV[6 * i - 2], ARGV[6 * i - 4] .. ':' .. ARGV[6 * i])
-  redis.call('HSET', KEYS[9 + i], 'st', 'processed', 'proc', ARGV[6 * i - 3],
-    'req', ARGV[6 * i - 2], 'amb', '0', 'upd', now)
+  local k = base[ARGV[6 * i - 2]]
+  redis.call('HINCRBY', KEYS[k + 1], ARGV[6 * i], ARGV[6 * i + 1])
+  redis.call('ZADD', KEYS[k + 3], ARGV[6 * i - 1], ARGV[6 * i - 3] .. ':' .. ARGV[6 * i + 1])
+  redis.call('HSET', KEYS[9 + i], 'st', 'processed', 'proc', ARGV[6 * i - 2],
+    'req', ARGV[6 * i - 1], 'amb', '0', 'upd', now)
   redis.call('HDEL', KEYS[9 + i], 'err', 'safe', 'safe0', 'held')
+  if ARGV[2] ~= '' then
+    redis.call('PEXPIRE', KEYS[9 + i], ARGV[2])
+  end
 end
 for i = 1, #KEYS - 9 do
-  local entry = ARGV[6 * i + 1]
+  local entry = ARGV[6 * i + 2]
   if entry ~= '' then
     redis.call('XACK', KEYS[1], ARGV[1], entry)
     redis.call('XDEL', KEYS[1], entry)

@@ -27,6 +27,7 @@ for _, entry in ipairs(entries) do
     if h[1] == 'failed' then
       local sid = redis.call('XADD', KEYS[2], '*', 'id', id, 'amt', amt)
       redis.call('HSET', key, 'st', 'queued', 'sid', sid, 'upd', now)
+      redis.call('PERSIST', key)
       if h[2] then
         local safe = math.max(tonumber(h[3] or '0'), now)
         redis.call('HSET', key, 'amb', '1', 'safe', safe, 'safe0', safe)

@@ -1,6 +1,7 @@
-//! `GET /healthz` (the process answers), `GET /readyz` (Redis answers), `GET /metrics`.
+//! `GET /healthz` (the process answers), `GET /readyz` (Redis answers). `/metrics` is on
+//! the gateway's own listener ([`common::admin`]).
 
-use hyper::{header, Response, StatusCode};
+use hyper::{Response, StatusCode};
 
 use crate::error::ApiError;
 use crate::responses::{self, Body};
@@ -16,13 +17,4 @@ pub async fn ready(state: &AppState) -> Result<Response<Body>, ApiError> {
         StatusCode::OK,
         r#"{"status":"ready"}"#,
     ))
-}
-
-pub fn metrics(state: &AppState) -> Response<Body> {
-    let mut response = responses::json(StatusCode::OK, state.metrics.render());
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    response
 }

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The gateway's own metrics listener (as `main` serves it on `GATEWAY_METRICS_ADDR`).
+    pub metrics_addr: SocketAddr,
     pub client: reqwest::Client,
     pub store: Store,
     pub redis: RedisServer,
@@ -40,9 +42,17 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, shutdown) = Shutdown::new();
+    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics_listener.local_addr().unwrap();
+    tokio::spawn(common::admin::serve(
+        metrics_listener,
+        state.metrics.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(run(listener, state.clone(), shutdown));
     TestApp {
         addr,
+        metrics_addr,
         client: reqwest::Client::new(),
         store: state.store.clone(),
         redis,
@@ -116,8 +126,12 @@ impl TestApp {
         String::from_utf8_lossy(&response).into_owned()
     }
 
+    /// `/metrics` from the gateway's metrics listener.
     pub async fn metrics(&self) -> String {
-        self.get_text("/metrics").await
+        let url = format!("http://{}/metrics", self.metrics_addr);
+        let response = self.client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
     }
 
     pub async fn backlog(&self) -> u64 {

@@ -4,6 +4,7 @@
 
 mod helpers;
 mod operability;
+mod retention;
 mod store;
 
 use common::payment::{Cents, PaymentId, Processor};
@@ -345,14 +346,21 @@ async fn purge_needs_the_token_when_configured() {
 }
 
 #[tokio::test]
-async fn health_ready_and_metrics_answer() {
+async fn health_ready_answer_and_metrics_are_only_on_their_own_listener() {
     let app = spawn_app().await;
     app.post_payment(&payment_body(&Uuid::new_v4(), "1.00"))
         .await;
     assert_eq!(app.get("/healthz").await.status(), 200);
     assert_eq!(app.get("/readyz").await.status(), 200);
-    let metrics = app.get("/metrics").await;
-    assert_eq!(metrics.status(), 200);
+    // Public port: anyone who can post payments must not read internals.
+    let public = app.get("/metrics").await;
+    assert_eq!(public.status(), 404);
+    assert!(!public.text().await.unwrap().contains("paystream_"));
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(common::metrics::PAYMENTS_RECEIVED_TOTAL),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -388,6 +396,7 @@ fn invalid_configuration_stops_the_gateway_naming_the_variable() {
         ("REDIS_URL", "http://x"),
         ("PAYSTREAM_KEY_PREFIX", "a b"),
         ("GATEWAY_THREADS", "0"),
+        ("GATEWAY_METRICS_ADDR", "9110"),
     ] {
         common::testing::assert_config_error(
             env!("CARGO_BIN_EXE_paystream-gateway"),

@@ -255,3 +255,128 @@ proptest! {
         let _ = ValidPayment::parse(&body);
     }
 }
+
+/// What a strict RFC 8259 parser says about a body: UTF-8 as a whole, and JSON that
+/// `serde_json::Value` accepts.
+fn strict_json(body: &[u8]) -> bool {
+    std::str::from_utf8(body).is_ok_and(|s| serde_json::from_str::<serde_json::Value>(s).is_ok())
+}
+
+/// One edit of a valid body.
+#[derive(Debug, Clone)]
+enum Edit {
+    Replace(prop::sample::Index, u8),
+    Insert(prop::sample::Index, Vec<u8>),
+    Delete(prop::sample::Index, usize),
+}
+
+/// Valid payments carrying extra fields (strings with escapes and non-ASCII text, numbers
+/// near the edge of what a parser represents, nesting), then up to three edits, most of
+/// them byte sequences that are not UTF-8 or not JSON: the bodies a strict parser must
+/// refuse are exactly those that differ from a valid one by a few bytes.
+fn mutated_bodies() -> impl Strategy<Value = Vec<u8>> {
+    let extra = prop_oneof![
+        Just(r#""plain""#.to_string()),
+        Just(r#""caf\u00e9 \ud83d\ude00 é 😀""#.to_string()),
+        Just(r#"{"a":[1,-2.5e300,null,true,{"b":"c"}]}"#.to_string()),
+        Just("1.7976931348623157e308".to_string()),
+        "\"[ -~]{0,12}\"",
+    ];
+    let base = (any::<u128>(), 1u32..100_000, extra).prop_map(|(id, cents, extra)| {
+        let id = Uuid::from_u128(id);
+        let amount = common::payment::Cents::new(i64::from(cents));
+        format!(r#"{{"note":{extra},"correlationId":"{id}","amount":{amount},"meta":{extra}}}"#)
+            .into_bytes()
+    });
+    let nasty = prop_oneof![
+        Just(b"\xff".to_vec()),
+        Just(b"\xc3".to_vec()),
+        Just(b"\xed\xa0\x80".to_vec()),
+        Just(b"\xc0\xaf".to_vec()),
+        Just(b"\xf4\x90\x80\x80".to_vec()),
+        Just(br"\ud800".to_vec()),
+        Just(br"\udc00".to_vec()),
+        Just(br"\u12".to_vec()),
+        Just(br"\x".to_vec()),
+        Just(b"1e400".to_vec()),
+        Just(b"\x01".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b",".to_vec()),
+        Just(b"}".to_vec()),
+        Just("é".as_bytes().to_vec()),
+        proptest::collection::vec(any::<u8>(), 1..4),
+    ];
+    let edit = prop_oneof![
+        1 => (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Edit::Replace(i, b)),
+        3 => (any::<prop::sample::Index>(), nasty).prop_map(|(i, b)| Edit::Insert(i, b)),
+        1 => (any::<prop::sample::Index>(), 1usize..4).prop_map(|(i, n)| Edit::Delete(i, n)),
+    ];
+    (base, proptest::collection::vec(edit, 0..4)).prop_map(|(mut body, edits)| {
+        for edit in edits {
+            match edit {
+                Edit::Replace(i, b) => {
+                    let i = i.index(body.len());
+                    body[i] = b;
+                }
+                Edit::Insert(i, bytes) => {
+                    let i = i.index(body.len() + 1);
+                    body.splice(i..i, bytes);
+                }
+                Edit::Delete(i, n) => {
+                    let i = i.index(body.len());
+                    body.drain(i..(i + n).min(body.len()));
+                }
+            }
+        }
+        body
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+    #[test]
+    fn the_parser_accepts_nothing_a_strict_json_parser_refuses(body in mutated_bodies()) {
+        if ValidPayment::parse(&body).is_ok() {
+            prop_assert!(strict_json(&body), "accepted: {:?}", String::from_utf8_lossy(&body));
+        }
+    }
+}
+
+#[tokio::test]
+async fn mutated_bodies_are_accepted_only_as_strict_json_and_a_4xx_enqueues_nothing() {
+    let app = spawn_app().await;
+    let strategy = mutated_bodies();
+    let mut runner = TestRunner::deterministic();
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..400 {
+        let body = strategy.new_tree(&mut runner).unwrap().current();
+        let before = app.backlog().await;
+        let response = app
+            .client
+            .post(app.url("/payments"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let shown = String::from_utf8_lossy(&body).into_owned();
+        let after = app.backlog().await;
+        if status == 202 {
+            assert!(
+                strict_json(&body),
+                "202 for a body a strict parser refuses: {shown:?}"
+            );
+            assert_eq!(after, before + 1, "{shown:?}");
+            accepted += 1;
+        } else {
+            assert!((400..500).contains(&status), "{status} for {shown:?}");
+            assert_eq!(after, before, "{status} enqueued {shown:?}");
+            refused += 1;
+        }
+    }
+    assert!(
+        accepted > 20 && refused > 20,
+        "the generator should produce both: {accepted} accepted, {refused} refused"
+    );
+}

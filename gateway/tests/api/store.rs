@@ -498,10 +498,10 @@ async fn a_purge_racing_posts_never_strands_a_queued_payment() {
 }
 
 /// A small deterministic generator (no extra dependency): the same cases every run.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
+    pub(crate) fn next(&mut self, below: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)

@@ -8,7 +8,9 @@
 //! request counts) are printed, not asserted; waits for an event have generous deadlines.
 #![allow(clippy::unwrap_used)]
 
+mod memory;
 mod stack;
+mod up_sh;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,9 +1,13 @@
-//! The worker's own small HTTP server: `GET /metrics` (Prometheus text) and `GET /healthz`.
+//! A process's own small HTTP listener for operators: `GET /metrics` (Prometheus text) and
+//! `GET /healthz`. Gateways and workers each serve it on their own address
+//! (`GATEWAY_METRICS_ADDR`, `WORKER_METRICS_ADDR`), never on the public port: Prometheus
+//! scrapes every instance directly, and clients that may post payments cannot read
+//! internals.
 
 use std::convert::Infallible;
 
+use crate::shutdown::Shutdown;
 use bytes::Bytes;
-use common::shutdown::Shutdown;
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -12,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
+/// Serves until `shutdown` fires.
 pub async fn serve(listener: TcpListener, metrics: PrometheusHandle, mut shutdown: Shutdown) {
     loop {
         let (stream, _) = tokio::select! {

@@ -1,0 +1,163 @@
+//! Bounded state: what is kept, for how long, and the one-shot steps that enforce it.
+//!
+//! Comes after: `record.lua` / `fail.lua` (they give a terminal status hash its expiry,
+//! `PAYMENT_RETENTION`). Run by: the worker's periodic retention task
+//! (`worker::retention`), which calls [`compact_summary`] and [`trim_dead_letters`].
+//!
+//! What grows, and how it is bounded:
+//! - **Status hashes** expire `PAYMENT_RETENTION` after their terminal state (`processed`,
+//!   `failed`); this is the idempotency window: a correlationId replays (or answers `409`)
+//!   while its status exists, and is a new payment after it expired. A re-drive makes a
+//!   failed payment live again and removes the expiry (`redrive.lua`).
+//! - **Stream entries** are deleted by the script that acknowledges them (`record.lua`,
+//!   `fail.lua`: `XACK` + `XDEL`), never trimmed by length: the stream holds exactly the
+//!   queued and pending payments, so nothing unacknowledged can be cut.
+//! - **Dead letters** older than `PAYMENT_RETENTION` are trimmed (`trim_dead.lua`), like
+//!   the status they belong to.
+//! - **Summary**: per-second counts and cents stay (one pair per second with traffic:
+//!   bounded by time, not by payments); the per-payment detail (`ev`), needed only for the
+//!   partial edge seconds of a query, is compacted once older than
+//!   `SUMMARY_DETAIL_HORIZON` into one string per second of per-millisecond counts and
+//!   cents (`compact.lua`), which `summary.lua` reads for edge seconds: queries stay exact
+//!   to the millisecond at any age.
+
+use std::time::Duration;
+
+use redis::Script;
+
+use crate::config::{self, ConfigError, Env};
+use crate::payment::Processor;
+use crate::store::{Store, StoreError};
+
+/// The idempotency window: how long a terminal payment's status (and a dead letter) is kept.
+pub const DEFAULT_PAYMENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Age after which the summary's per-payment detail is compacted.
+pub const DEFAULT_DETAIL_HORIZON: Duration = Duration::from_secs(3600);
+/// How often the worker's retention task runs.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Payments moved per `compact.lua` call: bounds the time Redis spends in one script.
+pub const COMPACT_BATCH: usize = 5_000;
+
+pub mod vars {
+    pub const PAYMENT_RETENTION: &str = "PAYMENT_RETENTION";
+    pub const SUMMARY_DETAIL_HORIZON: &str = "SUMMARY_DETAIL_HORIZON";
+    pub const RETENTION_INTERVAL: &str = "RETENTION_INTERVAL";
+}
+
+static COMPACT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("scripts/compact.lua")));
+static TRIM_DEAD: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("scripts/trim_dead.lua")));
+
+/// Retention settings, read once at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Terminal status hashes and dead letters live this long (the idempotency window).
+    pub payment_retention: Duration,
+    /// The summary's per-payment detail older than this is compacted.
+    pub detail_horizon: Duration,
+    /// Period of the worker's retention task.
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            payment_retention: DEFAULT_PAYMENT_RETENTION,
+            detail_horizon: DEFAULT_DETAIL_HORIZON,
+            interval: DEFAULT_INTERVAL,
+        }
+    }
+}
+
+impl RetentionConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let positive = |var: &'static str, default: Duration| {
+            let d = config::duration(env, var, default)?;
+            if d.is_zero() {
+                return Err(ConfigError::new(var, "0", "must be more than zero"));
+            }
+            Ok(d)
+        };
+        Ok(Self {
+            payment_retention: positive(vars::PAYMENT_RETENTION, DEFAULT_PAYMENT_RETENTION)?,
+            detail_horizon: config::duration(
+                env,
+                vars::SUMMARY_DETAIL_HORIZON,
+                DEFAULT_DETAIL_HORIZON,
+            )?,
+            interval: positive(vars::RETENTION_INTERVAL, DEFAULT_INTERVAL)?,
+        })
+    }
+}
+
+/// Compacts the summary detail older than `horizon`, both processors, `batch` payments
+/// per script call until none is left. Returns how many payments were moved.
+pub async fn compact_summary(
+    store: &Store,
+    horizon: Duration,
+    batch: usize,
+) -> Result<u64, StoreError> {
+    let mut conn = store.connection();
+    let mut moved = 0;
+    for processor in Processor::ALL {
+        let [_, _, _, ev] = store.keys().summary(processor);
+        loop {
+            let n: u64 = COMPACT
+                .key(&ev)
+                .key(store.keys().summary_detail(processor))
+                .arg(horizon.as_millis() as u64)
+                .arg(batch.max(1))
+                .invoke_async(&mut conn)
+                .await?;
+            moved += n;
+            if n < batch.max(1) as u64 {
+                break;
+            }
+        }
+    }
+    Ok(moved)
+}
+
+/// Removes dead letters older than `retention`. Returns how many.
+pub async fn trim_dead_letters(store: &Store, retention: Duration) -> Result<u64, StoreError> {
+    let mut conn = store.connection();
+    Ok(TRIM_DEAD
+        .key(store.keys().dead_letters())
+        .arg(retention.as_millis() as u64)
+        .invoke_async(&mut conn)
+        .await?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn settings_parse_with_units_and_name_the_variable() {
+        assert_eq!(
+            RetentionConfig::from_env(&HashMap::<&str, &str>::new()).unwrap(),
+            RetentionConfig::default()
+        );
+        let env = HashMap::from([
+            (vars::PAYMENT_RETENTION, "24h"),
+            (vars::SUMMARY_DETAIL_HORIZON, "0"),
+            (vars::RETENTION_INTERVAL, "500ms"),
+        ]);
+        let cfg = RetentionConfig::from_env(&env).unwrap();
+        assert_eq!(cfg.payment_retention, Duration::from_secs(86_400));
+        assert_eq!(cfg.detail_horizon, Duration::ZERO);
+        assert_eq!(cfg.interval, Duration::from_millis(500));
+        for (var, value) in [
+            (vars::PAYMENT_RETENTION, "0"),
+            (vars::PAYMENT_RETENTION, "7 weeks"),
+            (vars::SUMMARY_DETAIL_HORIZON, "-1h"),
+            (vars::RETENTION_INTERVAL, "0s"),
+        ] {
+            let bad = HashMap::from([(var, value)]);
+            assert_eq!(RetentionConfig::from_env(&bad).unwrap_err().var, var);
+        }
+    }
+}

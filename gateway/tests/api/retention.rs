@@ -1,0 +1,293 @@
+//! Bounded state (`common::retention`): terminal statuses expire after the retention (the
+//! idempotency window), dead letters are trimmed after it, and the summary stays exact to
+//! the millisecond for any window once its per-payment detail is compacted.
+
+use std::time::{Duration, Instant};
+
+use common::payment::{Cents, PaymentId, Processor, MAX_CENTS};
+use common::retention;
+use common::store::{Accepted, FailMode, Store, Window};
+use uuid::Uuid;
+
+use crate::helpers::{payment_body, spawn_app, spawn_app_with};
+use crate::store::Lcg;
+
+fn new_id() -> PaymentId {
+    PaymentId::new(Uuid::new_v4())
+}
+
+async fn pttl(store: &Store, key: &str) -> i64 {
+    let mut conn = store.connection();
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn zcard(store: &Store, key: &str) -> u64 {
+    let mut conn = store.connection();
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Checks `store.summary` against a brute-force count of `recorded` for 300 windows
+/// around `base` (open, closed, single-millisecond).
+async fn assert_summary_exact(
+    store: &Store,
+    recorded: &[(Processor, i64, i64)],
+    base: i64,
+    seed: u64,
+) {
+    let mut rng = Lcg(seed);
+    for case in 0..300 {
+        let pick = |rng: &mut Lcg| base - 500 + rng.next(7_000) as i64;
+        let (a, b) = (pick(&mut rng), pick(&mut rng));
+        let mut window = Window {
+            from: Some(a.min(b)),
+            to: Some(a.max(b)),
+        };
+        match case % 10 {
+            0 => window.from = None,
+            1 => window.to = None,
+            2 => window = Window::default(),
+            3 => window.to = window.from,
+            _ => {}
+        }
+        let inside =
+            |at: i64| window.from.is_none_or(|f| at >= f) && window.to.is_none_or(|t| at <= t);
+        let expected = |p: Processor| {
+            recorded
+                .iter()
+                .filter(|(q, at, _)| *q == p && inside(*at))
+                .fold((0u64, 0i128), |(n, c), (_, _, cents)| {
+                    (n + 1, c + *cents as i128)
+                })
+        };
+        let s = store.summary(window).await.unwrap();
+        assert_eq!(
+            (s.default.requests, s.default.cents),
+            expected(Processor::Default),
+            "{window:?}"
+        );
+        assert_eq!(
+            (s.fallback.requests, s.fallback.cents),
+            expected(Processor::Fallback),
+            "{window:?}"
+        );
+    }
+}
+
+async fn record_random(
+    store: &Store,
+    rng: &mut Lcg,
+    base: i64,
+    n: usize,
+    recorded: &mut Vec<(Processor, i64, i64)>,
+) {
+    for _ in 0..n {
+        let id = new_id();
+        let at = base + rng.next(6_000) as i64;
+        let cents = 1 + rng.next(1_000_000) as i64;
+        let processor = if rng.next(4) == 0 {
+            Processor::Fallback
+        } else {
+            Processor::Default
+        };
+        store.accept(&id, Cents::new(cents), 0).await.unwrap();
+        store
+            .record(&id, Cents::new(cents), processor, at, "")
+            .await
+            .unwrap();
+        recorded.push((processor, at, cents));
+    }
+}
+
+#[tokio::test]
+async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_detail() {
+    let app = spawn_app().await;
+    let store = &app.store;
+    let mut rng = Lcg(0xc0ffee);
+    // Long past: every second of it is older than any horizon.
+    let base: i64 = 1_752_582_896_000;
+    let mut recorded = Vec::new();
+    record_random(store, &mut rng, base, 200, &mut recorded).await;
+    // Twelve of the largest amounts in one millisecond: their sum (1.2e16 cents) is beyond
+    // what a double holds exactly, so compaction must add them as integers.
+    for _ in 0..12 {
+        let id = new_id();
+        let at = base + 2_345;
+        store.accept(&id, Cents::new(MAX_CENTS), 0).await.unwrap();
+        store
+            .record(&id, Cents::new(MAX_CENTS), Processor::Default, at, "")
+            .await
+            .unwrap();
+        recorded.push((Processor::Default, at, MAX_CENTS));
+    }
+    assert_summary_exact(store, &recorded, base, 1).await;
+
+    // Compact in batches of 7 payments: seconds split across calls are merged.
+    let moved = retention::compact_summary(store, Duration::ZERO, 7)
+        .await
+        .unwrap();
+    assert_eq!(moved, recorded.len() as u64);
+    let keys = store.keys();
+    for p in Processor::ALL {
+        assert_eq!(
+            zcard(store, &keys.summary(p)[3]).await,
+            0,
+            "{p}: detail left in ev"
+        );
+    }
+    assert_summary_exact(store, &recorded, base, 2).await;
+
+    // Payments recorded late into seconds already compacted: the query reads both places.
+    record_random(store, &mut rng, base, 200, &mut recorded).await;
+    assert_summary_exact(store, &recorded, base, 3).await;
+    // ... and a second compaction merges them in.
+    let moved = retention::compact_summary(store, Duration::ZERO, 50)
+        .await
+        .unwrap();
+    assert_eq!(moved, 200);
+    assert_summary_exact(store, &recorded, base, 4).await;
+
+    // A horizon keeps recent detail where it is.
+    let id = new_id();
+    let now = common::time::now_ms();
+    store.accept(&id, Cents::new(1990), 0).await.unwrap();
+    store
+        .record(&id, Cents::new(1990), Processor::Default, now, "")
+        .await
+        .unwrap();
+    let moved = retention::compact_summary(store, Duration::from_secs(3600), 50)
+        .await
+        .unwrap();
+    assert_eq!(moved, 0);
+    assert_eq!(zcard(store, &keys.summary(Processor::Default)[3]).await, 1);
+}
+
+#[tokio::test]
+async fn terminal_statuses_expire_after_the_retention_then_the_id_is_new() {
+    let app = spawn_app_with(&[("PAYMENT_RETENTION", "2s")]).await;
+    let store = &app.store;
+    let keys = store.keys().clone();
+    let (processed, failed, queued) = (new_id(), new_id(), new_id());
+    for id in [&processed, &failed, &queued] {
+        assert_eq!(
+            store.accept(id, Cents::new(1990), 0).await.unwrap(),
+            Accepted::Enqueued
+        );
+    }
+    store
+        .record(
+            &processed,
+            Cents::new(1990),
+            Processor::Default,
+            common::time::now_ms(),
+            "",
+        )
+        .await
+        .unwrap();
+    store
+        .dead_letter(&failed, "", "test", "", FailMode::Final)
+        .await
+        .unwrap();
+    for id in [&processed, &failed] {
+        let ttl = pttl(store, &keys.payment(id)).await;
+        assert!(ttl > 0 && ttl <= 2_000, "{id}: PTTL {ttl}");
+    }
+    // A live payment never expires.
+    assert_eq!(pttl(store, &keys.payment(&queued)).await, -1);
+    // Within the window: idempotent (same amount replays, another amount conflicts).
+    let body = payment_body(processed.as_uuid(), "20.00");
+    assert_eq!(app.post_payment(&body).await.status(), 409);
+
+    // A re-drive makes a failed payment live again: no expiry while it is.
+    assert_eq!(store.redrive_dead_letters(10).await.unwrap(), 1);
+    assert_eq!(pttl(store, &keys.payment(&failed)).await, -1);
+
+    let start = Instant::now();
+    while pttl(store, &keys.payment(&processed)).await != -2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "status never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // After the window the correlationId is a new payment.
+    assert_eq!(app.post_payment(&body).await.status(), 202);
+    assert_eq!(pttl(store, &keys.payment(&queued)).await, -1);
+}
+
+#[tokio::test]
+async fn dead_letters_older_than_the_retention_are_trimmed_and_the_stream_is_left_alone() {
+    let app = spawn_app().await;
+    let store = &app.store;
+    let mut conn = store.connection();
+    let dead = store.keys().dead_letters().to_string();
+    // One dead letter two days old, one fresh.
+    let old = common::time::now_ms() - 2 * 86_400_000;
+    let _: String = redis::cmd("XADD")
+        .arg(&dead)
+        .arg(format!("{old}-0"))
+        .arg("id")
+        .arg(new_id().to_string())
+        .arg("reason")
+        .arg("old")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let fresh = new_id();
+    store.accept(&fresh, Cents::new(100), 0).await.unwrap();
+    store
+        .dead_letter(&fresh, "", "fresh", "", FailMode::Final)
+        .await
+        .unwrap();
+    assert_eq!(store.dead_letter_count().await.unwrap(), 2);
+    let trimmed = retention::trim_dead_letters(store, Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(trimmed, 1);
+    assert_eq!(store.dead_letter_count().await.unwrap(), 1);
+
+    // The payment stream is never trimmed by retention: its entries leave only when the
+    // script that records or dead-letters them acknowledges them.
+    store.ensure_group().await.unwrap();
+    let before = app.backlog().await;
+    let live = new_id();
+    store.accept(&live, Cents::new(100), 0).await.unwrap();
+    assert_eq!(app.backlog().await, before + 1);
+    assert_eq!(
+        retention::compact_summary(store, Duration::ZERO, 10)
+            .await
+            .unwrap(),
+        0
+    );
+    retention::trim_dead_letters(store, Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(app.backlog().await, before + 1);
+}
+
+#[tokio::test]
+async fn the_default_retention_is_seven_days() {
+    let app = spawn_app().await;
+    let id = new_id();
+    app.store.accept(&id, Cents::new(100), 0).await.unwrap();
+    app.store
+        .record(
+            &id,
+            Cents::new(100),
+            Processor::Default,
+            common::time::now_ms(),
+            "",
+        )
+        .await
+        .unwrap();
+    let ttl = pttl(&app.store, &app.store.keys().payment(&id)).await;
+    let week = retention::DEFAULT_PAYMENT_RETENTION.as_millis() as i64;
+    assert!(ttl > week - 60_000 && ttl <= week, "PTTL {ttl}");
+}
