@@ -37,8 +37,10 @@ pub struct AppState {
     pub store: Store,
     /// Parsed once at start.
     pub config: GatewayConfig,
-    /// Renders `/metrics` (served by `main` on `GATEWAY_METRICS_ADDR`, not by [`run`]).
-    pub metrics: PrometheusHandle,
+    /// Renders `/metrics` (served by `main` on `GATEWAY_METRICS_ADDR`, not by [`run`]);
+    /// `None` with `GATEWAY_METRICS_ADDR=off`, which also turns recording off (no recorder:
+    /// every metric call is a no-op).
+    pub metrics: Option<PrometheusHandle>,
     /// `POST /payments` rate limiters; `None` (the default) when every limit is off, so
     /// the hot path pays one branch.
     pub limits: Option<Arc<RateLimits>>,
@@ -51,7 +53,9 @@ impl AppState {
         let store = Store::connect_lazy(&config.redis.options, config.redis.keys.clone())?;
         Ok(Arc::new(Self {
             store,
-            metrics: common::telemetry::install_metrics(),
+            metrics: config
+                .metrics_addr
+                .map(|_| common::telemetry::install_metrics()),
             limits: RateLimits::from_config(&config.rate_limit).map(Arc::new),
             config,
         }))

@@ -23,16 +23,12 @@ async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
     let state = AppState::new(config)?;
     let shutdown = Shutdown::on_signals();
     // Operators' listener first: a port clash fails the start before we take traffic.
-    if let Some(addr) = metrics_addr {
+    if let (Some(addr), Some(handle)) = (metrics_addr, state.metrics.clone()) {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (GATEWAY_METRICS_ADDR): {e}"))?;
         tracing::info!(addr = %l.local_addr()?, "gateway metrics listening");
-        tokio::spawn(common::admin::serve(
-            l,
-            state.metrics.clone(),
-            shutdown.clone(),
-        ));
+        tokio::spawn(common::admin::serve(l, handle, shutdown.clone()));
     }
     let listener: Listener = match &listen {
         ListenAddr::Tcp(addr) => {

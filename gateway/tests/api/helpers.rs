@@ -46,7 +46,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let metrics_addr = metrics_listener.local_addr().unwrap();
     tokio::spawn(common::admin::serve(
         metrics_listener,
-        state.metrics.clone(),
+        state.metrics.clone().expect("tests keep metrics on"),
         shutdown.clone(),
     ));
     tokio::spawn(run(listener, state.clone(), shutdown));
