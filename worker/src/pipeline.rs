@@ -304,7 +304,8 @@ impl<'a> Payment<'a> {
                             );
                             return self.dead_letter(&reason, FailMode::KeepPin).await;
                         }
-                        self.unanswered(processor, attempt, true).await?;
+                        self.unanswered(processor, attempt, true, Duration::ZERO)
+                            .await?;
                         self.backoff.wait().await;
                         Ok(None)
                     }
@@ -350,7 +351,10 @@ impl<'a> Payment<'a> {
                 // It may be stored later (queue wait and delay run before the store, and a
                 // client timeout does not cancel them): learn the outcome first.
                 tracing::debug!(%processor, "no answer in time; the payment stays pinned there");
-                self.unanswered(processor, attempt, false).await?;
+                // What is left of the client timeout: the request may still arrive.
+                let in_flight_for = timeout.saturating_sub(started.elapsed());
+                self.unanswered(processor, attempt, false, in_flight_for)
+                    .await?;
                 Ok(None)
             }
         }
@@ -375,15 +379,18 @@ impl<'a> Payment<'a> {
         Ok(settled)
     }
 
-    /// The call of `attempt` ended without a usable answer: from Redis, the moment after
-    /// which a 404 proves it absent; then resolve it.
+    /// The call of `attempt`, started at `started` with client timeout `timeout`, ended
+    /// without a usable answer: from Redis, the moment after which a 404 proves it absent;
+    /// then resolve it. A call cut short (a reset, a proxy's 502/504) may still reach the
+    /// processor until its timeout would have ended it, so the grace runs from then.
     async fn unanswered(
         &mut self,
         processor: Processor,
         attempt: u32,
         held: bool,
+        in_flight_for: Duration,
     ) -> Result<(), StoreError> {
-        let grace = self.ctx.router.grace(processor);
+        let grace = self.ctx.router.grace(processor) + in_flight_for;
         let safe = self
             .ctx
             .store
@@ -397,7 +404,7 @@ impl<'a> Payment<'a> {
 
     /// The payment is pinned to `u.processor` with an attempt of unknown outcome (ours, or
     /// one a stopped consumer left). Ask that processor: found → record at once; 404 asked
-    /// at or after the safe time → clear the pin, the payment may go anywhere.
+    /// after the safe time → clear the pin, the payment may go anywhere.
     async fn resolve(&mut self, mut u: Unresolved) -> Result<Option<Finish>, StoreError> {
         let ctx = self.ctx;
         let mut shutdown = ctx.shutdown.clone();
@@ -410,7 +417,7 @@ impl<'a> Payment<'a> {
                 Lookup::Found { requested_at } => {
                     return self.record(u.processor, requested_at).await.map(Some);
                 }
-                Lookup::Absent if asked >= u.safe_at => {
+                Lookup::Absent if asked > u.safe_at => {
                     let how = Settle::Absent {
                         asked_at: u.redis_time_at(asked),
                     };

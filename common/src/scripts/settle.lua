@@ -3,7 +3,8 @@
 --  'failed': this attempt got a definite failure (5xx of its failure mode, 429, connection
 --            refused) and no earlier attempt is unresolved (safe0 = 0). If one is, only this
 --            attempt's bound is dropped ('safe' falls back to 'safe0') and the mark stays.
---  'absent': a lookup answered 404 and was asked (Redis time, ARGV[4]) at or after 'safe':
+--  'absent': a lookup answered 404 and was asked (Redis time, ARGV[4]) after 'safe' (a store
+--            may still happen at 'safe' itself):
 --            no attempt so far can still be stored.
 -- Only the latest attempt may do this (a later attempt's outcome is still unknown), and never
 -- for a payment the processor said it holds (422: 'held').
@@ -25,7 +26,7 @@ if ARGV[3] == 'failed' then
     redis.call('HSET', KEYS[1], 'safe', prior, 'upd', now)
     return {'early', tostring(prior), now}
   end
-elseif tonumber(ARGV[4]) < tonumber(h[4] or '0') then
+elseif tonumber(ARGV[4]) <= tonumber(h[4] or '0') then
   return {'early', h[4], now}
 end
 redis.call('HSET', KEYS[1], 'amb', '0', 'safe', '0', 'safe0', '0', 'upd', now)
