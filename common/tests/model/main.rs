@@ -15,7 +15,7 @@ mod liveness;
 mod protocol;
 mod scripts;
 
-use protocol::{Config, Protocol};
+use protocol::{Config, Durability, Protocol};
 
 /// The CI model: 2 workers, 1 payment (see the module `protocol` for why one payment
 /// covers any number), 2 processors, one crash, one freeze, one lost message, one redrive;
@@ -119,6 +119,93 @@ fn promises_hold_two_payments_one_crash() {
     cfg.budget.messages = 0;
     cfg.budget.redrives = 0;
     assert_promises("2 payments, 1 crash", cfg, 2);
+}
+
+/// settle.lua as it is: a 404 asked AT `safe` clears the pin, but the processor may store at
+/// `safe` (its bound is "at most G after receipt"; Redis TIME is floored to the ms).
+#[test]
+fn inclusive_safe_bound_stores_twice() {
+    let mut cfg = fixed();
+    cfg.strict_safe = false;
+    let (property, trace) = check::expect_violation("settle.lua as written", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+    assert!(trace.contains("absent"), "{trace}");
+}
+
+#[test]
+fn fault_a_no_fence_frozen_worker_stores_twice() {
+    let mut cfg = fixed();
+    cfg.faults.no_fence = true;
+    // Without lost messages the schedule is the plain one: a timeout, not a reset.
+    cfg.budget.messages = 0;
+    let (property, trace) = check::expect_violation("(a) no fence", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+    assert!(trace.contains("frozen"), "{trace}");
+}
+
+#[test]
+fn fault_a_send_deadline_alone_is_the_fence_after_go() {
+    // begin.lua keeps its ownership check: a worker frozen between `go` and the POST has
+    // passed it already, so only the local deadline stops its late POST.
+    let mut cfg = fixed();
+    cfg.faults.no_send_deadline = true;
+    let (property, _) = check::expect_violation("(a') no send deadline", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+}
+
+#[test]
+fn fault_b_absence_judged_at_answer_time() {
+    let mut cfg = fixed();
+    cfg.faults.absence_at_answer = true;
+    // The old worker polled before `safe` (a found payment is recorded sooner).
+    cfg.early_lookups = true;
+    let (property, _) = check::expect_violation("(b) absence at answer", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+}
+
+#[test]
+fn fault_c_grace_without_queue_wait() {
+    let mut cfg = fixed();
+    cfg.faults.grace_without_queue_wait = true;
+    let (property, _) = check::expect_violation("(c) grace too small", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+}
+
+#[test]
+fn fault_d_everysec_loses_an_accepted_payment() {
+    let mut cfg = fixed();
+    cfg.durability = Durability::EverySec;
+    cfg.budget.redis_losses = 1;
+    cfg.accept_steps = true;
+    let (property, _) = check::expect_violation("(d) everysec, accept", &Protocol::new(cfg));
+    assert_eq!(property, protocol::ACCEPTED_KEPT);
+}
+
+#[test]
+fn fault_d_everysec_forgets_a_pin() {
+    let mut cfg = fixed();
+    cfg.durability = Durability::EverySec;
+    cfg.budget.redis_losses = 1;
+    let (property, _) = check::expect_violation("(d) everysec, pin", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+}
+
+#[test]
+fn fault_e_old_redrive() {
+    let mut cfg = fixed();
+    cfg.faults.old_redrive = true;
+    let (property, _) = check::expect_violation("(e) old redrive", &Protocol::new(cfg));
+    assert!(protocol::SAFETY.contains(&property));
+}
+
+#[test]
+fn reset_that_still_reaches_the_processor() {
+    // unanswered.lua assumes that after a reset / 502 / 504 nothing of the call reaches the
+    // processor any more. If it can (received up to send start + T), grace from now is short.
+    let mut cfg = fixed();
+    cfg.reset_reaches_later = true;
+    let (property, _) = check::expect_violation("reset reaches later", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
 }
 
 /// `MODEL_PAYMENTS=1 cargo test --test model explore -- --ignored --nocapture`: progress
