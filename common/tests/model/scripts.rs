@@ -1,0 +1,564 @@
+//! The Redis side of the model: the data the scripts keep (status hash, payment stream with
+//! its pending entries list, dead-letter stream, summary) and one function per script of
+//! `common/src/scripts/`, named after it, doing what the Lua does in the same order.
+//!
+//! [`CONTRACTS`] copies each script's header (its `KEYS`, `ARGV` and `Returns` lines);
+//! `contract::script_headers_match_the_model` fails when a script's contract changes and this
+//! file was not updated with it.
+//!
+//! `accept.lua`, `begin.lua` and `record.lua` take a batch of payments per call and run the
+//! one-payment step for each, in order, atomically: a batch is one of the interleavings the
+//! model already explores (its payments' steps back to back), so the functions here model
+//! one payment each. Not modelled: the status hash's expiry after `PAYMENT_RETENTION` (the
+//! idempotency window, beyond any run here), `fail.lua`'s `entry` mode (undecodable stream
+//! entries) and begin's longest bound for pins written by older versions.
+
+use crate::protocol::{Att, Gen, Proc, Time};
+
+/// Most payments and workers a model can have (arrays keep states small and hashable).
+pub const NP: usize = 2;
+
+/// `st` of the status hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum St {
+    Queued,
+    Processing,
+    Processed,
+    Failed,
+}
+
+impl St {
+    pub fn name(self) -> &'static str {
+        match self {
+            St::Queued => "queued",
+            St::Processing => "processing",
+            St::Processed => "processed",
+            St::Failed => "failed",
+        }
+    }
+}
+
+/// The status hash of one payment (`{p}:pay:<id>`), the fields the protocol reads. Times are
+/// Redis-clock ms; `None` stands for a missing field or `'0'`, which the scripts read as 0,
+/// earlier than any real time (so `Option`'s order, `None` first, is the scripts' order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Status {
+    pub st: St,
+    /// `proc`: the pinned (or recording) processor.
+    pub proc: Option<Proc>,
+    /// `amb = '1'`: an attempt's outcome is unknown.
+    pub amb: bool,
+    /// `safe`: from this time a 404 proves no attempt so far can still be stored.
+    pub safe: Option<Time>,
+    /// `safe0`: the same bound for the attempts before the current one.
+    pub safe0: Option<Time>,
+    /// `held`: the processor that answered 422.
+    pub held: Option<Proc>,
+    /// `att`: the attempt counter.
+    pub att: Att,
+    /// `sid`: the payment's current stream entry.
+    pub sid: Gen,
+}
+
+/// One entry of the payment stream, with its place in the consumer group's pending list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Entry {
+    pub payment: u8,
+    pub id: Gen,
+    /// `None`: not delivered yet (XREADGROUP `>` hands it out). `Some`: pending on that
+    /// consumer since that time (what XPENDING's idle is measured from).
+    pub pending: Option<(u8, Time)>,
+}
+
+/// Everything Redis holds for the model, as one value so that a crash under `everysec` can
+/// roll it back to the last synced copy.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct Redis {
+    pub status: [Option<Status>; NP],
+    /// The payment stream, sorted.
+    pub stream: Vec<Entry>,
+    /// Entries of the dead-letter stream, per payment.
+    pub dead: [u8; NP],
+    /// What `record` added to the summary: (payment, processor, requestedAt), sorted.
+    pub summary: Vec<(u8, Proc, Time)>,
+}
+
+impl Redis {
+    fn entry_at(&self, payment: usize, id: Gen) -> Option<usize> {
+        self.stream
+            .iter()
+            .position(|e| e.payment as usize == payment && e.id == id)
+    }
+
+    /// XACK + XDEL of one entry (the `ack()` of record.lua and fail.lua, and `Store::ack`).
+    pub fn ack(&mut self, payment: usize, id: Gen) {
+        if let Some(i) = self.entry_at(payment, id) {
+            self.stream.remove(i);
+        }
+    }
+
+    /// XADD to the payment stream.
+    fn xadd(&mut self, payment: usize, id: Gen) {
+        self.stream.push(Entry {
+            payment: payment as u8,
+            id,
+            pending: None,
+        });
+        self.stream.sort();
+    }
+
+    /// XPENDING of one entry: its consumer, if it is pending.
+    fn owner(&self, payment: usize, id: Gen) -> Option<u8> {
+        self.entry_at(payment, id)
+            .and_then(|i| self.stream[i].pending)
+            .map(|(c, _)| c)
+    }
+
+    /// XCLAIM <consumer> 0 <id> JUSTID: pending entries only; resets the idle time.
+    pub fn xclaim(&mut self, payment: usize, id: Gen, consumer: u8, now: Time) {
+        if let Some(i) = self.entry_at(payment, id) {
+            if self.stream[i].pending.is_some() {
+                self.stream[i].pending = Some((consumer, now));
+            }
+        }
+    }
+}
+
+/// Reply of accept.lua.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptReply {
+    Ok(Gen),
+    Dup(St),
+}
+
+/// scripts/accept.lua — `common/src/scripts/accept.lua`: status hash + XADD, together.
+pub fn accept(r: &mut Redis, payment: usize, sid: Gen) -> AcceptReply {
+    if let Some(h) = r.status[payment] {
+        // One amount per payment in the model: never 'conflict'; no backlog limit: never 'busy'.
+        return AcceptReply::Dup(h.st);
+    }
+    r.xadd(payment, sid);
+    r.status[payment] = Some(Status {
+        st: St::Queued,
+        proc: None,
+        amb: false,
+        safe: None,
+        safe0: None,
+        held: None,
+        att: 0,
+        sid,
+    });
+    AcceptReply::Ok(sid)
+}
+
+/// Reply of begin.lua.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BeginReply {
+    Go {
+        proc: Proc,
+        att: Att,
+        earlier_unresolved: bool,
+    },
+    Pinned {
+        proc: Proc,
+        safe: Option<Time>,
+        att: Att,
+    },
+    Done(St),
+    Missing,
+    Lost,
+}
+
+/// scripts/begin.lua — `common/src/scripts/begin.lua`: the ownership fence, then the pin.
+/// `fence = false` is seeded fault (a): the XPENDING check is gone (XCLAIM still runs).
+#[allow(clippy::too_many_arguments)]
+pub fn begin(
+    r: &mut Redis,
+    payment: usize,
+    wanted: Proc,
+    consumer: u8,
+    entry: Gen,
+    bound: Time,
+    now: Time,
+    fence: bool,
+) -> BeginReply {
+    let Some(mut h) = r.status[payment] else {
+        return BeginReply::Missing;
+    };
+    if matches!(h.st, St::Processed | St::Failed) {
+        return BeginReply::Done(h.st);
+    }
+    if fence && r.owner(payment, entry) != Some(consumer) {
+        return BeginReply::Lost;
+    }
+    r.xclaim(payment, entry, consumer, now);
+    let mut prior = None;
+    let mut prev_amb = false;
+    if let (Some(pinned), true) = (h.proc, h.amb) {
+        if pinned != wanted {
+            return BeginReply::Pinned {
+                proc: pinned,
+                safe: h.safe,
+                att: h.att,
+            };
+        }
+        prior = h.safe;
+        prev_amb = true;
+    }
+    let att = h.att + 1;
+    let safe = prior.max(Some(now + bound));
+    h.st = St::Processing;
+    h.proc = Some(wanted);
+    h.amb = true;
+    h.safe = safe;
+    h.safe0 = prior;
+    h.att = att;
+    r.status[payment] = Some(h);
+    BeginReply::Go {
+        proc: wanted,
+        att,
+        earlier_unresolved: prev_amb,
+    }
+}
+
+/// Reply of unanswered.lua: (`ok` or `stale`, safe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnansweredReply {
+    pub ok: bool,
+    pub safe: Option<Time>,
+}
+
+/// scripts/unanswered.lua — `common/src/scripts/unanswered.lua`: an attempt ended without a
+/// usable answer; `safe` shrinks to now + grace (never below `safe0`, never above itself).
+pub fn unanswered(
+    r: &mut Redis,
+    payment: usize,
+    proc: Proc,
+    att: Att,
+    grace: Time,
+    held: bool,
+    now: Time,
+) -> UnansweredReply {
+    let Some(mut h) = r.status[payment] else {
+        return UnansweredReply {
+            ok: false,
+            safe: None,
+        };
+    };
+    if h.proc != Some(proc) || h.att != att || !h.amb {
+        return UnansweredReply {
+            ok: false,
+            safe: h.safe,
+        };
+    }
+    let safe = h.safe0.max(h.safe.min(Some(now + grace)));
+    h.safe = safe;
+    if held {
+        h.held = Some(proc);
+    }
+    r.status[payment] = Some(h);
+    UnansweredReply { ok: true, safe }
+}
+
+/// ARGV[3] of settle.lua.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    Failed,
+    Absent { asked: Time },
+}
+
+/// Reply of settle.lua.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettleReply {
+    Cleared,
+    Stale,
+    Held,
+    Early(Option<Time>),
+}
+
+/// scripts/settle.lua — `common/src/scripts/settle.lua`: the processor does not hold it.
+/// `strict` is the proposed fix: a 404 must be asked strictly after `safe` (a store may
+/// still happen AT `safe`: the bound is "at most G after", and Redis TIME is floored to ms).
+pub fn settle(
+    r: &mut Redis,
+    payment: usize,
+    proc: Proc,
+    att: Att,
+    how: Settle,
+    strict: bool,
+) -> SettleReply {
+    let Some(mut h) = r.status[payment] else {
+        return SettleReply::Stale;
+    };
+    if h.proc != Some(proc) || h.att != att || !h.amb {
+        return SettleReply::Stale;
+    }
+    if h.held == Some(proc) {
+        return SettleReply::Held;
+    }
+    match how {
+        Settle::Failed => {
+            if h.safe0.is_some() {
+                h.safe = h.safe0;
+                r.status[payment] = Some(h);
+                return SettleReply::Early(h.safe0);
+            }
+        }
+        Settle::Absent { asked } => {
+            let early = if strict {
+                Some(asked) <= h.safe
+            } else {
+                Some(asked) < h.safe
+            };
+            if early {
+                return SettleReply::Early(h.safe);
+            }
+        }
+    }
+    h.amb = false;
+    h.safe = None;
+    h.safe0 = None;
+    r.status[payment] = Some(h);
+    SettleReply::Cleared
+}
+
+/// Reply of record.lua.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordReply {
+    Ok,
+    Dup,
+    Missing,
+}
+
+/// scripts/record.lua — `common/src/scripts/record.lua`: status, summary and ack together.
+pub fn record(
+    r: &mut Redis,
+    payment: usize,
+    proc: Proc,
+    requested_at: Time,
+    entry: Option<Gen>,
+) -> RecordReply {
+    let ack = |r: &mut Redis| {
+        if let Some(id) = entry {
+            r.ack(payment, id);
+        }
+    };
+    let Some(mut h) = r.status[payment] else {
+        ack(r);
+        return RecordReply::Missing;
+    };
+    if h.st == St::Processed {
+        ack(r);
+        return RecordReply::Dup;
+    }
+    r.summary.push((payment as u8, proc, requested_at));
+    r.summary.sort();
+    h.st = St::Processed;
+    h.proc = Some(proc);
+    h.amb = false;
+    h.safe = None;
+    h.safe0 = None;
+    h.held = None;
+    r.status[payment] = Some(h);
+    ack(r);
+    RecordReply::Ok
+}
+
+/// Reply of fail.lua.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReply {
+    Ok,
+    Processed,
+    Unresolved,
+    Missing,
+}
+
+/// scripts/fail.lua — `common/src/scripts/fail.lua`: dead letter + ack, together.
+pub fn fail(r: &mut Redis, payment: usize, entry: Option<Gen>, keep: bool) -> FailReply {
+    let ack = |r: &mut Redis| {
+        if let Some(id) = entry {
+            r.ack(payment, id);
+        }
+    };
+    let Some(mut h) = r.status[payment] else {
+        ack(r);
+        return FailReply::Missing;
+    };
+    if h.st == St::Processed {
+        ack(r);
+        return FailReply::Processed;
+    }
+    if h.amb && !keep {
+        return FailReply::Unresolved;
+    }
+    h.st = St::Failed;
+    r.status[payment] = Some(h);
+    r.dead[payment] = r.dead[payment].saturating_add(1);
+    ack(r);
+    FailReply::Ok
+}
+
+/// scripts/redrive.lua — `common/src/scripts/redrive.lua`: every dead letter back to the
+/// stream. `fresh(payment)` gives the new entry's id. `old = true` is seeded fault (e): the
+/// previous version, which reset `att` and forgot the pin.
+pub fn redrive(r: &mut Redis, now: Time, old: bool, mut fresh: impl FnMut(usize) -> Gen) -> u8 {
+    let mut moved = 0;
+    for payment in 0..NP {
+        while r.dead[payment] > 0 {
+            r.dead[payment] -= 1;
+            let Some(mut h) = r.status[payment] else {
+                continue;
+            };
+            if h.st != St::Failed {
+                continue;
+            }
+            let sid = fresh(payment);
+            r.xadd(payment, sid);
+            h.st = St::Queued;
+            h.sid = sid;
+            if old {
+                h.att = 0;
+                h.amb = false;
+                h.proc = None;
+            } else if h.proc.is_some() {
+                h.amb = true;
+                h.safe = Some(now);
+                h.safe0 = Some(now);
+            }
+            r.status[payment] = Some(h);
+            moved += 1;
+        }
+    }
+    moved
+}
+
+/// scripts/touch.lua — `common/src/scripts/touch.lua`: the heartbeat. Returns the entries
+/// (payment, id) no longer pending on this consumer.
+pub fn touch(r: &mut Redis, consumer: u8, entries: &[(usize, Gen)], now: Time) -> Vec<usize> {
+    let mut lost = Vec::new();
+    for &(payment, id) in entries {
+        if r.owner(payment, id) == Some(consumer) {
+            r.xclaim(payment, id, consumer, now);
+        } else {
+            lost.push(payment);
+        }
+    }
+    lost
+}
+
+/// XREADGROUP `>` (not a script): hands an undelivered entry to a consumer.
+pub fn read(r: &mut Redis, index: usize, consumer: u8, now: Time) {
+    r.stream[index].pending = Some((consumer, now));
+}
+
+/// XAUTOCLAIM min-idle (not a script): takes an entry pending at least `claim_idle`.
+pub fn autoclaim(r: &mut Redis, index: usize, consumer: u8, now: Time) {
+    r.stream[index].pending = Some((consumer, now));
+}
+
+/// One script's contract as its header states it.
+pub struct Contract {
+    pub script: &'static str,
+    /// Whether the model has a step for it (purge, summary, health_slot, compact and
+    /// trim_dead change no payment's state machine: they are listed so that every script is
+    /// accounted for).
+    pub modelled: bool,
+    pub keys: &'static str,
+    pub argv: &'static str,
+    pub returns: &'static str,
+}
+
+/// The header lines of every script (whitespace collapsed), as this model implements them.
+pub const CONTRACTS: &[Contract] = &[
+    Contract {
+        script: "accept",
+        modelled: true,
+        keys: "KEYS[1] payment stream KEYS[1+i] status hash of payment i",
+        argv: "ARGV[1] backlog limit (0 = none) ARGV[2i] correlation id of payment i ARGV[2i+1] its amount in cents",
+        returns: "Returns one reply per payment, in order: {'ok', entry id} | {'dup', status} | {'conflict', stored cents} | {'busy', backlog}",
+    },
+    Contract {
+        script: "begin",
+        modelled: true,
+        keys: "KEYS[1] stream KEYS[1+i] status hash of payment i",
+        argv: "ARGV[1] group ARGV[2] this consumer ARGV[3i] wanted processor of payment i ARGV[3i+1] its stream entry id ARGV[3i+2] its bound (ms)",
+        returns: "Returns one reply per payment, in order: {'go', processor, attempt, earlier attempt unresolved '0'|'1'} | {'pinned', processor, safe (ms), attempt, now (ms)} (use that processor or confirm absence) | {'done', status, processor} (already processed / dead-lettered) | {'missing'} (purged) | {'lost'} (not pending on this consumer: stop)",
+    },
+    Contract {
+        script: "compact",
+        modelled: false,
+        keys: "KEYS[1] events by requestedAt (ev) KEYS[2] compacted detail (second -> 'off:count:cents ...')",
+        argv: "ARGV[1] horizon in ms ARGV[2] most payments moved by this call",
+        returns: "Returns the number of payments moved (below ARGV[2] once nothing older is left).",
+    },
+    Contract {
+        script: "fail",
+        modelled: true,
+        keys: "KEYS[1] status hash KEYS[2] stream KEYS[3] dead-letter stream",
+        argv: "ARGV[1] correlation id ARGV[2] cents ('' = the status hash's) ARGV[3] reason ARGV[4] stream entry id ('' = none) ARGV[5] group ARGV[6] 'keep' | 'entry' | '' ARGV[7] retention ms ('' = keep) 'entry': the stream entry could not be decoded. It may not be the payment's own (a stray or corrupt copy): unless it is the entry the status hash names, the payment is left alone and only the entry goes to the dead letters; the same when no such payment exists.",
+        returns: "Returns 'ok' | 'processed' | 'unresolved' | 'missing' | 'foreign'",
+    },
+    Contract {
+        script: "health_slot",
+        modelled: false,
+        keys: "KEYS[1] lease KEYS[2] health report hash Poll times come from Redis' clock, so workers with different clocks never share a window.",
+        argv: "ARGV[1] this process ARGV[2] poll interval (ms) ARGV[3] lease ttl (ms)",
+        returns: "Returns 1 = poll now (the poll time is taken), 0 = leader, not yet, -1 = not the leader.",
+    },
+    Contract {
+        script: "purge",
+        modelled: false,
+        keys: "KEYS[1] stream KEYS[2..] status hashes",
+        argv: "ARGV[1] group ARGV[2] last stream entry id when the purge started ('0-0' = empty)",
+        returns: "Returns the number of payments deleted.",
+    },
+    Contract {
+        script: "record",
+        modelled: true,
+        keys: "KEYS[1] stream KEYS[2..5] default: counts by second, cents by second, seconds index, events by requestedAt KEYS[6..9] the same for fallback KEYS[9+i] status hash of payment i",
+        argv: "ARGV[1] group ARGV[2] retention ms ('' = keep) ARGV[6i-3] correlation id of payment i ARGV[6i-2] its processor ARGV[6i-1] requestedAt (ms) ARGV[6i] requestedAt second ARGV[6i+1] cents ARGV[6i+2] stream entry id ('' = none)",
+        returns: "Returns one reply per payment, in order: 'ok' | 'dup' | 'missing'",
+    },
+    Contract {
+        script: "redrive",
+        modelled: true,
+        keys: "KEYS[1] dead-letter stream KEYS[2] payment stream",
+        argv: "ARGV[1] status key prefix ('{p}:pay:') ARGV[2] most letters to read ARGV[3] read after this letter id ('0-0' = from the start)",
+        returns: "Returns {payments re-queued, id of the last letter read ('' = none left)}",
+    },
+    Contract {
+        script: "settle",
+        modelled: true,
+        keys: "KEYS[1] status hash",
+        argv: "ARGV[1] processor ARGV[2] attempt ARGV[3] 'failed'|'absent' ARGV[4] lookup asked at (ms)",
+        returns: "Returns {'cleared'} | {'stale'} | {'held'} | {'early', safe (ms), now (ms)}",
+    },
+    Contract {
+        script: "summary",
+        modelled: false,
+        keys: "KEYS[1..4] default: counts, cents, seconds index, events; KEYS[5..8] the same for fallback KEYS[9], KEYS[10] compacted detail of default, fallback (compact.lua: second -> 'off:count:cents ...')",
+        argv: "ARGV[1], ARGV[2] lower edge events range in ms ('' = no lower edge) ARGV[3], ARGV[4] upper edge events range in ms ('' = no upper edge) ARGV[5], ARGV[6] whole seconds range (scores, may be -inf/+inf; '' = none)",
+        returns: "Returns per processor {count of whole seconds, {cents of whole seconds}, {edge members}} An edge range (within one second) read from the compacted detail: adds to count and cents.",
+    },
+    Contract {
+        script: "touch",
+        modelled: true,
+        keys: "KEYS[1] stream",
+        argv: "ARGV[1] group ARGV[2] this consumer ARGV[3..] entry ids",
+        returns: "Returns the entry ids no longer owned by this consumer.",
+    },
+    Contract {
+        script: "trim_dead",
+        modelled: false,
+        keys: "KEYS[1] dead-letter stream",
+        argv: "ARGV[1] retention in ms",
+        returns: "Returns the number of dead letters removed.",
+    },
+    Contract {
+        script: "unanswered",
+        modelled: true,
+        keys: "KEYS[1] status hash",
+        argv: "ARGV[1] processor ARGV[2] attempt ARGV[3] grace (ms) ARGV[4] held '0'|'1'",
+        returns: "Returns {'ok'|'stale', safe (ms), now (ms)}; 'stale' when the attempt is not the latest unresolved one any more (recorded, settled, or a later attempt began).",
+    },
+];
