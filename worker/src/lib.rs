@@ -96,7 +96,11 @@ async fn start_inner(
         tracing::warn!(error = %e, "waiting for redis");
         backoff.wait().await;
     }
-    let client = ProcessorClient::new(config.processor_urls.clone(), config.processor_timeout)?;
+    let client = ProcessorClient::new(
+        config.processor_urls.clone(),
+        config.processor_timeout,
+        config.transport,
+    )?;
     let (stop, shutdown) = Shutdown::new();
     let stop = Arc::new(stop);
     let link = {

@@ -34,10 +34,48 @@ impl SendDeadline {
     }
 }
 
+/// Which HTTP client carries the calls (`PROCESSOR_CLIENT`): both are kept so that the
+/// benchmark can compare them in one run (README, "Processor client").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Our keep-alive pools on hyper's connection API ([`super::http1`]).
+    Hyper,
+    /// `reqwest::Client`.
+    Reqwest,
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hyper" => Ok(Transport::Hyper),
+            "reqwest" => Ok(Transport::Reqwest),
+            other => Err(format!("{other:?}: expected hyper or reqwest")),
+        }
+    }
+}
+
+/// How one HTTP exchange with a processor ended.
+enum Exchange {
+    /// An answer: status and body.
+    Answer(u16, bytes::Bytes),
+    /// Nothing was sent (no connection could be made).
+    NotSent,
+    /// The request may have been sent; no answer (timeout, reset).
+    NoAnswer,
+}
+
+#[derive(Clone)]
+enum Http {
+    Hyper(std::sync::Arc<[super::http1::Pool; 2]>),
+    Reqwest(reqwest::Client),
+}
+
 /// One client for both processors; cheap to clone.
 #[derive(Clone)]
 pub struct ProcessorClient {
-    http: reqwest::Client,
+    http: Http,
     /// Base URLs, indexed by `Processor::index()`.
     urls: [String; 2],
     timeout: Duration,
@@ -69,14 +107,26 @@ pub enum HealthAnswer {
 }
 
 impl ProcessorClient {
-    pub fn new(urls: [String; 2], timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(1024)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(2))
-            .http1_only()
-            .build()?;
+    pub fn new(urls: [String; 2], timeout: Duration, transport: Transport) -> anyhow::Result<Self> {
+        let connect_timeout = Duration::from_secs(2);
+        let http = match transport {
+            Transport::Hyper => {
+                let pool = |url: &str| {
+                    super::http1::Pool::new(url, 1024, connect_timeout)
+                        .map_err(|e| anyhow::anyhow!(e))
+                };
+                Http::Hyper(std::sync::Arc::new([pool(&urls[0])?, pool(&urls[1])?]))
+            }
+            Transport::Reqwest => Http::Reqwest(
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(1024)
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .tcp_nodelay(true)
+                    .connect_timeout(connect_timeout)
+                    .http1_only()
+                    .build()?,
+            ),
+        };
         Ok(Self {
             http,
             urls,
@@ -86,6 +136,52 @@ impl ProcessorClient {
 
     pub fn url(&self, processor: Processor) -> &str {
         &self.urls[processor.index()]
+    }
+
+    /// One request to `processor`, its whole answer within `timeout`.
+    async fn exchange(
+        &self,
+        processor: Processor,
+        method: hyper::Method,
+        path: &str,
+        body: Option<bytes::Bytes>,
+        timeout: Duration,
+    ) -> Exchange {
+        match &self.http {
+            Http::Hyper(pools) => {
+                match pools[processor.index()]
+                    .call(method, path, body, timeout)
+                    .await
+                {
+                    Ok((status, body)) => Exchange::Answer(status.as_u16(), body),
+                    Err(
+                        super::http1::CallError::Connect(_) | super::http1::CallError::NotSent(_),
+                    ) => Exchange::NotSent,
+                    Err(_) => Exchange::NoAnswer,
+                }
+            }
+            Http::Reqwest(client) => {
+                let url = format!("{}{path}", self.url(processor));
+                let mut request = client.request(method, url).timeout(timeout);
+                if let Some(body) = body {
+                    request = request
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body);
+                }
+                match request.send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        match response.bytes().await {
+                            Ok(body) => Exchange::Answer(status, body),
+                            Err(_) => Exchange::NoAnswer,
+                        }
+                    }
+                    // Refused before anything was sent: the processor cannot have it.
+                    Err(e) if e.is_connect() => Exchange::NotSent,
+                    Err(_) => Exchange::NoAnswer,
+                }
+            }
+        }
     }
 
     /// `POST /payments` with `requested_at` exactly as it will be recorded, started before
@@ -109,13 +205,13 @@ impl ProcessorClient {
             format_ms(requested_at)
         );
         let started = Instant::now();
-        let mut call = std::pin::pin!(self
-            .http
-            .post(format!("{}/payments", self.url(processor)))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .timeout(timeout.min(self.timeout))
-            .send());
+        let mut call = std::pin::pin!(self.exchange(
+            processor,
+            hyper::Method::POST,
+            "/payments",
+            Some(body.into()),
+            timeout.min(self.timeout),
+        ));
         let mut first_poll = true;
         let result = std::future::poll_fn(|cx| {
             if std::mem::take(&mut first_poll) && start_by.passed() {
@@ -125,10 +221,9 @@ impl ProcessorClient {
         })
         .await?;
         let outcome = match result {
-            Ok(response) => SendOutcome::from_status(response.status().as_u16()),
-            // Refused before anything was sent: the processor cannot have it.
-            Err(e) if e.is_connect() => SendOutcome::Failed { status: None },
-            Err(_) => SendOutcome::Ambiguous,
+            Exchange::Answer(status, _) => SendOutcome::from_status(status),
+            Exchange::NotSent => SendOutcome::Failed { status: None },
+            Exchange::NoAnswer => SendOutcome::Ambiguous,
         };
         metrics::histogram!(
             names::PROCESSOR_CALL_DURATION_SECONDS,
@@ -147,19 +242,13 @@ impl ProcessorClient {
 
     /// `GET /payments/{id}`: whether, and with which requestedAt, the processor holds it.
     pub async fn lookup(&self, processor: Processor, id: &PaymentId) -> Lookup {
-        let result = self
-            .http
-            .get(format!("{}/payments/{id}", self.url(processor)))
-            .timeout(self.timeout)
-            .send()
+        let path = format!("/payments/{id}");
+        let exchange = self
+            .exchange(processor, hyper::Method::GET, &path, None, self.timeout)
             .await;
-        let response = match result {
-            Ok(r) => r,
-            Err(_) => return Lookup::Unknown,
-        };
-        match response.status().as_u16() {
-            404 => Lookup::Absent,
-            200 => match response.json::<StoredPayment>().await {
+        match exchange {
+            Exchange::Answer(404, _) => Lookup::Absent,
+            Exchange::Answer(200, body) => match serde_json::from_slice::<StoredPayment>(&body) {
                 Ok(p) => match parse_ms(&p.requested_at) {
                     Ok(requested_at) => Lookup::Found { requested_at },
                     Err(_) => Lookup::Unknown,
@@ -169,26 +258,29 @@ impl ProcessorClient {
             _ => Lookup::Unknown,
         }
     }
-}
 
-impl ProcessorClient {
     /// `GET /payments/service-health` with its own timeout.
     pub async fn health(&self, processor: Processor, timeout: Duration) -> HealthAnswer {
-        let result = self
-            .http
-            .get(format!("{}/payments/service-health", self.url(processor)))
-            .timeout(timeout)
-            .send()
+        let exchange = self
+            .exchange(
+                processor,
+                hyper::Method::GET,
+                "/payments/service-health",
+                None,
+                timeout,
+            )
             .await;
-        match result {
-            Ok(r) if r.status().as_u16() == 429 => HealthAnswer::RateLimited,
-            Ok(r) if r.status().is_success() => match r.json::<ServiceHealth>().await {
-                Ok(h) => HealthAnswer::Report {
-                    failing: h.failing,
-                    min_response_ms: h.min_response_time,
-                },
-                Err(_) => HealthAnswer::Unavailable,
-            },
+        match exchange {
+            Exchange::Answer(429, _) => HealthAnswer::RateLimited,
+            Exchange::Answer(200..=299, body) => {
+                match serde_json::from_slice::<ServiceHealth>(&body) {
+                    Ok(h) => HealthAnswer::Report {
+                        failing: h.failing,
+                        min_response_ms: h.min_response_time,
+                    },
+                    Err(_) => HealthAnswer::Unavailable,
+                }
+            }
             _ => HealthAnswer::Unavailable,
         }
     }

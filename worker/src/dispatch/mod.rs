@@ -2,7 +2,8 @@
 //! the calls; [`outcome`] classifies their answers into what the pipeline may conclude.
 
 pub mod client;
+pub mod http1;
 pub mod outcome;
 
-pub use client::ProcessorClient;
+pub use client::{ProcessorClient, Transport};
 pub use outcome::{Lookup, SendOutcome};
