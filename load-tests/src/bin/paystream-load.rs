@@ -1,6 +1,6 @@
 //! `paystream-load`: the reference load test (`rinha`), the throughput benchmark
-//! (`throughput`) and the backlog drain benchmark (`drain`). Flags in, report out; the work is
-//! in `paystream_load_tests::load`.
+//! (`throughput`), the backlog drain benchmark (`drain`) and what Redis spends per recorded
+//! payment (`redis-cost`). Flags in, report out; the work is in `paystream_load_tests::load`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use paystream_load_tests::load::control::Endpoints;
 use paystream_load_tests::load::procstat::ProcGroup;
 use paystream_load_tests::load::{
-    report, run_drain, run_rinha, run_throughput, DrainConfig, RinhaConfig, ThroughputConfig,
+    report, run_drain, run_redis_cost, run_rinha, run_throughput, DrainConfig, RedisCostConfig,
+    RinhaConfig, ThroughputConfig,
 };
 
 #[derive(Parser)]
@@ -28,6 +29,10 @@ enum Command {
     /// Backlog drain: both processors fail while payments queue, then the default recovers;
     /// measures how fast the backlog is processed. Leaves both processors healthy, no delay.
     Drain(DrainArgs),
+    /// Redis CPU, wall time and memory per recorded payment: record.lua one at a time and
+    /// batched, the same writes as MULTI pipelines, without `ev`, and with a per-ms bucket.
+    /// Uses keys of its own prefix and deletes them.
+    RedisCost(RedisCostArgs),
 }
 
 #[derive(Args)]
@@ -180,6 +185,30 @@ struct DrainArgs {
     output: Output,
 }
 
+#[derive(Args)]
+struct RedisCostArgs {
+    /// The Redis to measure (use a scratch server: its CPU is read from INFO).
+    #[arg(long, default_value = "redis://127.0.0.1:6390")]
+    redis_url: String,
+    /// Payments per variant and round.
+    #[arg(long, default_value_t = 20_000)]
+    payments: usize,
+    /// Rounds; the variants alternate within each.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Payments per record.lua call (lua-batch) or per pipeline round trip (multi-*).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Payments per second of requestedAt (how many share a millisecond bucket).
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Idle time inside each CPU window after the last write (covers everysec's fsync), ms.
+    #[arg(long, default_value_t = 1100)]
+    settle_ms: u64,
+    #[command(flatten)]
+    output: Output,
+}
+
 fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s)
         .map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
@@ -264,6 +293,24 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", report::drain_table(&r));
             if let Some(e) = &r.restore_error {
                 anyhow::bail!("the processors were not set back to healthy: {e}");
+            }
+        }
+        Command::RedisCost(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("redis-cost");
+            let cfg = RedisCostConfig {
+                redis_url: a.redis_url,
+                payments: a.payments,
+                rounds: a.rounds,
+                batch: a.batch,
+                rate_per_sec: a.rate,
+                settle: Duration::from_millis(a.settle_ms),
+                out_dir,
+                name,
+            };
+            let r = run_redis_cost(cfg).await?;
+            print!("{}", report::redis_cost_table(&r));
+            if r.variants.iter().any(|v| v.windows_checked > 0 && !v.exact) {
+                anyhow::bail!("a summary read back did not match the payments recorded");
             }
         }
     }

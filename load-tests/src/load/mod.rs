@@ -16,6 +16,11 @@
 //! the [`throughput`] client, then the default processor recovers and the backend's totals are
 //! polled until the backlog is gone) → [`report`] and [`plot`].
 //!
+//! Data flow of a Redis cost run ([`run_redis_cost`]):
+//! [`redis_cost`] (per round and variant: accept and deliver payments, record them between
+//! two `INFO` snapshots, check summary windows, delete the keys) fills the leaf
+//! [`redis_cost_report`] → [`report`] and [`plot`].
+//!
 //! All are library calls so tests and scripts can run them; the binary only parses flags.
 
 pub mod checker;
@@ -24,6 +29,8 @@ pub mod drain;
 pub mod money;
 pub mod plot;
 pub mod procstat;
+pub mod redis_cost;
+pub mod redis_cost_report;
 pub mod report;
 pub mod rinha;
 pub mod score;
@@ -31,5 +38,6 @@ pub mod stats;
 pub mod throughput;
 
 pub use drain::{run_drain, DrainConfig, DrainReport};
+pub use redis_cost::{run_redis_cost, RedisCostConfig};
 pub use rinha::{run_rinha, RinhaConfig, RinhaReport};
 pub use throughput::{run_throughput, ThroughputConfig, ThroughputReport};

@@ -7,7 +7,9 @@
 //!   every check marked;
 //! - throughput run: accepted req/s and p99 per step, and processed payments/s over time;
 //! - drain run: accepted, processed and backlog since the outage began (outage shaded), and a
-//!   close-up of the drain after the recovery with the 50/90/99/100 % marks.
+//!   close-up of the drain after the recovery with the 50/90/99/100 % marks;
+//! - redis-cost run: bars per variant (median, whiskers from the fastest to the slowest round)
+//!   of Redis CPU, wall time and memory per payment.
 
 use std::path::Path;
 
@@ -19,6 +21,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::drain::DrainReport;
+use super::redis_cost_report::{RedisCostReport, Spread, VariantSummary};
 use super::rinha::RinhaReport;
 use super::throughput::ThroughputReport;
 
@@ -615,4 +618,128 @@ fn drain_lines<'a, 'b: 'a>(
         BACKLOG.stroke_width(2),
     ))?;
     Ok(())
+}
+
+/// The redis-cost run: `<out>/<name>.svg`.
+pub fn redis_cost_svg(path: &Path, r: &RedisCostReport) -> anyhow::Result<()> {
+    let s = &r.settings;
+    let title = format!(
+        "{}: Redis cost of recording a payment (Redis {}, AOF {}, {} payments x {} rounds)",
+        r.name, s.redis_version, s.aof, s.payments, s.rounds
+    );
+    let root = titled_root(path, &title)?;
+    let panels = root.split_evenly((3, 1));
+    let bars: [(&str, &str, Measure); 3] = [
+        (
+            "Redis CPU per payment (user + sys, all threads; median, whiskers min..max)",
+            "µs",
+            |v| v.cpu_us,
+        ),
+        (
+            "wall time per payment (one call or pipeline round trip at a time)",
+            "µs",
+            |v| v.wall_us,
+        ),
+        (
+            "memory per payment (used_memory after the record - before the accept)",
+            "bytes",
+            |v| v.memory_bytes,
+        ),
+    ];
+    for (area, (caption, unit, value)) in panels.iter().zip(bars) {
+        bar_panel(area, &r.variants, caption, unit, value)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Which figure of a variant a bar panel shows.
+type Measure = fn(&VariantSummary) -> Spread;
+
+const BAR_COLORS: [RGBColor; 5] = [P50, ACCEPTED, P99, REQUESTS, BACKLOG];
+
+/// One bar per variant at the median of `value`, its range as a whisker, the median written
+/// above it.
+fn bar_panel(
+    area: &Area<'_>,
+    variants: &[VariantSummary],
+    caption: &str,
+    unit: &str,
+    value: Measure,
+) -> anyhow::Result<()> {
+    let count = i32::try_from(variants.len()).unwrap_or(0).max(1);
+    let top = variants.iter().map(|v| value(v).max).fold(0.0f64, f64::max);
+    let y_max = (top * 1.2).max(1e-3);
+    let mut chart = chart_builder(area, caption, 70)
+        .build_cartesian_2d((0..count).into_segmented(), 0f64..y_max)?;
+    let names: Vec<&str> = variants.iter().map(|v| v.variant.name()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .y_desc(unit)
+        .x_labels(names.len())
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(i) => usize::try_from(*i)
+                .ok()
+                .and_then(|i| names.get(i))
+                .map_or_else(String::new, |n| (*n).to_owned()),
+            _ => String::new(),
+        })
+        .draw()?;
+    for (i, v) in variants.iter().enumerate() {
+        let x = i32::try_from(i).unwrap_or(0);
+        let s = value(v);
+        let color = BAR_COLORS[i % BAR_COLORS.len()];
+        let mut bar = Rectangle::new(
+            [
+                (SegmentValue::Exact(x), 0.0),
+                (SegmentValue::Exact(x + 1), s.median),
+            ],
+            color.mix(0.7).filled(),
+        );
+        bar.set_margin(0, 0, 12, 12);
+        chart.draw_series(std::iter::once(bar))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![
+                (SegmentValue::CenterOf(x), s.min),
+                (SegmentValue::CenterOf(x), s.max),
+            ],
+            BLACK.stroke_width(2),
+        )))?;
+        let digits = if s.median >= 100.0 { 0 } else { 2 };
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{:.digits$}", s.median),
+            (
+                SegmentValue::CenterOf(x),
+                s.max.max(s.median) + y_max * 0.02,
+            ),
+            TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom)),
+        )))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn redis_cost_svg_draws_every_variant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/redis-cost.svg");
+        let r = crate::load::redis_cost_report::tests::sample_report();
+        redis_cost_svg(&path, &r).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("<svg"));
+        assert!(svg.contains("AOF everysec"));
+        for v in crate::load::redis_cost_report::Variant::ALL {
+            assert!(svg.contains(v.name()), "{v:?} missing");
+        }
+        // Medians written above the bars: multi-ev's CPU and lua-1's memory.
+        // (plotters writes each text on its own line.)
+        assert!(svg.contains("\n8.00\n"));
+        assert!(svg.contains("\n290\n"));
+    }
 }

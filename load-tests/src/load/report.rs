@@ -2,7 +2,7 @@
 //!
 //! Comes last, with [`plot`](super::plot): [`rinha`](super::rinha),
 //! [`throughput`](super::throughput) and [`drain`](super::drain) hand over their finished
-//! reports.
+//! reports; a `redis-cost` run's comes from the leaf [`redis_cost_report`](super::redis_cost_report).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::drain::DrainReport;
+use super::redis_cost_report::{RedisCostReport, Spread};
 use super::rinha::RinhaReport;
 use super::stats::{Outcomes, Percentiles};
 use super::throughput::ThroughputReport;
@@ -344,6 +345,101 @@ pub fn drain_table(r: &DrainReport) -> String {
     out
 }
 
+/// `median (min–max)`, with `digits` decimals.
+fn spread(s: &Spread, digits: usize) -> String {
+    format!(
+        "{:.digits$} ({:.digits$}–{:.digits$})",
+        s.median, s.min, s.max
+    )
+}
+
+/// The `redis-cost` run as a table: one line per variant (median and range over the rounds),
+/// then what the differences say.
+pub fn redis_cost_table(r: &RedisCostReport) -> String {
+    let s = &r.settings;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "redis-cost {} against {} (Redis {}, AOF {}): {} payments x {} rounds, batch {}, \
+         requestedAt at {}/s, idle Redis {:.0} µs CPU/s",
+        r.name,
+        s.redis_url,
+        s.redis_version,
+        s.aof,
+        s.payments,
+        s.rounds,
+        s.batch,
+        s.rate_per_sec,
+        r.idle_cpu_us_per_sec
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {:>22} {:>22} {:>22} {:>26} {:>14}  {:<8} how",
+        "variant",
+        "CPU µs/payment",
+        "main thread µs",
+        "wall µs/payment",
+        "memory B/payment",
+        "edge key B",
+        "exact"
+    );
+    for v in &r.variants {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>22} {:>22} {:>22} {:>26} {:>14}  {:<8} {}",
+            v.variant.name(),
+            spread(&v.cpu_us, 2),
+            spread(&v.main_thread_cpu_us, 2),
+            spread(&v.wall_us, 2),
+            spread(&v.memory_bytes, 0),
+            v.edge_key_bytes
+                .map_or_else(|| "-".to_owned(), |e| format!("{:.0}", e.median)),
+            if v.windows_checked == 0 {
+                "n/a"
+            } else if v.exact {
+                "yes"
+            } else {
+                "NO"
+            },
+            v.description
+        );
+    }
+    let f = &r.findings;
+    let opt = |v: Option<f64>, unit: &str| {
+        v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:+.2} {unit}"))
+    };
+    let _ = writeln!(
+        out,
+        "record.lua one at a time vs batched: {}; record.lua batched vs plain MULTI: {}",
+        opt(f.batching_saves_cpu_us, "µs"),
+        opt(f.lua_over_multi_cpu_us, "µs")
+    );
+    let _ = writeln!(
+        out,
+        "ev: {} CPU, {} used_memory, {} MEMORY USAGE per payment",
+        opt(f.ev_cpu_us, "µs"),
+        opt(f.ev_memory_bytes, "B"),
+        opt(f.ev_key_bytes, "B")
+    );
+    let _ = writeln!(
+        out,
+        "per-ms bucket: {} CPU, {} used_memory, {} MEMORY USAGE per payment",
+        opt(f.ms_bucket_cpu_us, "µs"),
+        opt(f.ms_bucket_memory_bytes, "B"),
+        opt(f.ms_bucket_key_bytes, "B")
+    );
+    if r.samples.iter().any(|s| s.forks > 0) {
+        let _ = writeln!(out, "WARNING: forks inside some windows (see the JSON)");
+    }
+    for n in &r.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    for f in &r.files {
+        let _ = writeln!(out, "written: {f}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -360,6 +456,26 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&text).unwrap()["x"],
             1
         );
+    }
+
+    #[test]
+    fn redis_cost_table_has_a_line_per_variant_and_the_findings() {
+        let r = crate::load::redis_cost_report::tests::sample_report();
+        let table = redis_cost_table(&r);
+        for v in crate::load::redis_cost_report::Variant::ALL {
+            assert!(
+                table.lines().any(|l| l.starts_with(v.name())),
+                "{v:?}: {table}"
+            );
+        }
+        assert!(table.contains("8.00 (7.50–8.50)"), "{table}");
+        assert!(
+            table.contains("ev: +2.00 µs CPU, +90.00 B used_memory"),
+            "{table}"
+        );
+        assert!(table.contains("per-ms bucket: +1.00 µs CPU"), "{table}");
+        assert!(table.contains("note: a note"), "{table}");
+        assert!(!table.contains("WARNING"), "{table}");
     }
 
     #[test]
