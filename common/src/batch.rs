@@ -62,6 +62,12 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                         },
                     }
                 }
+                // A caller that went away (its task stopped, a crash in a test) takes its
+                // request with it: nothing it can no longer act on is written for it.
+                batch.retain(|(_, reply)| !reply.is_closed());
+                if batch.is_empty() {
+                    continue;
+                }
                 metrics::histogram!(crate::metrics::REDIS_BATCH_SIZE, "op" => op)
                     .record(batch.len() as f64);
                 let (requests, replies): (Vec<Req>, Vec<Reply<Resp>>) = batch.into_iter().unzip();

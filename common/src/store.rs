@@ -295,7 +295,7 @@ const RECORD_LINGER: Duration = Duration::from_millis(1);
 struct Batches {
     accept: OnceLock<Batcher<(PaymentId, Cents, u64), Accepted>>,
     begin: OnceLock<Batcher<BeginRequest, Attempt>>,
-    record: OnceLock<Batcher<RecordRequest, Recorded>>,
+    record: OnceLock<Batcher<RecordRequest, Result<Recorded, StoreError>>>,
 }
 
 /// One payment's part of a batched `begin.lua` call.
@@ -657,12 +657,16 @@ impl Store {
                 requested_at,
                 entry_id: entry_id.to_string(),
             })
-            .await
+            .await?
     }
 
     /// `record.lua` for several payments at once: one script call, one summary update per
-    /// second touched.
-    pub async fn record_batch(&self, batch: &[RecordRequest]) -> Result<Vec<Recorded>, StoreError> {
+    /// second touched. One result per payment (a payment whose summary bucket would
+    /// overflow fails alone).
+    pub async fn record_batch(
+        &self,
+        batch: &[RecordRequest],
+    ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -691,10 +695,10 @@ impl Store {
         let mut conn = self.conn.clone();
         let replies: Vec<Value> = invocation.invoke_async(&mut conn).await?;
         observe("record", started);
-        replies
+        Ok(replies
             .iter()
             .map(|r| recorded(as_str(r).unwrap_or_default()))
-            .collect()
+            .collect())
     }
 
     /// Dead-letters a payment with `reason`, unless it was processed meanwhile; see
@@ -1158,6 +1162,9 @@ fn recorded(reply: &str) -> Result<Recorded, StoreError> {
         "ok" => Ok(Recorded::Now),
         "dup" => Ok(Recorded::AlreadyDone),
         "missing" => Ok(Recorded::Missing),
+        "overflow" => Err(StoreError::Unexpected(
+            "summary bucket would overflow: not recorded".into(),
+        )),
         other => Err(StoreError::Unexpected(format!("record: {other:?}"))),
     }
 }

@@ -219,6 +219,18 @@ impl WorkerConfig {
                 5..=60_000,
             )?,
         };
+        let redis = RedisConfig::from_env(env)?;
+        // A status hash must outlive every in-flight bound by far, and a reused
+        // correlationId is told from the processor's stored requestedAt with a 10-minute
+        // clock margin (record.lua): an hour is the least that keeps both true.
+        let retention = redis.retention.payment_retention;
+        if retention < MIN_PAYMENT_RETENTION {
+            return Err(ConfigError::new(
+                common::retention::vars::PAYMENT_RETENTION,
+                format!("{}s", retention.as_secs()),
+                "must be at least 1h (the worker's in-flight bounds and the reused-id check rely on it)",
+            ));
+        }
         let transport = match config::raw(env, vars::PROCESSOR_CLIENT) {
             None => defaults::PROCESSOR_CLIENT,
             Some(v) => v
@@ -230,7 +242,7 @@ impl WorkerConfig {
             threads: parse_in(env, vars::THREADS, defaults::THREADS, 1..=256)?,
             health,
             breaker,
-            redis: RedisConfig::from_env(env)?,
+            redis,
             processor_urls: [
                 http_url(
                     env,
@@ -299,6 +311,9 @@ impl WorkerConfig {
     }
 }
 
+/// The least `PAYMENT_RETENTION` a worker accepts.
+pub const MIN_PAYMENT_RETENTION: Duration = Duration::from_secs(3600);
+
 /// `<host>-<pid>-<random>`: unique per process, readable in `XINFO CONSUMERS`.
 fn default_consumer_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -335,6 +350,7 @@ mod tests {
             (vars::ROUTING_POLICY, "random"),
             (vars::METRICS_ADDR, "x"),
             (vars::PROCESSOR_CLIENT, "curl"),
+            (common::retention::vars::PAYMENT_RETENTION, "10m"),
         ] {
             let env = HashMap::from([(var, value)]);
             assert_eq!(WorkerConfig::from_env(&env).unwrap_err().var, var, "{var}");

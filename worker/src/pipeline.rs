@@ -292,20 +292,24 @@ impl<'a> Payment<'a> {
                 // processor holds, which is what its own summary counts.
                 match ctx.client.lookup(processor, &entry.payment).await {
                     Lookup::Found { requested_at } => {
-                        self.record(processor, requested_at).await.map(Some)
+                        self.record_found(processor, requested_at).await.map(Some)
                     }
                     Lookup::Absent | Lookup::Unknown => {
                         // The processor claims it and cannot show it: the payment never
-                        // leaves it on a 404 ("held"), and this counts towards the limit.
-                        self.failures += 1;
-                        if self.failures >= ctx.config.max_attempts {
-                            let reason = format!(
-                                "{processor} processor answered 422 but its lookup does not find the payment"
-                            );
-                            return self.dead_letter(&reason, FailMode::KeepPin).await;
+                        // leaves it on a 404 ("held"), and this counts towards the limit —
+                        // unless a newer attempt (another consumer's) owns the outcome now.
+                        if self
+                            .unanswered(processor, attempt, true, Duration::ZERO)
+                            .await?
+                        {
+                            self.failures += 1;
+                            if self.failures >= ctx.config.max_attempts {
+                                let reason = format!(
+                                    "{processor} processor answered 422 but its lookup does not find the payment"
+                                );
+                                return self.dead_letter(&reason, FailMode::KeepPin).await;
+                            }
                         }
-                        self.unanswered(processor, attempt, true, Duration::ZERO)
-                            .await?;
                         self.backoff.wait().await;
                         Ok(None)
                     }
@@ -337,7 +341,13 @@ impl<'a> Payment<'a> {
                     // An earlier attempt may still be stored: resolve it first; once the
                     // processor is known not to hold the payment, a rejection is final.
                     Settled::Early(_) => Ok(None),
-                    Settled::Held | Settled::Stale => {
+                    // A newer attempt (another consumer's, after a claim) owns the outcome:
+                    // `begin` decides what this task may still do.
+                    Settled::Stale => {
+                        self.backoff.wait().await;
+                        Ok(None)
+                    }
+                    Settled::Held => {
                         self.failures += 1;
                         if self.failures >= ctx.config.max_attempts {
                             return self.dead_letter(&reason, FailMode::KeepPin).await;
@@ -389,7 +399,7 @@ impl<'a> Payment<'a> {
         attempt: u32,
         held: bool,
         in_flight_for: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let grace = self.ctx.router.grace(processor) + in_flight_for;
         let safe = self
             .ctx
@@ -399,7 +409,7 @@ impl<'a> Payment<'a> {
         if let Some(safe) = safe {
             self.unresolved = Some(Unresolved::new(processor, attempt, safe, Instant::now()));
         }
-        Ok(())
+        Ok(safe.is_some())
     }
 
     /// The payment is pinned to `u.processor` with an attempt of unknown outcome (ours, or
@@ -415,7 +425,7 @@ impl<'a> Payment<'a> {
             let asked = Instant::now();
             match ctx.client.lookup(u.processor, &self.entry.payment).await {
                 Lookup::Found { requested_at } => {
-                    return self.record(u.processor, requested_at).await.map(Some);
+                    return self.record_found(u.processor, requested_at).await.map(Some);
                 }
                 Lookup::Absent if asked > u.safe_at => {
                     let how = Settle::Absent {
@@ -464,6 +474,36 @@ impl<'a> Payment<'a> {
                 _ = shutdown.wait() => return Ok(Some(Finish::Released)),
             }
         }
+    }
+
+    /// Records what a processor's lookup found, unless it is not this payment: a
+    /// `requestedAt` from before this payment was accepted (beyond [`REUSE_MARGIN_MS`] of
+    /// clock difference) belongs to an earlier payment that used the same correlationId
+    /// before this one's status expired (`PAYMENT_RETENTION`). That one can never be stored
+    /// there (422 for ever) and must not go elsewhere under the same id: it is dead-lettered
+    /// with its pin kept, and nothing is counted twice.
+    async fn record_found(
+        &self,
+        processor: Processor,
+        requested_at: Millis,
+    ) -> Result<Finish, StoreError> {
+        let accepted_at = self
+            .ctx
+            .store
+            .payment(&self.entry.payment)
+            .await?
+            .map(|view| view.accepted_at);
+        if accepted_at.is_some_and(|at| requested_at < at - REUSE_MARGIN_MS) {
+            let reason = format!(
+                "correlationId already used: the {processor} processor holds an earlier payment with it, requested at {}",
+                common::time::format_ms(requested_at)
+            );
+            return Ok(self
+                .dead_letter(&reason, FailMode::KeepPin)
+                .await?
+                .unwrap_or(Finish::AlreadyDone));
+        }
+        self.record(processor, requested_at).await
     }
 
     async fn record(
@@ -548,9 +588,16 @@ fn wall_now() -> Millis {
 #[cfg(feature = "test-hooks")]
 pub static CLOCK_SKEW_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
+/// How far a worker's clock (which stamps `requestedAt`) may be behind Redis' (which stamps
+/// acceptance) before a found payment is taken for an earlier one with the same id. Far below
+/// the least `PAYMENT_RETENTION` (1 h), far above any sane clock difference.
+pub const REUSE_MARGIN_MS: Millis = 10 * 60 * 1000;
+
 /// Bounded metric label of a dead-letter reason.
 pub fn dead_letter_kind(reason: &str) -> &'static str {
-    if reason.contains("422") {
+    if reason.contains("already used") {
+        "reused_id"
+    } else if reason.contains("422") {
         "unconfirmed_duplicate"
     } else if reason.contains("rejected") {
         "rejected"

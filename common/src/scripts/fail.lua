@@ -42,6 +42,8 @@ if amt == '' then
   amt = h[3]
 end
 redis.call('XADD', KEYS[3], '*', 'id', ARGV[1], 'amt', amt, 'reason', ARGV[3], 'at', now)
-if (ARGV[7] or '') ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[7]) end
+-- A payment a processor may still hold (pin kept, attempt unresolved) keeps its status for
+-- good: forgetting it would let the same id be charged elsewhere.
+if (ARGV[7] or '') ~= '' and h[2] ~= '1' then redis.call('PEXPIRE', KEYS[1], ARGV[7]) end
 ack()
 return 'ok'

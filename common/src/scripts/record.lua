@@ -6,6 +6,7 @@
 -- KEYS[1] stream  KEYS[2..5] default: counts by second, cents by second, seconds index, events by requestedAt  KEYS[6..9] the same for fallback  KEYS[9+i] status hash of payment i
 -- ARGV[1] group  ARGV[2] retention ms ('' = keep)  ARGV[6i-3] correlation id of payment i  ARGV[6i-2] its processor  ARGV[6i-1] requestedAt (ms)  ARGV[6i] requestedAt second  ARGV[6i+1] cents  ARGV[6i+2] stream entry id ('' = none)
 -- Returns one reply per payment, in order: 'ok' | 'dup' | 'missing'
+--   | 'overflow' (its summary bucket would overflow; nothing is recorded for it)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local base = {default = 2, fallback = 6}
@@ -39,16 +40,28 @@ for i = 1, #KEYS - 9 do
   end
 end
 -- The only writes that can fail are the HINCRBYs (integer overflow of a bucket): check
--- them all before writing anything, so a failure writes nothing. (Lua numbers are doubles:
--- the margin below 2^63 is far above their rounding there.)
+-- them before writing anything; the payments of a bucket that would overflow are left out
+-- (each gets 'overflow'), the others are recorded. (Lua numbers are doubles: the margin
+-- below 2^63 is far above their rounding there.)
+local full = {default = {}, fallback = {}}
 for proc, secs in pairs(buckets) do
   for sec, b in pairs(secs) do
     local cur = tonumber(redis.call('HGET', KEYS[base[proc] + 1], sec) or '0')
     if cur + b[2] > 9.2e18 then
-      return redis.error_reply('summary bucket overflow')
+      full[proc][sec] = true
+      secs[sec] = nil
     end
   end
 end
+local kept = {}
+for _, i in ipairs(todo) do
+  if full[ARGV[6 * i - 2]][ARGV[6 * i]] then
+    out[i] = 'overflow'
+  else
+    kept[#kept + 1] = i
+  end
+end
+todo = kept
 for proc, secs in pairs(buckets) do
   local k = base[proc]
   for sec, b in pairs(secs) do
@@ -69,7 +82,7 @@ for _, i in ipairs(todo) do
 end
 for i = 1, #KEYS - 9 do
   local entry = ARGV[6 * i + 2]
-  if entry ~= '' then
+  if entry ~= '' and out[i] ~= 'overflow' then
     redis.call('XACK', KEYS[1], ARGV[1], entry)
     redis.call('XDEL', KEYS[1], entry)
   end

@@ -11,7 +11,8 @@
 //! model already explores (its payments' steps back to back), so the functions here model
 //! one payment each. Not modelled: the status hash's expiry after `PAYMENT_RETENTION` (the
 //! idempotency window, beyond any run here), `fail.lua`'s `entry` mode (undecodable stream
-//! entries) and begin's longest bound for pins written by older versions.
+//! entries), begin's longest bound for pins written by older versions, and `record.lua`'s
+//! `overflow` (a summary bucket at 2^63 cents: the payment stays pending, nothing changes).
 
 use crate::protocol::{Att, Gen, Proc, Time};
 
@@ -517,7 +518,7 @@ pub const CONTRACTS: &[Contract] = &[
         modelled: true,
         keys: "KEYS[1] stream KEYS[2..5] default: counts by second, cents by second, seconds index, events by requestedAt KEYS[6..9] the same for fallback KEYS[9+i] status hash of payment i",
         argv: "ARGV[1] group ARGV[2] retention ms ('' = keep) ARGV[6i-3] correlation id of payment i ARGV[6i-2] its processor ARGV[6i-1] requestedAt (ms) ARGV[6i] requestedAt second ARGV[6i+1] cents ARGV[6i+2] stream entry id ('' = none)",
-        returns: "Returns one reply per payment, in order: 'ok' | 'dup' | 'missing'",
+        returns: "Returns one reply per payment, in order: 'ok' | 'dup' | 'missing' | 'overflow' (its summary bucket would overflow; nothing is recorded for it)",
     },
     Contract {
         script: "redrive",

@@ -582,3 +582,69 @@ async fn the_summary_equals_a_brute_force_count_for_any_window() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_bucket_that_would_overflow_fails_its_payment_alone() {
+    let app = spawn_app().await;
+    let store = &app.store;
+    let (full, fine) = (new_id(), new_id());
+    for id in [&full, &fine] {
+        store.accept(id, Cents::new(100), 0).await.unwrap();
+    }
+    let second: i64 = 1_752_582_896;
+    let mut conn = store.connection();
+    let [_, cents_key, _, _] = store.keys().summary(Processor::Default);
+    let _: () = redis::cmd("HSET")
+        .arg(&cents_key)
+        .arg(second)
+        .arg(i64::MAX - 10)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let request = |id: &PaymentId, at: i64| common::store::RecordRequest {
+        id: *id,
+        amount: Cents::new(100),
+        processor: Processor::Default,
+        requested_at: at,
+        entry_id: String::new(),
+    };
+    let results = store
+        .record_batch(&[
+            request(&full, second * 1000 + 5),
+            request(&fine, (second + 1) * 1000),
+        ])
+        .await
+        .unwrap();
+    assert!(results[0].is_err(), "{results:?}");
+    assert_eq!(results[1].as_ref().unwrap(), &Recorded::Now);
+    assert_eq!(
+        store.payment(&full).await.unwrap().unwrap().status,
+        Status::Queued
+    );
+}
+
+#[tokio::test]
+async fn a_kept_pin_never_expires() {
+    let app = spawn_app().await;
+    let id = new_id();
+    let store = &app.store;
+    let entry = accept_and_deliver(store, &id, 100, "c1").await;
+    assert!(matches!(
+        begin(store, &id, Processor::Default, "c1", &entry).await,
+        Attempt::Go { .. }
+    ));
+    assert_eq!(
+        store
+            .dead_letter(&id, "", "held", &entry, FailMode::KeepPin)
+            .await
+            .unwrap(),
+        Recorded::Now
+    );
+    let mut conn = store.connection();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(store.keys().payment(&id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ttl, -1, "a payment a processor may hold keeps its status");
+}

@@ -344,7 +344,7 @@ impl Round {
     async fn record_lua(&self, requests: &[RecordRequest], per_call: usize) -> anyhow::Result<()> {
         for chunk in requests.chunks(per_call) {
             let replies = self.store.record_batch(chunk).await?;
-            if let Some(r) = replies.iter().find(|r| **r != Recorded::Now) {
+            if let Some(r) = replies.iter().find(|r| !matches!(r, Ok(Recorded::Now))) {
                 bail!("record answered {r:?}");
             }
         }

@@ -515,6 +515,49 @@ async fn a_422_the_processor_cannot_show_is_dead_lettered_after_max_attempts() {
     assert_eq!(stack.store.backlog().await.unwrap(), 0);
 }
 
+/// An id used again after its status expired (`PAYMENT_RETENTION`) is a new payment to us,
+/// but the processor that stored the old one answers 422 and shows the old `requestedAt`.
+/// Recording that would count the old payment twice; sending elsewhere would charge the id
+/// twice. It is dead-lettered with the reason, its pin kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_reused_after_its_status_expired_is_dead_lettered_not_counted_twice() {
+    let stack = spawn_stack().await;
+    let id = Uuid::new_v4();
+    let earlier = stack
+        .client
+        .post(format!("{}/payments", stack.default.url()))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"correlationId":"{id}","amount":3.00,"requestedAt":"2025-07-15T12:00:00.000Z"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(earlier.status(), 200);
+    let _worker = stack
+        .start_worker(&[("ROUTING_POLICY", "cheapest-available")])
+        .await;
+    assert_eq!(stack.post(&id, "3.00").await, 202);
+    wait_for(
+        Duration::from_secs(30),
+        "the payment to be dead-lettered",
+        || async { stack.status(&id).await["status"] == "failed" },
+    )
+    .await;
+    let status = stack.status(&id).await;
+    assert!(
+        status["reason"].as_str().unwrap().contains("already used"),
+        "{status}"
+    );
+    assert_eq!(
+        stack.totals().await,
+        (0, 0, 0, 0),
+        "the old payment is not counted"
+    );
+    assert_eq!(stack.fallback.payment_posts(), 0, "never charged elsewhere");
+    assert_eq!(stack.store.backlog().await.unwrap(), 0);
+}
+
 /// Hole 5. Stream entries nobody can decode are dead-lettered with the reason (and the
 /// payment they name shows "failed"), never acknowledged silently with a status that says
 /// "queued" for ever.
