@@ -9,6 +9,8 @@
 # Writes $RESULTS/cost-<variant>-<round>.{json,svg} and
 # $RESULTS/capacity-<variant>-<round>.{json,svg}.
 #
+# Variants (VARIANTS, all by default): before (REV), after (this revision), after-reqwest
+# (this revision with PROCESSOR_CLIENT=reqwest), after-nometrics (METRICS=off).
 # Environment: RATE (4000), STEP_SECS (10), ROUNDS (2), CAPACITY_RATE (4000),
 # CAPACITY_OUTAGE_SECS (5), REDIS_APPENDFSYNC (everysec for both, so that only the code
 # differs), RESULTS (load-tests/results).
@@ -42,13 +44,17 @@ cp target/release/paystream-gateway target/release/paystream-worker target/curre
 export SKIP_BUILD=1
 
 one_run() { # VARIANT ROUND
-  local variant=$1 round=$2 profile=current
-  [ "$variant" = before ] && profile=baseline
+  local variant=$1 round=$2 profile=current extra=()
+  case $variant in
+    before) profile=baseline ;;
+    after-reqwest) extra=(PROCESSOR_CLIENT=reqwest) ;;
+    after-nometrics) extra=(METRICS=off) ;;
+  esac
   (
     RUN_DIR=$(mktemp -d)
     export RUN_DIR
     say "$variant, round $round (RUN_DIR $RUN_DIR)"
-    start_demo_stack UPSTREAM=tcp PROFILE="$profile" BACKLOG_LIMIT=5000000
+    start_demo_stack UPSTREAM=tcp PROFILE="$profile" BACKLOG_LIMIT=5000000 "${extra[@]}"
     # shellcheck disable=SC2046
     "$BIN/paystream-load" throughput --backend http://127.0.0.1:9999 \
       --rates "${RATE:-4000}" --step-secs "${STEP_SECS:-10}" --p99-limit-ms 1000 \
@@ -61,7 +67,8 @@ one_run() { # VARIANT ROUND
 }
 
 for round in $(seq 1 "${ROUNDS:-2}"); do
-  one_run before "$round"
-  one_run after "$round"
+  for variant in ${VARIANTS:-before after after-reqwest after-nometrics}; do
+    one_run "$variant" "$round"
+  done
 done
 say "results in $RESULTS/cost-*.json and $RESULTS/capacity-*.json"

@@ -13,6 +13,7 @@
 #   directory, also one only the invoking user may enter), PROFILE (release), WORKERS (2);
 #   GATEWAY_METRICS_PORTS ("9110 9111"): gateway i serves /metrics on 127.0.0.1:<i-th port>;
 #   WORKER_METRICS_PORT_BASE (9100): worker i serves /metrics on 127.0.0.1:<base + i - 1>;
+#   METRICS (on): off = no /metrics listener and no metric recording in any process;
 #   UPSTREAM: unix (nginx reaches the gateways over Unix sockets in $RUN_DIR) or tcp
 #     (127.0.0.1:GATEWAY_PORTS);
 #   REDIS_TRANSPORT: unix (gateways and worker use Redis' Unix socket) or tcp;
@@ -149,6 +150,7 @@ say "starting with $backlog stream entries ($pending pending: delivered, not yet
 
 for ((w = 1; w <= WORKERS; w++)); do
   metrics=127.0.0.1:$((WORKER_METRICS_PORT_BASE + w - 1))
+  [ "${METRICS:-on}" = off ] && metrics=off
   say "worker $w (metrics on $metrics, nice $WORKER_NICE)"
   # The worker's work can wait a millisecond; the request path cannot: on a small box the
   # gateways, nginx and Redis get the CPU first.
@@ -160,6 +162,7 @@ i=0
 for p in "${GW_PORTS[@]}"; do
   i=$((i + 1))
   metrics=127.0.0.1:${GW_METRICS_PORTS[$((i - 1))]}
+  [ "${METRICS:-on}" = off ] && metrics=off
   if [ "$UPSTREAM" = unix ]; then
     listen=unix:$RUN_DIR/gateway-$i.sock
     UPSTREAMS+=("$listen")
