@@ -62,6 +62,22 @@ async fn publish_health(
     stack.store.publish_health(processor, report).await.unwrap();
 }
 
+/// Stores `id` (3.00) at the default processor directly, with a `requestedAt` of 2025 — a
+/// payment we never sent (another client's, or ours before its status expired).
+async fn stored_at_default_long_ago(stack: &Stack, id: &Uuid) {
+    let answer = stack
+        .client
+        .post(format!("{}/payments", stack.default.url()))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"correlationId":"{id}","amount":3.00,"requestedAt":"2025-07-15T12:00:00.000Z"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
 /// Each id stored by exactly one processor, and our totals equal theirs.
 async fn assert_each_stored_once(stack: &Stack, ids: &[Uuid]) {
     for id in ids {
@@ -478,17 +494,7 @@ async fn a_422_the_processor_cannot_show_is_dead_lettered_after_max_attempts() {
     let stack = spawn_stack().await;
     let id = Uuid::new_v4();
     // Already stored at default (by a client that went around us), lookups broken.
-    let direct = stack
-        .client
-        .post(format!("{}/payments", stack.default.url()))
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"correlationId":"{id}","amount":3.00,"requestedAt":"2025-07-15T12:00:00.000Z"}}"#
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(direct.status(), 200);
+    stored_at_default_long_ago(&stack, &id).await;
     stack.default.set_lookups_absent(true);
     let _worker = stack
         .start_worker(&[
@@ -523,17 +529,7 @@ async fn a_422_the_processor_cannot_show_is_dead_lettered_after_max_attempts() {
 async fn an_id_reused_after_its_status_expired_is_dead_lettered_not_counted_twice() {
     let stack = spawn_stack().await;
     let id = Uuid::new_v4();
-    let earlier = stack
-        .client
-        .post(format!("{}/payments", stack.default.url()))
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"correlationId":"{id}","amount":3.00,"requestedAt":"2025-07-15T12:00:00.000Z"}}"#
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(earlier.status(), 200);
+    stored_at_default_long_ago(&stack, &id).await;
     let _worker = stack
         .start_worker(&[("ROUTING_POLICY", "cheapest-available")])
         .await;
