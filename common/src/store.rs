@@ -118,7 +118,7 @@ pub enum Attempt {
         unresolved_before: bool,
     },
     /// The payment may still be stored by `processor` (attempt `attempt` there has no
-    /// known outcome): only that processor may be used until a lookup asked at or after
+    /// known outcome): only that processor may be used until a lookup asked after
     /// `safe.safe` says it does not hold it.
     Pinned {
         processor: Processor,

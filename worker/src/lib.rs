@@ -19,11 +19,11 @@
 //! - recording is idempotent by correlation id, so a second delivery cannot count twice;
 //! - before any call, `begin.lua` confirms this consumer still owns the entry and pins the
 //!   payment to the processor in Redis; the call must start within the send window
-//!   (a third of `WORKER_CLAIM_IDLE_MS`, local monotonic clock) or the task confirms
+//!   (a third of `WORKER_CLAIM_IDLE_MS`, monotonic and wall clock) or the task confirms
 //!   again, so a frozen or starved consumer never sends for an entry it lost;
 //! - a payment can only move to the other processor once the first certainly does not
 //!   hold it: a definite failure of the only unresolved attempt, or a 404 from its
-//!   `GET /payments/{id}` *asked* at or after the attempt's safe time — on Redis' clock,
+//!   `GET /payments/{id}` *asked* after the attempt's safe time — on Redis' clock,
 //!   covering the send window, the client timeout and the processor's queue wait + delay.
 //!   A retry on the same processor that answers 422 means "stored there": it is recorded
 //!   with the requestedAt that processor holds, and never moved on a 404.

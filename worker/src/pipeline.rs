@@ -5,10 +5,10 @@
 //!
 //! The invariant: a payment is only ever sent to processor B if processor A — the one it
 //! is pinned to — certainly does not hold it: A answered a definite failure to the only
-//! unresolved attempt, or A's `GET /payments/{id}`, *asked* at or after the attempt's safe
+//! unresolved attempt, or A's `GET /payments/{id}`, *asked* after the attempt's safe
 //! time (Redis' clock), said 404. And a task only sends for an entry it owns: `begin`
 //! confirms ownership atomically, and the call must start within the send window after
-//! that confirmation (local monotonic clock), or the task confirms again instead.
+//! that confirmation (on the monotonic and the wall clock), or the task confirms again instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -203,24 +203,23 @@ impl<'a> Payment<'a> {
                     return Err(e);
                 }
                 Ok(Attempt::Go { attempt, .. }) => attempt,
-                Ok(other) => {
+                Ok(Attempt::Lost) => {
                     ctx.router.release(wanted, permit);
-                    match other {
-                        Attempt::Lost => return Ok(Finish::Lost),
-                        Attempt::Done(_) | Attempt::Missing => {
-                            store.ack(&self.entry.entry_id).await?;
-                            return Ok(Finish::AlreadyDone);
-                        }
-                        Attempt::Pinned {
-                            processor,
-                            safe,
-                            attempt,
-                        } => {
-                            self.unresolved =
-                                Some(Unresolved::new(processor, attempt, safe, Instant::now()));
-                        }
-                        Attempt::Go { .. } => {}
-                    }
+                    return Ok(Finish::Lost);
+                }
+                Ok(Attempt::Done(_) | Attempt::Missing) => {
+                    ctx.router.release(wanted, permit);
+                    store.ack(&self.entry.entry_id).await?;
+                    return Ok(Finish::AlreadyDone);
+                }
+                Ok(Attempt::Pinned {
+                    processor,
+                    safe,
+                    attempt,
+                }) => {
+                    ctx.router.release(wanted, permit);
+                    self.unresolved =
+                        Some(Unresolved::new(processor, attempt, safe, Instant::now()));
                     continue;
                 }
             };
@@ -302,13 +301,7 @@ impl<'a> Payment<'a> {
                             .unanswered(processor, attempt, true, Duration::ZERO)
                             .await?
                         {
-                            self.failures += 1;
-                            if self.failures >= ctx.config.max_attempts {
-                                let reason = format!(
-                                    "{processor} processor answered 422 but its lookup does not find the payment"
-                                );
-                                return self.dead_letter(&reason, FailMode::KeepPin).await;
-                            }
+                            return self.held_failure(&unconfirmed_422(processor)).await;
                         }
                         self.backoff.wait().await;
                         Ok(None)
@@ -347,14 +340,7 @@ impl<'a> Payment<'a> {
                         self.backoff.wait().await;
                         Ok(None)
                     }
-                    Settled::Held => {
-                        self.failures += 1;
-                        if self.failures >= ctx.config.max_attempts {
-                            return self.dead_letter(&reason, FailMode::KeepPin).await;
-                        }
-                        self.backoff.wait().await;
-                        Ok(None)
-                    }
+                    Settled::Held => self.held_failure(&reason).await,
                 }
             }
             SendOutcome::Ambiguous => {
@@ -368,6 +354,17 @@ impl<'a> Payment<'a> {
                 Ok(None)
             }
         }
+    }
+
+    /// One more failure of a payment its processor claims to hold (422): at `MAX_ATTEMPTS`
+    /// it is dead-lettered with its pin kept, else the task backs off.
+    async fn held_failure(&mut self, reason: &str) -> Result<Option<Finish>, StoreError> {
+        self.failures += 1;
+        if self.failures >= self.ctx.config.max_attempts {
+            return self.dead_letter(reason, FailMode::KeepPin).await;
+        }
+        self.backoff.wait().await;
+        Ok(None)
     }
 
     /// The attempt got a definite "not stored". `Cleared`: the pin is released; `Early`:
@@ -442,16 +439,7 @@ impl<'a> Payment<'a> {
                         }
                         Settled::Stale => return Ok(None),
                         Settled::Held => {
-                            self.failures += 1;
-                            if self.failures >= ctx.config.max_attempts {
-                                let reason = format!(
-                                    "{} processor answered 422 but its lookup does not find the payment",
-                                    u.processor
-                                );
-                                return self.dead_letter(&reason, FailMode::KeepPin).await;
-                            }
-                            self.backoff.wait().await;
-                            return Ok(None);
+                            return self.held_failure(&unconfirmed_422(u.processor)).await;
                         }
                         Settled::Early(safe) => {
                             u = Unresolved::new(u.processor, u.attempt, safe, Instant::now());
@@ -587,6 +575,11 @@ fn wall_now() -> Millis {
 /// Test builds: milliseconds added to this process' wall clock.
 #[cfg(feature = "test-hooks")]
 pub static CLOCK_SKEW_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Why a payment is given up when its processor says 422 but never shows it.
+fn unconfirmed_422(processor: Processor) -> String {
+    format!("{processor} processor answered 422 but its lookup does not find the payment")
+}
 
 /// How far a worker's clock (which stamps `requestedAt`) may be behind Redis' (which stamps
 /// acceptance) before a found payment is taken for an earlier one with the same id. Far below
