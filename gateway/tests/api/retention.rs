@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use common::payment::{Cents, PaymentId, Processor, MAX_CENTS};
 use common::retention;
-use common::store::{Accepted, FailMode, Store, Window};
+use common::store::{Accepted, FailMode, Store};
 use uuid::Uuid;
 
 use crate::helpers::{payment_body, spawn_app, spawn_app_with};
-use crate::store::Lcg;
+use crate::store::{assert_summary_exact, Lcg};
 
 fn new_id() -> PaymentId {
     PaymentId::new(Uuid::new_v4())
@@ -32,53 +32,6 @@ async fn zcard(store: &Store, key: &str) -> u64 {
         .query_async(&mut conn)
         .await
         .unwrap()
-}
-
-/// Checks `store.summary` against a brute-force count of `recorded` for 300 windows
-/// around `base` (open, closed, single-millisecond).
-async fn assert_summary_exact(
-    store: &Store,
-    recorded: &[(Processor, i64, i64)],
-    base: i64,
-    seed: u64,
-) {
-    let mut rng = Lcg(seed);
-    for case in 0..300 {
-        let pick = |rng: &mut Lcg| base - 500 + rng.next(7_000) as i64;
-        let (a, b) = (pick(&mut rng), pick(&mut rng));
-        let mut window = Window {
-            from: Some(a.min(b)),
-            to: Some(a.max(b)),
-        };
-        match case % 10 {
-            0 => window.from = None,
-            1 => window.to = None,
-            2 => window = Window::default(),
-            3 => window.to = window.from,
-            _ => {}
-        }
-        let inside =
-            |at: i64| window.from.is_none_or(|f| at >= f) && window.to.is_none_or(|t| at <= t);
-        let expected = |p: Processor| {
-            recorded
-                .iter()
-                .filter(|(q, at, _)| *q == p && inside(*at))
-                .fold((0u64, 0i128), |(n, c), (_, _, cents)| {
-                    (n + 1, c + *cents as i128)
-                })
-        };
-        let s = store.summary(window).await.unwrap();
-        assert_eq!(
-            (s.default.requests, s.default.cents),
-            expected(Processor::Default),
-            "{window:?}"
-        );
-        assert_eq!(
-            (s.fallback.requests, s.fallback.cents),
-            expected(Processor::Fallback),
-            "{window:?}"
-        );
-    }
 }
 
 async fn record_random(
