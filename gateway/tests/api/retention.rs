@@ -10,7 +10,7 @@ use common::store::{Accepted, FailMode, Store};
 use uuid::Uuid;
 
 use crate::helpers::{payment_body, spawn_app, spawn_app_with};
-use crate::store::{assert_summary_exact, Lcg};
+use crate::store::{assert_summary_exact, record_random, Lcg};
 
 fn new_id() -> PaymentId {
     PaymentId::new(Uuid::new_v4())
@@ -32,31 +32,6 @@ async fn zcard(store: &Store, key: &str) -> u64 {
         .query_async(&mut conn)
         .await
         .unwrap()
-}
-
-async fn record_random(
-    store: &Store,
-    rng: &mut Lcg,
-    base: i64,
-    n: usize,
-    recorded: &mut Vec<(Processor, i64, i64)>,
-) {
-    for _ in 0..n {
-        let id = new_id();
-        let at = base + rng.next(6_000) as i64;
-        let cents = 1 + rng.next(1_000_000) as i64;
-        let processor = if rng.next(4) == 0 {
-            Processor::Fallback
-        } else {
-            Processor::Default
-        };
-        store.accept(&id, Cents::new(cents), 0).await.unwrap();
-        store
-            .record(&id, Cents::new(cents), processor, at, "")
-            .await
-            .unwrap();
-        recorded.push((processor, at, cents));
-    }
 }
 
 #[tokio::test]

@@ -568,15 +568,16 @@ pub(crate) async fn assert_summary_exact(
     }
 }
 
-#[tokio::test]
-async fn the_summary_equals_a_brute_force_count_for_any_window() {
-    let app = spawn_app().await;
-    let store = &app.store;
-    let mut rng = Lcg(0x5eed);
-    let base: i64 = 1_752_582_896_000;
-    // 400 payments over ~6 s, both processors, several sharing a millisecond.
-    let mut recorded = Vec::new();
-    for _ in 0..400 {
+/// Records `n` random payments (both processors, within 6 s of `base`, some sharing a
+/// millisecond) and adds them to `recorded` as (processor, requestedAt, cents).
+pub(crate) async fn record_random(
+    store: &Store,
+    rng: &mut Lcg,
+    base: i64,
+    n: usize,
+    recorded: &mut Vec<(Processor, i64, i64)>,
+) {
+    for _ in 0..n {
         let id = new_id();
         let at = base + rng.next(6_000) as i64;
         let cents = 1 + rng.next(1_000_000) as i64;
@@ -592,6 +593,17 @@ async fn the_summary_equals_a_brute_force_count_for_any_window() {
             .unwrap();
         recorded.push((processor, at, cents));
     }
+}
+
+#[tokio::test]
+async fn the_summary_equals_a_brute_force_count_for_any_window() {
+    let app = spawn_app().await;
+    let store = &app.store;
+    let mut rng = Lcg(0x5eed);
+    let base: i64 = 1_752_582_896_000;
+    // 400 payments over ~6 s, both processors, several sharing a millisecond.
+    let mut recorded = Vec::new();
+    record_random(store, &mut rng, base, 400, &mut recorded).await;
     assert_summary_exact(store, &recorded, base, 0x5eed_0001).await;
 }
 
