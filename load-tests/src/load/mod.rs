@@ -4,8 +4,8 @@
 //! Data flow of a reference run ([`run_rinha`]):
 //! [`control`] (purge, set stage 0) → [`rinha`] (virtual users post payments; stage changes
 //! via [`control`]; [`checker`] compares summaries every stage) → [`stats`] (HDR latency,
-//! outcomes, per-second timeline) → [`score`] (exact [`money`]) → [`report`] (stdout table,
-//! JSON) and [`plot`] (SVG).
+//! outcomes, per-second timeline) → [`score`] (exact: `common::money::Decimal`) →
+//! [`report`] (stdout table, JSON) and [`plot`] (SVG).
 //!
 //! Data flow of a throughput run ([`run_throughput`]):
 //! [`throughput`] (open-loop schedule over raw keep-alive connections, sampler of the
@@ -26,7 +26,6 @@
 pub mod checker;
 pub mod control;
 pub mod drain;
-pub mod money;
 pub mod plot;
 pub mod procstat;
 pub mod redis_cost;

@@ -15,10 +15,10 @@ mod up_sh;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::money::Decimal;
 use paystream_load_tests::load::control::{
     iso_ms, BackendSummary, Control, Endpoints, ProcessorSummary,
 };
-use paystream_load_tests::load::money::Decimal;
 use paystream_load_tests::load::procstat::ProcGroup;
 use paystream_load_tests::load::score::{self, ScoreInput};
 use paystream_load_tests::load::{

@@ -258,14 +258,3 @@ impl Stack {
             .unwrap()
     }
 }
-
-/// Cents from an exact decimal text (`333364.8`, `19.90`).
-pub fn cents_of(text: &str) -> i128 {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    let mut frac = frac.to_string();
-    while frac.len() < 2 {
-        frac.push('0');
-    }
-    assert!(frac.len() == 2, "more than 2 decimals: {text}");
-    int.parse::<i128>().unwrap() * 100 + frac.parse::<i128>().unwrap()
-}
