@@ -259,6 +259,19 @@ impl Stack {
     }
 }
 
+/// Waits for `cond` or panics with `what` after `limit` (generous: never a speed claim).
+pub async fn wait_for<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Cents from an exact decimal text (`333364.8`, `19.90`).
 pub fn cents_of(text: &str) -> i128 {
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
