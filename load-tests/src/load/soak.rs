@@ -549,10 +549,12 @@ async fn redis_sample(store: &Store) -> Result<RedisSample, StoreError> {
     let mut detail = 0;
     for p in Processor::ALL {
         let [counts, cents, seconds, events] = store.keys().summary(p);
+        // One field per second each: small enough to count exactly.
         for key in [counts, cents, seconds, store.keys().summary_detail(p)] {
-            kept += memory_usage(store, &key).await?;
+            kept += memory_usage(store, &key, Some(0)).await?;
         }
-        detail += memory_usage(store, &events).await?;
+        // One member per payment of the last horizon: Redis' sampled estimate.
+        detail += memory_usage(store, &events, None).await?;
     }
     Ok(RedisSample {
         used_memory: number("used_memory").unwrap_or(0),
@@ -568,11 +570,15 @@ async fn redis_sample(store: &Store) -> Result<RedisSample, StoreError> {
     })
 }
 
-/// `MEMORY USAGE key` (Redis' sampled estimate), 0 for a missing key.
-async fn memory_usage(store: &Store, key: &str) -> Result<u64, StoreError> {
-    let bytes: Option<u64> = store
-        .query(redis::cmd("MEMORY").arg("USAGE").arg(key))
-        .await?;
+/// `MEMORY USAGE key [SAMPLES n]` (`0`: every element; none: Redis' estimate from 5), 0
+/// for a missing key.
+async fn memory_usage(store: &Store, key: &str, samples: Option<u32>) -> Result<u64, StoreError> {
+    let mut cmd = redis::cmd("MEMORY");
+    cmd.arg("USAGE").arg(key);
+    if let Some(n) = samples {
+        cmd.arg("SAMPLES").arg(n);
+    }
+    let bytes: Option<u64> = store.query(&cmd).await?;
     Ok(bytes.unwrap_or(0))
 }
 

@@ -123,10 +123,11 @@ pub struct RedisSample {
     pub pending: u64,
     pub undelivered: u64,
     pub dead_letters: u64,
-    /// `MEMORY USAGE` (sampled estimate) of the summary's kept time series: per-second
-    /// counts, cents and index, and the compacted detail, both processors.
+    /// `MEMORY USAGE ... SAMPLES 0` (every element) of the summary's kept time series:
+    /// per-second counts, cents and index, and the compacted detail, both processors.
     pub summary_kept_bytes: u64,
-    /// The same of the per-payment detail not yet compacted (`ev`).
+    /// `MEMORY USAGE` (Redis' sampled estimate) of the per-payment detail not yet compacted
+    /// (`ev`).
     pub summary_detail_bytes: u64,
     /// `INFO persistence` `aof_current_size`, when AOF is on.
     pub aof_bytes: Option<u64>,
