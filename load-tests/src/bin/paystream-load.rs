@@ -1,16 +1,17 @@
 //! `paystream-load`: the reference load test (`rinha`), the throughput benchmark
-//! (`throughput`), the backlog drain benchmark (`drain`) and what Redis spends per recorded
-//! payment (`redis-cost`). Flags in, report out; the work is in `paystream_load_tests::load`.
+//! (`throughput`), the backlog drain benchmark (`drain`), what Redis spends per recorded
+//! payment (`redis-cost`) and the soak (`soak`). Flags in, report out; the work is in
+//! `paystream_load_tests::load`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use paystream_load_tests::load::control::Endpoints;
-use paystream_load_tests::load::procstat::ProcGroup;
+use paystream_load_tests::load::procstat::{ProcGroup, Watch};
 use paystream_load_tests::load::{
-    report, run_drain, run_redis_cost, run_rinha, run_throughput, DrainConfig, RedisCostConfig,
-    RinhaConfig, ThroughputConfig,
+    report, run_drain, run_redis_cost, run_rinha, run_soak, run_throughput, DrainConfig,
+    RedisCostConfig, RinhaConfig, SoakConfig, ThroughputConfig,
 };
 
 #[derive(Parser)]
@@ -33,6 +34,11 @@ enum Command {
     /// batched, the same writes as MULTI pipelines, without `ev`, and with a per-ms bucket.
     /// Uses keys of its own prefix and deletes them.
     RedisCost(RedisCostArgs),
+    /// The soak (a benchmark, not CI): open-loop payments for a long run while SPEC section
+    /// 5's processor conditions cycle; checks, memory of every process and of Redis, a
+    /// drain and the final totals; judges flatness once retention holds state steady.
+    /// Leaves both processors healthy, no delay. Exits non-zero when the verdict fails.
+    Soak(SoakArgs),
 }
 
 #[derive(Args)]
@@ -137,6 +143,21 @@ struct ThroughputArgs {
     /// Stop stepping after a step whose p99 exceeds this, ms.
     #[arg(long, default_value_t = 5.0)]
     p99_limit_ms: f64,
+    #[command(flatten)]
+    open_loop: OpenLoopArgs,
+    /// After the last step, wait up to this for the backlog to drain, s.
+    #[arg(long, default_value_t = 10.0)]
+    drain_secs: f64,
+    /// Watch a process group's CPU and memory: NAME=PID[,PID...] (repeatable).
+    #[arg(long = "pid", value_name = "NAME=PID")]
+    pids: Vec<ProcGroup>,
+    #[command(flatten)]
+    output: Output,
+}
+
+/// The open-loop client of `throughput` and `soak`.
+#[derive(Args)]
+struct OpenLoopArgs {
     /// Keep-alive connections (= most requests in flight).
     #[arg(long, default_value_t = 128)]
     connections: usize,
@@ -146,14 +167,6 @@ struct ThroughputArgs {
     /// Drop a request that cannot start this long after its due time, ms.
     #[arg(long, default_value_t = 1000)]
     max_lag_ms: u64,
-    /// After the last step, wait up to this for the backlog to drain, s.
-    #[arg(long, default_value_t = 10.0)]
-    drain_secs: f64,
-    /// Watch a process group's CPU and memory: NAME=PID[,PID...] (repeatable).
-    #[arg(long = "pid", value_name = "NAME=PID")]
-    pids: Vec<ProcGroup>,
-    #[command(flatten)]
-    output: Output,
 }
 
 #[derive(Args)]
@@ -205,6 +218,54 @@ struct RedisCostArgs {
     /// Idle time inside each CPU window after the last write (covers everysec's fsync), ms.
     #[arg(long, default_value_t = 1100)]
     settle_ms: u64,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    #[command(flatten)]
+    endpoints: EndpointArgs,
+    /// Payments posted per second (open loop).
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// How long payments are posted, s.
+    #[arg(long, default_value_t = 1800.0)]
+    duration_secs: f64,
+    /// Length of each processor condition and the checker's period, s.
+    #[arg(long, default_value_t = 10.0)]
+    stage_secs: f64,
+    /// How often memory, Redis and the backlog are sampled, s.
+    #[arg(long, default_value_t = 5.0)]
+    sample_secs: f64,
+    #[command(flatten)]
+    open_loop: OpenLoopArgs,
+    /// After the load, wait up to this for every accepted payment to be processed, s.
+    #[arg(long, default_value_t = 120.0)]
+    drain_timeout_secs: f64,
+    /// The stack's Redis (memory, keys, stream); not sampled without it.
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// The stack's PAYSTREAM_KEY_PREFIX.
+    #[arg(long, default_value = "ps")]
+    key_prefix: String,
+    /// The stack's PAYMENT_RETENTION, s (where the steady window starts).
+    #[arg(long)]
+    payment_retention_secs: Option<f64>,
+    /// The stack's SUMMARY_DETAIL_HORIZON, s.
+    #[arg(long)]
+    detail_horizon_secs: Option<f64>,
+    /// How far back the older window checked beside each recent one ends, s (beyond the
+    /// detail horizon, its edges are read from compacted detail).
+    #[arg(long, default_value_t = 120.0)]
+    old_check_age_secs: f64,
+    /// Watch a fixed process group: NAME=PID[,PID...] (repeatable; reported, not judged).
+    #[arg(long = "pid", value_name = "NAME=PID")]
+    pids: Vec<ProcGroup>,
+    /// The stack's pid files (scripts/up.sh's $RUN_DIR/pids), read again at every sample so
+    /// restarted processes are followed; these groups are judged.
+    #[arg(long)]
+    pid_dir: Option<PathBuf>,
     #[command(flatten)]
     output: Output,
 }
@@ -263,9 +324,9 @@ async fn main() -> anyhow::Result<()> {
                 rates: a.rates,
                 step: secs(a.step_secs, "step-secs")?,
                 p99_limit: secs(a.p99_limit_ms / 1000.0, "p99-limit-ms")?,
-                connections: a.connections,
-                timeout: Duration::from_millis(a.timeout_ms),
-                max_lag: Duration::from_millis(a.max_lag_ms),
+                connections: a.open_loop.connections,
+                timeout: Duration::from_millis(a.open_loop.timeout_ms),
+                max_lag: Duration::from_millis(a.open_loop.max_lag_ms),
                 drain: secs(a.drain_secs, "drain-secs")?,
                 sample_every: Duration::from_millis(500),
                 procs: a.pids,
@@ -311,6 +372,37 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", report::redis_cost_table(&r));
             if r.variants.iter().any(|v| v.windows_checked > 0 && !v.exact) {
                 anyhow::bail!("a summary read back did not match the payments recorded");
+            }
+        }
+        Command::Soak(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("soak");
+            let optional = |s: Option<f64>, flag| s.map(|s| secs(s, flag)).transpose();
+            let cfg = SoakConfig {
+                endpoints: a.endpoints.into(),
+                rate: a.rate,
+                duration: secs(a.duration_secs, "duration-secs")?,
+                stage: secs(a.stage_secs, "stage-secs")?,
+                sample_every: secs(a.sample_secs, "sample-secs")?,
+                connections: a.open_loop.connections,
+                timeout: Duration::from_millis(a.open_loop.timeout_ms),
+                max_lag: Duration::from_millis(a.open_loop.max_lag_ms),
+                drain_timeout: secs(a.drain_timeout_secs, "drain-timeout-secs")?,
+                redis_url: a.redis_url,
+                key_prefix: a.key_prefix,
+                payment_retention: optional(a.payment_retention_secs, "payment-retention-secs")?,
+                detail_horizon: optional(a.detail_horizon_secs, "detail-horizon-secs")?,
+                old_check_age: secs(a.old_check_age_secs, "old-check-age-secs")?,
+                watch: Watch {
+                    fixed: a.pids,
+                    pid_dir: a.pid_dir,
+                },
+                out_dir,
+                name,
+            };
+            let r = run_soak(cfg).await?;
+            print!("{}", report::soak_table(&r));
+            if r.verdict.passed == Some(false) {
+                anyhow::bail!("the soak failed: {}", r.verdict.reasons.join("; "));
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Load generators: the reference test with its score, the open-loop throughput benchmark,
-//! and the backlog drain benchmark (binary `paystream-load`).
+//! the backlog drain benchmark, what Redis spends per payment, and the soak (binary
+//! `paystream-load`).
 //!
 //! Data flow of a reference run ([`run_rinha`]):
 //! [`control`] (purge, set stage 0) → [`rinha`] (virtual users post payments; stage changes
@@ -21,6 +22,12 @@
 //! two `INFO` snapshots, check summary windows, delete the keys) fills the leaf
 //! [`redis_cost_report`] → [`report`] and [`plot`].
 //!
+//! Data flow of a soak run ([`run_soak`]):
+//! [`control`] (purge, stage 0) → [`soak`] (open-loop posts with the [`throughput`] client for
+//! the whole run; [`rinha`]'s stages cycling; [`checker`] on a recent and an old window; a
+//! sampler of the load, Redis and [`procstat`]; then a drain and the final totals) fills the
+//! leaf [`soak_report`] (and its verdict) → [`report`] and [`plot`].
+//!
 //! All are library calls so tests and scripts can run them; the binary only parses flags.
 
 pub mod checker;
@@ -33,10 +40,13 @@ pub mod redis_cost_report;
 pub mod report;
 pub mod rinha;
 pub mod score;
+pub mod soak;
+pub mod soak_report;
 pub mod stats;
 pub mod throughput;
 
 pub use drain::{run_drain, DrainConfig, DrainReport};
 pub use redis_cost::{run_redis_cost, RedisCostConfig};
 pub use rinha::{run_rinha, RinhaConfig, RinhaReport};
+pub use soak::{run_soak, SoakConfig};
 pub use throughput::{run_throughput, ThroughputConfig, ThroughputReport};

@@ -9,11 +9,15 @@
 //! - drain run: accepted, processed and backlog since the outage began (outage shaded), and a
 //!   close-up of the drain after the recovery with the 50/90/99/100 % marks;
 //! - redis-cost run: bars per variant (median, whiskers from the fastest to the slowest round)
-//!   of Redis CPU, wall time and memory per payment.
+//!   of Redis CPU, wall time and memory per payment;
+//! - soak run: RSS per process group, Redis' memory (with and without the summary's kept
+//!   series) and keys, the backlog with accepted and processed per second and every check
+//!   marked, and CPU per payment per group, over time, the steady window shaded.
 
 use std::path::Path;
 
 use anyhow::Context as _;
+use plotters::chart::DualCoordChartContext;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -23,6 +27,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::drain::DrainReport;
 use super::redis_cost_report::{RedisCostReport, Spread, VariantSummary};
 use super::rinha::RinhaReport;
+use super::soak_report::{bytes_to_mb, kib_to_mb, ProcPoint, SoakReport, SoakSample};
 use super::throughput::ThroughputReport;
 
 const SIZE: (u32, u32) = (1200, 900);
@@ -46,10 +51,15 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// A white picture at `path` (its directory created) with `title` above what is drawn on it.
 fn titled_root<'a>(path: &'a Path, title: &str) -> anyhow::Result<Area<'a>> {
+    sized_root(path, title, SIZE)
+}
+
+/// [`titled_root`] of another size (pixels).
+fn sized_root<'a>(path: &'a Path, title: &str, size: (u32, u32)) -> anyhow::Result<Area<'a>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    let root = SVGBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE)?;
     Ok(root.titled(title, (FONT, 22))?)
 }
@@ -70,6 +80,39 @@ fn chart_builder<'a, 'b>(
 }
 
 type Chart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
+
+type Linear = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+type DualChart<'a, 'b> = DualCoordChartContext<'a, SVGBackend<'b>, Linear, Linear>;
+
+/// What a panel with a second y axis on the right shows, and how its axes are described.
+struct DualAxes<'s> {
+    x_max: f64,
+    y_max: f64,
+    right_max: f64,
+    x_desc: &'s str,
+    y_desc: &'s str,
+    right_desc: &'s str,
+}
+
+/// A panel from 0 to `x_max` with a left axis to `y_max` and a right one to `right_max`;
+/// `(left, right)` label areas wide enough for the figures on each side.
+fn dual_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    (left, right): (u32, u32),
+    axes: DualAxes<'_>,
+) -> anyhow::Result<DualChart<'a, 'b>> {
+    let mut chart = chart_builder(area, caption, left)
+        .right_y_label_area_size(right)
+        .build_cartesian_2d(0f64..axes.x_max, 0f64..axes.y_max)?
+        .set_secondary_coord(0f64..axes.x_max, 0f64..axes.right_max);
+    draw_mesh(&mut chart, axes.x_desc, axes.y_desc)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc(axes.right_desc)
+        .draw()?;
+    Ok(chart)
+}
 
 /// The axes with their descriptions, without the light grid lines.
 fn draw_mesh<Y>(chart: &mut Chart<'_, '_, Y>, x_desc: &str, y_desc: &str) -> anyhow::Result<()>
@@ -268,19 +311,19 @@ fn rinha_rate(area: &Area<'_>, r: &RinhaReport, bands: &[Band], x_max: f64) -> a
         .filter_map(|p| p.backlog.map(|b| (p.second as f64 + 1.0, b.max(0) as f64)))
         .collect();
     let b_max = (backlog.iter().map(|b| b.1).fold(0.0f64, f64::max) * 1.15).max(10.0);
-    let mut chart = chart_builder(
+    let mut chart = dual_chart(
         area,
         "throughput (requests started per second) and backlog (accepted - processed)",
-        60,
-    )
-    .right_y_label_area_size(70)
-    .build_cartesian_2d(0f64..x_max, 0f64..y_max)?
-    .set_secondary_coord(0f64..x_max, 0f64..b_max);
-    draw_mesh(&mut chart, "seconds since start", "req/s")?;
-    chart
-        .configure_secondary_axes()
-        .y_desc("backlog (payments)")
-        .draw()?;
+        (60, 70),
+        DualAxes {
+            x_max,
+            y_max,
+            right_max: b_max,
+            x_desc: "seconds since start",
+            y_desc: "req/s",
+            right_desc: "backlog (payments)",
+        },
+    )?;
     draw_bands(&mut chart, bands, (0.0, y_max), y_max * 0.97, x_max)?;
     let series = |f: fn(&super::rinha::TimelinePoint) -> u64| -> Vec<(f64, f64)> {
         r.timeline
@@ -718,6 +761,260 @@ fn bar_panel(
         )))?;
     }
     Ok(())
+}
+
+/// One colour per line of the soak's panels, in order.
+const LINE_COLORS: [RGBColor; 8] = [
+    P50,
+    ACCEPTED,
+    P99,
+    BACKLOG,
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    REQUESTS,
+];
+const STEADY: RGBColor = RGBColor(207, 226, 255);
+/// Left and right label areas of every soak panel: the same, so they share the time axis.
+const SOAK_LABEL_AREAS: (u32, u32) = (70, 80);
+const SOAK_TIME: &str = "seconds since the load started";
+/// How much higher than its lines a panel with a tall legend goes, so the legend sits above.
+const LEGEND_HEADROOM: f64 = 1.7;
+
+/// The soak: `<out>/<name>.svg`.
+pub fn soak_svg(path: &Path, r: &SoakReport) -> anyhow::Result<()> {
+    let v = &r.verdict;
+    let verdict = match v.passed {
+        Some(true) => "PASS".to_owned(),
+        Some(false) => "FAIL".to_owned(),
+        None => "memory not judged (shorter than retention)".to_owned(),
+    };
+    let title = format!(
+        "{}: {}/s for {} s, {verdict}, {} + {} inconsistencies, lag at end {}",
+        r.name,
+        r.settings.rate,
+        r.settings.duration_s,
+        v.inconsistencies,
+        v.old_window_inconsistencies,
+        v.lag_at_end
+            .map_or_else(|| "n/a".to_owned(), |l| l.to_string()),
+    );
+    // Four panels, two with a legend line per process group: taller than the other pictures.
+    let root = sized_root(path, &title, (1400, 1700))?;
+    let panels = root.split_evenly((4, 1));
+    let x_max = r.samples.last().map_or(1.0, |s| s.t_s).max(1.0);
+    soak_groups(
+        &panels[0],
+        r,
+        x_max,
+        ("resident memory per process group (MB)", "MB"),
+        |g| Some(kib_to_mb(g.rss_kb)),
+    )?;
+    soak_redis(&panels[1], r, x_max)?;
+    soak_backlog(&panels[2], r, x_max)?;
+    soak_groups(
+        &panels[3],
+        r,
+        x_max,
+        (
+            "CPU per payment accepted in each sampling interval (µs)",
+            "µs",
+        ),
+        |g| g.cpu_us_per_payment,
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+/// The steady window (flatness judged over it) and the end of the load, behind the lines.
+fn draw_soak_window<'a, 'b: 'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    r: &SoakReport,
+    (x_max, y_max): (f64, f64),
+) -> anyhow::Result<()> {
+    let v = &r.verdict;
+    let label = if v.steady {
+        "steady window (judged)"
+    } else {
+        "last half (not judged)"
+    };
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(v.window_from_s, 0.0), (v.window_to_s, y_max)],
+            STEADY.mix(0.45).filled(),
+        )))?
+        .label(label)
+        .legend(box_key(STEADY.mix(0.45)));
+    chart.draw_series(std::iter::once(PathElement::new(
+        vec![(r.settings.duration_s, 0.0), (r.settings.duration_s, y_max)],
+        REQUESTS.mix(0.6),
+    )))?;
+    // The first status hashes expire: from here on the key count should level off.
+    if let Some(retention) = r.settings.payment_retention_s.filter(|t| *t <= x_max) {
+        let style = P99.mix(0.6).stroke_width(1);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(retention, 0.0), (retention, y_max)],
+                style,
+            )))?
+            .label("PAYMENT_RETENTION passed")
+            .legend(line_key(style));
+    }
+    Ok(())
+}
+
+/// `(t_s, f(sample))` for every sample where `f` has a value.
+fn soak_points(r: &SoakReport, f: impl Fn(&SoakSample) -> Option<f64>) -> Vec<(f64, f64)> {
+    r.samples
+        .iter()
+        .filter_map(|s| f(s).map(|v| (s.t_s, v)))
+        .collect()
+}
+
+/// The top of a panel: a little above the highest value drawn.
+fn soak_top(lines: &[&[(f64, f64)]]) -> f64 {
+    let top = lines
+        .iter()
+        .flat_map(|l| l.iter())
+        .map(|p| p.1)
+        .fold(0.0f64, f64::max);
+    (top * 1.15).max(1.0)
+}
+
+/// One line per process group of `value` over time; the legend above the lines.
+fn soak_groups(
+    area: &Area<'_>,
+    r: &SoakReport,
+    x_max: f64,
+    (caption, unit): (&str, &str),
+    value: fn(&ProcPoint) -> Option<f64>,
+) -> anyhow::Result<()> {
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = r
+        .processes
+        .iter()
+        .map(|p| {
+            let points = soak_points(r, |s| s.procs.get(&p.name).and_then(value));
+            (p.name.as_str(), points)
+        })
+        .collect();
+    let slices: Vec<&[(f64, f64)]> = lines.iter().map(|l| l.1.as_slice()).collect();
+    let y_max = soak_top(&slices) * LEGEND_HEADROOM;
+    let mut chart = chart_builder(area, caption, SOAK_LABEL_AREAS.0)
+        // As wide as the right axes of the other panels, so all share their time axis.
+        .right_y_label_area_size(SOAK_LABEL_AREAS.1)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+    draw_mesh(&mut chart, SOAK_TIME, unit)?;
+    draw_soak_window(&mut chart, r, (x_max, y_max))?;
+    for (i, (name, points)) in lines.into_iter().enumerate() {
+        let color = LINE_COLORS[i % LINE_COLORS.len()];
+        draw_line(&mut chart, points, color.stroke_width(2), name)?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+fn soak_redis(area: &Area<'_>, r: &SoakReport, x_max: f64) -> anyhow::Result<()> {
+    let redis = |f: fn(&super::soak_report::RedisSample) -> f64| {
+        soak_points(r, move |s| s.redis.as_ref().map(f))
+    };
+    let used = redis(|x| bytes_to_mb(x.used_memory));
+    let without = redis(|x| bytes_to_mb(x.used_memory.saturating_sub(x.summary_kept_bytes)));
+    let kept = redis(|x| bytes_to_mb(x.summary_kept_bytes));
+    let keys = redis(|x| x.dbsize as f64);
+    let y_max = soak_top(&[&used]) * LEGEND_HEADROOM;
+    let k_max = soak_top(&[&keys]) * LEGEND_HEADROOM;
+    let mut chart = dual_chart(
+        area,
+        "Redis: used_memory, without the summary's kept series, that series (MB); keys (right)",
+        SOAK_LABEL_AREAS,
+        DualAxes {
+            x_max,
+            y_max,
+            right_max: k_max,
+            x_desc: SOAK_TIME,
+            y_desc: "MB",
+            right_desc: "keys",
+        },
+    )?;
+    draw_soak_window(&mut chart, r, (x_max, y_max))?;
+    draw_line(&mut chart, used, P50.stroke_width(2), "used_memory")?;
+    draw_line(
+        &mut chart,
+        without,
+        ACCEPTED.stroke_width(2),
+        "used_memory without the summary's kept series",
+    )?;
+    draw_line(
+        &mut chart,
+        kept,
+        RGBColor(255, 127, 14).stroke_width(2),
+        "summary's kept series",
+    )?;
+    let style = REQUESTS.mix(0.8).stroke_width(1);
+    chart
+        .draw_secondary_series(LineSeries::new(keys, style))?
+        .label("keys (right axis)")
+        .legend(line_key(style));
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+fn soak_backlog(area: &Area<'_>, r: &SoakReport, x_max: f64) -> anyhow::Result<()> {
+    let backlog = soak_points(r, |s| s.backlog.map(|b| b.max(0) as f64));
+    let pending = soak_points(r, |s| s.redis.as_ref().map(|x| x.pending as f64));
+    let per_sec = |f: fn(&SoakSample) -> Option<u64>| -> Vec<(f64, f64)> {
+        r.samples
+            .windows(2)
+            .filter(|w| w[1].t_s > w[0].t_s)
+            .filter_map(|w| {
+                let (a, b) = (f(&w[0])?, f(&w[1])?);
+                Some((w[1].t_s, b.saturating_sub(a) as f64 / (w[1].t_s - w[0].t_s)))
+            })
+            .collect()
+    };
+    let accepted = per_sec(|s| Some(s.accepted));
+    let processed = per_sec(|s| s.processed);
+    let y_max = soak_top(&[&backlog, &pending]);
+    let rate_max = soak_top(&[&accepted, &processed]);
+    let mut chart = dual_chart(
+        area,
+        "backlog (accepted - processed) and pending (left); accepted and processed per second \
+         (right); checks: green ok, red inconsistent, grey unread (old windows higher)",
+        SOAK_LABEL_AREAS,
+        DualAxes {
+            x_max,
+            y_max,
+            right_max: rate_max,
+            x_desc: SOAK_TIME,
+            y_desc: "payments",
+            right_desc: "per second",
+        },
+    )?;
+    draw_soak_window(&mut chart, r, (x_max, y_max))?;
+    chart
+        .draw_series(AreaSeries::new(backlog.clone(), 0.0, BACKLOG.mix(0.2)))?
+        .label("backlog")
+        .legend(box_key(BACKLOG.mix(0.4)));
+    chart.draw_series(LineSeries::new(backlog, BACKLOG.stroke_width(2)))?;
+    draw_line(&mut chart, pending, P50.stroke_width(1), "pending")?;
+    for (points, color, label) in [
+        (accepted, REQUESTS.mix(0.7), "accepted/s (right)"),
+        (processed, ACCEPTED.mix(0.9), "processed/s (right)"),
+    ] {
+        let style = color.stroke_width(1);
+        chart
+            .draw_secondary_series(LineSeries::new(points, style))?
+            .label(label)
+            .legend(line_key(style));
+    }
+    chart.draw_series(r.checks.iter().map(|c| {
+        let color = match c.consistent {
+            Some(true) => ACCEPTED,
+            Some(false) => P99,
+            None => REQUESTS,
+        };
+        let y = if c.old { y_max * 0.08 } else { y_max * 0.03 };
+        Circle::new((c.at_s, y), 3, color.filled())
+    }))?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]

@@ -604,7 +604,7 @@ fn expected(payments: &[Payment], w: Window) -> [Totals; 2] {
 }
 
 /// `appendfsync` when AOF is on, else `off`.
-async fn aof_mode(store: &Store) -> anyhow::Result<String> {
+pub(super) async fn aof_mode(store: &Store) -> anyhow::Result<String> {
     let on: Vec<String> = store
         .query(redis::cmd("CONFIG").arg("GET").arg("appendonly"))
         .await?;
@@ -662,7 +662,7 @@ impl Info {
 }
 
 /// The value of `name` in `INFO` text (`name:value` lines).
-fn info_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn info_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines().find_map(|line| {
         let (k, v) = line.split_once(':')?;
         (k == name).then(|| v.trim())

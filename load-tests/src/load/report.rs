@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::drain::DrainReport;
 use super::redis_cost_report::{RedisCostReport, Spread};
 use super::rinha::RinhaReport;
+use super::soak_report::SoakReport;
 use super::stats::{Outcomes, Percentiles};
 use super::throughput::ThroughputReport;
 
@@ -436,6 +437,178 @@ pub fn redis_cost_table(r: &RedisCostReport) -> String {
     }
     for f in &r.files {
         let _ = writeln!(out, "written: {f}");
+    }
+    out
+}
+
+/// The soak as a table: the verdict first, then what it rests on.
+pub fn soak_table(r: &SoakReport) -> String {
+    let s = &r.settings;
+    let v = &r.verdict;
+    let t = &r.totals;
+    let opt = |x: Option<f64>, unit: &str| {
+        x.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.1}{unit}"))
+    };
+    let secs = |x: Option<f64>| opt(x, " s");
+    let mut out = String::new();
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(out, "  {k:<24} {v}");
+    };
+    row(
+        "run",
+        format!(
+            "{} ({}/s for {} s, stages of {} s, appendfsync {}) {} .. {}",
+            r.name,
+            s.rate,
+            s.duration_s,
+            s.stage_s,
+            s.appendfsync.as_deref().unwrap_or("n/a"),
+            r.started_at,
+            r.finished_at
+        ),
+    );
+    let verdict = match v.passed {
+        Some(true) => "PASS".to_owned(),
+        Some(false) => "FAIL".to_owned(),
+        None => "NOT JUDGED".to_owned(),
+    };
+    row("VERDICT", verdict);
+    for reason in &v.reasons {
+        row("", reason.clone());
+    }
+    row(
+        "window",
+        format!(
+            "{} .. {} s ({}; PAYMENT_RETENTION {}, SUMMARY_DETAIL_HORIZON {})",
+            v.window_from_s,
+            v.window_to_s,
+            if v.steady {
+                "steady state, judged"
+            } else {
+                "last half, not judged"
+            },
+            secs(s.payment_retention_s),
+            secs(s.detail_horizon_s)
+        ),
+    );
+    for f in &v.series {
+        let flat = match f.flat {
+            Some(true) => "flat",
+            Some(false) => "GROWS",
+            None => "reported",
+        };
+        row(
+            "",
+            format!(
+                "{:<54} mean {:>10.1} {:<4} range {:.1}..{:.1}, slope {:+.3}/min  {flat}",
+                f.series, f.mean, f.unit, f.min, f.max, f.slope_per_min
+            ),
+        );
+    }
+    let checks = |old: bool| r.checks.iter().filter(|c| c.old == old).count();
+    row(
+        "inconsistencies",
+        format!(
+            "{} of {} recent-window checks, {} of {} old-window checks ({} s back), {} check errors",
+            v.inconsistencies,
+            checks(false),
+            v.old_window_inconsistencies,
+            checks(true),
+            s.old_check_age_s,
+            v.check_errors
+        ),
+    );
+    let o = &r.requests;
+    row(
+        "requests",
+        format!(
+            "{} sent, {} accepted, rejected {}, timeouts {}, errors {}, dropped {}",
+            o.requests,
+            o.accepted,
+            rejected(o),
+            o.timeouts,
+            o.errors,
+            r.dropped
+        ),
+    );
+    row("latency ms", percentiles(&r.latency));
+    row(
+        "lag at end / drain",
+        format!(
+            "{} / {}",
+            t.lag_at_end
+                .map_or_else(|| "n/a".to_owned(), |l| l.to_string()),
+            match t.drain_s {
+                Some(d) => format!("drained {d:.1} s after the load"),
+                None => format!("NOT drained within {} s", s.drain_timeout_s),
+            }
+        ),
+    );
+    row(
+        "totals",
+        format!(
+            "{}: backend default {} ({}) / fallback {} ({}); processors stored {} ({}) / {} ({}); \
+             accepted {}, unanswered {}, dead letters {}",
+            if t.consistent && t.all_processed_once {
+                "exactly once"
+            } else {
+                "MISMATCH"
+            },
+            t.backend.default.total_requests,
+            t.backend.default.total_amount,
+            t.backend.fallback.total_requests,
+            t.backend.fallback.total_amount,
+            t.default.total_requests,
+            t.default.total_amount,
+            t.fallback.total_requests,
+            t.fallback.total_amount,
+            t.accepted,
+            t.unanswered,
+            t.dead_letters
+                .map_or_else(|| "n/a".to_owned(), |n| n.to_string())
+        ),
+    );
+    let stack: f64 = r
+        .processes
+        .iter()
+        .filter(|p| p.stack)
+        .filter_map(|p| p.cpu_us_per_payment)
+        .sum();
+    let parts: Vec<String> = r
+        .processes
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} (RSS {:.1} MB, max {:.1})",
+                p.name,
+                opt(p.cpu_us_per_payment, ""),
+                p.rss_last_kb as f64 / 1024.0,
+                p.rss_max_kb as f64 / 1024.0
+            )
+        })
+        .collect();
+    row(
+        "CPU µs per payment",
+        format!("{stack:.1} for the stack: {}", parts.join(", ")),
+    );
+    if !r.pid_changes.is_empty() {
+        let changes: Vec<String> = r
+            .pid_changes
+            .iter()
+            .map(|c| format!("{} at {} s ({:?} -> {:?})", c.group, c.t_s, c.gone, c.new))
+            .collect();
+        row("processes came, went", changes.join("; "));
+    }
+    row(
+        "stages",
+        format!(
+            "{} applied, {} failed",
+            r.stages_applied,
+            r.stage_errors.len()
+        ),
+    );
+    for f in &r.files {
+        row("written", f.clone());
     }
     out
 }
