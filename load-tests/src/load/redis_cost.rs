@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use common::entry::StreamEntry;
-use common::keys::{field, Keys, GROUP};
+use common::keys::{field, Bucket, Keys, GROUP};
 use common::payment::{Cents, PaymentId, Processor, Status};
 use common::store::{Accepted, RecordRequest, Recorded, RedisOptions, Store, Totals, Window};
 use common::time::{now_ms, Millis};
@@ -107,9 +107,10 @@ pub async fn run_redis_cost(cfg: RedisCostConfig) -> anyhow::Result<RedisCostRep
 
     let variants = super::redis_cost_report::summarize(&samples);
     let mut notes = vec![
-        "multi-* variants write what record.lua writes but skip its idempotency check (HGET \
-         of the status) and its overflow check: a cost reference, not a replacement — a \
-         redelivered payment would be counted twice."
+        "multi-* variants write what record.lua writes — each summary bucket (second, minute, \
+         hour, day) once per payment, where record.lua adds it once per call — but skip its \
+         idempotency check (HGET of the status) and its overflow check: a cost reference, \
+         not a replacement — a redelivered payment would be counted twice."
             .to_owned(),
         "CPU is Redis' whole process (user + sys, every thread, from INFO cpu) over the record \
          phase plus the idle settle; accept and XREADGROUP are outside the window."
@@ -347,7 +348,7 @@ impl Round {
             let now = now_ms();
             let mut pipe = redis::pipe();
             for r in chunk {
-                let [n, c, secs, ev] = &summary[r.processor.index()];
+                let k = &summary[r.processor.index()];
                 let sec = r.requested_at.div_euclid(1000);
                 let cents = r.amount.get();
                 let payment = keys.payment(&r.id);
@@ -372,14 +373,22 @@ impl Round {
                     .arg(field::PRIOR_SAFE_AT)
                     .arg(field::HELD_BY)
                     .ignore();
-                pipe.cmd("HINCRBY").arg(n).arg(sec).arg(1).ignore();
-                pipe.cmd("HINCRBY").arg(c).arg(sec).arg(cents).ignore();
-                pipe.cmd("ZADD").arg(secs).arg(sec).arg(sec).ignore();
+                for bucket in Bucket::all_of(sec) {
+                    let f = bucket.field();
+                    pipe.cmd("HINCRBY").arg(&k.counts).arg(&f).arg(1).ignore();
+                    pipe.cmd("HINCRBY")
+                        .arg(&k.cents)
+                        .arg(&f)
+                        .arg(cents)
+                        .ignore();
+                }
+                let day = sec.div_euclid(86_400);
+                pipe.cmd("ZADD").arg(&k.days).arg(day).arg(day).ignore();
                 match self.variant {
                     Variant::MultiEv => {
                         let member = format!("{}:{cents}", r.id.encode(&mut buf));
                         pipe.cmd("ZADD")
-                            .arg(ev)
+                            .arg(&k.events)
                             .arg(r.requested_at)
                             .arg(member)
                             .ignore();
@@ -425,7 +434,7 @@ impl Round {
                 .collect(),
             _ => Processor::ALL
                 .iter()
-                .map(|&p| self.store.keys().summary(p)[3].clone())
+                .map(|&p| self.store.keys().summary(p).events)
                 .collect(),
         };
         let mut total = 0u64;
@@ -480,18 +489,15 @@ impl Round {
         };
         let mut totals = [Totals::default(); 2];
         for p in Processor::ALL {
-            let [n, c, _, _] = self.store.keys().summary(p);
+            let k = self.store.keys().summary(p);
+            let (n, c) = (&k.counts, &k.cents);
             let t = &mut totals[p.index()];
             for sec in from.div_euclid(1000)..=to.div_euclid(1000) {
                 if from <= sec * 1000 && sec * 1000 + 999 <= to {
-                    let count: Option<u64> = self
-                        .store
-                        .query(redis::cmd("HGET").arg(&n).arg(sec))
-                        .await?;
-                    let cents: Option<i64> = self
-                        .store
-                        .query(redis::cmd("HGET").arg(&c).arg(sec))
-                        .await?;
+                    let count: Option<u64> =
+                        self.store.query(redis::cmd("HGET").arg(n).arg(sec)).await?;
+                    let cents: Option<i64> =
+                        self.store.query(redis::cmd("HGET").arg(c).arg(sec)).await?;
                     t.requests += count.unwrap_or(0);
                     t.cents += i128::from(cents.unwrap_or(0));
                     continue;
@@ -523,7 +529,7 @@ impl Round {
         all.push(keys.stream().to_owned());
         all.push(keys.dead_letters().to_owned());
         for p in Processor::ALL {
-            all.extend(keys.summary(p));
+            all.extend(keys.summary(p).all().map(str::to_owned));
         }
         all.extend(
             self.ms_buckets

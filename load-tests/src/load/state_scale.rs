@@ -452,11 +452,7 @@ async fn record_chunk(
 fn summary_keys_of(keys: &Keys) -> Vec<String> {
     Processor::ALL
         .iter()
-        .flat_map(|&p| {
-            let mut all: Vec<String> = keys.summary(p).to_vec();
-            all.push(keys.summary_detail(p));
-            all
-        })
+        .flat_map(|&p| keys.summary(p).all().map(str::to_owned))
         .collect()
 }
 
