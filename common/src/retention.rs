@@ -104,23 +104,18 @@ pub async fn compact_summary(
     horizon: Duration,
     batch: usize,
 ) -> Result<u64, StoreError> {
-    let mut conn = store.connection();
     let mut moved = 0;
     for processor in Processor::ALL {
         let keys = store.keys().summary(processor);
-        loop {
-            let n: u64 = COMPACT
-                .key(&keys.events)
-                .key(&keys.detail)
-                .arg(horizon.as_millis() as u64)
-                .arg(batch.max(1))
-                .invoke_async(&mut conn)
-                .await?;
-            moved += n;
-            if n < batch.max(1) as u64 {
-                break;
-            }
-        }
+        let horizon_ms = horizon.as_millis() as u64;
+        moved += until_done(
+            store,
+            &COMPACT,
+            &[&keys.events, &keys.detail],
+            &[horizon_ms],
+            batch,
+        )
+        .await?;
     }
     Ok(moved)
 }
@@ -129,26 +124,41 @@ pub async fn compact_summary(
 /// days recomputed from them, `rebuild.lua`), `hours` hours per script call until none is
 /// left. Returns how many hours were rolled up; 0 at once when there is nothing to do.
 pub async fn roll_up_legacy_seconds(store: &Store, hours: usize) -> Result<u64, StoreError> {
-    let mut conn = store.connection();
     let mut done = 0;
     for processor in Processor::ALL {
-        let keys = store.keys().summary(processor);
-        loop {
-            let n: u64 = REBUILD
-                .key(&keys.counts)
-                .key(&keys.cents)
-                .key(&keys.days)
-                .key(&keys.legacy_seconds)
-                .arg(hours.max(1))
-                .invoke_async(&mut conn)
-                .await?;
-            done += n;
-            if n < hours.max(1) as u64 {
-                break;
-            }
-        }
+        let k = store.keys().summary(processor);
+        let keys = [&k.counts, &k.cents, &k.days, &k.legacy_seconds];
+        done += until_done(store, &REBUILD, &keys, &[], hours).await?;
     }
     Ok(done)
+}
+
+/// Calls a script that does at most `batch` units of work (its last argument) until a call
+/// does fewer: each call holds Redis for a bounded time. Returns the units done.
+async fn until_done(
+    store: &Store,
+    script: &Script,
+    keys: &[&String],
+    args: &[u64],
+    batch: usize,
+) -> Result<u64, StoreError> {
+    let mut conn = store.connection();
+    let batch = batch.max(1) as u64;
+    let mut done = 0;
+    loop {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let n: u64 = invocation.arg(batch).invoke_async(&mut conn).await?;
+        done += n;
+        if n < batch {
+            return Ok(done);
+        }
+    }
 }
 
 /// Removes dead letters older than `retention`. Returns how many.

@@ -24,6 +24,8 @@ use common::time::{now_ms, Millis};
 use redis::Value;
 use time::OffsetDateTime;
 
+use super::control::iso_ms;
+
 use super::redis_cost_report::{Findings, RedisCostReport, RedisCostSettings, Sample, Variant};
 use super::redis_info::{aof_mode, Info};
 use super::synthetic::{Payment, Synthetic};
@@ -124,8 +126,8 @@ pub async fn run_redis_cost(cfg: RedisCostConfig) -> anyhow::Result<RedisCostRep
     }
     let mut report = RedisCostReport {
         name: cfg.name.clone(),
-        started_at: iso(started_at),
-        finished_at: iso(OffsetDateTime::now_utc()),
+        started_at: iso_ms(started_at),
+        finished_at: iso_ms(OffsetDateTime::now_utc()),
         settings: RedisCostSettings {
             redis_url: cfg.redis_url.clone(),
             redis_version: info.version,
@@ -151,11 +153,6 @@ pub async fn run_redis_cost(cfg: RedisCostConfig) -> anyhow::Result<RedisCostRep
         super::plot::redis_cost_svg,
     )?;
     Ok(report)
-}
-
-fn iso(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// One variant measured once, on its own key prefix.

@@ -32,6 +32,8 @@ use common::testing::RedisServer;
 use common::time::{format_ms, now_ms, Millis};
 use time::OffsetDateTime;
 
+use super::control::iso_ms;
+
 use super::procstat::load_average;
 use super::redis_info::{command_stats, used_memory, Info};
 use super::state_scale_report::{
@@ -170,8 +172,8 @@ pub async fn run_state_scale(cfg: StateScaleConfig) -> anyhow::Result<StateScale
 
     let mut report = StateScaleReport {
         name: cfg.name.clone(),
-        started_at: iso(started_at),
-        finished_at: iso(OffsetDateTime::now_utc()),
+        started_at: iso_ms(started_at),
+        finished_at: iso_ms(OffsetDateTime::now_utc()),
         settings: StateScaleSettings {
             redis_version: version,
             aof: "off".into(),
@@ -217,11 +219,6 @@ pub async fn run_state_scale(cfg: StateScaleConfig) -> anyhow::Result<StateScale
         super::plot::state_scale_svg,
     )?;
     Ok(report)
-}
-
-fn iso(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// The state of one run between its steps.
