@@ -80,16 +80,19 @@ local function side(k)
       local counts = redis.call('HMGET', n, unpack(chunk))
       local sums = redis.call('HMGET', c, unpack(chunk))
       for j, field in ipairs(chunk) do
-        local kind, num = rollup(field)
+        -- Only a saturated bucket (never a second) or one that may span seconds not rolled
+        -- up yet needs its kind: the common case costs a comparison.
+        local kind, num
+        if sums[j] == 'sat' or pending then
+          kind, num = rollup(field)
+        end
         local whole = true
-        if kind then
-          if sums[j] == 'sat' then
-            whole = false
-          elseif pending then
-            local lo = num * SIZE[kind]
-            local hit = redis.call('ZRANGEBYSCORE', legacy, lo, lo + SIZE[kind] - 1, 'LIMIT', 0, 1)
-            whole = #hit == 0
-          end
+        if sums[j] == 'sat' then
+          whole = false
+        elseif kind then
+          local lo = num * SIZE[kind]
+          local hit = redis.call('ZRANGEBYSCORE', legacy, lo, lo + SIZE[kind] - 1, 'LIMIT', 0, 1)
+          whole = #hit == 0
         end
         if not whole then
           for _, part in ipairs(parts(kind, num)) do

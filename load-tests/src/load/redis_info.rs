@@ -69,17 +69,25 @@ pub async fn used_memory(store: &Store) -> anyhow::Result<u64> {
     Ok(Info::read(store).await?.used_memory)
 }
 
-/// Server-side time of one command since the last `CONFIG RESETSTAT`, from `INFO
-/// commandstats`: (calls, µs in total). `None` when it was not called.
-pub fn command_stats(text: &str, command: &str) -> Option<(u64, u64)> {
-    let stats = info_field(text, &format!("cmdstat_{command}"))?;
-    let value = |name: &str| {
-        stats.split(',').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            (k == name).then(|| v.parse::<u64>().ok()).flatten()
+/// Server-side µs spent in every command so far but `INFO` itself, from `INFO
+/// commandstats`: the difference around a call is what Redis spent on it.
+pub fn commands_usec(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("cmdstat_"))
+        .filter(|line| !line.starts_with("info:"))
+        .filter_map(|line| {
+            let (_, stats) = line.split_once(':')?;
+            stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("usec=")?.parse::<u64>().ok())
         })
-    };
-    Some((value("calls")?, value("usec")?))
+        .sum()
+}
+
+/// [`commands_usec`] read from the server now.
+pub async fn server_usec(store: &Store) -> anyhow::Result<u64> {
+    let text: String = store.query(redis::cmd("INFO").arg("commandstats")).await?;
+    Ok(commands_usec(&text))
 }
 
 #[cfg(test)]
@@ -106,10 +114,11 @@ mod tests {
     }
 
     #[test]
-    fn command_stats_read_calls_and_usec() {
+    fn commands_usec_adds_every_command_but_info() {
         let text = "# Commandstats\r\ncmdstat_evalsha:calls=12,usec=3400,usec_per_call=283.33,\
-            rejected_calls=0,failed_calls=0\r\ncmdstat_ping:calls=1,usec=1,usec_per_call=1.00\r\n";
-        assert_eq!(command_stats(text, "evalsha"), Some((12, 3400)));
-        assert_eq!(command_stats(text, "eval"), None);
+            rejected_calls=0,failed_calls=0\r\ncmdstat_info:calls=3,usec=90,usec_per_call=30.00\r\n\
+            cmdstat_zrangebyscore:calls=4,usec=100,usec_per_call=25.00\r\n";
+        assert_eq!(commands_usec(text), 3500);
+        assert_eq!(commands_usec(""), 0);
     }
 }

@@ -16,8 +16,8 @@
 //!    `PAYMENT_RETENTION` leaves them) — `used_memory` after `MEMORY PURGE`, and in the first
 //!    three the summary call: per kind of window, `reps` calls of `Store::summary` (the real
 //!    call, script and 128-bit summation) over a few distinct windows, client-side latency and
-//!    the server's µs per `EVALSHA`, then each distinct window once against the payments'
-//!    own totals.
+//!    the server's µs per call (every command of it, from `INFO commandstats`), then each
+//!    distinct window once against the payments' own totals.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 use super::control::iso_ms;
 
 use super::procstat::load_average;
-use super::redis_info::{command_stats, used_memory, Info};
+use super::redis_info::{server_usec, used_memory, Info};
 use super::state_scale_report::{
     Fill, KeySize, MemoryState, PhaseLoad, QueryKind, StateScaleReport, StateScaleSettings,
 };
@@ -205,7 +205,8 @@ pub async fn run_state_scale(cfg: StateScaleConfig) -> anyhow::Result<StateScale
              what is measured); the stream emptied as the record step's XDEL does"
                 .into(),
             "latency: client side, Store::summary (script call + 128-bit summation) one call at \
-             a time; server: INFO commandstats µs per EVALSHA over the same calls"
+             a time; server: INFO commandstats µs of every command (but INFO) over the same \
+             calls, per call"
                 .into(),
             "memory: used_memory after MEMORY PURGE, above the empty server, per payment".into(),
         ],
@@ -360,12 +361,9 @@ impl Run {
             self.store.summary(*w).await?;
             latency.record(started.elapsed());
         }
-        let stats: String = self
-            .store
-            .query(redis::cmd("INFO").arg("commandstats"))
-            .await?;
+        // Every command of the calls (the MULTI/EXEC, the script, the edge reads).
         let server_us_per_call =
-            command_stats(&stats, "evalsha").map(|(calls, us)| us as f64 / calls.max(1) as f64);
+            Some(server_usec(&self.store).await? as f64 / self.cfg.reps as f64);
         let mut exact = 0;
         for w in &kind.windows {
             let s = self.store.summary(*w).await?;
