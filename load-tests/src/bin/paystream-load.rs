@@ -1,6 +1,7 @@
 //! `paystream-load`: the reference load test (`rinha`), the throughput benchmark
 //! (`throughput`), the backlog drain benchmark (`drain`), what Redis spends per recorded
-//! payment (`redis-cost`) and the soak (`soak`). Flags in, report out; the work is in
+//! payment (`redis-cost`), the summary query with millions of payments (`state-scale`) and
+//! the soak (`soak`). Flags in, report out; the work is in
 //! `paystream_load_tests::load`.
 
 use std::path::PathBuf;
@@ -10,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use paystream_load_tests::load::control::Endpoints;
 use paystream_load_tests::load::procstat::{ProcGroup, Watch};
 use paystream_load_tests::load::{
-    report, run_drain, run_redis_cost, run_rinha, run_soak, run_throughput, DrainConfig,
-    RedisCostConfig, RinhaConfig, SoakConfig, ThroughputConfig,
+    report, run_drain, run_redis_cost, run_rinha, run_soak, run_state_scale, run_throughput,
+    DrainConfig, RedisCostConfig, RinhaConfig, SoakConfig, StateScaleConfig, ThroughputConfig,
 };
 
 #[derive(Parser)]
@@ -39,6 +40,10 @@ enum Command {
     /// drain and the final totals; judges flatness once retention holds state steady.
     /// Leaves both processors healthy, no delay. Exits non-zero when the verdict fails.
     Soak(SoakArgs),
+    /// The summary query's latency and Redis memory once Redis holds many processed payments:
+    /// starts its own scratch redis-server (ephemeral port, own data dir, AOF off), fills it
+    /// through accept.lua and record.lua, then measures per retention state.
+    StateScale(StateScaleArgs),
 }
 
 #[derive(Args)]
@@ -270,6 +275,33 @@ struct SoakArgs {
     output: Output,
 }
 
+#[derive(Args)]
+struct StateScaleArgs {
+    /// Processed payments to fill Redis with.
+    #[arg(long, default_value_t = 10_000_000)]
+    payments: u64,
+    /// Payments per second of requestedAt (1 000/s: 10 M payments span 2.8 h).
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Payments per accept.lua and per record.lua call.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Script calls in flight during the fill.
+    #[arg(long, default_value_t = 8)]
+    lanes: usize,
+    /// Summary calls per kind of window and retention state.
+    #[arg(long, default_value_t = 1000)]
+    reps: usize,
+    /// Distinct windows per kind (each also checked against the payments' own totals).
+    #[arg(long, default_value_t = 20)]
+    windows: usize,
+    /// SUMMARY_DETAIL_HORIZON of the compaction, s.
+    #[arg(long, default_value_t = common::retention::DEFAULT_DETAIL_HORIZON.as_secs())]
+    detail_horizon_secs: u64,
+    #[command(flatten)]
+    output: Output,
+}
+
 fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s)
         .map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
@@ -371,6 +403,25 @@ async fn main() -> anyhow::Result<()> {
             let r = run_redis_cost(cfg).await?;
             print!("{}", report::redis_cost_table(&r));
             if r.variants.iter().any(|v| v.windows_checked > 0 && !v.exact) {
+                anyhow::bail!("a summary read back did not match the payments recorded");
+            }
+        }
+        Command::StateScale(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("state-scale");
+            let cfg = StateScaleConfig {
+                payments: a.payments,
+                rate_per_sec: a.rate,
+                batch: a.batch,
+                lanes: a.lanes,
+                reps: a.reps,
+                distinct_windows: a.windows,
+                detail_horizon: Duration::from_secs(a.detail_horizon_secs),
+                out_dir,
+                name,
+            };
+            let r = run_state_scale(cfg).await?;
+            print!("{}", report::state_scale_table(&r));
+            if !r.exact() {
                 anyhow::bail!("a summary read back did not match the payments recorded");
             }
         }

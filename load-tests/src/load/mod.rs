@@ -1,6 +1,7 @@
 //! Load generators: the reference test with its score, the open-loop throughput benchmark,
 //! the backlog drain benchmark, what Redis spends per payment, and the soak (binary
 //! `paystream-load`).
+//! the backlog drain benchmark and the Redis benchmarks (binary `paystream-load`).
 //!
 //! Data flow of a reference run ([`run_rinha`]):
 //! [`control`] (purge, set stage 0) → [`rinha`] (virtual users post payments; stage changes
@@ -27,6 +28,10 @@
 //! the whole run; [`rinha`]'s stages cycling; [`checker`] on a recent and an old window; a
 //! sampler of the load, Redis and [`procstat`]; then a drain and the final totals) fills the
 //! leaf [`soak_report`] (and its verdict) → [`report`] and [`plot`].
+//! Data flow of a state-scale run ([`run_state_scale`]):
+//! [`state_scale`] (a scratch Redis of its own filled through the real scripts with
+//! [`synthetic`] payments, then the summary call timed and memory read per retention state,
+//! via [`redis_info`]) fills the leaf [`state_scale_report`] → [`report`] and [`plot`].
 //!
 //! All are library calls so tests and scripts can run them; the binary only parses flags.
 
@@ -37,16 +42,21 @@ pub mod plot;
 pub mod procstat;
 pub mod redis_cost;
 pub mod redis_cost_report;
+pub mod redis_info;
 pub mod report;
 pub mod rinha;
 pub mod score;
 pub mod soak;
 pub mod soak_report;
+pub mod state_scale;
+pub mod state_scale_report;
 pub mod stats;
+pub mod synthetic;
 pub mod throughput;
 
 pub use drain::{run_drain, DrainConfig, DrainReport};
 pub use redis_cost::{run_redis_cost, RedisCostConfig};
 pub use rinha::{run_rinha, RinhaConfig, RinhaReport};
 pub use soak::{run_soak, SoakConfig};
+pub use state_scale::{run_state_scale, StateScaleConfig};
 pub use throughput::{run_throughput, ThroughputConfig, ThroughputReport};

@@ -13,6 +13,8 @@
 //! - soak run: RSS per process group, Redis' memory (with and without the summary's kept
 //!   series) and keys, the backlog with accepted and processed per second and every check
 //!   marked, and CPU per payment per group, over time, the steady window shaded.
+//! - state-scale run: the summary call's p99 per kind of window in each retention state, and
+//!   memory per payment per state.
 
 use std::path::Path;
 
@@ -28,6 +30,7 @@ use super::drain::DrainReport;
 use super::redis_cost_report::{RedisCostReport, Spread, VariantSummary};
 use super::rinha::RinhaReport;
 use super::soak_report::{bytes_to_mb, kib_to_mb, ProcPoint, SoakReport, SoakSample};
+use super::state_scale_report::StateScaleReport;
 use super::throughput::ThroughputReport;
 
 const SIZE: (u32, u32) = (1200, 900);
@@ -690,7 +693,81 @@ pub fn redis_cost_svg(path: &Path, r: &RedisCostReport) -> anyhow::Result<()> {
         ),
     ];
     for (area, (caption, unit, value)) in panels.iter().zip(bars) {
-        bar_panel(area, &r.variants, caption, unit, value)?;
+        let bars: Vec<(&str, Spread)> = r
+            .variants
+            .iter()
+            .map(|v| (v.variant.name(), value(v)))
+            .collect();
+        bar_panel(area, &bars, caption, unit)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The state-scale run: `<out>/<name>.svg`, one latency panel per retention state measured
+/// (bar at p99, whisker p50..max) and the memory per payment of every state.
+pub fn state_scale_svg(path: &Path, r: &StateScaleReport) -> anyhow::Result<()> {
+    let s = &r.settings;
+    let title = format!(
+        "{}: summary query and memory with {} processed payments over {:.1} h (Redis {})",
+        r.name,
+        s.payments,
+        s.span_secs / 3600.0,
+        s.redis_version
+    );
+    let root = titled_root(path, &title)?;
+    let mut states: Vec<&str> = Vec::new();
+    for q in &r.queries {
+        if !states.contains(&q.state.as_str()) {
+            states.push(&q.state);
+        }
+    }
+    let panels = root.split_evenly((states.len() + 1, 1));
+    for (area, state) in panels.iter().zip(&states) {
+        let bars: Vec<(&str, Spread)> = r
+            .queries
+            .iter()
+            .filter(|q| q.state == *state)
+            .map(|q| {
+                let l = &q.latency;
+                (
+                    q.kind.as_str(),
+                    Spread {
+                        median: l.p99_ms,
+                        min: l.p50_ms,
+                        max: l.max_ms,
+                    },
+                )
+            })
+            .collect();
+        let caption = format!(
+            "summary call in state {state}: p99 (bar and label), whisker p50..max, {} calls per kind",
+            s.reps
+        );
+        bar_panel(area, &bars, &caption, "ms")?;
+    }
+    if let Some(area) = panels.get(states.len()) {
+        let bars: Vec<(&str, Spread)> = r
+            .memory
+            .iter()
+            .map(|m| {
+                let b = m.bytes_per_payment;
+                (
+                    m.state.as_str(),
+                    Spread {
+                        median: b,
+                        min: b,
+                        max: b,
+                    },
+                )
+            })
+            .collect();
+        bar_panel(
+            area,
+            &bars,
+            "Redis used_memory per payment above the empty server, per retention state",
+            "bytes",
+        )?;
     }
     root.present()?;
     Ok(())
@@ -701,21 +778,20 @@ type Measure = fn(&VariantSummary) -> Spread;
 
 const BAR_COLORS: [RGBColor; 5] = [P50, ACCEPTED, P99, REQUESTS, BACKLOG];
 
-/// One bar per variant at the median of `value`, its range as a whisker, the median written
+/// One bar per label at the spread's median, its range as a whisker, the median written
 /// above it.
 fn bar_panel(
     area: &Area<'_>,
-    variants: &[VariantSummary],
+    bars: &[(&str, Spread)],
     caption: &str,
     unit: &str,
-    value: Measure,
 ) -> anyhow::Result<()> {
-    let count = i32::try_from(variants.len()).unwrap_or(0).max(1);
-    let top = variants.iter().map(|v| value(v).max).fold(0.0f64, f64::max);
+    let count = i32::try_from(bars.len()).unwrap_or(0).max(1);
+    let top = bars.iter().map(|(_, s)| s.max).fold(0.0f64, f64::max);
     let y_max = (top * 1.2).max(1e-3);
     let mut chart = chart_builder(area, caption, 70)
         .build_cartesian_2d((0..count).into_segmented(), 0f64..y_max)?;
-    let names: Vec<&str> = variants.iter().map(|v| v.variant.name()).collect();
+    let names: Vec<&str> = bars.iter().map(|(name, _)| *name).collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -730,9 +806,8 @@ fn bar_panel(
             _ => String::new(),
         })
         .draw()?;
-    for (i, v) in variants.iter().enumerate() {
+    for (i, (_, s)) in bars.iter().enumerate() {
         let x = i32::try_from(i).unwrap_or(0);
-        let s = value(v);
         let color = BAR_COLORS[i % BAR_COLORS.len()];
         let mut bar = Rectangle::new(
             [
@@ -1038,5 +1113,26 @@ mod tests {
         // (plotters writes each text on its own line.)
         assert!(svg.contains("\n8.00\n"));
         assert!(svg.contains("\n290\n"));
+    }
+
+    #[test]
+    fn state_scale_svg_draws_every_kind_and_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state-scale.svg");
+        let r = crate::load::state_scale_report::tests::sample_report();
+        state_scale_svg(&path, &r).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for label in [
+            "1m-old",
+            "all-open",
+            "filled",
+            "expired",
+            "in state compacted",
+        ] {
+            assert!(svg.contains(label), "{label} missing");
+        }
+        // p99 of all-open written above its bar, and the filled state's bytes.
+        assert!(svg.contains("\n0.90\n"));
+        assert!(svg.contains("\n430\n"));
     }
 }

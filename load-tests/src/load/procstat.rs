@@ -118,6 +118,37 @@ pub fn sample_pid(pid: u32) -> Result<ProcSample, ProcError> {
     })
 }
 
+/// The machine's load averages (`/proc/loadavg`): the benchmarks report them, since other
+/// jobs share the cores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct LoadAverage {
+    pub one: f64,
+    pub five: f64,
+    pub fifteen: f64,
+}
+
+/// Parses the first three fields of `/proc/loadavg`.
+pub fn parse_loadavg(text: &str) -> Result<LoadAverage, ProcError> {
+    let mut fields = text.split_whitespace().map(str::parse::<f64>);
+    let mut next = || match fields.next() {
+        Some(Ok(v)) => Ok(v),
+        _ => Err(ProcError::Format {
+            what: "loadavg",
+            detail: text.trim().to_owned(),
+        }),
+    };
+    Ok(LoadAverage {
+        one: next()?,
+        five: next()?,
+        fifteen: next()?,
+    })
+}
+
+/// Reads `/proc/loadavg`.
+pub fn load_average() -> Result<LoadAverage, ProcError> {
+    parse_loadavg(&read(Path::new("/proc/loadavg"))?)
+}
+
 /// A named set of processes watched together (e.g. both gateway instances).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProcGroup {
@@ -361,6 +392,13 @@ pub fn per_payment(cpu_seconds: f64, payments: u64) -> Option<f64> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn parses_loadavg() {
+        let l = parse_loadavg("3.36 1.62 1.56 2/175 8445\n").unwrap();
+        assert_eq!((l.one, l.five, l.fifteen), (3.36, 1.62, 1.56));
+        assert!(parse_loadavg("3.36 x").is_err());
+    }
 
     #[test]
     fn parses_stat_with_awkward_comm() {

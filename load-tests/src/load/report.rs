@@ -2,7 +2,8 @@
 //!
 //! Comes last, with [`plot`](super::plot): [`rinha`](super::rinha),
 //! [`throughput`](super::throughput) and [`drain`](super::drain) hand over their finished
-//! reports; a `redis-cost` run's comes from the leaf [`redis_cost_report`](super::redis_cost_report).
+//! reports; a `redis-cost` run's comes from the leaf [`redis_cost_report`](super::redis_cost_report),
+//! a `state-scale` run's from [`state_scale_report`](super::state_scale_report).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,6 +15,7 @@ use super::drain::DrainReport;
 use super::redis_cost_report::{RedisCostReport, Spread};
 use super::rinha::RinhaReport;
 use super::soak_report::SoakReport;
+use super::state_scale_report::StateScaleReport;
 use super::stats::{Outcomes, Percentiles};
 use super::throughput::ThroughputReport;
 
@@ -613,6 +615,92 @@ pub fn soak_table(r: &SoakReport) -> String {
     out
 }
 
+/// The `state-scale` run as tables: the fill, memory per retention state, and the summary
+/// call per state and kind of window against its target.
+pub fn state_scale_table(r: &StateScaleReport) -> String {
+    let s = &r.settings;
+    let f = &r.fill;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "state-scale {} (Redis {}, AOF {}): {} payments, requestedAt {} .. {} ({:.0} s at {}/s), \
+         batch {}, {} lanes",
+        r.name,
+        s.redis_version,
+        s.aof,
+        s.payments,
+        s.first_requested_at,
+        s.last_requested_at,
+        s.span_secs,
+        s.rate_per_sec,
+        s.batch,
+        s.lanes
+    );
+    let _ = writeln!(
+        out,
+        "fill {:.1} s ({:.0} payments/s); compaction with the {} s horizon {:.1} s ({} moved), \
+         then the rest {:.1} s ({} moved)",
+        f.fill_secs,
+        f.payments_per_sec,
+        s.detail_horizon_secs,
+        f.compact_horizon_secs,
+        f.compacted_horizon,
+        f.compact_all_secs,
+        f.compacted_all
+    );
+    let loads: Vec<String> = r
+        .load
+        .iter()
+        .map(|l| format!("{} {:.2}", l.phase, l.load.one))
+        .collect();
+    let _ = writeln!(out, "load average (1 min) at: {}", loads.join(", "));
+    let _ = writeln!(
+        out,
+        "{:<14} {:>16} {:>12}  what",
+        "state", "used_memory", "B/payment"
+    );
+    for m in &r.memory {
+        let _ = writeln!(
+            out,
+            "{:<14} {:>16} {:>12.1}  {}",
+            m.state, m.used_memory_bytes, m.bytes_per_payment, m.description
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<14} {:<10} {:>9} {:>9} {:>9} {:>11} {:>8} {:>8}  window",
+        "state", "kind", "p50 ms", "p99 ms", "max ms", "server µs", "exact", "target"
+    );
+    for q in &r.queries {
+        let target = match (q.target_p99_ms, q.target_met) {
+            (Some(t), Some(true)) => format!("≤{t} met"),
+            (Some(t), _) => format!("≤{t} NOT"),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<14} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>11} {:>8} {:>8}  {}",
+            q.state,
+            q.kind,
+            q.latency.p50_ms,
+            q.latency.p99_ms,
+            q.latency.max_ms,
+            q.server_us_per_call
+                .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}")),
+            format!("{}/{}", q.windows_exact, q.windows_checked),
+            target,
+            q.description
+        );
+    }
+    for n in &r.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    for f in &r.files {
+        let _ = writeln!(out, "written: {f}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -649,6 +737,24 @@ mod tests {
         assert!(table.contains("per-ms bucket: +1.00 µs CPU"), "{table}");
         assert!(table.contains("note: a note"), "{table}");
         assert!(!table.contains("WARNING"), "{table}");
+    }
+
+    #[test]
+    fn state_scale_table_has_every_state_and_kind_with_its_target() {
+        let r = crate::load::state_scale_report::tests::sample_report();
+        let table = state_scale_table(&r);
+        assert!(table.contains("1000000 payments"), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("filled ")), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("expired ")), "{table}");
+        let old = table.lines().find(|l| l.contains("1m-old")).unwrap();
+        assert!(
+            old.contains("0.500") && old.contains("≤1 met") && old.contains("20/20"),
+            "{old}"
+        );
+        assert!(
+            table.contains("load average (1 min) at: fill 2.50"),
+            "{table}"
+        );
     }
 
     #[test]

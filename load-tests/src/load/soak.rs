@@ -39,7 +39,7 @@ use super::checker::{self, CheckRecord, CheckWindow};
 use super::control::{iso_ms, Control, Endpoints};
 use super::drain::HEALTHY;
 use super::procstat::{GroupReading, ProcGroup, Watch, Watched};
-use super::redis_cost::{aof_mode, info_field};
+use super::redis_info::{aof_mode, info_field};
 use super::rinha::{apply_stage, stage_record, StageRecord, STAGES};
 use super::soak_report::{
     round3, verdict, CheckMark, FinalTotals, IntervalLoad, PidChange, ProcPoint, ProcessCost,
@@ -548,13 +548,14 @@ async fn redis_sample(store: &Store) -> Result<RedisSample, StoreError> {
     let mut kept = 0;
     let mut detail = 0;
     for p in Processor::ALL {
-        let [counts, cents, seconds, events] = store.keys().summary(p);
-        // One field per second each: small enough to count exactly.
-        for key in [counts, cents, seconds, store.keys().summary_detail(p)] {
-            kept += memory_usage(store, &key, Some(0)).await?;
+        let keys = store.keys().summary(p);
+        // A few fields per second each (buckets, days, compacted detail): small enough to
+        // count exactly.
+        for key in keys.all().into_iter().filter(|k| *k != keys.events) {
+            kept += memory_usage(store, key, Some(0)).await?;
         }
         // One member per payment of the last horizon: Redis' sampled estimate.
-        detail += memory_usage(store, &events, None).await?;
+        detail += memory_usage(store, &keys.events, None).await?;
     }
     Ok(RedisSample {
         used_memory: number("used_memory").unwrap_or(0),

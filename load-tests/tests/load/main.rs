@@ -718,6 +718,8 @@ fn cli_describes_its_commands() {
         &["throughput", "--help"],
         &["drain", "--help"],
         &["soak", "--help"],
+        &["redis-cost", "--help"],
+        &["state-scale", "--help"],
     ] {
         let out = std::process::Command::new(bin).args(args).output().unwrap();
         assert!(
@@ -734,6 +736,45 @@ fn cli_describes_its_commands() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=PID"));
+    let out = std::process::Command::new(bin)
+        .args(["state-scale", "--payments", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be positive"));
+}
+
+/// The state-scale benchmark end to end on a tiny fill (the real one is 10 M payments and
+/// not run here): its own Redis, every state measured, every window exact, files written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_scale_runs_end_to_end_on_a_small_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let report =
+        paystream_load_tests::load::run_state_scale(paystream_load_tests::load::StateScaleConfig {
+            payments: 3_000,
+            rate_per_sec: 20,
+            batch: 64,
+            lanes: 4,
+            reps: 5,
+            distinct_windows: 3,
+            detail_horizon: std::time::Duration::from_secs(3600),
+            out_dir: Some(dir.path().to_path_buf()),
+            name: "tiny".into(),
+        })
+        .await
+        .unwrap();
+    assert!(report.exact(), "{:?}", report.queries);
+    let states: Vec<&str> = report.memory.iter().map(|m| m.state.as_str()).collect();
+    assert_eq!(states, ["filled", "compacted", "compacted-all", "expired"]);
+    assert_eq!(report.fill.compacted_all, 3_000);
+    assert!(report.memory[3].bytes_per_payment < report.memory[0].bytes_per_payment);
+    // Three states x (1m-recent, all-edges, all-open): 150 s of data, none older than the
+    // horizon, no hour.
+    assert_eq!(report.queries.len(), 9);
+    assert!(report.queries.iter().all(|q| q.latency.count == 5));
+    for ext in ["json", "svg"] {
+        assert!(dir.path().join(format!("tiny.{ext}")).is_file(), "{ext}");
+    }
 }
 
 #[test]
