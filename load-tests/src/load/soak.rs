@@ -17,8 +17,9 @@
 //!    ([`procstat`](super::procstat): the stack's groups re-read from `up.sh`'s pid files
 //!    every time, so a restarted process is followed);
 //! 4. when the load ends, read the lag, set both processors healthy with no delay and wait
-//!    until every accepted payment is reported processed (or `drain_timeout`), then compare
-//!    the backend's all-time totals with what each processor stored;
+//!    until every accepted payment is reported processed and the stream is empty (or
+//!    `drain_timeout`), then compare the backend's all-time totals with what each processor
+//!    stored;
 //! 5. judge ([`soak_report::verdict`](super::soak_report::verdict)) and write `<out>/<name>.json`
 //!    ([`report`](super::report)) and `<out>/<name>.svg` ([`plot`](super::plot)).
 
