@@ -21,6 +21,9 @@
 #     promise that a 2xx means durably in Redis (the reply waits for the fsync);
 #     `everysec` answers first and a host crash can lose the last second of accepted
 #     payments (README, "Durability"). AOF off = nothing survives a Redis restart;
+#   REDIS_ACTIVE_EXPIRE_EFFORT (10): how hard Redis reclaims expired keys. Retention
+#     (PAYMENT_RETENTION) bounds memory only once expired status hashes are reclaimed;
+#     Redis' default (1) lets 10 % or more of them linger (README, "Soak");
 #   WORKER_NICE (10): the worker yields the CPU to the request path;
 #   plus every variable of the gateway and worker (README, "Configuration").
 #
@@ -138,6 +141,7 @@ say "run dir: $RUN_DIR"
 say "redis on :$REDIS_PORT (data in $RUN_DIR/redis)"
 supervise redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
   --appendonly "${REDIS_AOF:-yes}" --appendfsync "${REDIS_APPENDFSYNC:-always}" --save "" --maxmemory-policy noeviction \
+  --active-expire-effort "${REDIS_ACTIVE_EXPIRE_EFFORT:-10}" \
   --unixsocket "$RUN_DIR/redis.sock" --unixsocketperm 700 \
   --protected-mode no --daemonize no --logfile "$RUN_DIR/redis/redis.log"
 for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
