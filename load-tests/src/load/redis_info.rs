@@ -69,25 +69,24 @@ pub async fn used_memory(store: &Store) -> anyhow::Result<u64> {
     Ok(Info::read(store).await?.used_memory)
 }
 
-/// Server-side µs spent in every command so far but `INFO` itself, from `INFO
-/// commandstats`: the difference around a call is what Redis spent on it.
-pub fn commands_usec(text: &str) -> u64 {
-    text.lines()
-        .filter_map(|line| line.strip_prefix("cmdstat_"))
-        .filter(|line| !line.starts_with("info:"))
-        .filter_map(|line| {
-            let (_, stats) = line.split_once(':')?;
-            stats
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("usec=")?.parse::<u64>().ok())
-        })
-        .sum()
+/// Server-side µs of the outermost commands since the last `CONFIG RESETSTAT`, from `INFO
+/// commandstats`: `EXEC` when the calls were transactions (its time covers what it ran),
+/// else `EVALSHA`. Commands run inside them are counted again under their own names, so
+/// they are not added.
+pub fn outermost_usec(text: &str) -> u64 {
+    let usec = |name: &str| {
+        let stats = info_field(text, &format!("cmdstat_{name}"))?;
+        stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("usec=")?.parse::<u64>().ok())
+    };
+    usec("exec").or_else(|| usec("evalsha")).unwrap_or(0)
 }
 
-/// [`commands_usec`] read from the server now.
+/// [`outermost_usec`] read from the server now.
 pub async fn server_usec(store: &Store) -> anyhow::Result<u64> {
     let text: String = store.query(redis::cmd("INFO").arg("commandstats")).await?;
-    Ok(commands_usec(&text))
+    Ok(outermost_usec(&text))
 }
 
 #[cfg(test)]
@@ -114,11 +113,13 @@ mod tests {
     }
 
     #[test]
-    fn commands_usec_adds_every_command_but_info() {
+    fn outermost_usec_reads_exec_else_evalsha() {
         let text = "# Commandstats\r\ncmdstat_evalsha:calls=12,usec=3400,usec_per_call=283.33,\
-            rejected_calls=0,failed_calls=0\r\ncmdstat_info:calls=3,usec=90,usec_per_call=30.00\r\n\
+            rejected_calls=0,failed_calls=0\r\ncmdstat_exec:calls=12,usec=4000,usec_per_call=333.33\r\n\
             cmdstat_zrangebyscore:calls=4,usec=100,usec_per_call=25.00\r\n";
-        assert_eq!(commands_usec(text), 3500);
-        assert_eq!(commands_usec(""), 0);
+        assert_eq!(outermost_usec(text), 4000);
+        let text = "cmdstat_evalsha:calls=12,usec=3400,usec_per_call=283.33\r\n";
+        assert_eq!(outermost_usec(text), 3400);
+        assert_eq!(outermost_usec(""), 0);
     }
 }

@@ -16,7 +16,7 @@
 //!    `PAYMENT_RETENTION` leaves them) — `used_memory` after `MEMORY PURGE`, and in the first
 //!    three the summary call: per kind of window, `reps` calls of `Store::summary` (the real
 //!    call, script and 128-bit summation) over a few distinct windows, client-side latency and
-//!    the server's µs per call (every command of it, from `INFO commandstats`), then each
+//!    the server's µs per call (its outermost command, from `INFO commandstats`), then each
 //!    distinct window once against the payments' own totals.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -205,8 +205,8 @@ pub async fn run_state_scale(cfg: StateScaleConfig) -> anyhow::Result<StateScale
              what is measured); the stream emptied as the record step's XDEL does"
                 .into(),
             "latency: client side, Store::summary (script call + 128-bit summation) one call at \
-             a time; server: INFO commandstats µs of every command (but INFO) over the same \
-             calls, per call"
+             a time; server: INFO commandstats µs of the outermost command (EXEC, or EVALSHA \
+             for a bare script) over the same calls, per call"
                 .into(),
             "memory: used_memory after MEMORY PURGE, above the empty server, per payment".into(),
         ],
@@ -361,7 +361,7 @@ impl Run {
             self.store.summary(*w).await?;
             latency.record(started.elapsed());
         }
-        // Every command of the calls (the MULTI/EXEC, the script, the edge reads).
+        // The whole of each call: its EXEC (script and edge reads), or the bare script.
         let server_us_per_call =
             Some(server_usec(&self.store).await? as f64 / self.cfg.reps as f64);
         let mut exact = 0;

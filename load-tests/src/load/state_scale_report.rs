@@ -89,7 +89,8 @@ pub struct QueryKind {
     pub description: String,
     /// Client side: `Store::summary`, the script call and the 128-bit summation.
     pub latency: Percentiles,
-    /// Server side: µs per call, every command of it, from `INFO commandstats`.
+    /// Server side: µs per call of its outermost command (`EXEC`, or `EVALSHA` for a bare
+    /// script), from `INFO commandstats`.
     pub server_us_per_call: Option<f64>,
     /// Distinct windows compared with the payments' own totals, and how many matched.
     pub windows_checked: usize,
