@@ -177,8 +177,7 @@ done
 # The repo's nginx.conf, with local upstreams, port and writable paths. Started as root,
 # nginx would run its workers as `nobody`, who cannot reach sockets under a 0700 RUN_DIR:
 # they run as the invoking user instead.
-NGINX_USER=
-[ "$(id -u)" = 0 ] && NGINX_USER="user $(id -un) $(id -gn);"
+NGINX_USER=$(nginx_user_directive)
 sed -e "s#server gateway-1:8080;#server ${UPSTREAMS[0]};#" \
     -e "s#server gateway-2:8080;#server ${UPSTREAMS[1]:-${UPSTREAMS[0]}};#" \
     -e "s/listen 9999 /listen $PORT /" \

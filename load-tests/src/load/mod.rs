@@ -21,23 +21,41 @@
 //! two `INFO` snapshots, check summary windows, delete the keys) fills the leaf
 //! [`redis_cost_report`] → [`report`] and [`plot`].
 //!
+//! Data flow of a pool run ([`run_redis_pool`]): [`redis_pool`] (per round, caller count and
+//! variant: the gateway's accept from concurrent callers over the multiplexed connection or a
+//! deadpool-redis pool, between two CPU readings) fills the leaf [`redis_pool_report`] →
+//! [`report`] and [`plot`].
+//!
+//! Measurements that compare or read other runs, each printing its own table:
+//! [`ref_compare`] (reference runs against a static nginx and the stack, from their JSON),
+//! [`tower_cost`] (the gateway served by [`gateway_stack`] plain and with a tower stack, each
+//! loaded by [`throughput`]) and [`perf_buckets`] (a `perf script` of one process, grouped into
+//! where its CPU goes, with the CPU per payment of a [`throughput`] run).
+//!
 //! All are library calls so tests and scripts can run them; the binary only parses flags.
 
 pub mod checker;
 pub mod control;
 pub mod drain;
+pub mod gateway_stack;
 pub mod money;
+pub mod perf_buckets;
 pub mod plot;
 pub mod procstat;
 pub mod redis_cost;
 pub mod redis_cost_report;
+pub mod redis_pool;
+pub mod redis_pool_report;
+pub mod ref_compare;
 pub mod report;
 pub mod rinha;
 pub mod score;
 pub mod stats;
 pub mod throughput;
+pub mod tower_cost;
 
 pub use drain::{run_drain, DrainConfig, DrainReport};
 pub use redis_cost::{run_redis_cost, RedisCostConfig};
+pub use redis_pool::{run_redis_pool, RedisPoolConfig};
 pub use rinha::{run_rinha, RinhaConfig, RinhaReport};
 pub use throughput::{run_throughput, ThroughputConfig, ThroughputReport};

@@ -56,20 +56,15 @@ pub async fn run_redis_cost(cfg: RedisCostConfig) -> anyhow::Result<RedisCostRep
     if cfg.payments == 0 || cfg.rounds == 0 || cfg.batch == 0 || cfg.rate_per_sec == 0 {
         bail!("payments, rounds, batch and rate must be positive");
     }
-    let started_at = OffsetDateTime::now_utc();
-    // Unique per run: never another process's keys.
-    let run_prefix = format!(
-        "redis-cost-{}-{}",
-        std::process::id(),
-        started_at.unix_timestamp_nanos() / 1_000_000
-    );
-    let mut options = RedisOptions::new(cfg.redis_url.clone());
     // AOF `always` with large pipelines, and `MEMORY USAGE` of big keys, can take a while.
-    options.response_timeout = Duration::from_secs(60);
-    let admin = Store::connect_lazy(&options, Keys::new(&format!("{run_prefix}-admin")))
-        .context("redis url")?;
-    let info = Info::read(&admin).await.context("INFO")?;
-    let aof = aof_mode(&admin).await?;
+    let Scratch {
+        started_at,
+        run_prefix,
+        options,
+        admin,
+        info,
+        aof,
+    } = Scratch::open("redis-cost", &cfg.redis_url, Duration::from_secs(60)).await?;
 
     // Warm-up: scripts loaded, allocator and connections warm; not measured.
     for variant in Variant::ALL {
@@ -603,6 +598,49 @@ fn expected(payments: &[Payment], w: Window) -> [Totals; 2] {
     totals
 }
 
+/// The start of a run against a scratch Redis (this and [`redis_pool`](super::redis_pool)).
+pub(super) struct Scratch {
+    pub(super) started_at: OffsetDateTime,
+    /// Unique per run (kind, pid, start ms): never another process's keys.
+    pub(super) run_prefix: String,
+    pub(super) options: RedisOptions,
+    /// A store on `<run_prefix>-admin`, for `INFO` and `CONFIG GET`.
+    pub(super) admin: Store,
+    /// `INFO` at the start.
+    pub(super) info: Info,
+    /// `off`, or the `appendfsync` policy.
+    pub(super) aof: String,
+}
+
+impl Scratch {
+    pub(super) async fn open(
+        kind: &str,
+        url: &str,
+        response_timeout: Duration,
+    ) -> anyhow::Result<Scratch> {
+        let started_at = OffsetDateTime::now_utc();
+        let run_prefix = format!(
+            "{kind}-{}-{}",
+            std::process::id(),
+            started_at.unix_timestamp_nanos() / 1_000_000
+        );
+        let mut options = RedisOptions::new(url.to_owned());
+        options.response_timeout = response_timeout;
+        let admin = Store::connect_lazy(&options, Keys::new(&format!("{run_prefix}-admin")))
+            .context("redis url")?;
+        let info = Info::read(&admin).await.context("INFO")?;
+        let aof = aof_mode(&admin).await?;
+        Ok(Scratch {
+            started_at,
+            run_prefix,
+            options,
+            admin,
+            info,
+            aof,
+        })
+    }
+}
+
 /// `appendfsync` when AOF is on, else `off`.
 async fn aof_mode(store: &Store) -> anyhow::Result<String> {
     let on: Vec<String> = store
@@ -626,19 +664,19 @@ async fn idle_cpu_us_per_sec(store: &Store, over: Duration) -> anyhow::Result<f6
     Ok((after.cpu_s - before.cpu_s) * 1e6 / started.elapsed().as_secs_f64())
 }
 
-/// The `INFO` fields a window needs.
+/// The `INFO` fields a window needs (also [`redis_pool`](super::redis_pool)'s).
 #[derive(Debug, Clone, PartialEq)]
-struct Info {
-    version: String,
+pub(super) struct Info {
+    pub(super) version: String,
     /// `used_cpu_user + used_cpu_sys`, s.
-    cpu_s: f64,
+    pub(super) cpu_s: f64,
     main_cpu_s: f64,
     used_memory: u64,
     forks: u64,
 }
 
 impl Info {
-    async fn read(store: &Store) -> anyhow::Result<Info> {
+    pub(super) async fn read(store: &Store) -> anyhow::Result<Info> {
         let text: String = store.query(&redis::cmd("INFO")).await?;
         Info::parse(&text)
     }
