@@ -31,7 +31,10 @@
 #            POOL_SECS (5) × POOL_ROUNDS (2). Writes redis-pool-aof-<mode>.{json,svg}.
 #   tower    `paystream-load tower-cost` against a scratch Redis: the gateway served plain and
 #            inside a tower stack, TOWER_RATES (5000,10000) for TOWER_SECS (10) × TOWER_ROUNDS
-#            (2), alternating. Writes tower-cost.json.
+#            (2), alternating; then the tower-stacked gateway profiled as in `perf` at
+#            PERF_GATEWAY_RATE, so the layers' share of its CPU is read directly (robust to
+#            a busy machine, unlike the difference of two CPU readings). Writes
+#            tower-cost.json, perf-gateway-tower.json.
 #
 # Example: SECTIONS=ref ./scripts/bench.sh (under `flock /work/stack.lock` on shared machines).
 # Environment: also RATES (5000,10000,20000,40000,60000), STEP_SECS (5), P99_LIMIT_MS (5),
@@ -57,8 +60,8 @@ export REDIS_APPENDFSYNC=${REDIS_APPENDFSYNC:-always}
 
 command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
 need_packages redis-server:redis-server nginx:nginx-light curl:curl
-# perf only for the section that samples with it (Debian's package: linux-perf).
-if has_section perf; then need_packages perf:linux-perf; fi
+# perf only for the sections that sample with it (Debian's package: linux-perf).
+if has_section perf || has_section tower; then need_packages perf:linux-perf; fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building (release)"
   cargo build --release --locked --workspace --bins
@@ -300,11 +303,24 @@ section_pool() {
 
 section_tower() {
   start_scratch_redis
-  # Both gateways are configured as the stack's are, but for the Redis and the purge.
-  REDIS_URL=$SCRATCH_REDIS_URL BACKLOG_LIMIT=$BACKLOG_LIMIT PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=true \
-    "$BIN/paystream-load" tower-cost --rates "${TOWER_RATES:-5000,10000}" \
+  # The gateways are configured as the stack's are, but for the Redis and the purge.
+  export REDIS_URL=$SCRATCH_REDIS_URL BACKLOG_LIMIT PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=true
+  "$BIN/paystream-load" tower-cost --rates "${TOWER_RATES:-5000,10000}" \
     --step-secs "${TOWER_SECS:-10}" --rounds "${TOWER_ROUNDS:-2}" \
     --out "$RESULTS" --name tower-cost
+  # The tower-stacked gateway alone, profiled: its address is the first line it prints.
+  "$BIN/paystream-load" serve-gateway --stack tower >"$RUN_DIR/serve-gateway.out" \
+    2>"$RUN_DIR/serve-gateway.log" &
+  local pid=$!
+  CHILDREN+=("$pid")
+  for _ in $(seq 1 100); do [ -s "$RUN_DIR/serve-gateway.out" ] && break; sleep 0.1; done
+  [ -s "$RUN_DIR/serve-gateway.out" ] || die "serve-gateway did not start (see $RUN_DIR/serve-gateway.log)"
+  local url
+  url=http://$(head -n 1 "$RUN_DIR/serve-gateway.out")
+  # What tower-cost left in the Redis goes first, with time to spare (the load tool's purge
+  # gives up after 2 s).
+  curl -fsS -m 300 -o /dev/null -X POST "$url/purge-payments"
+  profile gateway-tower "$pid" "$url" "${PERF_GATEWAY_RATE:-5000}" --drain-secs 0
 }
 
 for section in $ALL_SECTIONS; do

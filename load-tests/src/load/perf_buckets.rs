@@ -38,6 +38,9 @@ pub enum Bucket {
     Redis,
     /// HTTP: `hyper`, `hyper_util`, `http`, `httparse`, `http_body(_util)`; and `reqwest`.
     Http,
+    /// Tower layers and their glue to hyper (`tower`, `tower_layer`, `tower_service`,
+    /// `hyper_util::service`): only `serve-gateway --stack tower` has any.
+    Tower,
     /// tokio's scheduler, timers and I/O driver (not `tokio::sync`/`tokio::io`, which pass to
     /// their caller).
     Runtime,
@@ -53,11 +56,12 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 9] = [
+    pub const ALL: [Bucket; 10] = [
         Bucket::Parse,
         Bucket::Metrics,
         Bucket::Redis,
         Bucket::Http,
+        Bucket::Tower,
         Bucket::Runtime,
         Bucket::Tracing,
         Bucket::Own,
@@ -71,6 +75,7 @@ impl Bucket {
             Bucket::Metrics => "metrics",
             Bucket::Redis => "redis",
             Bucket::Http => "http",
+            Bucket::Tower => "tower",
             Bucket::Runtime => "runtime",
             Bucket::Tracing => "tracing",
             Bucket::Own => "own",
@@ -86,6 +91,7 @@ impl Bucket {
             Bucket::Metrics => "metrics (metrics, exporter, storage)",
             Bucket::Redis => "redis client + script call (redis, common::store, batch)",
             Bucket::Http => "hyper/http (server or client)",
+            Bucket::Tower => "tower layers and their hyper glue",
             Bucket::Runtime => "tokio runtime/scheduling",
             Bucket::Tracing => "tracing",
             Bucket::Own => "own code (router, handlers, pipeline, rest of common)",
@@ -286,6 +292,8 @@ pub fn path_bucket(symbol: &str) -> Option<Bucket> {
         | "sketches_ddsketch" => Bucket::Metrics,
         "redis" | "combine" => Bucket::Redis,
         "paystream_common" | "common" if common("store") || common("batch") => Bucket::Redis,
+        "tower" | "tower_layer" | "tower_service" => Bucket::Tower,
+        "hyper_util" if rest == "service" || rest.starts_with("service::") => Bucket::Tower,
         "hyper" | "hyper_util" | "http" | "httparse" | "http_body" | "http_body_util"
         | "httpdate" | "reqwest" | "h2" => Bucket::Http,
         "tokio"
@@ -793,6 +801,18 @@ paystream-gatew 25308    1001001 cpu-clock:
                 Some(Bucket::Parse),
             ),
             ("httparse::parse_headers_iter_uninit", Some(Bucket::Http)),
+            (
+                "<tower::load_shed::LoadShed<S> as tower_service::Service<Req>>::call",
+                Some(Bucket::Tower),
+            ),
+            (
+                "hyper_util::service::oneshot::Oneshot<S,Req>::poll",
+                Some(Bucket::Tower),
+            ),
+            (
+                "hyper_util::server::conn::auto::Builder::serve",
+                Some(Bucket::Http),
+            ),
             ("tokio::io::poll_evented::PollEvented<E>::poll_read", None),
             ("tokio::net::tcp::stream::TcpStream::poll_write_priv", None),
             (

@@ -17,10 +17,14 @@ use serde::Serialize;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
+use super::control::{Control, DEFAULT_PROCESSOR_TOKEN};
 use super::gateway_stack::{ServiceStack, TOWER_CONCURRENCY_LIMIT, TOWER_TIMEOUT};
 use super::procstat::{LoadAverages, ProcGroup};
 use super::stats::Spread;
 use super::throughput::{run_throughput, ThroughputConfig};
+
+/// How long the purge before each step may take.
+const PURGE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -160,9 +164,24 @@ pub async fn run_tower_cost(cfg: TowerCostConfig) -> anyhow::Result<TowerCostRep
             for k in 0..served.len() {
                 // Each round starts with the other stack.
                 let s = &served[(round + k) % served.len()];
+                // Both gateways share the Redis: the previous step's payments go first, with
+                // time to spare (a purge of 100 000 payments under AOF `always` can take
+                // seconds on a busy machine), outside the measurement.
+                Control::new(
+                    &s.url,
+                    "http://127.0.0.1:0",
+                    "http://127.0.0.1:0",
+                    None,
+                    DEFAULT_PROCESSOR_TOKEN.into(),
+                    PURGE_TIMEOUT,
+                )?
+                .purge_backend()
+                .await
+                .with_context(|| format!("purging before {} at {rate}/s", s.stack.name()))?;
                 let load_average = LoadAverages::started();
                 let r = run_throughput(ThroughputConfig {
                     backend_url: s.url.clone(),
+                    purge: false,
                     rates: vec![rate],
                     step: cfg.step,
                     // Measure, never stop early.
