@@ -36,7 +36,7 @@
 #            a busy machine, unlike the difference of two CPU readings). Writes
 #            tower-cost.json, perf-gateway-tower.json.
 #
-# Example: SECTIONS=ref ./scripts/bench.sh (under `flock /work/stack.lock` on shared machines).
+# Example: SECTIONS=ref ./scripts/bench.sh (the stack's fixed ports: one stack at a time).
 # Environment: also RATES (5000,10000,20000,40000,60000), STEP_SECS (5), P99_LIMIT_MS (5),
 # CAPACITY_RATE (4000), CAPACITY_OUTAGE_SECS (10), MAX_REQUESTS/DURATION_SECS/STAGE_SECS
 # (the reference run's, as demo.sh), PERF_FREQ (999 Hz), REDIS_APPENDFSYNC (always),
@@ -112,8 +112,8 @@ start_static_nginx() {
 $(nginx_user_directive)
 worker_processes 1;
 worker_rlimit_nofile 65535;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
+pid $(nginx_quote "$dir/nginx.pid");
+error_log $(nginx_quote "$dir/error.log") warn;
 
 events {
     worker_connections 8192;
@@ -127,11 +127,11 @@ http {
     keepalive_requests 1000000;
     keepalive_timeout 75s;
     client_max_body_size 8k;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+    client_body_temp_path $(nginx_quote "$dir/tmp/body");
+    proxy_temp_path $(nginx_quote "$dir/tmp/proxy");
+    fastcgi_temp_path $(nginx_quote "$dir/tmp/fastcgi");
+    uwsgi_temp_path $(nginx_quote "$dir/tmp/uwsgi");
+    scgi_temp_path $(nginx_quote "$dir/tmp/scgi");
     default_type application/json;
 
     server {

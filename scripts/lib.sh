@@ -83,6 +83,10 @@ nginx_user_directive() {
   return 0
 }
 
+# nginx_quote STRING — STRING as a quoted nginx.conf string (a path under a RUN_DIR may hold
+# spaces or nginx metacharacters).
+nginx_quote() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
+
 # peak_rss — one line per stack process: name, pid, peak RSS (VmHWM) in MB.
 peak_rss() {
   local flag name pid
@@ -95,10 +99,11 @@ peak_rss() {
   done
 }
 
-# start_demo_stack [UP_ENV...] — the common start of demo.sh and bench.sh: build the
-# release binaries, start two simulated processors on :8001 (5 %) and :8002 (15 %) and
-# the full stack (up.sh, with UP_ENV assignments) on :9999 in a fresh RUN_DIR (a new
-# mktemp -d unless RUN_DIR names an empty directory); everything stops on exit.
+# start_demo_stack [UP_ENV...] — the common start of demo.sh, bench.sh and soak.sh: build
+# the release binaries, start two simulated processors on :8001 (5 %) and :8002 (15 %)
+# (their pids in SIM_PIDS, comma-separated) and the full stack (up.sh, with UP_ENV
+# assignments) on :9999 in a fresh RUN_DIR (a new mktemp -d unless RUN_DIR names an empty
+# directory); everything stops on exit.
 start_demo_stack() {
   command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
   need_packages redis-server:redis-server nginx:nginx-light curl:curl
@@ -124,8 +129,10 @@ start_demo_stack() {
   say "simulated processors on :8001 (default, 5 %) and :8002 (fallback, 15 %)"
   PORT=8001 TRANSACTION_FEE=0.05 "$BIN/processor-sim" 2>"$RUN_DIR/sim-default.log" &
   CHILDREN+=($!)
+  SIM_PIDS=$!
   PORT=8002 TRANSACTION_FEE=0.15 "$BIN/processor-sim" 2>"$RUN_DIR/sim-fallback.log" &
   CHILDREN+=($!)
+  SIM_PIDS="$SIM_PIDS,$!"
   wait_port 8001 15
   wait_port 8002 15
   env "$@" ./scripts/up.sh 2>"$RUN_DIR/stack.log" &

@@ -43,11 +43,6 @@ WORKER_NICE=${WORKER_NICE:-10}
 export PROCESSOR_DEFAULT_URL=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 export PROCESSOR_FALLBACK_URL=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 REDIS_TRANSPORT=${REDIS_TRANSPORT:-unix}
-if [ "$REDIS_TRANSPORT" = unix ]; then
-  export REDIS_URL=redis+unix://$RUN_DIR/redis.sock
-else
-  export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
-fi
 # Local stack: the load tests purge without a token unless ADMIN_TOKEN is set.
 export PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=${PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN:-true}
 
@@ -67,6 +62,14 @@ BIN=$(cd "$BIN" && pwd)
 
 mkdir -p "$RUN_DIR/redis" "$RUN_DIR/nginx/logs" "$RUN_DIR/nginx/tmp" "$RUN_DIR/pids"
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
+if [ "$REDIS_TRANSPORT" = unix ]; then
+  # A URL: '%', spaces, '#' and '?' in the path are percent-encoded (redis-rs decodes them).
+  sock=$RUN_DIR/redis.sock
+  sock=${sock//%/%25}; sock=${sock// /%20}; sock=${sock//#/%23}; sock=${sock//\?/%3F}
+  export REDIS_URL=redis+unix://$sock
+else
+  export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+fi
 PIDS=$RUN_DIR/pids
 rm -f "$PIDS"/*.pid "$RUN_DIR/stopping"
 
@@ -178,11 +181,21 @@ done
 # nginx would run its workers as `nobody`, who cannot reach sockets under a 0700 RUN_DIR:
 # they run as the invoking user instead.
 NGINX_USER=$(nginx_user_directive)
-sed -e "s#server gateway-1:8080;#server ${UPSTREAMS[0]};#" \
-    -e "s#server gateway-2:8080;#server ${UPSTREAMS[1]:-${UPSTREAMS[0]}};#" \
+# RUN_DIR may hold spaces or sed/nginx metacharacters: every path goes into nginx.conf as a
+# quoted string (nginx_quote), and into sed's replacement escaped.
+sed_repl() { printf '%s' "$1" | sed -e 's/[\\&#]/\\&/g'; }
+temp_paths=
+for t in client_body proxy fastcgi uwsgi scgi; do
+  name=$t; [ "$t" = client_body ] && name=body
+  temp_paths+="\n    ${t}_temp_path $(sed_repl "$(nginx_quote "$RUN_DIR/nginx/tmp/$name")");"
+done
+up1=$(sed_repl "$(nginx_quote "${UPSTREAMS[0]}")")
+up2=$(sed_repl "$(nginx_quote "${UPSTREAMS[1]:-${UPSTREAMS[0]}}")")
+sed -e "s#server gateway-1:8080;#server $up1;#" \
+    -e "s#server gateway-2:8080;#server $up2;#" \
     -e "s/listen 9999 /listen $PORT /" \
     -e "s#^worker_processes#$NGINX_USER\nworker_processes#" \
-    -e "s#^http {#http {\n    client_body_temp_path $RUN_DIR/nginx/tmp/body;\n    proxy_temp_path $RUN_DIR/nginx/tmp/proxy;\n    fastcgi_temp_path $RUN_DIR/nginx/tmp/fastcgi;\n    uwsgi_temp_path $RUN_DIR/nginx/tmp/uwsgi;\n    scgi_temp_path $RUN_DIR/nginx/tmp/scgi;#" \
+    -e "s#^http {#http {$temp_paths#" \
     nginx.conf >"$RUN_DIR/nginx/nginx.conf"
 for u in "${UPSTREAMS[@]}"; do
   case $u in
@@ -193,7 +206,7 @@ for u in "${UPSTREAMS[@]}"; do
 done
 say "nginx on :$PORT"
 supervise nginx "$(nginx_bin)" -p "$RUN_DIR/nginx" -c "$RUN_DIR/nginx/nginx.conf" \
-  -g "daemon off; pid $RUN_DIR/nginx/nginx.pid; error_log stderr warn;"
+  -g "daemon off; pid $(nginx_quote "$RUN_DIR/nginx/nginx.pid"); error_log stderr warn;"
 wait_http "http://127.0.0.1:$PORT/readyz" 30
 say "stack up: http://127.0.0.1:$PORT  (Ctrl-C stops it)"
 # Components come and go under their supervisors; the stack stops only on a signal.

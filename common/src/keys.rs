@@ -7,9 +7,11 @@
 //! |---|---|---|
 //! | `{p}:stream` | stream | one entry per accepted payment: `id`, `amt` (cents) |
 //! | `{p}:pay:<uuid>` | hash | status, amount, entry id, pinned processor and whether an attempt there is unresolved, the Redis time from which a 404 proves absence, requestedAt, attempts |
-//! | `{p}:sum:<proc>:n` / `:c` | hash | per UTC second: count / cents recorded for `proc` |
-//! | `{p}:sum:<proc>:secs` | zset | the seconds present in the two hashes (score = second) |
+//! | `{p}:sum:<proc>:n` / `:c` | hash | count / cents recorded for `proc` per bucket of requestedAt: field `<s>` a UTC second, `m<minute>`, `h<hour>`, `d<day>` (numbers since the epoch); a roll-up bucket's cents `sat` when it would overflow (read its parts instead) |
+//! | `{p}:sum:<proc>:days` | zset | the days present in the two hashes (score = day) |
 //! | `{p}:sum:<proc>:ev` | zset | one member `<uuid>:<cents>` per payment, score = requestedAt ms |
+//! | `{p}:sum:<proc>:ms` | hash | compacted `ev` (`retention`): UTC second → `<ms offset>:<count>:<cents> ...` |
+//! | `{p}:sum:<proc>:secs` | zset | written by revisions before the roll-ups: seconds whose minutes, hours and day are not rolled up yet (`rebuild.lua` drains it) |
 //! | `{p}:dead` | stream | dead letters: `id`, `amt`, `reason` (or `entry`, `reason` for an entry naming no payment) |
 
 use crate::payment::{PaymentId, Processor};
@@ -37,6 +39,69 @@ pub mod field {
     /// The payment's stream entry id.
     pub const ENTRY_ID: &str = "sid";
     pub const REASON: &str = "err";
+}
+
+/// The summary's keys of one processor (see the table above).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryKeys {
+    /// Count per bucket (second, minute, hour, day).
+    pub counts: String,
+    /// Cents per bucket, or `sat` for a roll-up bucket that would overflow.
+    pub cents: String,
+    /// Index of the days present: what an open or long window enumerates.
+    pub days: String,
+    /// One member per payment, by requestedAt ms: the partial seconds at a window's edges.
+    pub events: String,
+    /// `events` older than the detail horizon, compacted per second (`compact.lua`).
+    pub detail: String,
+    /// The seconds index of revisions before the roll-ups: seconds not rolled up yet.
+    pub legacy_seconds: String,
+}
+
+impl SummaryKeys {
+    /// Every key, for purge and cleanup.
+    pub fn all(&self) -> [&str; 6] {
+        [
+            &self.counts,
+            &self.cents,
+            &self.days,
+            &self.events,
+            &self.detail,
+            &self.legacy_seconds,
+        ]
+    }
+}
+
+/// A summary bucket of requestedAt: its field in the counts and cents hashes. Seconds keep
+/// the bare number (the layout before the roll-ups), the roll-ups a one-letter prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bucket {
+    Second(i64),
+    Minute(i64),
+    Hour(i64),
+    Day(i64),
+}
+
+impl Bucket {
+    /// The field name (`scripts/record.lua` and `summary.lua` build the same).
+    pub fn field(self) -> String {
+        match self {
+            Bucket::Second(s) => s.to_string(),
+            Bucket::Minute(m) => format!("m{m}"),
+            Bucket::Hour(h) => format!("h{h}"),
+            Bucket::Day(d) => format!("d{d}"),
+        }
+    }
+
+    /// The four buckets a payment of UTC second `second` is counted in.
+    pub fn all_of(second: i64) -> [Bucket; 4] {
+        [
+            Bucket::Second(second),
+            Bucket::Minute(second.div_euclid(60)),
+            Bucket::Hour(second.div_euclid(3600)),
+            Bucket::Day(second.div_euclid(86_400)),
+        ]
+    }
 }
 
 /// Builds every key for one prefix. Cheap to clone.
@@ -85,22 +150,17 @@ impl Keys {
         format!("{}:pay:*", self.tag)
     }
 
-    /// The four summary keys of one processor: counts, cents, seconds index, events.
-    pub fn summary(&self, processor: Processor) -> [String; 4] {
+    /// The summary keys of one processor.
+    pub fn summary(&self, processor: Processor) -> SummaryKeys {
         let base = format!("{}:sum:{}", self.tag, processor.as_str());
-        [
-            format!("{base}:n"),
-            format!("{base}:c"),
-            format!("{base}:secs"),
-            format!("{base}:ev"),
-        ]
-    }
-
-    /// The summary's compacted per-payment detail of one processor: a hash from a UTC
-    /// second to `"<ms offset>:<count>:<cents> ..."` for seconds older than the detail
-    /// horizon (`scripts/compact.lua` moves them out of `ev`; `summary.lua` reads both).
-    pub fn summary_detail(&self, processor: Processor) -> String {
-        format!("{}:sum:{}:ms", self.tag, processor.as_str())
+        SummaryKeys {
+            counts: format!("{base}:n"),
+            cents: format!("{base}:c"),
+            days: format!("{base}:days"),
+            events: format!("{base}:ev"),
+            detail: format!("{base}:ms"),
+            legacy_seconds: format!("{base}:secs"),
+        }
     }
 
     /// A per-millisecond bucket of one processor and UTC second (fields `n<ms offset>`,
@@ -140,7 +200,7 @@ mod tests {
             keys.summary_ms_bucket(Processor::Default, 1_700_000_000),
         ];
         for p in Processor::ALL {
-            all.extend(keys.summary(p));
+            all.extend(keys.summary(p).all().map(str::to_owned));
         }
         for key in all {
             assert!(key.starts_with("{ps}:"), "{key}");
@@ -149,5 +209,14 @@ mod tests {
             keys.payment(&id),
             "{ps}:pay:4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3"
         );
+    }
+
+    #[test]
+    fn a_payment_counts_in_its_second_minute_hour_and_day() {
+        // 2025-07-15T12:34:56Z, and one second before the epoch.
+        let fields = Bucket::all_of(1_752_582_896).map(Bucket::field);
+        assert_eq!(fields, ["1752582896", "m29209714", "h486828", "d20284"]);
+        let fields = Bucket::all_of(-1).map(Bucket::field);
+        assert_eq!(fields, ["-1", "m-1", "h-1", "d-1"]);
     }
 }

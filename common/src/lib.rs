@@ -22,7 +22,9 @@
 //! ```
 //!
 //! # Layout
-//! - [`payment`]: `PaymentId`, `Cents`, `Processor`, `Status`, request parsing.
+//! - [`money`]: exact money for the whole workspace: `Cents` (an amount), `Decimal` (fees,
+//!   sums, scores), the one JSON-number grammar, the one rounding rule (half away from zero).
+//! - [`payment`]: `PaymentId`, `Processor`, `Status`, request parsing (its amount is `Cents`).
 //! - [`time`]: UTC millisecond timestamps, ISO-8601 in and out.
 //! - [`entry`]: the stream entry's fields, encode/decode.
 //! - [`keys`]: the only place a Redis key is formatted (all share one hash tag).
@@ -42,6 +44,7 @@ pub mod config;
 pub mod entry;
 pub mod keys;
 pub mod metrics;
+pub mod money;
 pub mod payment;
 pub mod retention;
 pub mod runtime;

@@ -70,6 +70,10 @@ pub const STREAM_GROUP_LAG: &str = "paystream_stream_group_lag_entries";
 pub const REDIS_COMMAND_DURATION_SECONDS: &str = "paystream_redis_command_duration_seconds";
 /// Payments whose summary detail was compacted (`common::retention`).
 pub const RETENTION_COMPACTED_TOTAL: &str = "paystream_retention_compacted_payments_total";
+/// Hours of summary seconds from a revision before the roll-ups, rolled up
+/// (`common::retention`; non-zero only after such an upgrade).
+pub const RETENTION_ROLLED_UP_HOURS_TOTAL: &str =
+    "paystream_retention_summary_hours_rolled_up_total";
 /// Dead letters removed after `PAYMENT_RETENTION`.
 pub const RETENTION_DEAD_LETTERS_TRIMMED_TOTAL: &str =
     "paystream_retention_dead_letters_trimmed_total";

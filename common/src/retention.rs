@@ -2,7 +2,8 @@
 //!
 //! Comes after: `record.lua` / `fail.lua` (they give a terminal status hash its expiry,
 //! `PAYMENT_RETENTION`). Run by: the worker's periodic retention task
-//! (`worker::retention`), which calls [`compact_summary`] and [`trim_dead_letters`].
+//! (`worker::retention`), which calls [`compact_summary`], [`roll_up_legacy_seconds`] and
+//! [`trim_dead_letters`].
 //!
 //! What grows, and how it is bounded:
 //! - **Status hashes** expire `PAYMENT_RETENTION` after their terminal state (`processed`,
@@ -14,12 +15,13 @@
 //!   queued and pending payments, so nothing unacknowledged can be cut.
 //! - **Dead letters** older than `PAYMENT_RETENTION` are trimmed (`trim_dead.lua`), like
 //!   the status they belong to.
-//! - **Summary**: per-second counts and cents stay (one pair per second with traffic:
-//!   bounded by time, not by payments); the per-payment detail (`ev`), needed only for the
-//!   partial edge seconds of a query, is compacted once older than
+//! - **Summary**: counts and cents per second, minute, hour and day stay (one pair per
+//!   bucket with traffic: bounded by time, not by payments); the per-payment detail (`ev`),
+//!   needed only for the partial edge seconds of a query, is compacted once older than
 //!   `SUMMARY_DETAIL_HORIZON` into one string per second of per-millisecond counts and
 //!   cents (`compact.lua`), which `summary.lua` reads for edge seconds: queries stay exact
-//!   to the millisecond at any age.
+//!   to the millisecond at any age. Seconds recorded by a revision before the roll-ups are
+//!   rolled up once (`rebuild.lua`); until then queries read around them, exactly.
 
 use std::time::Duration;
 
@@ -37,6 +39,8 @@ pub const DEFAULT_DETAIL_HORIZON: Duration = Duration::from_secs(3600);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// Payments moved per `compact.lua` call: bounds the time Redis spends in one script.
 pub const COMPACT_BATCH: usize = 5_000;
+/// Hours rolled up per `rebuild.lua` call (each reads up to 3 600 seconds): the same bound.
+pub const ROLL_UP_BATCH_HOURS: usize = 2;
 
 pub mod vars {
     pub const PAYMENT_RETENTION: &str = "PAYMENT_RETENTION";
@@ -46,6 +50,8 @@ pub mod vars {
 
 static COMPACT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("scripts/compact.lua")));
+static REBUILD: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("scripts/rebuild.lua")));
 static TRIM_DEAD: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("scripts/trim_dead.lua")));
 
@@ -98,25 +104,61 @@ pub async fn compact_summary(
     horizon: Duration,
     batch: usize,
 ) -> Result<u64, StoreError> {
-    let mut conn = store.connection();
     let mut moved = 0;
     for processor in Processor::ALL {
-        let [_, _, _, ev] = store.keys().summary(processor);
-        loop {
-            let n: u64 = COMPACT
-                .key(&ev)
-                .key(store.keys().summary_detail(processor))
-                .arg(horizon.as_millis() as u64)
-                .arg(batch.max(1))
-                .invoke_async(&mut conn)
-                .await?;
-            moved += n;
-            if n < batch.max(1) as u64 {
-                break;
-            }
-        }
+        let keys = store.keys().summary(processor);
+        let horizon_ms = horizon.as_millis() as u64;
+        moved += until_done(
+            store,
+            &COMPACT,
+            &[&keys.events, &keys.detail],
+            &[horizon_ms],
+            batch,
+        )
+        .await?;
     }
     Ok(moved)
+}
+
+/// Rolls up the summary seconds recorded by revisions before the roll-ups (minutes, hours and
+/// days recomputed from them, `rebuild.lua`), `hours` hours per script call until none is
+/// left. Returns how many hours were rolled up; 0 at once when there is nothing to do.
+pub async fn roll_up_legacy_seconds(store: &Store, hours: usize) -> Result<u64, StoreError> {
+    let mut done = 0;
+    for processor in Processor::ALL {
+        let k = store.keys().summary(processor);
+        let keys = [&k.counts, &k.cents, &k.days, &k.legacy_seconds];
+        done += until_done(store, &REBUILD, &keys, &[], hours).await?;
+    }
+    Ok(done)
+}
+
+/// Calls a script that does at most `batch` units of work (its last argument) until a call
+/// does fewer: each call holds Redis for a bounded time. Returns the units done.
+async fn until_done(
+    store: &Store,
+    script: &Script,
+    keys: &[&String],
+    args: &[u64],
+    batch: usize,
+) -> Result<u64, StoreError> {
+    let mut conn = store.connection();
+    let batch = batch.max(1) as u64;
+    let mut done = 0;
+    loop {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let n: u64 = invocation.arg(batch).invoke_async(&mut conn).await?;
+        done += n;
+        if n < batch {
+            return Ok(done);
+        }
+    }
 }
 
 /// Removes dead letters older than `retention`. Returns how many.

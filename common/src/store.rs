@@ -12,7 +12,7 @@ use redis::{Script, Value};
 
 use crate::batch::Batcher;
 use crate::entry::{self, as_str, StreamEntry};
-use crate::keys::{field, Keys, GROUP};
+use crate::keys::{field, Bucket, Keys, GROUP};
 use crate::payment::{Cents, PaymentId, Processor, Status};
 use crate::time::Millis;
 
@@ -670,8 +670,8 @@ impl Store {
     }
 
     /// `record.lua` for several payments at once: one script call, one summary update per
-    /// second touched. One result per payment (a payment whose summary bucket would
-    /// overflow fails alone).
+    /// second, minute, hour and day touched. One result per payment (a payment whose
+    /// second's bucket would overflow fails alone).
     pub async fn record_batch(
         &self,
         batch: &[RecordRequest],
@@ -687,9 +687,12 @@ impl Store {
             .arg(GROUP)
             .arg(self.retention_ms);
         for processor in Processor::ALL {
-            for key in self.keys.summary(processor) {
-                invocation.key(key);
-            }
+            let k = self.keys.summary(processor);
+            invocation
+                .key(k.counts)
+                .key(k.cents)
+                .key(k.days)
+                .key(k.events);
         }
         for r in batch {
             invocation
@@ -768,36 +771,81 @@ impl Store {
         self.ack_in(pipe, entry_id).await
     }
 
-    /// Both processors' totals over `window`, read in one atomic step; see `summary.lua`.
+    /// Both processors' totals over `window`, read in one atomic step (`MULTI`/`EXEC`):
+    /// `summary.lua` adds the whole buckets — at most ~300 plus the days of the window,
+    /// whatever its length — and the partial seconds at its edges are read here to the
+    /// millisecond from the per-payment index and the compacted detail (Redis sends them;
+    /// parsing them costs this process, not Redis' single thread).
     pub async fn summary(&self, window: Window) -> Result<Summary, StoreError> {
-        let ranges = SummaryRanges::of(window);
+        let plan = SummaryPlan::of(window);
+        let keys = Processor::ALL.map(|p| self.keys.summary(p));
         let mut invocation = SCRIPTS.summary.prepare_invoke();
-        for processor in Processor::ALL {
-            for key in self.keys.summary(processor) {
-                invocation.key(key);
-            }
+        for k in &keys {
+            invocation
+                .key(&k.counts)
+                .key(&k.cents)
+                .key(&k.days)
+                .key(&k.legacy_seconds);
         }
-        for processor in Processor::ALL {
-            invocation.key(self.keys.summary_detail(processor));
-        }
-        for arg in ranges.args() {
+        for arg in plan.args() {
             invocation.arg(arg);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let buckets = plan.reads_buckets();
+        if buckets {
+            pipe.invoke_script(&invocation);
+        }
+        for k in &keys {
+            for e in &plan.edges {
+                pipe.cmd("ZRANGEBYSCORE")
+                    .arg(&k.events)
+                    .arg(e.from)
+                    .arg(e.to);
+                pipe.cmd("HGET").arg(&k.detail).arg(e.from.div_euclid(1000));
+            }
         }
         let mut conn = self.conn.clone();
         let started = std::time::Instant::now();
-        let reply: Value = invocation.invoke_async(&mut conn).await?;
-        observe("summary", started);
-        let sides = match reply {
-            Value::Array(sides) if sides.len() == 2 => sides,
-            other => return Err(StoreError::Unexpected(format!("summary: {other:?}"))),
+        let reply: Vec<Value> = match pipe.query_async(&mut conn).await {
+            // After a Redis restart (or SCRIPT FLUSH): load it, then once more.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                invocation.load_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            other => other?,
         };
-        let mut totals = [Totals::default(); 2];
-        for (slot, side) in totals.iter_mut().zip(sides) {
-            *slot = side_totals(side)?;
+        observe("summary", started);
+        let mut reply = reply.into_iter();
+        let mut sums = [Sum::default(); 2];
+        if buckets {
+            match reply.next() {
+                Some(Value::Array(sides)) if sides.len() == 2 => {
+                    for (sum, side) in sums.iter_mut().zip(sides) {
+                        add_buckets(sum, side)?;
+                    }
+                }
+                other => return Err(StoreError::Unexpected(format!("summary: {other:?}"))),
+            }
         }
+        for sum in &mut sums {
+            for e in &plan.edges {
+                let (Some(events), Some(detail)) = (reply.next(), reply.next()) else {
+                    return Err(StoreError::Unexpected("summary: edges missing".into()));
+                };
+                let mut part = Sum::default();
+                add_events(&mut part, &events)?;
+                if let Some(packed) = as_str(&detail) {
+                    let start = e.from.div_euclid(1000) * 1000;
+                    add_compacted(&mut part, packed, e.from - start, e.to - start)?;
+                }
+                sum.add(part, e.subtract);
+            }
+        }
+        let [default, fallback] = sums.map(Sum::totals);
         Ok(Summary {
-            default: totals[0],
-            fallback: totals[1],
+            default: default?,
+            fallback: fallback?,
         })
     }
 
@@ -1030,10 +1078,7 @@ impl Store {
         let mut pipe = redis::pipe();
         for processor in Processor::ALL {
             pipe.cmd("UNLINK")
-                .arg(&self.keys.summary(processor))
-                .ignore();
-            pipe.cmd("UNLINK")
-                .arg(self.keys.summary_detail(processor))
+                .arg(&self.keys.summary(processor).all())
                 .ignore();
         }
         pipe.cmd("UNLINK").arg(self.keys.dead_letters()).ignore();
@@ -1178,150 +1223,469 @@ fn recorded(reply: &str) -> Result<Recorded, StoreError> {
     }
 }
 
-fn side_totals(side: Value) -> Result<Totals, StoreError> {
+/// A processor's running total while a summary reply is read: signed, since the rest of an
+/// edge second read whole is subtracted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sum {
+    requests: i128,
+    cents: i128,
+}
+
+impl Sum {
+    fn add(&mut self, part: Sum, subtract: bool) {
+        let sign = if subtract { -1 } else { 1 };
+        self.requests += sign * part.requests;
+        self.cents += sign * part.cents;
+    }
+
+    fn totals(self) -> Result<Totals, StoreError> {
+        let requests = u64::try_from(self.requests)
+            .map_err(|_| StoreError::Unexpected(format!("summary count {}", self.requests)))?;
+        Ok(Totals {
+            requests,
+            cents: self.cents,
+        })
+    }
+}
+
+/// One processor's part of `summary.lua`'s reply: `{count, {cents of each bucket}}`.
+fn add_buckets(sum: &mut Sum, side: Value) -> Result<(), StoreError> {
     let Value::Array(parts) = side else {
         return Err(StoreError::Unexpected(format!("summary side: {side:?}")));
     };
-    let mut totals = Totals::default();
     let mut parts = parts.into_iter();
     if let Some(Value::Int(n)) = parts.next() {
-        totals.requests = n.max(0) as u64;
+        sum.requests += i128::from(n);
     }
     if let Some(Value::Array(cents)) = parts.next() {
         for c in &cents {
-            totals.cents += as_str(c).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0) as i128;
+            sum.cents += as_str(c)
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| StoreError::Unexpected(format!("summary cents {c:?}")))?
+                as i128;
         }
     }
-    if let Some(Value::Array(edges)) = parts.next() {
-        for member in &edges {
-            let cents = as_str(member)
-                .and_then(|m| m.rsplit_once(':'))
-                .and_then(|(_, c)| c.parse::<i64>().ok())
-                .ok_or_else(|| StoreError::Unexpected(format!("summary member {member:?}")))?;
-            totals.requests += 1;
-            totals.cents += cents as i128;
-        }
-    }
-    Ok(totals)
+    Ok(())
 }
 
-/// The score ranges `summary.lua` reads: whole UTC seconds come from the per-second
-/// buckets, the partial seconds at either edge from the per-payment index, so the cost
-/// grows with the seconds inside the window plus the payments of two seconds — never with
-/// payments outside it.
+/// Adds the payments of an edge range read from the per-payment index (`<id>:<cents>`).
+fn add_events(sum: &mut Sum, events: &Value) -> Result<(), StoreError> {
+    let members = match events {
+        Value::Array(members) => members.as_slice(),
+        Value::Nil => &[],
+        other => return Err(StoreError::Unexpected(format!("summary events: {other:?}"))),
+    };
+    for member in members {
+        let cents = as_str(member)
+            .and_then(|m| m.rsplit_once(':'))
+            .and_then(|(_, c)| c.parse::<i64>().ok())
+            .ok_or_else(|| StoreError::Unexpected(format!("summary member {member:?}")))?;
+        sum.requests += 1;
+        sum.cents += i128::from(cents);
+    }
+    Ok(())
+}
+
+/// Adds the millisecond offsets `lo..=hi` of one second's compacted detail
+/// (`"<offset>:<count>:<cents> ..."`, `compact.lua`).
+fn add_compacted(sum: &mut Sum, packed: &str, lo: i64, hi: i64) -> Result<(), StoreError> {
+    for entry in packed.split_ascii_whitespace() {
+        let mut fields = entry.splitn(3, ':');
+        let parsed = (|| {
+            let offset = fields.next()?.parse::<i64>().ok()?;
+            let count = fields.next()?.parse::<u64>().ok()?;
+            let cents = fields.next()?.parse::<i128>().ok()?;
+            Some((offset, count, cents))
+        })();
+        let Some((offset, count, cents)) = parsed else {
+            return Err(StoreError::Unexpected(format!("summary detail {entry:?}")));
+        };
+        if (lo..=hi).contains(&offset) {
+            sum.requests += i128::from(count);
+            sum.cents += cents;
+        }
+    }
+    Ok(())
+}
+
+/// How a window is read: the partial seconds at either edge from the per-payment index and
+/// the compacted detail, to the millisecond — or, when the rest of such a second is shorter,
+/// the whole second from its bucket minus that rest; the whole seconds, minutes and hours up
+/// to the first and from the last whole day as listed buckets (at most 2 x 59 + 2 x 59 +
+/// 2 x 23, plus the two edge seconds); the whole days between through the days index. The
+/// cost grows with the days inside the window plus the payments of at most half of each of
+/// its two edge seconds, never with the payments outside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SummaryRanges {
-    lower_edge: Option<(Millis, Millis)>,
-    upper_edge: Option<(Millis, Millis)>,
-    whole_seconds: Option<(String, String)>,
+struct SummaryPlan {
+    /// Millisecond ranges, each within one second, read per payment.
+    edges: Vec<EdgeRange>,
+    /// Whole seconds, minutes and hours.
+    buckets: Vec<Bucket>,
+    /// Whole days, as index scores (`-inf` / `+inf` when open).
+    days: Option<(String, String)>,
 }
 
-impl SummaryRanges {
+/// Payments of `from..=to` (one second's milliseconds), added to the totals or subtracted
+/// from them (the rest of a second that is read whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EdgeRange {
+    from: Millis,
+    to: Millis,
+    subtract: bool,
+}
+
+/// A range of whole seconds, `None` where it is open.
+type Seconds = (Option<i64>, Option<i64>);
+
+impl SummaryPlan {
     fn of(window: Window) -> Self {
         let sec = |ms: Millis| ms.div_euclid(1000);
-        match (window.from, window.to) {
-            (Some(f), Some(t)) if f > t => Self {
-                lower_edge: None,
-                upper_edge: None,
-                whole_seconds: None,
-            },
-            (Some(f), Some(t)) if sec(f) == sec(t) => Self {
-                lower_edge: Some((f, t)),
-                upper_edge: None,
-                whole_seconds: None,
-            },
-            (Some(f), Some(t)) => {
-                let (fs, ts) = (sec(f), sec(t));
-                Self {
-                    lower_edge: Some((f, (fs + 1) * 1000 - 1)),
-                    upper_edge: Some((ts * 1000, t)),
-                    whole_seconds: (fs + 1 < ts)
-                        .then(|| ((fs + 1).to_string(), (ts - 1).to_string())),
+        let (partial, whole): (Vec<(Millis, Millis)>, Option<Seconds>) =
+            match (window.from, window.to) {
+                (Some(f), Some(t)) if f > t => (Vec::new(), None),
+                (Some(f), Some(t)) if sec(f) == sec(t) => (vec![(f, t)], None),
+                (Some(f), Some(t)) => {
+                    let (fs, ts) = (sec(f), sec(t));
+                    (
+                        vec![(f, (fs + 1) * 1000 - 1), (ts * 1000, t)],
+                        (fs + 1 < ts).then_some((Some(fs + 1), Some(ts - 1))),
+                    )
                 }
+                (None, Some(t)) => (vec![(sec(t) * 1000, t)], Some((None, Some(sec(t) - 1)))),
+                (Some(f), None) => (
+                    vec![(f, (sec(f) + 1) * 1000 - 1)],
+                    Some((Some(sec(f) + 1), None)),
+                ),
+                (None, None) => (Vec::new(), Some((None, None))),
+            };
+        let (mut buckets, days) = whole.map_or((Vec::new(), None), split);
+        let mut edges = Vec::new();
+        for (from, to) in partial {
+            let second = sec(from);
+            let (start, end) = (second * 1000, second * 1000 + 999);
+            let rest: Vec<(Millis, Millis)> = [(start, from - 1), (to + 1, end)]
+                .into_iter()
+                .filter(|(a, b)| a <= b)
+                .collect();
+            let rest_len: i64 = rest.iter().map(|(a, b)| b - a + 1).sum();
+            if rest_len < to - from + 1 {
+                buckets.push(Bucket::Second(second));
+                edges.extend(rest.into_iter().map(|(from, to)| EdgeRange {
+                    from,
+                    to,
+                    subtract: true,
+                }));
+            } else {
+                edges.push(EdgeRange {
+                    from,
+                    to,
+                    subtract: false,
+                });
             }
-            (None, Some(t)) => Self {
-                lower_edge: None,
-                upper_edge: Some((sec(t) * 1000, t)),
-                whole_seconds: Some(("-inf".into(), (sec(t) - 1).to_string())),
-            },
-            (Some(f), None) => Self {
-                lower_edge: Some((f, (sec(f) + 1) * 1000 - 1)),
-                upper_edge: None,
-                whole_seconds: Some(((sec(f) + 1).to_string(), "+inf".into())),
-            },
-            (None, None) => Self {
-                lower_edge: None,
-                upper_edge: None,
-                whole_seconds: Some(("-inf".into(), "+inf".into())),
-            },
+        }
+        let score =
+            |b: Option<i64>, open: &str| b.map_or_else(|| open.to_string(), |d| d.to_string());
+        Self {
+            edges,
+            buckets,
+            days: days.map(|(lo, hi)| (score(lo, "-inf"), score(hi, "+inf"))),
         }
     }
 
-    fn args(&self) -> [String; 6] {
-        let edge = |e: Option<(Millis, Millis)>| match e {
-            Some((a, b)) => (a.to_string(), b.to_string()),
-            None => (String::new(), String::new()),
-        };
-        let (l1, l2) = edge(self.lower_edge);
-        let (u1, u2) = edge(self.upper_edge);
-        let (s1, s2) = self.whole_seconds.clone().unwrap_or_default();
-        [l1, l2, u1, u2, s1, s2]
+    /// Whether `summary.lua` has anything to read (not for a window inside one second).
+    fn reads_buckets(&self) -> bool {
+        !self.buckets.is_empty() || self.days.is_some()
     }
+
+    /// `summary.lua`'s arguments: the days range, then the other buckets' fields.
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::with_capacity(2 + self.buckets.len());
+        let (d1, d2) = self.days.clone().unwrap_or_default();
+        args.extend([d1, d2]);
+        args.extend(self.buckets.iter().map(|b| b.field()));
+        args
+    }
+}
+
+/// Splits the whole seconds `[lo, hi]` (non-empty) into the fewest buckets: at each level,
+/// the units before the first and after the last whole unit of the next level stay at this
+/// level; what is left goes up. Returns those buckets and the whole days left (`None` when
+/// the range holds no whole day).
+fn split((mut lo, mut hi): Seconds) -> (Vec<Bucket>, Option<Seconds>) {
+    // (units of this level in one of the next, this level's bucket)
+    type Level = (i64, fn(i64) -> Bucket);
+    let levels: [Level; 3] = [
+        (60, Bucket::Second),
+        (60, Bucket::Minute),
+        (24, Bucket::Hour),
+    ];
+    let mut buckets = Vec::new();
+    for (size, bucket) in levels {
+        // The whole units of the next level inside [lo, hi].
+        let up_lo = lo.map(|a| a.div_euclid(size) + i64::from(a.rem_euclid(size) != 0));
+        let up_hi = hi.map(|b| (b + 1).div_euclid(size) - 1);
+        if let (Some(a), Some(b), Some(ua), Some(ub)) = (lo, hi, up_lo, up_hi) {
+            if ua > ub {
+                buckets.extend((a..=b).map(bucket));
+                return (buckets, None);
+            }
+        }
+        if let (Some(a), Some(ua)) = (lo, up_lo) {
+            buckets.extend((a..ua * size).map(bucket));
+        }
+        if let (Some(b), Some(ub)) = (hi, up_hi) {
+            buckets.extend(((ub + 1) * size..=b).map(bucket));
+        }
+        (lo, hi) = (up_lo, up_hi);
+    }
+    (buckets, Some((lo, hi)))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn ranges_cover_the_window_exactly_once() {
-        // Brute force over small windows: every ms in [from, to] is covered by exactly one
-        // of the three ranges, and nothing outside.
-        for from in 0..3_100i64 {
-            for to in [from, from + 1, from + 999, from + 1000, from + 2500] {
-                if from % 97 != 0 && from % 1000 > 2 && from % 1000 < 997 {
-                    continue;
-                }
-                let r = SummaryRanges::of(Window {
-                    from: Some(from),
-                    to: Some(to),
-                });
-                for ms in (from - 2)..=(to + 2) {
-                    let in_edges = [r.lower_edge, r.upper_edge]
-                        .iter()
-                        .flatten()
-                        .filter(|(a, b)| *a <= ms && ms <= *b)
-                        .count();
-                    let in_seconds = r
-                        .whole_seconds
-                        .as_ref()
-                        .map(|(a, b)| {
-                            let s = ms.div_euclid(1000);
-                            (a.parse::<i64>().unwrap_or(i64::MIN) <= s
-                                && s <= b.parse::<i64>().unwrap_or(i64::MAX))
-                                as usize
-                        })
-                        .unwrap_or(0);
-                    let expected = (from <= ms && ms <= to) as usize;
-                    assert_eq!(
-                        in_edges + in_seconds,
-                        expected,
-                        "from {from} to {to} ms {ms}"
-                    );
-                }
-            }
+    /// The ms ranges a plan reads with their weight (+1 read, -1 subtracted); `i64::MIN` /
+    /// `i64::MAX` for open ends.
+    fn ranges(plan: &SummaryPlan) -> Vec<(i64, i64, i32)> {
+        let mut out: Vec<(i64, i64, i32)> = plan
+            .edges
+            .iter()
+            .map(|e| {
+                assert_eq!(e.from.div_euclid(1000), e.to.div_euclid(1000), "{e:?}");
+                (e.from, e.to, if e.subtract { -1 } else { 1 })
+            })
+            .collect();
+        for b in &plan.buckets {
+            let (start, len) = match *b {
+                Bucket::Second(s) => (s * 1000, 1000),
+                Bucket::Minute(m) => (m * 60_000, 60_000),
+                Bucket::Hour(h) => (h * 3_600_000, 3_600_000),
+                Bucket::Day(d) => (d * 86_400_000, 86_400_000),
+            };
+            out.push((start, start + len - 1, 1));
+        }
+        if let Some((lo, hi)) = &plan.days {
+            let lo = lo.parse::<i64>().map_or(i64::MIN, |d| d * 86_400_000);
+            let hi = hi
+                .parse::<i64>()
+                .map_or(i64::MAX, |d| (d + 1) * 86_400_000 - 1);
+            assert!(lo <= hi, "{plan:?}");
+            out.push((lo, hi, 1));
+        }
+        out
+    }
+
+    /// Every ms of the window is counted exactly once and nothing outside it: sweeping the
+    /// plan's weighted ranges gives 1 inside `[from, to]` and 0 elsewhere.
+    fn assert_exact_cover(w: Window) {
+        let plan = SummaryPlan::of(w);
+        assert!(
+            plan.buckets.len() <= 2 * 59 + 2 * 59 + 2 * 23 + 2,
+            "{} buckets for {w:?}",
+            plan.buckets.len()
+        );
+        // At most half of each edge second is read per payment.
+        let per_payment: i64 = plan.edges.iter().map(|e| e.to - e.from + 1).sum();
+        assert!(per_payment <= 1000, "{w:?}: {plan:?}");
+        let mut deltas = std::collections::BTreeMap::<i128, i32>::new();
+        for (a, b, weight) in ranges(&plan) {
+            *deltas.entry(i128::from(a)).or_default() += weight;
+            *deltas.entry(i128::from(b) + 1).or_default() -= weight;
+        }
+        let (from, to) = (w.from.unwrap_or(i64::MIN), w.to.unwrap_or(i64::MAX));
+        // The window's own ends are breakpoints too, so every stretch between two
+        // breakpoints lies wholly inside or wholly outside it.
+        deltas.entry(i128::from(from)).or_default();
+        deltas.entry(i128::from(to) + 1).or_default();
+        deltas.entry(i128::from(i64::MIN)).or_default();
+        let mut cover = 0;
+        for (point, delta) in deltas {
+            cover += delta;
+            let inside = from <= to && i128::from(from) <= point && point <= i128::from(to);
+            assert_eq!(cover, i32::from(inside), "{w:?} at {point}: {plan:?}");
         }
     }
 
     #[test]
-    fn open_bounds_read_every_second() {
-        let r = SummaryRanges::of(Window::default());
-        assert_eq!(r.args()[4..], ["-inf".to_string(), "+inf".to_string()]);
-        let r = SummaryRanges::of(Window {
-            from: Some(5_500),
-            to: None,
+    fn the_plan_reads_every_millisecond_of_any_window_exactly_once() {
+        const DAY: i64 = 86_400_000;
+        let base = 20_284 * DAY; // 2025-07-15T00:00:00Z
+                                 // Near every kind of boundary, and far from them.
+        let anchors = [
+            base,
+            base + 3_600_000,
+            base + 60_000,
+            base + 1_000,
+            base + 12 * 3_600_000 + 34 * 60_000 + 56_789,
+            -DAY,
+            0,
+        ];
+        let offsets = [
+            -86_400_001,
+            -3_600_001,
+            -60_001,
+            -1_001,
+            -1,
+            0,
+            1,
+            999,
+            1_000,
+            59_999,
+        ];
+        let lengths = [
+            0,
+            1,
+            998,
+            999,
+            1_000,
+            1_999,
+            60_000,
+            119_999,
+            120_000,
+            3_599_999,
+            3_600_000,
+            7_199_999,
+            DAY - 1,
+            DAY,
+            2 * DAY + 1,
+            40 * DAY + 3_723_004,
+        ];
+        for anchor in anchors {
+            for off in offsets {
+                let from = anchor + off;
+                for len in lengths {
+                    for w in [
+                        Window {
+                            from: Some(from),
+                            to: Some(from + len),
+                        },
+                        Window {
+                            from: Some(from + len),
+                            to: Some(from),
+                        },
+                        Window {
+                            from: None,
+                            to: Some(from + len),
+                        },
+                        Window {
+                            from: Some(from),
+                            to: None,
+                        },
+                    ] {
+                        assert_exact_cover(w);
+                    }
+                }
+            }
+        }
+        assert_exact_cover(Window::default());
+    }
+
+    #[test]
+    fn compacted_detail_adds_only_the_offsets_asked_for() {
+        let packed = "0:1:1990 7:2:4000 999:12:12000000000000000";
+        let mut t = Sum::default();
+        add_compacted(&mut t, packed, 0, 999).unwrap();
+        assert_eq!((t.requests, t.cents), (15, 12_000_000_000_005_990));
+        let mut t = Sum::default();
+        add_compacted(&mut t, packed, 1, 7).unwrap();
+        assert_eq!((t.requests, t.cents), (2, 4000));
+        let mut t = Sum::default();
+        add_compacted(&mut t, packed, 8, 998).unwrap();
+        assert_eq!(t, Sum::default());
+        assert!(add_compacted(&mut t, "0:1", 0, 999).is_err());
+        assert!(add_compacted(&mut t, "x:1:2", 0, 999).is_err());
+    }
+
+    #[test]
+    fn the_shorter_side_of_an_edge_second_is_read_per_payment() {
+        // From .900: read .900-.999 per payment. To .900: the second whole minus .901-.999.
+        let plan = SummaryPlan::of(Window {
+            from: Some(5_900),
+            to: Some(8_900),
         });
-        assert_eq!(r.lower_edge, Some((5_500, 5_999)));
-        assert_eq!(r.whole_seconds, Some(("6".into(), "+inf".into())));
+        let edge = |from, to, subtract| EdgeRange { from, to, subtract };
+        assert_eq!(
+            plan.edges,
+            [edge(5_900, 5_999, false), edge(8_901, 8_999, true)]
+        );
+        assert!(plan.buckets.contains(&Bucket::Second(8)));
+        let plan = SummaryPlan::of(Window {
+            from: Some(5_100),
+            to: Some(5_100),
+        });
+        assert_eq!(plan.edges, [edge(5_100, 5_100, false)]);
+        let plan = SummaryPlan::of(Window {
+            from: Some(5_001),
+            to: Some(5_998),
+        });
+        assert_eq!(
+            plan.edges,
+            [edge(5_000, 5_000, true), edge(5_999, 5_999, true)]
+        );
+        assert_eq!(plan.buckets, [Bucket::Second(5)]);
+        let mut sum = Sum::default();
+        sum.add(
+            Sum {
+                requests: 3,
+                cents: 30,
+            },
+            false,
+        );
+        sum.add(
+            Sum {
+                requests: 1,
+                cents: 10,
+            },
+            true,
+        );
+        assert_eq!(
+            sum.totals().unwrap(),
+            Totals {
+                requests: 2,
+                cents: 20
+            }
+        );
+        sum.add(
+            Sum {
+                requests: 3,
+                cents: 0,
+            },
+            true,
+        );
+        assert!(sum.totals().is_err());
+    }
+
+    #[test]
+    fn long_windows_read_whole_days_through_the_index() {
+        let plan = SummaryPlan::of(Window::default());
+        assert_eq!(plan.days, Some(("-inf".into(), "+inf".into())));
+        assert!(plan.buckets.is_empty());
+        assert_eq!(plan.args(), ["-inf".to_string(), "+inf".to_string()]);
+        // 2025-07-15T12:34:56.789Z .. 2025-07-18T01:02:03.004Z: partial seconds, then 3 s,
+        // 25 min, 11 h to the first midnight; 2 days; 1 h, 2 min, 3 s after the last.
+        let from = 1_752_582_896_789;
+        let to = from + 2 * 86_400_000 + 12 * 3_600_000 + 27 * 60_000 + 6_215;
+        let plan = SummaryPlan::of(Window {
+            from: Some(from),
+            to: Some(to),
+        });
+        let edge = |from, to| EdgeRange {
+            from,
+            to,
+            subtract: false,
+        };
+        assert_eq!(
+            plan.edges,
+            [edge(from, 1_752_582_896_999), edge(to - 4, to)]
+        );
+        assert_eq!(plan.days, Some(("20285".into(), "20286".into())));
+        let count = |f: fn(&Bucket) -> bool| plan.buckets.iter().filter(|b| f(b)).count();
+        assert_eq!(count(|b| matches!(b, Bucket::Second(_))), 3 + 3);
+        assert_eq!(count(|b| matches!(b, Bucket::Minute(_))), 25 + 2);
+        assert_eq!(count(|b| matches!(b, Bucket::Hour(_))), 11 + 1);
+        assert_eq!(plan.args()[2..].len(), plan.buckets.len());
+        assert!(plan.args().contains(&"h486839".to_string()));
     }
 }

@@ -220,24 +220,13 @@ impl WorkerConfig {
             )?,
         };
         let redis = RedisConfig::from_env(env)?;
-        // A status hash must outlive every in-flight bound by far, and a reused
-        // correlationId is told from the processor's stored requestedAt with a 10-minute
-        // clock margin (record.lua): an hour is the least that keeps both true.
-        let retention = redis.retention.payment_retention;
-        if retention < MIN_PAYMENT_RETENTION {
-            return Err(ConfigError::new(
-                common::retention::vars::PAYMENT_RETENTION,
-                format!("{}s", retention.as_secs()),
-                "must be at least 1h (the worker's in-flight bounds and the reused-id check rely on it)",
-            ));
-        }
         let transport = match config::raw(env, vars::PROCESSOR_CLIENT) {
             None => defaults::PROCESSOR_CLIENT,
             Some(v) => v
                 .parse()
                 .map_err(|e| ConfigError::new(vars::PROCESSOR_CLIENT, v.clone(), e))?,
         };
-        Ok(Self {
+        let config = Self {
             transport,
             threads: parse_in(env, vars::THREADS, defaults::THREADS, 1..=256)?,
             health,
@@ -298,7 +287,25 @@ impl WorkerConfig {
                 defaults::DRAIN_TIMEOUT_MS,
                 0..=600_000,
             )?,
-        })
+        };
+        let retention = config.redis.retention.payment_retention;
+        let least = config.min_payment_retention();
+        if retention < least {
+            return Err(ConfigError::new(
+                common::retention::vars::PAYMENT_RETENTION,
+                format!("{}ms", retention.as_millis()),
+                format!(
+                    "must be at least {}s with this configuration: the reused-id margin ({}s) \
+                     + {RETENTION_SAFETY_FACTOR} x ({} + {} + {})",
+                    least.as_millis().div_ceil(1000),
+                    REUSE_MARGIN.as_secs(),
+                    vars::CLAIM_IDLE_MS,
+                    vars::PROCESSOR_TIMEOUT_MS,
+                    vars::AMBIGUITY_GRACE_MS,
+                ),
+            ));
+        }
+        Ok(config)
     }
 }
 
@@ -309,10 +316,47 @@ impl WorkerConfig {
     pub fn send_window(&self) -> Duration {
         self.claim_idle / 3
     }
+
+    /// The longest a payment's attempt can stay open after its ownership was confirmed, as
+    /// this configuration bounds it: the entry stays with a consumer that stopped for up to
+    /// the claim idle time (the send window is a third of it), the call lasts up to the client
+    /// timeout, and the processor may store it up to the grace after that.
+    pub fn in_flight_bound(&self) -> Duration {
+        self.claim_idle + self.processor_timeout + self.ambiguity_grace
+    }
+
+    /// The least `PAYMENT_RETENTION` this configuration allows (README, "Retention and the
+    /// idempotency window"). Two things need a terminal status hash to outlive the payment's
+    /// last traces:
+    /// - the reused-id check ([`REUSE_MARGIN`]): an id accepted again after its status
+    ///   expired is told from the old payment by a processor's stored `requestedAt` older
+    ///   than its acceptance by more than the margin. The old `requestedAt` is at least the
+    ///   retention older, so the retention must exceed the margin plus what a worker clock
+    ///   ahead of Redis' adds;
+    /// - a late answer: a call still open when another consumer recorded the payment ends
+    ///   within the in-flight bound, and a `200` is recorded without the reused-id check. Its
+    ///   record must still find the terminal status (a duplicate: nothing counted), which
+    ///   holds while the id cannot have been accepted again. A worker frozen for longer
+    ///   with an answer in hand is not covered by any retention (README, "What this rests on").
+    ///
+    /// Hence the margin plus [`RETENTION_SAFETY_FACTOR`] times the in-flight bound: that term
+    /// is the tolerance for a worker clock running ahead, and covers a grace raised at run
+    /// time by a processor's reported delay (`2 x delay + 1 s`) up to about
+    /// `RETENTION_SAFETY_FACTOR / 2` times the configured bound. With the defaults (claim idle
+    /// 15 s, timeout 6 s, grace 6 s): 10 min + 10 x 27 s = 14 min 30 s.
+    pub fn min_payment_retention(&self) -> Duration {
+        REUSE_MARGIN + self.in_flight_bound() * RETENTION_SAFETY_FACTOR
+    }
 }
 
-/// The least `PAYMENT_RETENTION` a worker accepts.
-pub const MIN_PAYMENT_RETENTION: Duration = Duration::from_secs(3600);
+/// How far a worker's clock (which stamps `requestedAt`) may be behind Redis' (which stamps
+/// acceptance) before a payment a processor shows is taken for an earlier one with the same
+/// id (`pipeline::record_found`). Below the least `PAYMENT_RETENTION` by the safety term of
+/// [`WorkerConfig::min_payment_retention`]; far above any sane clock difference.
+pub const REUSE_MARGIN: Duration = Duration::from_secs(10 * 60);
+
+/// How many in-flight bounds a terminal status outlives beyond [`REUSE_MARGIN`].
+pub const RETENTION_SAFETY_FACTOR: u32 = 10;
 
 /// `<host>-<pid>-<random>`: unique per process, readable in `XINFO CONSUMERS`.
 fn default_consumer_name() -> String {
@@ -360,5 +404,40 @@ mod tests {
             WorkerConfig::from_env(&env).unwrap_err().var,
             vars::RETRY_MAX_MS
         );
+    }
+
+    #[test]
+    fn the_least_retention_follows_the_in_flight_bounds() {
+        let retention = common::retention::vars::PAYMENT_RETENTION;
+        // The defaults: 10 min + 10 x (15 s + 6 s + 6 s) = 870 s.
+        let defaults = WorkerConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
+        assert_eq!(defaults.min_payment_retention(), Duration::from_secs(870));
+        let ok = HashMap::from([(retention, "870s")]);
+        assert!(WorkerConfig::from_env(&ok).is_ok());
+        let short = HashMap::from([(retention, "869999ms")]);
+        let err = WorkerConfig::from_env(&short).unwrap_err();
+        assert_eq!(err.var, retention);
+        assert!(err.reason.contains("at least 870s"), "{err}");
+        assert!(err.reason.contains(vars::CLAIM_IDLE_MS), "{err}");
+
+        // Longer in-flight bounds raise it; shorter ones lower it, never below the margin.
+        let long = HashMap::from([(retention, "15m"), (vars::PROCESSOR_TIMEOUT_MS, "30000")]);
+        assert_eq!(WorkerConfig::from_env(&long).unwrap_err().var, retention);
+        let long = HashMap::from([(retention, "20m"), (vars::PROCESSOR_TIMEOUT_MS, "30000")]);
+        assert_eq!(
+            WorkerConfig::from_env(&long)
+                .unwrap()
+                .min_payment_retention(),
+            Duration::from_secs(600 + 10 * (15 + 30 + 6))
+        );
+        let fast = HashMap::from([
+            (retention, "602s"),
+            (vars::CLAIM_IDLE_MS, "100"),
+            (vars::PROCESSOR_TIMEOUT_MS, "10"),
+            (vars::AMBIGUITY_GRACE_MS, "0"),
+        ]);
+        let cfg = WorkerConfig::from_env(&fast).unwrap();
+        assert_eq!(cfg.min_payment_retention(), Duration::from_millis(601_100));
+        assert!(cfg.min_payment_retention() > REUSE_MARGIN);
     }
 }

@@ -581,10 +581,8 @@ fn unconfirmed_422(processor: Processor) -> String {
     format!("{processor} processor answered 422 but its lookup does not find the payment")
 }
 
-/// How far a worker's clock (which stamps `requestedAt`) may be behind Redis' (which stamps
-/// acceptance) before a found payment is taken for an earlier one with the same id. Far below
-/// the least `PAYMENT_RETENTION` (1 h), far above any sane clock difference.
-pub const REUSE_MARGIN_MS: Millis = 10 * 60 * 1000;
+/// [`REUSE_MARGIN`](crate::config::REUSE_MARGIN) in milliseconds.
+pub const REUSE_MARGIN_MS: Millis = crate::config::REUSE_MARGIN.as_millis() as Millis;
 
 /// Bounded metric label of a dead-letter reason.
 pub fn dead_letter_kind(reason: &str) -> &'static str {

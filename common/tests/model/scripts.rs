@@ -12,7 +12,8 @@
 //! one payment each. Not modelled: the status hash's expiry after `PAYMENT_RETENTION` (the
 //! idempotency window, beyond any run here), `fail.lua`'s `entry` mode (undecodable stream
 //! entries), begin's longest bound for pins written by older versions, and `record.lua`'s
-//! `overflow` (a summary bucket at 2^63 cents: the payment stays pending, nothing changes).
+//! `overflow` (its second's summary bucket at 2^63 cents: the payment stays pending, nothing
+//! changes).
 
 use crate::protocol::{Att, Gen, Proc, Time};
 
@@ -460,9 +461,9 @@ pub fn autoclaim(r: &mut Redis, index: usize, consumer: u8, now: Time) {
 /// One script's contract as its header states it.
 pub struct Contract {
     pub script: &'static str,
-    /// Whether the model has a step for it (purge, summary, health_slot, compact and
-    /// trim_dead change no payment's state machine: they are listed so that every script is
-    /// accounted for).
+    /// Whether the model has a step for it (purge, summary, health_slot, compact, rebuild
+    /// and trim_dead change no payment's state machine: they are listed so that every script
+    /// is accounted for).
     pub modelled: bool,
     pub keys: &'static str,
     pub argv: &'static str,
@@ -514,11 +515,18 @@ pub const CONTRACTS: &[Contract] = &[
         returns: "Returns the number of payments deleted.",
     },
     Contract {
+        script: "rebuild",
+        modelled: false,
+        keys: "KEYS[1] counts by bucket KEYS[2] cents by bucket KEYS[3] days index KEYS[4] seconds not rolled up yet",
+        argv: "ARGV[1] most hours rolled up by this call",
+        returns: "Returns the number of hours rolled up (below ARGV[1] once none is left).",
+    },
+    Contract {
         script: "record",
         modelled: true,
-        keys: "KEYS[1] stream KEYS[2..5] default: counts by second, cents by second, seconds index, events by requestedAt KEYS[6..9] the same for fallback KEYS[9+i] status hash of payment i",
+        keys: "KEYS[1] stream KEYS[2..5] default: counts by bucket, cents by bucket, days index, events by requestedAt KEYS[6..9] the same for fallback KEYS[9+i] status hash of payment i",
         argv: "ARGV[1] group ARGV[2] retention ms ('' = keep) ARGV[6i-3] correlation id of payment i ARGV[6i-2] its processor ARGV[6i-1] requestedAt (ms) ARGV[6i] requestedAt second ARGV[6i+1] cents ARGV[6i+2] stream entry id ('' = none)",
-        returns: "Returns one reply per payment, in order: 'ok' | 'dup' | 'missing' | 'overflow' (its summary bucket would overflow; nothing is recorded for it)",
+        returns: "Returns one reply per payment, in order: 'ok' | 'dup' | 'missing' | 'overflow' (its second's bucket would overflow; nothing is recorded for it. A minute, hour or day bucket that would overflow is marked 'sat' instead: readers add its parts)",
     },
     Contract {
         script: "redrive",
@@ -537,9 +545,9 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "summary",
         modelled: false,
-        keys: "KEYS[1..4] default: counts, cents, seconds index, events; KEYS[5..8] the same for fallback KEYS[9], KEYS[10] compacted detail of default, fallback (compact.lua: second -> 'off:count:cents ...')",
-        argv: "ARGV[1], ARGV[2] lower edge events range in ms ('' = no lower edge) ARGV[3], ARGV[4] upper edge events range in ms ('' = no upper edge) ARGV[5], ARGV[6] whole seconds range (scores, may be -inf/+inf; '' = none)",
-        returns: "Returns per processor {count of whole seconds, {cents of whole seconds}, {edge members}} An edge range (within one second) read from the compacted detail: adds to count and cents.",
+        keys: "KEYS[1..4] default: counts by bucket, cents by bucket, days index, seconds not rolled up yet KEYS[5..8] the same for fallback",
+        argv: "ARGV[1], ARGV[2] whole days range (scores, may be -inf/+inf; '' = none) ARGV[3..] other whole buckets: fields '<second>', 'm<minute>', 'h<hour>'",
+        returns: "Returns per processor {count, {cents of each bucket read}}",
     },
     Contract {
         script: "touch",

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use common::money::Decimal;
 use common::store::{Totals, Window};
 use common::time::parse_ms;
 use hyper::{Response, StatusCode};
@@ -48,14 +49,11 @@ pub fn parse_window(query: &str) -> Result<Window, ApiError> {
 }
 
 fn write_totals(out: &mut String, totals: Totals) {
-    let sign = if totals.cents < 0 { "-" } else { "" };
-    let abs = totals.cents.unsigned_abs();
     let _ = write!(
         out,
-        r#"{{"totalRequests":{},"totalAmount":{sign}{}.{:02}}}"#,
+        r#"{{"totalRequests":{},"totalAmount":{}}}"#,
         totals.requests,
-        abs / 100,
-        abs % 100
+        Decimal::new(totals.cents, 2)
     );
 }
 

@@ -6,6 +6,7 @@ mod helpers;
 mod operability;
 mod retention;
 mod store;
+mod summary;
 
 use common::payment::{Cents, PaymentId, Processor};
 use common::store::Window;

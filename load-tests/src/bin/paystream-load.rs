@@ -1,7 +1,8 @@
 //! `paystream-load`: the reference load test (`rinha`), the throughput benchmark
 //! (`throughput`), the backlog drain benchmark (`drain`), what Redis spends per recorded
-//! payment (`redis-cost`), and the measurements of issue 10's open questions: the reference
-//! run against a static nginx (`ref-ratio`), where a process' CPU goes (`perf-buckets`), a
+//! payment (`redis-cost`), the summary query with millions of payments (`state-scale`), the
+//! soak (`soak`), and the measurements of issue 10's open questions: the reference run
+//! against a static nginx (`ref-ratio`), where a process' CPU goes (`perf-buckets`), a
 //! deadpool-redis pool (`redis-pool`) and a tower stack (`tower-cost`, over `serve-gateway`).
 //! Flags in, report out; the work is in `paystream_load_tests::load`.
 
@@ -12,12 +13,13 @@ use clap::{Args, Parser, Subcommand};
 use paystream_load_tests::load::control::Endpoints;
 use paystream_load_tests::load::gateway_stack::{serve_gateway, ServiceStack};
 use paystream_load_tests::load::perf_buckets::{run_perf_buckets, PerfBucketsConfig};
-use paystream_load_tests::load::procstat::ProcGroup;
+use paystream_load_tests::load::procstat::{ProcGroup, Watch};
 use paystream_load_tests::load::ref_compare::{run_ref_ratio, RefRatioConfig, TARGET_RATIO};
 use paystream_load_tests::load::tower_cost::{run_tower_cost, TowerCostConfig};
 use paystream_load_tests::load::{
-    report, run_drain, run_redis_cost, run_redis_pool, run_rinha, run_throughput, DrainConfig,
-    RedisCostConfig, RedisPoolConfig, RinhaConfig, ThroughputConfig,
+    report, run_drain, run_redis_cost, run_redis_pool, run_rinha, run_soak, run_state_scale,
+    run_throughput, DrainConfig, RedisCostConfig, RedisPoolConfig, RinhaConfig, SoakConfig,
+    StateScaleConfig, ThroughputConfig,
 };
 
 #[derive(Parser)]
@@ -56,6 +58,15 @@ enum Command {
     /// Serves the gateway (configured by its environment variables) from this binary, plain
     /// or inside a tower stack; prints the bound address first. Used by `tower-cost`.
     ServeGateway(ServeGatewayArgs),
+    /// The soak (a benchmark, not CI): open-loop payments for a long run while SPEC section
+    /// 5's processor conditions cycle; checks, memory of every process and of Redis, a
+    /// drain and the final totals; judges flatness once retention holds state steady.
+    /// Leaves both processors healthy, no delay. Exits non-zero when the verdict fails.
+    Soak(SoakArgs),
+    /// The summary query's latency and Redis memory once Redis holds many processed payments:
+    /// starts its own scratch redis-server (ephemeral port, own data dir, AOF off), fills it
+    /// through accept.lua and record.lua, then measures per retention state.
+    StateScale(StateScaleArgs),
 }
 
 #[derive(Args)]
@@ -160,6 +171,21 @@ struct ThroughputArgs {
     /// Stop stepping after a step whose p99 exceeds this, ms.
     #[arg(long, default_value_t = 5.0)]
     p99_limit_ms: f64,
+    #[command(flatten)]
+    open_loop: OpenLoopArgs,
+    /// After the last step, wait up to this for the backlog to drain, s.
+    #[arg(long, default_value_t = 10.0)]
+    drain_secs: f64,
+    /// Watch a process group's CPU and memory: NAME=PID[,PID...] (repeatable).
+    #[arg(long = "pid", value_name = "NAME=PID")]
+    pids: Vec<ProcGroup>,
+    #[command(flatten)]
+    output: Output,
+}
+
+/// The open-loop client of `throughput` and `soak`.
+#[derive(Args)]
+struct OpenLoopArgs {
     /// Keep-alive connections (= most requests in flight).
     #[arg(long, default_value_t = 128)]
     connections: usize,
@@ -169,14 +195,6 @@ struct ThroughputArgs {
     /// Drop a request that cannot start this long after its due time, ms.
     #[arg(long, default_value_t = 1000)]
     max_lag_ms: u64,
-    /// After the last step, wait up to this for the backlog to drain, s.
-    #[arg(long, default_value_t = 10.0)]
-    drain_secs: f64,
-    /// Watch a process group's CPU and memory: NAME=PID[,PID...] (repeatable).
-    #[arg(long = "pid", value_name = "NAME=PID")]
-    pids: Vec<ProcGroup>,
-    #[command(flatten)]
-    output: Output,
 }
 
 #[derive(Args)]
@@ -312,6 +330,81 @@ struct ServeGatewayArgs {
     listen: std::net::SocketAddr,
 }
 
+#[derive(Args)]
+struct SoakArgs {
+    #[command(flatten)]
+    endpoints: EndpointArgs,
+    /// Payments posted per second (open loop).
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// How long payments are posted, s.
+    #[arg(long, default_value_t = 1800.0)]
+    duration_secs: f64,
+    /// Length of each processor condition and the checker's period, s.
+    #[arg(long, default_value_t = 10.0)]
+    stage_secs: f64,
+    /// How often memory, Redis and the backlog are sampled, s.
+    #[arg(long, default_value_t = 5.0)]
+    sample_secs: f64,
+    #[command(flatten)]
+    open_loop: OpenLoopArgs,
+    /// After the load, wait up to this for every accepted payment to be processed, s.
+    #[arg(long, default_value_t = 120.0)]
+    drain_timeout_secs: f64,
+    /// The stack's Redis (memory, keys, stream); not sampled without it.
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// The stack's PAYSTREAM_KEY_PREFIX.
+    #[arg(long, default_value = "ps")]
+    key_prefix: String,
+    /// The stack's PAYMENT_RETENTION, s (where the steady window starts).
+    #[arg(long)]
+    payment_retention_secs: Option<f64>,
+    /// The stack's SUMMARY_DETAIL_HORIZON, s.
+    #[arg(long)]
+    detail_horizon_secs: Option<f64>,
+    /// How far back the older window checked beside each recent one ends, s (beyond the
+    /// detail horizon, its edges are read from compacted detail).
+    #[arg(long, default_value_t = 120.0)]
+    old_check_age_secs: f64,
+    /// Watch a fixed process group: NAME=PID[,PID...] (repeatable; reported, not judged).
+    #[arg(long = "pid", value_name = "NAME=PID")]
+    pids: Vec<ProcGroup>,
+    /// The stack's pid files (scripts/up.sh's $RUN_DIR/pids), read again at every sample so
+    /// restarted processes are followed; these groups are judged.
+    #[arg(long)]
+    pid_dir: Option<PathBuf>,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct StateScaleArgs {
+    /// Processed payments to fill Redis with.
+    #[arg(long, default_value_t = 10_000_000)]
+    payments: u64,
+    /// Payments per second of requestedAt (1 000/s: 10 M payments span 2.8 h).
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Payments per accept.lua and per record.lua call.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Script calls in flight during the fill.
+    #[arg(long, default_value_t = 8)]
+    lanes: usize,
+    /// Summary calls per kind of window and retention state.
+    #[arg(long, default_value_t = 1000)]
+    reps: usize,
+    /// Distinct windows per kind (each also checked against the payments' own totals).
+    #[arg(long, default_value_t = 20)]
+    windows: usize,
+    /// SUMMARY_DETAIL_HORIZON of the compaction, s.
+    #[arg(long, default_value_t = common::retention::DEFAULT_DETAIL_HORIZON.as_secs())]
+    detail_horizon_secs: u64,
+    #[command(flatten)]
+    output: Output,
+}
+
 fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s)
         .map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
@@ -385,9 +478,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 rates: a.rates,
                 step: secs(a.step_secs, "step-secs")?,
                 p99_limit: secs(a.p99_limit_ms / 1000.0, "p99-limit-ms")?,
-                connections: a.connections,
-                timeout: Duration::from_millis(a.timeout_ms),
-                max_lag: Duration::from_millis(a.max_lag_ms),
+                connections: a.open_loop.connections,
+                timeout: Duration::from_millis(a.open_loop.timeout_ms),
+                max_lag: Duration::from_millis(a.open_loop.max_lag_ms),
                 drain: secs(a.drain_secs, "drain-secs")?,
                 sample_every: Duration::from_millis(500),
                 procs: a.pids,
@@ -488,6 +581,56 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::ServeGateway(_) => {
             anyhow::bail!("serve-gateway runs on the gateway's own runtime")
+        }
+        Command::StateScale(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("state-scale");
+            let cfg = StateScaleConfig {
+                payments: a.payments,
+                rate_per_sec: a.rate,
+                batch: a.batch,
+                lanes: a.lanes,
+                reps: a.reps,
+                distinct_windows: a.windows,
+                detail_horizon: Duration::from_secs(a.detail_horizon_secs),
+                out_dir,
+                name,
+            };
+            let r = run_state_scale(cfg).await?;
+            print!("{}", report::state_scale_table(&r));
+            if !r.exact() {
+                anyhow::bail!("a summary read back did not match the payments recorded");
+            }
+        }
+        Command::Soak(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("soak");
+            let optional = |s: Option<f64>, flag| s.map(|s| secs(s, flag)).transpose();
+            let cfg = SoakConfig {
+                endpoints: a.endpoints.into(),
+                rate: a.rate,
+                duration: secs(a.duration_secs, "duration-secs")?,
+                stage: secs(a.stage_secs, "stage-secs")?,
+                sample_every: secs(a.sample_secs, "sample-secs")?,
+                connections: a.open_loop.connections,
+                timeout: Duration::from_millis(a.open_loop.timeout_ms),
+                max_lag: Duration::from_millis(a.open_loop.max_lag_ms),
+                drain_timeout: secs(a.drain_timeout_secs, "drain-timeout-secs")?,
+                redis_url: a.redis_url,
+                key_prefix: a.key_prefix,
+                payment_retention: optional(a.payment_retention_secs, "payment-retention-secs")?,
+                detail_horizon: optional(a.detail_horizon_secs, "detail-horizon-secs")?,
+                old_check_age: secs(a.old_check_age_secs, "old-check-age-secs")?,
+                watch: Watch {
+                    fixed: a.pids,
+                    pid_dir: a.pid_dir,
+                },
+                out_dir,
+                name,
+            };
+            let r = run_soak(cfg).await?;
+            print!("{}", report::soak_table(&r));
+            if r.verdict.passed == Some(false) {
+                anyhow::bail!("the soak failed: {}", r.verdict.reasons.join("; "));
+            }
         }
     }
     Ok(())

@@ -17,7 +17,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::control::{iso_ms, BackendSummary, Control, Processor, ProcessorSummary};
-use super::money::Decimal;
+use common::money::Decimal;
 
 /// How far before "now" a check window ends, whatever the stage length.
 pub const CHECK_TO_OFFSET: Duration = Duration::from_millis(1500);

@@ -14,7 +14,7 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use super::money::Decimal;
+use common::money::Decimal;
 
 /// Header carrying the processors' admin token (SPEC section 3).
 pub const PROCESSOR_TOKEN_HEADER: &str = "X-Rinha-Token";

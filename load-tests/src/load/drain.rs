@@ -556,7 +556,7 @@ mod tests {
     #[test]
     fn consistency_compares_counts_and_amounts() {
         use super::super::control::Totals;
-        use super::super::money::Decimal;
+        use common::money::Decimal;
         let totals = |n: u64| Totals {
             total_requests: n,
             total_amount: Decimal::from_cents(1990) * Decimal::from_int(i64::try_from(n).unwrap()),

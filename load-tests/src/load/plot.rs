@@ -11,11 +11,17 @@
 //! - redis-cost run: bars per variant (median, whiskers from the fastest to the slowest round)
 //!   of Redis CPU, wall time and memory per payment;
 //! - redis-pool run: calls/s, Redis CPU and client CPU per call against the number of
-//!   concurrent callers, one line per variant.
+//!   concurrent callers, one line per variant;
+//! - soak run: RSS per process group, Redis' memory (with and without the summary's kept
+//!   series) and keys, the backlog with accepted and processed per second and every check
+//!   marked, and CPU per payment per group, over time, the steady window shaded.
+//! - state-scale run: the summary call's p99 per kind of window in each retention state, and
+//!   memory per payment per state.
 
 use std::path::Path;
 
 use anyhow::Context as _;
+use plotters::chart::DualCoordChartContext;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -26,6 +32,8 @@ use super::drain::DrainReport;
 use super::redis_cost_report::{RedisCostReport, Spread, VariantSummary};
 use super::redis_pool_report::{RedisPoolReport, Summary as PoolSummary};
 use super::rinha::RinhaReport;
+use super::soak_report::{bytes_to_mb, kib_to_mb, ProcPoint, SoakReport, SoakSample};
+use super::state_scale_report::StateScaleReport;
 use super::throughput::ThroughputReport;
 
 const SIZE: (u32, u32) = (1200, 900);
@@ -49,10 +57,15 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// A white picture at `path` (its directory created) with `title` above what is drawn on it.
 fn titled_root<'a>(path: &'a Path, title: &str) -> anyhow::Result<Area<'a>> {
+    sized_root(path, title, SIZE)
+}
+
+/// [`titled_root`] of another size (pixels).
+fn sized_root<'a>(path: &'a Path, title: &str, size: (u32, u32)) -> anyhow::Result<Area<'a>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    let root = SVGBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE)?;
     Ok(root.titled(title, (FONT, 22))?)
 }
@@ -73,6 +86,39 @@ fn chart_builder<'a, 'b>(
 }
 
 type Chart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
+
+type Linear = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+type DualChart<'a, 'b> = DualCoordChartContext<'a, SVGBackend<'b>, Linear, Linear>;
+
+/// What a panel with a second y axis on the right shows, and how its axes are described.
+struct DualAxes<'s> {
+    x_max: f64,
+    y_max: f64,
+    right_max: f64,
+    x_desc: &'s str,
+    y_desc: &'s str,
+    right_desc: &'s str,
+}
+
+/// A panel from 0 to `x_max` with a left axis to `y_max` and a right one to `right_max`;
+/// `(left, right)` label areas wide enough for the figures on each side.
+fn dual_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    (left, right): (u32, u32),
+    axes: DualAxes<'_>,
+) -> anyhow::Result<DualChart<'a, 'b>> {
+    let mut chart = chart_builder(area, caption, left)
+        .right_y_label_area_size(right)
+        .build_cartesian_2d(0f64..axes.x_max, 0f64..axes.y_max)?
+        .set_secondary_coord(0f64..axes.x_max, 0f64..axes.right_max);
+    draw_mesh(&mut chart, axes.x_desc, axes.y_desc)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc(axes.right_desc)
+        .draw()?;
+    Ok(chart)
+}
 
 /// The axes with their descriptions, without the light grid lines.
 fn draw_mesh<Y>(chart: &mut Chart<'_, '_, Y>, x_desc: &str, y_desc: &str) -> anyhow::Result<()>
@@ -271,19 +317,19 @@ fn rinha_rate(area: &Area<'_>, r: &RinhaReport, bands: &[Band], x_max: f64) -> a
         .filter_map(|p| p.backlog.map(|b| (p.second as f64 + 1.0, b.max(0) as f64)))
         .collect();
     let b_max = (backlog.iter().map(|b| b.1).fold(0.0f64, f64::max) * 1.15).max(10.0);
-    let mut chart = chart_builder(
+    let mut chart = dual_chart(
         area,
         "throughput (requests started per second) and backlog (accepted - processed)",
-        60,
-    )
-    .right_y_label_area_size(70)
-    .build_cartesian_2d(0f64..x_max, 0f64..y_max)?
-    .set_secondary_coord(0f64..x_max, 0f64..b_max);
-    draw_mesh(&mut chart, "seconds since start", "req/s")?;
-    chart
-        .configure_secondary_axes()
-        .y_desc("backlog (payments)")
-        .draw()?;
+        (60, 70),
+        DualAxes {
+            x_max,
+            y_max,
+            right_max: b_max,
+            x_desc: "seconds since start",
+            y_desc: "req/s",
+            right_desc: "backlog (payments)",
+        },
+    )?;
     draw_bands(&mut chart, bands, (0.0, y_max), y_max * 0.97, x_max)?;
     let series = |f: fn(&super::rinha::TimelinePoint) -> u64| -> Vec<(f64, f64)> {
         r.timeline
@@ -650,7 +696,81 @@ pub fn redis_cost_svg(path: &Path, r: &RedisCostReport) -> anyhow::Result<()> {
         ),
     ];
     for (area, (caption, unit, value)) in panels.iter().zip(bars) {
-        bar_panel(area, &r.variants, caption, unit, value)?;
+        let bars: Vec<(&str, Spread)> = r
+            .variants
+            .iter()
+            .map(|v| (v.variant.name(), value(v)))
+            .collect();
+        bar_panel(area, &bars, caption, unit)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The state-scale run: `<out>/<name>.svg`, one latency panel per retention state measured
+/// (bar at p99, whisker p50..max) and the memory per payment of every state.
+pub fn state_scale_svg(path: &Path, r: &StateScaleReport) -> anyhow::Result<()> {
+    let s = &r.settings;
+    let title = format!(
+        "{}: summary query and memory with {} processed payments over {:.1} h (Redis {})",
+        r.name,
+        s.payments,
+        s.span_secs / 3600.0,
+        s.redis_version
+    );
+    let root = titled_root(path, &title)?;
+    let mut states: Vec<&str> = Vec::new();
+    for q in &r.queries {
+        if !states.contains(&q.state.as_str()) {
+            states.push(&q.state);
+        }
+    }
+    let panels = root.split_evenly((states.len() + 1, 1));
+    for (area, state) in panels.iter().zip(&states) {
+        let bars: Vec<(&str, Spread)> = r
+            .queries
+            .iter()
+            .filter(|q| q.state == *state)
+            .map(|q| {
+                let l = &q.latency;
+                (
+                    q.kind.as_str(),
+                    Spread {
+                        median: l.p99_ms,
+                        min: l.p50_ms,
+                        max: l.max_ms,
+                    },
+                )
+            })
+            .collect();
+        let caption = format!(
+            "summary call in state {state}: p99 (bar and label), whisker p50..max, {} calls per kind",
+            s.reps
+        );
+        bar_panel(area, &bars, &caption, "ms")?;
+    }
+    if let Some(area) = panels.get(states.len()) {
+        let bars: Vec<(&str, Spread)> = r
+            .memory
+            .iter()
+            .map(|m| {
+                let b = m.bytes_per_payment;
+                (
+                    m.state.as_str(),
+                    Spread {
+                        median: b,
+                        min: b,
+                        max: b,
+                    },
+                )
+            })
+            .collect();
+        bar_panel(
+            area,
+            &bars,
+            "Redis used_memory per payment above the empty server, per retention state",
+            "bytes",
+        )?;
     }
     root.present()?;
     Ok(())
@@ -661,21 +781,20 @@ type Measure = fn(&VariantSummary) -> Spread;
 
 const BAR_COLORS: [RGBColor; 5] = [P50, ACCEPTED, P99, REQUESTS, BACKLOG];
 
-/// One bar per variant at the median of `value`, its range as a whisker, the median written
+/// One bar per label at the spread's median, its range as a whisker, the median written
 /// above it.
 fn bar_panel(
     area: &Area<'_>,
-    variants: &[VariantSummary],
+    bars: &[(&str, Spread)],
     caption: &str,
     unit: &str,
-    value: Measure,
 ) -> anyhow::Result<()> {
-    let count = i32::try_from(variants.len()).unwrap_or(0).max(1);
-    let top = variants.iter().map(|v| value(v).max).fold(0.0f64, f64::max);
+    let count = i32::try_from(bars.len()).unwrap_or(0).max(1);
+    let top = bars.iter().map(|(_, s)| s.max).fold(0.0f64, f64::max);
     let y_max = (top * 1.2).max(1e-3);
     let mut chart = chart_builder(area, caption, 70)
         .build_cartesian_2d((0..count).into_segmented(), 0f64..y_max)?;
-    let names: Vec<&str> = variants.iter().map(|v| v.variant.name()).collect();
+    let names: Vec<&str> = bars.iter().map(|(name, _)| *name).collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -690,9 +809,8 @@ fn bar_panel(
             _ => String::new(),
         })
         .draw()?;
-    for (i, v) in variants.iter().enumerate() {
+    for (i, (_, s)) in bars.iter().enumerate() {
         let x = i32::try_from(i).unwrap_or(0);
-        let s = value(v);
         let color = BAR_COLORS[i % BAR_COLORS.len()];
         let mut bar = Rectangle::new(
             [
@@ -721,6 +839,260 @@ fn bar_panel(
         )))?;
     }
     Ok(())
+}
+
+/// One colour per line of the soak's and the redis-pool's panels, in order.
+const LINE_COLORS: [RGBColor; 8] = [
+    P50,
+    ACCEPTED,
+    P99,
+    BACKLOG,
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    REQUESTS,
+];
+const STEADY: RGBColor = RGBColor(207, 226, 255);
+/// Left and right label areas of every soak panel: the same, so they share the time axis.
+const SOAK_LABEL_AREAS: (u32, u32) = (70, 80);
+const SOAK_TIME: &str = "seconds since the load started";
+/// How much higher than its lines a panel with a tall legend goes, so the legend sits above.
+const LEGEND_HEADROOM: f64 = 1.7;
+
+/// The soak: `<out>/<name>.svg`.
+pub fn soak_svg(path: &Path, r: &SoakReport) -> anyhow::Result<()> {
+    let v = &r.verdict;
+    let verdict = match v.passed {
+        Some(true) => "PASS".to_owned(),
+        Some(false) => "FAIL".to_owned(),
+        None => "memory not judged (shorter than retention)".to_owned(),
+    };
+    let title = format!(
+        "{}: {}/s for {} s, {verdict}, {} + {} inconsistencies, lag at end {}",
+        r.name,
+        r.settings.rate,
+        r.settings.duration_s,
+        v.inconsistencies,
+        v.old_window_inconsistencies,
+        v.lag_at_end
+            .map_or_else(|| "n/a".to_owned(), |l| l.to_string()),
+    );
+    // Four panels, two with a legend line per process group: taller than the other pictures.
+    let root = sized_root(path, &title, (1400, 1700))?;
+    let panels = root.split_evenly((4, 1));
+    let x_max = r.samples.last().map_or(1.0, |s| s.t_s).max(1.0);
+    soak_groups(
+        &panels[0],
+        r,
+        x_max,
+        ("resident memory per process group (MB)", "MB"),
+        |g| Some(kib_to_mb(g.rss_kb)),
+    )?;
+    soak_redis(&panels[1], r, x_max)?;
+    soak_backlog(&panels[2], r, x_max)?;
+    soak_groups(
+        &panels[3],
+        r,
+        x_max,
+        (
+            "CPU per payment accepted in each sampling interval (µs)",
+            "µs",
+        ),
+        |g| g.cpu_us_per_payment,
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+/// The steady window (flatness judged over it) and the end of the load, behind the lines.
+fn draw_soak_window<'a, 'b: 'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    r: &SoakReport,
+    (x_max, y_max): (f64, f64),
+) -> anyhow::Result<()> {
+    let v = &r.verdict;
+    let label = if v.steady {
+        "steady window (judged)"
+    } else {
+        "last half (not judged)"
+    };
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(v.window_from_s, 0.0), (v.window_to_s, y_max)],
+            STEADY.mix(0.45).filled(),
+        )))?
+        .label(label)
+        .legend(box_key(STEADY.mix(0.45)));
+    chart.draw_series(std::iter::once(PathElement::new(
+        vec![(r.settings.duration_s, 0.0), (r.settings.duration_s, y_max)],
+        REQUESTS.mix(0.6),
+    )))?;
+    // The first status hashes expire: from here on the key count should level off.
+    if let Some(retention) = r.settings.payment_retention_s.filter(|t| *t <= x_max) {
+        let style = P99.mix(0.6).stroke_width(1);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(retention, 0.0), (retention, y_max)],
+                style,
+            )))?
+            .label("PAYMENT_RETENTION passed")
+            .legend(line_key(style));
+    }
+    Ok(())
+}
+
+/// `(t_s, f(sample))` for every sample where `f` has a value.
+fn soak_points(r: &SoakReport, f: impl Fn(&SoakSample) -> Option<f64>) -> Vec<(f64, f64)> {
+    r.samples
+        .iter()
+        .filter_map(|s| f(s).map(|v| (s.t_s, v)))
+        .collect()
+}
+
+/// The top of a panel: a little above the highest value drawn.
+fn soak_top(lines: &[&[(f64, f64)]]) -> f64 {
+    let top = lines
+        .iter()
+        .flat_map(|l| l.iter())
+        .map(|p| p.1)
+        .fold(0.0f64, f64::max);
+    (top * 1.15).max(1.0)
+}
+
+/// One line per process group of `value` over time; the legend above the lines.
+fn soak_groups(
+    area: &Area<'_>,
+    r: &SoakReport,
+    x_max: f64,
+    (caption, unit): (&str, &str),
+    value: fn(&ProcPoint) -> Option<f64>,
+) -> anyhow::Result<()> {
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = r
+        .processes
+        .iter()
+        .map(|p| {
+            let points = soak_points(r, |s| s.procs.get(&p.name).and_then(value));
+            (p.name.as_str(), points)
+        })
+        .collect();
+    let slices: Vec<&[(f64, f64)]> = lines.iter().map(|l| l.1.as_slice()).collect();
+    let y_max = soak_top(&slices) * LEGEND_HEADROOM;
+    let mut chart = chart_builder(area, caption, SOAK_LABEL_AREAS.0)
+        // As wide as the right axes of the other panels, so all share their time axis.
+        .right_y_label_area_size(SOAK_LABEL_AREAS.1)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+    draw_mesh(&mut chart, SOAK_TIME, unit)?;
+    draw_soak_window(&mut chart, r, (x_max, y_max))?;
+    for (i, (name, points)) in lines.into_iter().enumerate() {
+        let color = LINE_COLORS[i % LINE_COLORS.len()];
+        draw_line(&mut chart, points, color.stroke_width(2), name)?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+fn soak_redis(area: &Area<'_>, r: &SoakReport, x_max: f64) -> anyhow::Result<()> {
+    let redis = |f: fn(&super::soak_report::RedisSample) -> f64| {
+        soak_points(r, move |s| s.redis.as_ref().map(f))
+    };
+    let used = redis(|x| bytes_to_mb(x.used_memory));
+    let without = redis(|x| bytes_to_mb(x.used_memory.saturating_sub(x.summary_kept_bytes)));
+    let kept = redis(|x| bytes_to_mb(x.summary_kept_bytes));
+    let keys = redis(|x| x.dbsize as f64);
+    let y_max = soak_top(&[&used]) * LEGEND_HEADROOM;
+    let k_max = soak_top(&[&keys]) * LEGEND_HEADROOM;
+    let mut chart = dual_chart(
+        area,
+        "Redis: used_memory, without the summary's kept series, that series (MB); keys (right)",
+        SOAK_LABEL_AREAS,
+        DualAxes {
+            x_max,
+            y_max,
+            right_max: k_max,
+            x_desc: SOAK_TIME,
+            y_desc: "MB",
+            right_desc: "keys",
+        },
+    )?;
+    draw_soak_window(&mut chart, r, (x_max, y_max))?;
+    draw_line(&mut chart, used, P50.stroke_width(2), "used_memory")?;
+    draw_line(
+        &mut chart,
+        without,
+        ACCEPTED.stroke_width(2),
+        "used_memory without the summary's kept series",
+    )?;
+    draw_line(
+        &mut chart,
+        kept,
+        RGBColor(255, 127, 14).stroke_width(2),
+        "summary's kept series",
+    )?;
+    let style = REQUESTS.mix(0.8).stroke_width(1);
+    chart
+        .draw_secondary_series(LineSeries::new(keys, style))?
+        .label("keys (right axis)")
+        .legend(line_key(style));
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+fn soak_backlog(area: &Area<'_>, r: &SoakReport, x_max: f64) -> anyhow::Result<()> {
+    let backlog = soak_points(r, |s| s.backlog.map(|b| b.max(0) as f64));
+    let pending = soak_points(r, |s| s.redis.as_ref().map(|x| x.pending as f64));
+    let per_sec = |f: fn(&SoakSample) -> Option<u64>| -> Vec<(f64, f64)> {
+        r.samples
+            .windows(2)
+            .filter(|w| w[1].t_s > w[0].t_s)
+            .filter_map(|w| {
+                let (a, b) = (f(&w[0])?, f(&w[1])?);
+                Some((w[1].t_s, b.saturating_sub(a) as f64 / (w[1].t_s - w[0].t_s)))
+            })
+            .collect()
+    };
+    let accepted = per_sec(|s| Some(s.accepted));
+    let processed = per_sec(|s| s.processed);
+    let y_max = soak_top(&[&backlog, &pending]);
+    let rate_max = soak_top(&[&accepted, &processed]);
+    let mut chart = dual_chart(
+        area,
+        "backlog (accepted - processed) and pending (left); accepted and processed per second \
+         (right); checks: green ok, red inconsistent, grey unread (old windows higher)",
+        SOAK_LABEL_AREAS,
+        DualAxes {
+            x_max,
+            y_max,
+            right_max: rate_max,
+            x_desc: SOAK_TIME,
+            y_desc: "payments",
+            right_desc: "per second",
+        },
+    )?;
+    draw_soak_window(&mut chart, r, (x_max, y_max))?;
+    chart
+        .draw_series(AreaSeries::new(backlog.clone(), 0.0, BACKLOG.mix(0.2)))?
+        .label("backlog")
+        .legend(box_key(BACKLOG.mix(0.4)));
+    chart.draw_series(LineSeries::new(backlog, BACKLOG.stroke_width(2)))?;
+    draw_line(&mut chart, pending, P50.stroke_width(1), "pending")?;
+    for (points, color, label) in [
+        (accepted, REQUESTS.mix(0.7), "accepted/s (right)"),
+        (processed, ACCEPTED.mix(0.9), "processed/s (right)"),
+    ] {
+        let style = color.stroke_width(1);
+        chart
+            .draw_secondary_series(LineSeries::new(points, style))?
+            .label(label)
+            .legend(line_key(style));
+    }
+    chart.draw_series(r.checks.iter().map(|c| {
+        let color = match c.consistent {
+            Some(true) => ACCEPTED,
+            Some(false) => P99,
+            None => REQUESTS,
+        };
+        let y = if c.old { y_max * 0.08 } else { y_max * 0.03 };
+        Circle::new((c.at_s, y), 3, color.filled())
+    }))?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// The redis-pool run: `<out>/<name>.svg`.
@@ -752,15 +1124,6 @@ pub fn redis_pool_svg(path: &Path, r: &RedisPoolReport) -> anyhow::Result<()> {
 
 /// Which figure of a summary a redis-pool panel shows.
 type PoolMeasure = fn(&PoolSummary) -> Option<Spread>;
-
-const LINE_COLORS: [RGBColor; 6] = [
-    P99,
-    P50,
-    ACCEPTED,
-    BACKLOG,
-    REQUESTS,
-    RGBColor(255, 127, 14),
-];
 
 /// One line per variant through its medians of `value` against the callers (log scale).
 fn pool_panel(
@@ -825,6 +1188,27 @@ mod tests {
         // (plotters writes each text on its own line.)
         assert!(svg.contains("\n8.00\n"));
         assert!(svg.contains("\n290\n"));
+    }
+
+    #[test]
+    fn state_scale_svg_draws_every_kind_and_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state-scale.svg");
+        let r = crate::load::state_scale_report::tests::sample_report();
+        state_scale_svg(&path, &r).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for label in [
+            "1m-old",
+            "all-open",
+            "filled",
+            "expired",
+            "in state compacted",
+        ] {
+            assert!(svg.contains(label), "{label} missing");
+        }
+        // p99 of all-open written above its bar, and the filled state's bytes.
+        assert!(svg.contains("\n0.90\n"));
+        assert!(svg.contains("\n430\n"));
     }
 
     #[test]

@@ -6,8 +6,14 @@
 //! `/proc/<pid>/status`). [`throughput`](super::throughput) turns the samples into cores used
 //! per step; [`report`](super::report) prints them. [`LoadAverage`] records how busy the whole
 //! machine was around a measurement (the box is shared: a figure means little without it).
+//!
+//! A long run follows a supervised stack whose processes may be restarted ([`Watch`]): the
+//! groups are read again from `scripts/up.sh`'s pid files at every sample, with each
+//! process's children (nginx's workers), and CPU is counted per process ([`GroupReading`]),
+//! so a restarted process counts from zero instead of making its group's total jump back.
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -158,19 +164,162 @@ pub struct GroupSample {
 impl ProcGroup {
     /// Samples every process of the group.
     pub fn sample(&self) -> GroupSample {
-        let mut total = GroupSample::default();
+        self.read().sample
+    }
+
+    /// Samples every process of the group, keeping each one's CPU.
+    pub fn read(&self) -> GroupReading {
+        let mut reading = GroupReading::default();
         for pid in &self.pids {
             match sample_pid(*pid) {
                 Ok(s) => {
+                    let total = &mut reading.sample;
                     total.cpu_seconds += s.cpu_seconds;
                     total.rss_kb += s.memory.rss_kb;
                     total.hwm_kb += s.memory.hwm_kb;
                     total.alive += 1;
+                    reading.cpu_by_pid.insert(*pid, s.cpu_seconds);
                 }
                 Err(e) => tracing::debug!(pid, error = %e, "process not sampled"),
             }
         }
-        total
+        reading
+    }
+}
+
+/// One reading of a group, with each live process's CPU seconds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupReading {
+    pub sample: GroupSample,
+    pub cpu_by_pid: BTreeMap<u32, f64>,
+}
+
+impl GroupReading {
+    /// CPU seconds the group's live processes used since `before`: a process that was not
+    /// in `before` (restarted, or new) counts from its start.
+    pub fn cpu_since(&self, before: &GroupReading) -> f64 {
+        self.cpu_by_pid
+            .iter()
+            .map(|(pid, now)| (now - before.cpu_by_pid.get(pid).copied().unwrap_or(0.0)).max(0.0))
+            .sum()
+    }
+
+    /// The pids read now.
+    pub fn pids(&self) -> BTreeSet<u32> {
+        self.cpu_by_pid.keys().copied().collect()
+    }
+}
+
+/// Which processes a long run watches: fixed groups, and the groups of a supervised stack
+/// read again from its pid files at every sample.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Watch {
+    /// Groups given by pid (`--pid NAME=PID,...`): not restarted by anyone we know of.
+    pub fixed: Vec<ProcGroup>,
+    /// `scripts/up.sh`'s `$RUN_DIR/pids` (`<component>.pid`, e.g. `worker-2.pid`).
+    pub pid_dir: Option<PathBuf>,
+}
+
+/// One watched group at one reading.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Watched {
+    pub name: String,
+    /// One of the stack's (from its pid files), not a fixed group.
+    pub stack: bool,
+    pub reading: GroupReading,
+}
+
+impl Watch {
+    /// Reads every group now: the pid directory's ([`pid_dir_groups`]), then the fixed ones.
+    pub fn read(&self) -> Vec<Watched> {
+        let stack = self
+            .pid_dir
+            .as_deref()
+            .map(pid_dir_groups)
+            .unwrap_or_default();
+        let fixed = self.fixed.iter().cloned();
+        stack
+            .into_iter()
+            .map(|g| (g, true))
+            .chain(fixed.map(|g| (g, false)))
+            .map(|(g, stack)| Watched {
+                reading: g.read(),
+                name: g.name,
+                stack,
+            })
+            .collect()
+    }
+}
+
+/// The groups of a pid directory: one per pid file, named after it (`worker-2.pid` is
+/// `worker-2`: a leak in one instance shows), with the children of its process (nginx's
+/// master and its workers; Redis' AOF rewrite while one runs). A pid file being rewritten by
+/// a restart is skipped, one naming a process already gone reads as nothing, until the next
+/// read.
+pub fn pid_dir_groups(dir: &Path) -> Vec<ProcGroup> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, u32)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            if path.extension()? != "pid" {
+                return None;
+            }
+            let name = path.file_stem()?.to_str()?.to_owned();
+            let pid = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
+            Some((name, pid))
+        })
+        .collect();
+    files.sort();
+    let parents = parent_pids();
+    files
+        .into_iter()
+        .map(|(name, pid)| {
+            let mut pids = vec![pid];
+            pids.extend(children_of(&pids, &parents));
+            ProcGroup { name, pids }
+        })
+        .collect()
+}
+
+/// Every process's parent, from `/proc/<pid>/stat` (field 4).
+fn parent_pids() -> BTreeMap<u32, u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parse_ppid(&stat)?))
+        })
+        .collect()
+}
+
+/// Field 4 of `/proc/<pid>/stat`, counted after the last `)` like [`parse_stat`].
+fn parse_ppid(stat: &str) -> Option<u32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The descendants of `pids`, given every process's parent.
+fn children_of(pids: &[u32], parents: &BTreeMap<u32, u32>) -> Vec<u32> {
+    let mut found: BTreeSet<u32> = pids.iter().copied().collect();
+    let mut out = Vec::new();
+    loop {
+        let next: Vec<u32> = parents
+            .iter()
+            .filter(|(pid, parent)| found.contains(parent) && !found.contains(pid))
+            .map(|(pid, _)| *pid)
+            .collect();
+        if next.is_empty() {
+            return out;
+        }
+        found.extend(&next);
+        out.extend(next);
     }
 }
 
@@ -378,6 +527,75 @@ mod tests {
             pids: vec![u32::MAX],
         };
         assert_eq!(gone.sample().alive, 0);
+    }
+
+    #[test]
+    fn pid_files_make_one_group_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        std::fs::write(dir.path().join("worker-1.pid"), format!("{me}\n")).unwrap();
+        std::fs::write(dir.path().join("worker-2.pid"), "4194999").unwrap();
+        std::fs::write(dir.path().join("redis.pid"), "").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "1").unwrap();
+        let groups = pid_dir_groups(dir.path());
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["worker-1", "worker-2"], "{groups:?}");
+        assert_eq!(groups[0].pids[0], me);
+        assert_eq!(groups[1].pids, [4_194_999]);
+        assert!(pid_dir_groups(&dir.path().join("missing")).is_empty());
+
+        let watch = Watch {
+            fixed: vec![format!("sims={me}").parse().unwrap()],
+            pid_dir: Some(dir.path().to_path_buf()),
+        };
+        let read = watch.read();
+        let names: Vec<(&str, bool)> = read.iter().map(|w| (w.name.as_str(), w.stack)).collect();
+        assert_eq!(
+            names,
+            [("worker-1", true), ("worker-2", true), ("sims", false)]
+        );
+        // The live one is read; the gone one is not.
+        assert_eq!(read[0].reading.pids(), BTreeSet::from([me]));
+        assert_eq!(read[1].reading.sample.alive, 0);
+    }
+
+    #[test]
+    fn children_are_found_through_every_generation() {
+        let parents = BTreeMap::from([(10, 1), (11, 10), (12, 11), (20, 1), (30, 10)]);
+        let mut kids = children_of(&[10], &parents);
+        kids.sort_unstable();
+        assert_eq!(kids, [11, 12, 30]);
+        assert!(children_of(&[20], &parents).is_empty());
+        assert_eq!(
+            parse_ppid("4242 (we ird) (name)) S 77 4242 4242 0"),
+            Some(77)
+        );
+        // This test runs as a child of its harness.
+        let me = std::process::id();
+        let parents = parent_pids();
+        let parent = parents[&me];
+        assert!(children_of(&[parent], &parents).contains(&me));
+    }
+
+    #[test]
+    fn cpu_since_counts_a_restarted_process_from_zero() {
+        let reading = |cpu: &[(u32, f64)]| GroupReading {
+            sample: GroupSample::default(),
+            cpu_by_pid: cpu.iter().copied().collect(),
+        };
+        let before = reading(&[(1, 10.0), (2, 5.0)]);
+        // Process 2 was restarted as 3: 1 used 2 s, 3 used 0.5 s since it started.
+        let after = reading(&[(1, 12.0), (3, 0.5)]);
+        assert_eq!(after.cpu_since(&before), 2.5);
+        assert_eq!(after.pids(), BTreeSet::from([1, 3]));
+        let me = std::process::id();
+        let read = ProcGroup {
+            name: "self".into(),
+            pids: vec![me, u32::MAX],
+        }
+        .read();
+        assert_eq!(read.pids(), BTreeSet::from([me]));
+        assert_eq!(read.sample.alive, 1);
     }
 
     #[test]

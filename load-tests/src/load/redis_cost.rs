@@ -17,14 +17,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use common::entry::StreamEntry;
-use common::keys::{field, Keys, GROUP};
+use common::keys::{field, Bucket, Keys, GROUP};
 use common::payment::{Cents, PaymentId, Processor, Status};
 use common::store::{Accepted, RecordRequest, Recorded, RedisOptions, Store, Totals, Window};
 use common::time::{now_ms, Millis};
 use redis::Value;
 use time::OffsetDateTime;
 
+use super::control::iso_ms;
+
 use super::redis_cost_report::{Findings, RedisCostReport, RedisCostSettings, Sample, Variant};
+use super::redis_info::{aof_mode, Info};
+use super::synthetic::{Payment, Synthetic};
 
 /// What to measure and where.
 #[derive(Debug, Clone)]
@@ -100,9 +104,10 @@ pub async fn run_redis_cost(cfg: RedisCostConfig) -> anyhow::Result<RedisCostRep
 
     let variants = super::redis_cost_report::summarize(&samples);
     let mut notes = vec![
-        "multi-* variants write what record.lua writes but skip its idempotency check (HGET \
-         of the status) and its overflow check: a cost reference, not a replacement — a \
-         redelivered payment would be counted twice."
+        "multi-* variants write what record.lua writes — each summary bucket (second, minute, \
+         hour, day) once per payment, where record.lua adds it once per call — but skip its \
+         idempotency check (HGET of the status) and its overflow check: a cost reference, \
+         not a replacement — a redelivered payment would be counted twice."
             .to_owned(),
         "CPU is Redis' whole process (user + sys, every thread, from INFO cpu) over the record \
          phase plus the idle settle; accept and XREADGROUP are outside the window."
@@ -116,8 +121,8 @@ pub async fn run_redis_cost(cfg: RedisCostConfig) -> anyhow::Result<RedisCostRep
     }
     let mut report = RedisCostReport {
         name: cfg.name.clone(),
-        started_at: iso(started_at),
-        finished_at: iso(OffsetDateTime::now_utc()),
+        started_at: iso_ms(started_at),
+        finished_at: iso_ms(OffsetDateTime::now_utc()),
         settings: RedisCostSettings {
             redis_url: cfg.redis_url.clone(),
             redis_version: info.version,
@@ -145,40 +150,12 @@ pub async fn run_redis_cost(cfg: RedisCostConfig) -> anyhow::Result<RedisCostRep
     Ok(report)
 }
 
-fn iso(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-/// One payment as the worker knows it after the processor answered.
-struct Payment {
-    id: PaymentId,
-    cents: Cents,
-    processor: Processor,
-    requested_at: Millis,
-}
-
-/// The payments of one measurement: every tenth on the fallback, amounts varying,
-/// `requestedAt` spaced at `rate` per second from `start`.
-fn payments(n: usize, rate: u64, start: Millis) -> Vec<Payment> {
-    (0..n)
-        .map(|i| Payment {
-            id: PaymentId::new(uuid::Uuid::new_v4()),
-            cents: Cents::new(1990 + (i as i64 * 37) % 10_000),
-            processor: if i % 10 == 9 {
-                Processor::Fallback
-            } else {
-                Processor::Default
-            },
-            requested_at: start + (i as u64 * 1000 / rate) as i64,
-        })
-        .collect()
-}
-
 /// One variant measured once, on its own key prefix.
 struct Round {
     store: Store,
     variant: Variant,
+    /// How the payments below were made (their totals for any window follow from it).
+    synthetic: Synthetic,
     payments: Vec<Payment>,
     /// Every key this round may have created, deleted by [`Round::cleanup`].
     ms_buckets: HashSet<(Processor, i64)>,
@@ -197,6 +174,10 @@ impl Round {
         Ok(Round {
             store: Store::connect_lazy(options, keys)?,
             variant,
+            synthetic: Synthetic {
+                start: 0,
+                rate_per_sec: cfg.rate_per_sec,
+            },
             payments: Vec::new(),
             ms_buckets: HashSet::new(),
             batch: cfg.batch,
@@ -211,8 +192,8 @@ impl Round {
         check: bool,
     ) -> anyhow::Result<Sample> {
         // Whole seconds, so the windows below cut seconds at known places.
-        let start = now_ms().div_euclid(1000) * 1000 - 3_600_000;
-        self.payments = payments(n, cfg.rate_per_sec, start);
+        self.synthetic.start = now_ms().div_euclid(1000) * 1000 - 3_600_000;
+        self.payments = (0..n as u64).map(|i| self.synthetic.payment(i)).collect();
         if self.variant == Variant::MultiMsBucket {
             self.ms_buckets = self
                 .payments
@@ -359,7 +340,7 @@ impl Round {
             let now = now_ms();
             let mut pipe = redis::pipe();
             for r in chunk {
-                let [n, c, secs, ev] = &summary[r.processor.index()];
+                let k = &summary[r.processor.index()];
                 let sec = r.requested_at.div_euclid(1000);
                 let cents = r.amount.get();
                 let payment = keys.payment(&r.id);
@@ -384,14 +365,22 @@ impl Round {
                     .arg(field::PRIOR_SAFE_AT)
                     .arg(field::HELD_BY)
                     .ignore();
-                pipe.cmd("HINCRBY").arg(n).arg(sec).arg(1).ignore();
-                pipe.cmd("HINCRBY").arg(c).arg(sec).arg(cents).ignore();
-                pipe.cmd("ZADD").arg(secs).arg(sec).arg(sec).ignore();
+                for bucket in Bucket::all_of(sec) {
+                    let f = bucket.field();
+                    pipe.cmd("HINCRBY").arg(&k.counts).arg(&f).arg(1).ignore();
+                    pipe.cmd("HINCRBY")
+                        .arg(&k.cents)
+                        .arg(&f)
+                        .arg(cents)
+                        .ignore();
+                }
+                let day = sec.div_euclid(86_400);
+                pipe.cmd("ZADD").arg(&k.days).arg(day).arg(day).ignore();
                 match self.variant {
                     Variant::MultiEv => {
                         let member = format!("{}:{cents}", r.id.encode(&mut buf));
                         pipe.cmd("ZADD")
-                            .arg(ev)
+                            .arg(&k.events)
                             .arg(r.requested_at)
                             .arg(member)
                             .ignore();
@@ -437,7 +426,7 @@ impl Round {
                 .collect(),
             _ => Processor::ALL
                 .iter()
-                .map(|&p| self.store.keys().summary(p)[3].clone())
+                .map(|&p| self.store.keys().summary(p).events)
                 .collect(),
         };
         let mut total = 0u64;
@@ -475,7 +464,7 @@ impl Round {
                     [s.default, s.fallback]
                 }
             };
-            if got == expected(&self.payments, *w) {
+            if got == self.synthetic.totals(self.payments.len() as u64, *w) {
                 exact += 1;
             } else {
                 tracing::warn!(variant = self.variant.name(), ?w, ?got, "summary mismatch");
@@ -492,18 +481,15 @@ impl Round {
         };
         let mut totals = [Totals::default(); 2];
         for p in Processor::ALL {
-            let [n, c, _, _] = self.store.keys().summary(p);
+            let k = self.store.keys().summary(p);
+            let (n, c) = (&k.counts, &k.cents);
             let t = &mut totals[p.index()];
             for sec in from.div_euclid(1000)..=to.div_euclid(1000) {
                 if from <= sec * 1000 && sec * 1000 + 999 <= to {
-                    let count: Option<u64> = self
-                        .store
-                        .query(redis::cmd("HGET").arg(&n).arg(sec))
-                        .await?;
-                    let cents: Option<i64> = self
-                        .store
-                        .query(redis::cmd("HGET").arg(&c).arg(sec))
-                        .await?;
+                    let count: Option<u64> =
+                        self.store.query(redis::cmd("HGET").arg(n).arg(sec)).await?;
+                    let cents: Option<i64> =
+                        self.store.query(redis::cmd("HGET").arg(c).arg(sec)).await?;
                     t.requests += count.unwrap_or(0);
                     t.cents += i128::from(cents.unwrap_or(0));
                     continue;
@@ -535,7 +521,7 @@ impl Round {
         all.push(keys.stream().to_owned());
         all.push(keys.dead_letters().to_owned());
         for p in Processor::ALL {
-            all.extend(keys.summary(p));
+            all.extend(keys.summary(p).all().map(str::to_owned));
         }
         all.extend(
             self.ms_buckets
@@ -583,21 +569,6 @@ fn edge_windows(first: Millis, last: Millis, count: usize) -> Vec<Window> {
         .collect()
 }
 
-/// What a summary of `payments` over `w` must say.
-fn expected(payments: &[Payment], w: Window) -> [Totals; 2] {
-    let mut totals = [Totals::default(); 2];
-    for p in payments {
-        let inside =
-            w.from.is_none_or(|f| p.requested_at >= f) && w.to.is_none_or(|t| p.requested_at <= t);
-        if inside {
-            let t = &mut totals[p.processor.index()];
-            t.requests += 1;
-            t.cents += i128::from(p.cents.get());
-        }
-    }
-    totals
-}
-
 /// The start of a run against a scratch Redis (this and [`redis_pool`](super::redis_pool)).
 pub(super) struct Scratch {
     pub(super) started_at: OffsetDateTime,
@@ -641,20 +612,6 @@ impl Scratch {
     }
 }
 
-/// `appendfsync` when AOF is on, else `off`.
-async fn aof_mode(store: &Store) -> anyhow::Result<String> {
-    let on: Vec<String> = store
-        .query(redis::cmd("CONFIG").arg("GET").arg("appendonly"))
-        .await?;
-    if on.get(1).map(String::as_str) != Some("yes") {
-        return Ok("off".into());
-    }
-    let fsync: Vec<String> = store
-        .query(redis::cmd("CONFIG").arg("GET").arg("appendfsync"))
-        .await?;
-    Ok(fsync.get(1).cloned().unwrap_or_default())
-}
-
 /// Redis CPU while nothing is sent, µs per second.
 async fn idle_cpu_us_per_sec(store: &Store, over: Duration) -> anyhow::Result<f64> {
     let before = Info::read(store).await?;
@@ -664,71 +621,10 @@ async fn idle_cpu_us_per_sec(store: &Store, over: Duration) -> anyhow::Result<f6
     Ok((after.cpu_s - before.cpu_s) * 1e6 / started.elapsed().as_secs_f64())
 }
 
-/// The `INFO` fields a window needs (also [`redis_pool`](super::redis_pool)'s).
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Info {
-    pub(super) version: String,
-    /// `used_cpu_user + used_cpu_sys`, s.
-    pub(super) cpu_s: f64,
-    main_cpu_s: f64,
-    used_memory: u64,
-    forks: u64,
-}
-
-impl Info {
-    pub(super) async fn read(store: &Store) -> anyhow::Result<Info> {
-        let text: String = store.query(&redis::cmd("INFO")).await?;
-        Info::parse(&text)
-    }
-
-    fn parse(text: &str) -> anyhow::Result<Info> {
-        let num = |name: &str| -> anyhow::Result<f64> {
-            info_field(text, name)
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("INFO has no number {name}"))
-        };
-        Ok(Info {
-            version: info_field(text, "redis_version").unwrap_or("?").to_owned(),
-            cpu_s: num("used_cpu_user")? + num("used_cpu_sys")?,
-            // Redis 6.2+; zero where absent.
-            main_cpu_s: num("used_cpu_user_main_thread").unwrap_or(0.0)
-                + num("used_cpu_sys_main_thread").unwrap_or(0.0),
-            used_memory: num("used_memory")? as u64,
-            forks: num("total_forks").unwrap_or(0.0) as u64,
-        })
-    }
-}
-
-/// The value of `name` in `INFO` text (`name:value` lines).
-fn info_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        (k == name).then(|| v.trim())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    const INFO: &str = "# Server\r\nredis_version:7.0.15\r\n# CPU\r\nused_cpu_sys:1.500000\r\n\
-        used_cpu_user:2.250000\r\nused_cpu_sys_main_thread:1.000000\r\n\
-        used_cpu_user_main_thread:2.000000\r\n# Memory\r\nused_memory:1048576\r\n\
-        used_memory_human:1.00M\r\n# Stats\r\ntotal_forks:3\r\n";
-
-    #[test]
-    fn info_is_parsed_by_exact_field_name() {
-        let info = Info::parse(INFO).unwrap();
-        assert_eq!(info.version, "7.0.15");
-        assert_eq!(info.cpu_s, 3.75);
-        assert_eq!(info.main_cpu_s, 3.0);
-        assert_eq!(info.used_memory, 1_048_576);
-        assert_eq!(info.forks, 3);
-        assert_eq!(info_field(INFO, "used_memory"), Some("1048576"));
-        assert_eq!(info_field(INFO, "used_cpu"), None);
-        assert!(Info::parse("used_memory:1\r\n").is_err());
-    }
 
     #[test]
     fn exec_replies_must_be_one_clean_array_per_payment() {
@@ -739,32 +635,18 @@ mod tests {
     }
 
     #[test]
-    fn payments_spread_requested_at_by_rate_and_windows_stay_inside() {
-        let p = payments(2000, 500, 1_000_000);
-        assert_eq!(p[1].requested_at - p[0].requested_at, 2);
-        assert_eq!(
-            p.iter()
-                .filter(|p| p.processor == Processor::Fallback)
-                .count(),
-            200
-        );
-        let (first, last) = (p[0].requested_at, p[1999].requested_at);
+    fn edge_windows_stay_inside_the_payments() {
+        let s = Synthetic {
+            start: 1_000_000,
+            rate_per_sec: 500,
+        };
+        let (first, last) = (s.requested_at(0), s.requested_at(1999));
+        assert_eq!(s.requested_at(1) - first, 2);
         let windows = edge_windows(first, last, WINDOWS);
         assert_eq!(windows.len(), WINDOWS);
         for w in &windows {
             let (from, to) = (w.from.unwrap(), w.to.unwrap());
             assert!(first <= from && from <= to && to <= last, "{w:?}");
         }
-        let all = expected(&p, Window::default());
-        assert_eq!(all[0].requests + all[1].requests, 2000);
-        let one = expected(
-            &p,
-            Window {
-                from: Some(first),
-                to: Some(first),
-            },
-        );
-        assert_eq!(one[0].requests, 1);
-        assert_eq!(one[0].cents, 1990);
     }
 }

@@ -24,7 +24,8 @@ use common::store::{Accepted, RedisOptions, Store, StoreError, MAX_BATCH};
 use time::OffsetDateTime;
 
 use super::procstat::{per_payment, sample_pid, LoadAverages};
-use super::redis_cost::{Info, Scratch};
+use super::redis_cost::Scratch;
+use super::redis_info::Info;
 use super::redis_pool_report::{summarize, RedisPoolReport, RedisPoolSettings, Sample, Variant};
 use super::stats::Latency;
 

@@ -11,9 +11,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use common::money::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::money::Decimal;
 use super::procstat::LoadAverages;
 use super::stats::Spread;
 

@@ -2,7 +2,8 @@
 //!
 //! Comes last, with [`plot`](super::plot): [`rinha`](super::rinha),
 //! [`throughput`](super::throughput) and [`drain`](super::drain) hand over their finished
-//! reports; a `redis-cost` run's comes from the leaf [`redis_cost_report`](super::redis_cost_report).
+//! reports; a `redis-cost` run's comes from the leaf [`redis_cost_report`](super::redis_cost_report),
+//! a `state-scale` run's from [`state_scale_report`](super::state_scale_report).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -13,6 +14,8 @@ use serde::Serialize;
 use super::drain::DrainReport;
 use super::redis_cost_report::{RedisCostReport, Spread};
 use super::rinha::RinhaReport;
+use super::soak_report::SoakReport;
+use super::state_scale_report::StateScaleReport;
 use super::stats::{Outcomes, Percentiles};
 use super::throughput::ThroughputReport;
 
@@ -455,6 +458,264 @@ pub fn redis_cost_table(r: &RedisCostReport) -> String {
     out
 }
 
+/// The soak as a table: the verdict first, then what it rests on.
+pub fn soak_table(r: &SoakReport) -> String {
+    let s = &r.settings;
+    let v = &r.verdict;
+    let t = &r.totals;
+    let opt = |x: Option<f64>, unit: &str| {
+        x.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.1}{unit}"))
+    };
+    let secs = |x: Option<f64>| opt(x, " s");
+    let mut out = String::new();
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(out, "  {k:<24} {v}");
+    };
+    row(
+        "run",
+        format!(
+            "{} ({}/s for {} s, stages of {} s, appendfsync {}) {} .. {}",
+            r.name,
+            s.rate,
+            s.duration_s,
+            s.stage_s,
+            s.appendfsync.as_deref().unwrap_or("n/a"),
+            r.started_at,
+            r.finished_at
+        ),
+    );
+    let verdict = match v.passed {
+        Some(true) => "PASS".to_owned(),
+        Some(false) => "FAIL".to_owned(),
+        None => "NOT JUDGED".to_owned(),
+    };
+    row("VERDICT", verdict);
+    for reason in &v.reasons {
+        row("", reason.clone());
+    }
+    row(
+        "window",
+        format!(
+            "{} .. {} s ({}; PAYMENT_RETENTION {}, SUMMARY_DETAIL_HORIZON {})",
+            v.window_from_s,
+            v.window_to_s,
+            if v.steady {
+                "steady state, judged"
+            } else {
+                "last half, not judged"
+            },
+            secs(s.payment_retention_s),
+            secs(s.detail_horizon_s)
+        ),
+    );
+    for f in &v.series {
+        let flat = match f.flat {
+            Some(true) => "flat",
+            Some(false) => "GROWS",
+            None => "reported",
+        };
+        row(
+            "",
+            format!(
+                "{:<54} mean {:>10.1} {:<4} range {:.1}..{:.1}, slope {:+.3}/min  {flat}",
+                f.series, f.mean, f.unit, f.min, f.max, f.slope_per_min
+            ),
+        );
+    }
+    let checks = |old: bool| r.checks.iter().filter(|c| c.old == old).count();
+    row(
+        "inconsistencies",
+        format!(
+            "{} of {} recent-window checks, {} of {} old-window checks ({} s back), {} check errors",
+            v.inconsistencies,
+            checks(false),
+            v.old_window_inconsistencies,
+            checks(true),
+            s.old_check_age_s,
+            v.check_errors
+        ),
+    );
+    let o = &r.requests;
+    row(
+        "requests",
+        format!(
+            "{} sent, {} accepted, rejected {}, timeouts {}, errors {}, dropped {}",
+            o.requests,
+            o.accepted,
+            rejected(o),
+            o.timeouts,
+            o.errors,
+            r.dropped
+        ),
+    );
+    row("latency ms", percentiles(&r.latency));
+    row(
+        "lag at end / drain",
+        format!(
+            "{} / {}",
+            t.lag_at_end
+                .map_or_else(|| "n/a".to_owned(), |l| l.to_string()),
+            match t.drain_s {
+                Some(d) => format!("drained {d:.1} s after the load"),
+                None => format!("NOT drained within {} s", s.drain_timeout_s),
+            }
+        ),
+    );
+    row(
+        "totals",
+        format!(
+            "{}: backend default {} ({}) / fallback {} ({}); processors stored {} ({}) / {} ({}); \
+             accepted {}, unanswered {}, dead letters {}",
+            if t.consistent && t.all_processed_once {
+                "exactly once"
+            } else {
+                "MISMATCH"
+            },
+            t.backend.default.total_requests,
+            t.backend.default.total_amount,
+            t.backend.fallback.total_requests,
+            t.backend.fallback.total_amount,
+            t.default.total_requests,
+            t.default.total_amount,
+            t.fallback.total_requests,
+            t.fallback.total_amount,
+            t.accepted,
+            t.unanswered,
+            t.dead_letters
+                .map_or_else(|| "n/a".to_owned(), |n| n.to_string())
+        ),
+    );
+    let stack: f64 = r
+        .processes
+        .iter()
+        .filter(|p| p.stack)
+        .filter_map(|p| p.cpu_us_per_payment)
+        .sum();
+    let parts: Vec<String> = r
+        .processes
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} (RSS {:.1} MB, max {:.1})",
+                p.name,
+                opt(p.cpu_us_per_payment, ""),
+                p.rss_last_kb as f64 / 1024.0,
+                p.rss_max_kb as f64 / 1024.0
+            )
+        })
+        .collect();
+    row(
+        "CPU µs per payment",
+        format!("{stack:.1} for the stack: {}", parts.join(", ")),
+    );
+    if !r.pid_changes.is_empty() {
+        let changes: Vec<String> = r
+            .pid_changes
+            .iter()
+            .map(|c| format!("{} at {} s ({:?} -> {:?})", c.group, c.t_s, c.gone, c.new))
+            .collect();
+        row("processes came, went", changes.join("; "));
+    }
+    row(
+        "stages",
+        format!(
+            "{} applied, {} failed",
+            r.stages_applied,
+            r.stage_errors.len()
+        ),
+    );
+    for f in &r.files {
+        row("written", f.clone());
+    }
+    out
+}
+
+/// The `state-scale` run as tables: the fill, memory per retention state, and the summary
+/// call per state and kind of window against its target.
+pub fn state_scale_table(r: &StateScaleReport) -> String {
+    let s = &r.settings;
+    let f = &r.fill;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "state-scale {} (Redis {}, AOF {}): {} payments, requestedAt {} .. {} ({:.0} s at {}/s), \
+         batch {}, {} lanes",
+        r.name,
+        s.redis_version,
+        s.aof,
+        s.payments,
+        s.first_requested_at,
+        s.last_requested_at,
+        s.span_secs,
+        s.rate_per_sec,
+        s.batch,
+        s.lanes
+    );
+    let _ = writeln!(
+        out,
+        "fill {:.1} s ({:.0} payments/s); compaction with the {} s horizon {:.1} s ({} moved), \
+         then the rest {:.1} s ({} moved)",
+        f.fill_secs,
+        f.payments_per_sec,
+        s.detail_horizon_secs,
+        f.compact_horizon_secs,
+        f.compacted_horizon,
+        f.compact_all_secs,
+        f.compacted_all
+    );
+    let loads: Vec<String> = r
+        .load
+        .iter()
+        .map(|l| format!("{} {:.2}", l.phase, l.load.one))
+        .collect();
+    let _ = writeln!(out, "load average (1 min) at: {}", loads.join(", "));
+    let _ = writeln!(
+        out,
+        "{:<14} {:>16} {:>12}  what",
+        "state", "used_memory", "B/payment"
+    );
+    for m in &r.memory {
+        let _ = writeln!(
+            out,
+            "{:<14} {:>16} {:>12.1}  {}",
+            m.state, m.used_memory_bytes, m.bytes_per_payment, m.description
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<14} {:<10} {:>9} {:>9} {:>9} {:>11} {:>8} {:>8}  window",
+        "state", "kind", "p50 ms", "p99 ms", "max ms", "server µs", "exact", "target"
+    );
+    for q in &r.queries {
+        let target = match (q.target_p99_ms, q.target_met) {
+            (Some(t), Some(true)) => format!("≤{t} met"),
+            (Some(t), _) => format!("≤{t} NOT"),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<14} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>11} {:>8} {:>8}  {}",
+            q.state,
+            q.kind,
+            q.latency.p50_ms,
+            q.latency.p99_ms,
+            q.latency.max_ms,
+            q.server_us_per_call
+                .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}")),
+            format!("{}/{}", q.windows_exact, q.windows_checked),
+            target,
+            q.description
+        );
+    }
+    for n in &r.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    for f in &r.files {
+        let _ = writeln!(out, "written: {f}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -491,6 +752,24 @@ mod tests {
         assert!(table.contains("per-ms bucket: +1.00 µs CPU"), "{table}");
         assert!(table.contains("note: a note"), "{table}");
         assert!(!table.contains("WARNING"), "{table}");
+    }
+
+    #[test]
+    fn state_scale_table_has_every_state_and_kind_with_its_target() {
+        let r = crate::load::state_scale_report::tests::sample_report();
+        let table = state_scale_table(&r);
+        assert!(table.contains("1000000 payments"), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("filled ")), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("expired ")), "{table}");
+        let old = table.lines().find(|l| l.contains("1m-old")).unwrap();
+        assert!(
+            old.contains("0.500") && old.contains("≤1 met") && old.contains("20/20"),
+            "{old}"
+        );
+        assert!(
+            table.contains("load average (1 min) at: fill 2.50"),
+            "{table}"
+        );
     }
 
     #[test]

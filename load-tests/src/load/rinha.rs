@@ -373,7 +373,8 @@ fn secs_since(t0: Instant, t: Instant) -> f64 {
     (t.saturating_duration_since(t0).as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-async fn apply_stage(control: &Control, index: usize) -> Result<(), String> {
+/// Sets both processors to stage `index`'s conditions; the errors joined when any failed.
+pub(super) async fn apply_stage(control: &Control, index: usize) -> Result<(), String> {
     let stage = STAGES[index];
     let errors: Vec<String> = control
         .set_both(stage.default, stage.fallback)
@@ -388,7 +389,8 @@ async fn apply_stage(control: &Control, index: usize) -> Result<(), String> {
     }
 }
 
-fn stage_record(
+/// How stage `index`, due at `planned_s`, was applied at `applied_s`.
+pub(super) fn stage_record(
     index: usize,
     planned_s: f64,
     applied_s: f64,

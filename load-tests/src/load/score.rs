@@ -17,7 +17,7 @@
 use serde::Serialize;
 
 use super::control::{BackendSummary, ProcessorSummary};
-use super::money::Decimal;
+use common::money::Decimal;
 
 /// Everything the score depends on.
 #[derive(Clone, Copy, Debug)]
@@ -80,7 +80,7 @@ pub fn bonus(p99_us: u64) -> Decimal {
     if us >= 11_000 {
         Decimal::ZERO
     } else {
-        Decimal::new((11_000 - us) * 2, 5).normalized()
+        Decimal::new((11_000 - us) * 2, 5).trimmed(0)
     }
 }
 
@@ -140,7 +140,7 @@ pub fn compute(input: &ScoreInput) -> Score {
         p99_ms: Decimal::new(i128::from(input.p99_us), 3),
         bonus,
         fine,
-        factor: factor.normalized(),
+        factor: factor.trimmed(0),
         score,
         reported,
         lag,

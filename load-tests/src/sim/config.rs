@@ -8,9 +8,8 @@
 
 use std::time::Duration;
 
+use common::money::Decimal;
 use thiserror::Error;
-
-use super::money::{Decimal, FeeError};
 
 /// The admin token the real processors start with.
 pub const DEFAULT_TOKEN: &str = "123";
@@ -26,6 +25,14 @@ pub const DEFAULT_MAX_CONCURRENT: usize = 800;
 pub const DEFAULT_MAX_QUEUED: usize = 500;
 /// Health callers that may wait for a later window before `429`.
 pub const HEALTH_MAX_WAITERS: usize = 2;
+/// Most decimals a fee may have; with `FEE_LIMIT`, fewer than 18 digits: the fee times
+/// any sum of cents stays exact in an `i128`.
+const MAX_FEE_SCALE: u32 = 12;
+/// Fees are below this (a 100 % fee is `1`).
+const FEE_LIMIT: Decimal = Decimal::new(1_000_000, 0);
+/// What a fee must be, in words (error messages).
+pub const FEE_RULE: &str =
+    "expected a non-negative JSON number below 1000000 with at most 12 decimals, such as 0.05";
 
 /// Start-up configuration of one simulated processor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +84,18 @@ impl SimConfig {
         if self.max_concurrent == 0 {
             return Err(ConfigError::MaxConcurrent);
         }
-        Ok(Decimal::parse_fee(&self.fee)?)
+        parse_fee(&self.fee)
     }
+}
+
+/// A fee per transaction, read like every number of the workspace (a JSON number:
+/// `0.05`, `0.150`, `1e-2`), kept without trailing zeros; not negative, below
+/// `FEE_LIMIT` (a million), at most `MAX_FEE_SCALE` (12) decimals.
+pub fn parse_fee(text: &str) -> Result<Decimal, ConfigError> {
+    let invalid = || ConfigError::Fee(text.to_owned());
+    let fee = text.parse::<Decimal>().map_err(|_| invalid())?.trimmed(0);
+    let in_range = Decimal::ZERO <= fee && fee < FEE_LIMIT && fee.round(MAX_FEE_SCALE) == fee;
+    in_range.then_some(fee).ok_or_else(invalid)
 }
 
 impl Default for SimConfig {
@@ -90,9 +107,9 @@ impl Default for SimConfig {
 /// A [`SimConfig`] that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
-    /// The fee is not a plain non-negative decimal.
-    #[error("invalid fee: {0}")]
-    Fee(#[from] FeeError),
+    /// The fee is not a non-negative decimal number within [`parse_fee`]'s limits.
+    #[error("invalid fee {0:?}: {FEE_RULE}")]
+    Fee(String),
     /// A zero window would divide time into nothing.
     #[error("health_window must be greater than zero")]
     HealthWindow,
@@ -140,5 +157,30 @@ mod tests {
             Err(ConfigError::Fee(_))
         ));
         assert!(bad(|c| c.max_queued = 0).is_ok());
+    }
+
+    #[test]
+    fn fees_parse_exactly_by_the_one_number_grammar() {
+        let fee = |text: &str| parse_fee(text).map(|f| f.to_string());
+        assert_eq!(fee("0.05"), Ok("0.05".into()));
+        assert_eq!(fee("0.150"), Ok("0.15".into()));
+        assert_eq!(fee("1e-2"), Ok("0.01".into()));
+        assert_eq!(fee("1"), Ok("1".into()));
+        assert_eq!(fee("0"), Ok("0".into()));
+        assert_eq!(fee("0.000000000001"), Ok("0.000000000001".into()));
+        assert_eq!(fee("999999.999999999999"), Ok("999999.999999999999".into()));
+        for bad in [
+            "",
+            ".",
+            ".15",
+            "-0.05",
+            "5%",
+            "0.05 ",
+            "0.0000000000001",
+            "1000000",
+            "abc",
+        ] {
+            assert_eq!(fee(bad), Err(ConfigError::Fee(bad.into())), "{bad:?}");
+        }
     }
 }

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::config::{SimConfig, DEFAULT_PROCESSOR_FEE, DEFAULT_TOKEN};
-use super::money::Decimal;
+use super::config::{parse_fee, SimConfig, DEFAULT_PROCESSOR_FEE, DEFAULT_TOKEN, FEE_RULE};
 
 /// Port to listen on (the `--port` flag wins).
 pub const ENV_PORT: &str = "PORT";
@@ -106,13 +105,7 @@ impl ServeConfig {
             None => DEFAULT_BIND,
         };
         let fee = lookup(ENV_TRANSACTION_FEE).unwrap_or_else(|| DEFAULT_PROCESSOR_FEE.to_owned());
-        Decimal::parse_fee(&fee).map_err(|_| {
-            invalid(
-                ENV_TRANSACTION_FEE,
-                &fee,
-                "expected a non-negative decimal such as 0.05",
-            )
-        })?;
+        parse_fee(&fee).map_err(|_| invalid(ENV_TRANSACTION_FEE, &fee, FEE_RULE))?;
         let token = lookup(ENV_TOKEN).unwrap_or_else(|| DEFAULT_TOKEN.to_owned());
         if token.is_empty() {
             return Err(invalid(ENV_TOKEN, &token, "must not be empty"));

@@ -2,9 +2,10 @@
 //!
 //! Before: [`server`](super::server) hands each request of a connection to [`handle`].
 //! After: handlers decide through [`admission`](super::admission),
-//! [`health`](super::health) and the [`store`](super::store), parse money and time with
-//! [`money`](super::money) and [`timestamp`](super::timestamp), and turn failures into
-//! responses through [`SimError`].
+//! [`health`](super::health) and the [`store`](super::store), parse money with
+//! `common::money` (the gateway's parser, rounding to cents as the processors do) and time
+//! with [`timestamp`](super::timestamp), and turn failures into responses through
+//! [`SimError`].
 //!
 //! `POST /payments` runs its queueing, delay and store in a spawned task: a client that
 //! times out and drops the connection drops only the wait for the answer, so the
@@ -16,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::money::{Cents, Decimal, SubCents};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -27,7 +29,6 @@ use uuid::Uuid;
 
 use super::error::SimError;
 use super::health::{retry_after_secs, HealthAdmission};
-use super::money::{parse_amount_cents, Decimal};
 use super::state::{Counters, Simulator};
 use super::store::{Inserted, StoredPayment};
 use super::timestamp::parse_timestamp_ms;
@@ -104,13 +105,13 @@ struct PaymentRequest<'a> {
 fn parse_payment(body: &[u8]) -> Result<StoredPayment, SimError> {
     let request: PaymentRequest<'_> =
         serde_json::from_slice(body).map_err(|err| SimError::BadRequest(err.to_string()))?;
-    let cents = parse_amount_cents(request.amount.get())
+    let cents = Cents::parse_amount(request.amount.get(), SubCents::Round)
         .map_err(|err| SimError::BadRequest(err.to_string()))?;
     let requested_at_ms = parse_timestamp_ms(&request.requested_at)
         .map_err(|err| SimError::BadRequest(format!("requestedAt: {err}")))?;
     Ok(StoredPayment {
         correlation_id: request.correlation_id,
-        amount_cents: cents,
+        amount_cents: cents.get(),
         requested_at_ms,
         requested_at: request.requested_at.into_owned(),
     })
@@ -213,7 +214,7 @@ fn get_payment(sim: &Simulator, id: &str) -> Result<Answer, SimError> {
         return Err(SimError::NotFound);
     }
     let payment = sim.stored(&id).ok_or(SimError::NotFound)?;
-    let amount = raw_number(Decimal::from_cents(i128::from(payment.amount_cents)).render(2))?;
+    let amount = raw_number(Cents::new(payment.amount_cents).to_string())?;
     to_json(
         StatusCode::OK,
         &PaymentBody {
@@ -260,16 +261,20 @@ fn admin_summary(sim: &Simulator, request: &Request<Incoming>) -> Result<Answer,
         _ => (None, None),
     };
     let totals = sim.shared.store.totals(from, to);
-    let amount = Decimal::from_cents(totals.cents);
+    let amount = Decimal::new(totals.cents, 2);
     let fee = sim.fee();
-    let total_fee = fee.checked_mul(amount).ok_or(SimError::Internal)?;
+    // Exact, finer than a cent when it is (0.15 × 0.01 = 0.0015), never fewer than 2 decimals.
+    let total_fee = fee
+        .checked_mul(amount)
+        .ok_or(SimError::Internal)?
+        .trimmed(2);
     to_json(
         StatusCode::OK,
         &SummaryBody {
             total_requests: totals.count,
-            total_amount: &raw_number(amount.render(2))?,
-            total_fee: &raw_number(total_fee.render(2))?,
-            fee_per_transaction: &raw_number(fee.render(0))?,
+            total_amount: &raw_number(amount.to_string())?,
+            total_fee: &raw_number(total_fee.to_string())?,
+            fee_per_transaction: &raw_number(fee.to_string())?,
         },
     )
 }

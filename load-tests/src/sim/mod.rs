@@ -10,7 +10,8 @@
 //! - [`server`]: accepts the connection and hands the request to [`handlers`]
 //!   ([`run`] for the binary, [`spawn`] → [`SimHandle`] for tests).
 //! - [`handlers`]: routes; asks [`admission`] for a place (else `429`), parses the body
-//!   with [`money`] (exact cents) and [`timestamp`] (UTC ms), then in a spawned task waits
+//!   (the amount with the workspace's one parser, `common::money`, rounded to cents as the
+//!   processors do; `requestedAt` with [`timestamp`], UTC ms), then in a spawned task waits
 //!   for a slot, sleeps the delay, checks failure mode and inserts into [`store`].
 //! - [`store`]: the payments; the admin summary and the handle read totals from it.
 //! - [`health`]: the rate limit of `GET /payments/service-health`.
@@ -25,7 +26,6 @@ pub mod env;
 pub mod error;
 pub mod handlers;
 pub mod health;
-pub mod money;
 pub mod server;
 pub mod state;
 pub mod store;
@@ -33,7 +33,6 @@ pub mod timestamp;
 
 pub use config::{ConfigError, SimConfig};
 pub use env::{EnvError, ServeConfig};
-pub use money::Decimal;
 pub use server::{run, spawn, SimHandle};
 pub use state::{SimSummary, Simulator};
 pub use store::StoredPayment;

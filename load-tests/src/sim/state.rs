@@ -8,13 +8,13 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use common::money::Decimal;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::admission::Gate;
 use super::config::{ConfigError, SimConfig, HEALTH_MAX_WAITERS};
 use super::health::{HealthAdmission, HealthLimiter};
-use super::money::Decimal;
 use super::store::{Store, StoredPayment};
 
 /// Totals over stored payments, as the handle reports them.

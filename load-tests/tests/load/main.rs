@@ -15,14 +15,16 @@ mod up_sh;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::money::Decimal;
 use paystream_load_tests::load::control::{
     iso_ms, BackendSummary, Control, Endpoints, ProcessorSummary,
 };
-use paystream_load_tests::load::money::Decimal;
 use paystream_load_tests::load::procstat::ProcGroup;
+use paystream_load_tests::load::procstat::Watch;
 use paystream_load_tests::load::score::{self, ScoreInput};
 use paystream_load_tests::load::{
-    run_drain, run_rinha, run_throughput, DrainConfig, RinhaConfig, RinhaReport, ThroughputConfig,
+    run_drain, run_rinha, run_soak, run_throughput, DrainConfig, RinhaConfig, RinhaReport,
+    SoakConfig, ThroughputConfig,
 };
 use stack::{spawn_stack, spawn_stack_with, Stack, COMPRESSED_WORKER};
 use time::format_description::well_known::Rfc3339;
@@ -575,6 +577,138 @@ async fn small_drain_run_processes_the_backlog_once_on_the_default_processor() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_soak_samples_checks_drains_and_judges() {
+    let stack = spawn_stack_with(None, COMPRESSED_WORKER).await;
+    let (_keep, out) = out_dir();
+    // A pid directory as up.sh writes it: redis-server is a process of its own; the gateway
+    // and the worker run in this one.
+    let pids = tempfile::tempdir().unwrap();
+    let redis = stack.redis_pid().await;
+    std::fs::write(pids.path().join("redis.pid"), format!("{redis}\n")).unwrap();
+    std::fs::write(
+        pids.path().join("worker-1.pid"),
+        std::process::id().to_string(),
+    )
+    .unwrap();
+    let cfg = SoakConfig {
+        endpoints: stack.endpoints(None),
+        rate: 200,
+        duration: Duration::from_secs(7),
+        stage: Duration::from_secs(1),
+        sample_every: Duration::from_millis(500),
+        connections: 16,
+        drain_timeout: DRAIN_LIMIT,
+        redis_url: Some(stack.redis.url()),
+        key_prefix: stack.prefix.clone(),
+        payment_retention: Some(Duration::from_secs(900)),
+        detail_horizon: Some(Duration::from_secs(60)),
+        old_check_age: Duration::from_secs(2),
+        watch: Watch {
+            fixed: vec![format!("redis-again={redis}").parse().unwrap()],
+            pid_dir: Some(pids.path().to_path_buf()),
+        },
+        out_dir: Some(out.clone()),
+        name: "soak".into(),
+        ..SoakConfig::default()
+    };
+    let report = run_soak(cfg).await.unwrap();
+    let table = paystream_load_tests::load::report::soak_table(&report);
+    println!("{table}");
+
+    // Load bookkeeping: every due payment sent or dropped, the intervals add up.
+    let r = &report.requests;
+    assert_eq!(r.requests + report.dropped, 1_400);
+    assert_eq!(report.latency.count, r.requests);
+    let sent: u64 = report.samples.iter().map(|s| s.load.requests).sum();
+    assert_eq!(sent, r.requests);
+    assert_eq!(report.samples.last().unwrap().accepted, r.accepted);
+    // The six conditions cycled (seven 1 s stages: stage 0 came back), then healthy.
+    assert_eq!(report.stages_applied, 7);
+    assert!(report.stage_errors.is_empty(), "{:?}", report.stage_errors);
+    let seen: std::collections::BTreeSet<usize> =
+        report.samples.iter().filter_map(|s| s.stage).collect();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert_eq!(stack.fallback.simulator().delay_ms(), 0);
+    assert!(!stack.default.simulator().failure());
+
+    // Checks on the recent window every stage, on the old one once it lies in the run.
+    let recent = report.checks.iter().filter(|c| !c.old).count();
+    let old = report.checks.iter().filter(|c| c.old).count();
+    assert_eq!(recent, 7);
+    assert!((1..recent).contains(&old), "{old} old-window checks");
+    // Whether they agreed in real time is the machine's business (see COMPRESSED_SETTLE);
+    // every window that did not must come to agree.
+    let windows: Vec<(String, String)> = report
+        .failed_checks
+        .iter()
+        .map(|c| (c.from.clone(), c.to.clone()))
+        .collect();
+    assert_windows_agree(&stack, &windows).await;
+
+    // Samples: Redis and every group, the stack's from the pid directory.
+    let last = report.samples.last().unwrap();
+    let redis_sample = last.redis.as_ref().unwrap();
+    assert!(redis_sample.used_memory > 0 && redis_sample.dbsize > 0);
+    assert!(redis_sample.summary_kept_bytes > 0);
+    assert_eq!(redis_sample.stream_len, 0, "drained");
+    for group in ["redis", "worker-1", "redis-again", "load-generator"] {
+        assert!(last.procs[group].rss_kb > 0, "{group}");
+    }
+    let stack_groups: Vec<(&str, bool)> = report
+        .processes
+        .iter()
+        .map(|p| (p.name.as_str(), p.stack))
+        .collect();
+    assert!(stack_groups.contains(&("redis", true)));
+    assert!(stack_groups.contains(&("redis-again", false)));
+    assert!(report
+        .processes
+        .iter()
+        .any(|p| p.cpu_us_per_payment.is_some()));
+
+    // Drained, and every accepted payment on exactly one processor, counted once.
+    let t = &report.totals;
+    assert!(t.drained, "{t:?}");
+    assert!(t.consistent && t.all_processed_once, "{t:?}");
+    let (backend, default, fallback) = settled_totals(&stack).await;
+    assert_backend_matches_processors(&backend, &default, &fallback);
+    assert_eq!(backend, t.backend);
+
+    // Shorter than the retention: flatness is reported over the last half, not judged.
+    let v = &report.verdict;
+    assert!(!v.steady);
+    assert_ne!(v.passed, Some(true));
+    assert!(v.reasons.iter().any(|r| r.contains("not judged")), "{v:?}");
+    assert!(v.series.iter().all(|f| f.flat.is_none()));
+    let names: Vec<&str> = v.series.iter().map(|f| f.series.as_str()).collect();
+    for needle in [
+        "redis RSS",
+        "redis used_memory without the summary's kept series",
+        "redis keys",
+        "worker-1 RSS",
+    ] {
+        assert!(names.contains(&needle), "{needle} missing from {names:?}");
+    }
+
+    let json = read_json(&out.join("soak.json"));
+    assert_eq!(json["settings"]["rate"], 200);
+    assert_eq!(json["verdict"]["steady"], false);
+    assert_eq!(
+        json["samples"].as_array().unwrap().len(),
+        report.samples.len()
+    );
+    assert_svg(&out.join("soak.svg"));
+    for needle in [
+        "VERDICT",
+        "inconsistencies",
+        "lag at end",
+        "CPU µs per payment",
+    ] {
+        assert!(table.contains(needle), "table lacks {needle}:\n{table}");
+    }
+}
+
 #[test]
 fn cli_describes_its_commands() {
     let bin = env!("CARGO_BIN_EXE_paystream-load");
@@ -583,6 +717,9 @@ fn cli_describes_its_commands() {
         &["rinha", "--help"],
         &["throughput", "--help"],
         &["drain", "--help"],
+        &["soak", "--help"],
+        &["redis-cost", "--help"],
+        &["state-scale", "--help"],
     ] {
         let out = std::process::Command::new(bin).args(args).output().unwrap();
         assert!(
@@ -599,6 +736,45 @@ fn cli_describes_its_commands() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=PID"));
+    let out = std::process::Command::new(bin)
+        .args(["state-scale", "--payments", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be positive"));
+}
+
+/// The state-scale benchmark end to end on a tiny fill (the real one is 10 M payments and
+/// not run here): its own Redis, every state measured, every window exact, files written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_scale_runs_end_to_end_on_a_small_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let report =
+        paystream_load_tests::load::run_state_scale(paystream_load_tests::load::StateScaleConfig {
+            payments: 3_000,
+            rate_per_sec: 20,
+            batch: 64,
+            lanes: 4,
+            reps: 5,
+            distinct_windows: 3,
+            detail_horizon: std::time::Duration::from_secs(3600),
+            out_dir: Some(dir.path().to_path_buf()),
+            name: "tiny".into(),
+        })
+        .await
+        .unwrap();
+    assert!(report.exact(), "{:?}", report.queries);
+    let states: Vec<&str> = report.memory.iter().map(|m| m.state.as_str()).collect();
+    assert_eq!(states, ["filled", "compacted", "compacted-all", "expired"]);
+    assert_eq!(report.fill.compacted_all, 3_000);
+    assert!(report.memory[3].bytes_per_payment < report.memory[0].bytes_per_payment);
+    // Three states x (1m-recent, all-edges, all-open): 150 s of data, none older than the
+    // horizon, no hour.
+    assert_eq!(report.queries.len(), 9);
+    assert!(report.queries.iter().all(|q| q.latency.count == 5));
+    for ext in ["json", "svg"] {
+        assert!(dir.path().join(format!("tiny.{ext}")).is_file(), "{ext}");
+    }
 }
 
 #[test]

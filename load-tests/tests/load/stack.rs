@@ -30,6 +30,8 @@ pub struct Stack {
     pub gateway: SocketAddr,
     /// The gateway's Redis access (same key prefix), to look at the backlog.
     pub store: Store,
+    /// The stack's key prefix (`PAYSTREAM_KEY_PREFIX`).
+    pub prefix: String,
     /// The default processor simulator.
     pub default: SimHandle,
     /// The fallback processor simulator.
@@ -87,6 +89,7 @@ pub async fn spawn_stack_with(admin_token: Option<&str>, worker_extra: &[(&str, 
         _worker: worker,
         gateway,
         store,
+        prefix,
         default,
         fallback,
         redis,

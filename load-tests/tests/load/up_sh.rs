@@ -228,7 +228,11 @@ async fn up_sh_restarts_what_dies_and_every_accepted_payment_is_processed_once()
     let default = sim::spawn(SimConfig::default_processor()).await.unwrap();
     let fallback = sim::spawn(SimConfig::fallback_processor()).await.unwrap();
     // tempfile makes a 0700 directory: nginx's workers must still reach the sockets in it.
-    let run_dir = tempfile::tempdir().unwrap();
+    // Its name has a space and URL/sed metacharacters: RUN_DIR may be anywhere.
+    let run_dir = tempfile::Builder::new()
+        .prefix("paystream run #1 &")
+        .tempdir()
+        .unwrap();
     let (port, redis_port) = (free_port(), free_port());
     let gw_metrics = [free_port(), free_port()];
     let worker_metrics = free_port();

@@ -7,25 +7,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use load_tests::sim::SimConfig;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_stack, spawn_stack_with, Stack, StackOptions};
-
-/// Waits for `cond` or panics with `what` after `limit` (generous: never a speed claim).
-async fn wait_for<F, Fut>(limit: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use crate::helpers::{spawn_stack, spawn_stack_with, wait_for, Stack, StackOptions};
 
 /// Sends `signal` (`STOP`, `CONT`, `TERM`, `KILL`) to a process.
 fn signal(pid: u32, signal: &str) {

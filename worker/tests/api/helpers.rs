@@ -259,13 +259,15 @@ impl Stack {
     }
 }
 
-/// Cents from an exact decimal text (`333364.8`, `19.90`).
-pub fn cents_of(text: &str) -> i128 {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    let mut frac = frac.to_string();
-    while frac.len() < 2 {
-        frac.push('0');
+/// Waits for `cond` or panics with `what` after `limit` (generous: never a speed claim).
+pub async fn wait_for<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(frac.len() == 2, "more than 2 decimals: {text}");
-    int.parse::<i128>().unwrap() * 100 + frac.parse::<i128>().unwrap()
 }

@@ -6,13 +6,15 @@
 mod exactly_once;
 mod faults;
 mod helpers;
+mod retention;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use helpers::{cents_of, spawn_stack};
+use common::money::Decimal;
+use helpers::spawn_stack;
 use paystream_worker::dispatch::SendOutcome;
 use paystream_worker::Hooks;
 use uuid::Uuid;
@@ -71,8 +73,8 @@ async fn five_thousand_concurrent_payments_are_each_processed_exactly_once() {
     assert!(dn > 0 && fnn > 0, "default {dn}, fallback {fnn}");
     assert_eq!(ours["default"]["totalRequests"].as_u64().unwrap(), dn);
     assert_eq!(ours["fallback"]["totalRequests"].as_u64().unwrap(), fnn);
-    assert_eq!(dc, cents_of(&damount));
-    assert_eq!(fc, cents_of(&famount));
+    assert_eq!(Decimal::new(dc, 2), damount.parse::<Decimal>().unwrap());
+    assert_eq!(Decimal::new(fc, 2), famount.parse::<Decimal>().unwrap());
 
     // No payment is stored by both processors, and every status is pollable.
     for id in &ids {
