@@ -6,6 +6,7 @@
 # docker-compose.yml and load-tests/compose/docker-compose.yml build these targets.
 
 # ---- build: every binary, release profile, exact Cargo.lock ----
+# (The profile keeps line tables for `perf`; the images do not need them: stripped.)
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -19,7 +20,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
         -p paystream-gateway -p paystream-worker -p paystream-load-tests --bins \
  && mkdir -p /out \
  && cp target/release/paystream-gateway target/release/paystream-worker \
-       target/release/processor-sim /out/
+       target/release/processor-sim /out/ \
+ && strip --strip-debug /out/*
 
 # ---- runtime base: slim Debian, no shell tools added, an unprivileged user ----
 FROM debian:bookworm-slim AS runtime

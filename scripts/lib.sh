@@ -55,16 +55,37 @@ cleanup_children() {
   done
 }
 
-# stack_pids — "name=pid[,pid]" flags for the running local stack's processes.
+# stack_pids — "--pid name=pid[,pid]" flags for the processes of the stack in $RUN_DIR, from
+# up.sh's pid files (nginx with its workers): never another run's or another user's process
+# with a similar command line.
 stack_pids() {
-  local name pattern pids
-  for pair in "gateway:target/[a-z]*/paystream-gateway" "worker:target/[a-z]*/paystream-worker" \
-              "redis:redis-server 127.0.0.1:${REDIS_PORT:-6390}" "nginx:nginx: "; do
-    name=${pair%%:*}; pattern=${pair#*:}
-    pids=$(pgrep -f "$pattern" | paste -sd, -)
-    [ -n "$pids" ] && printf -- '--pid %s=%s ' "$name" "$pids"
+  local group pids f pid child
+  for group in gateway worker redis nginx; do
+    pids=
+    for f in "$RUN_DIR/pids/$group"*.pid; do
+      [ -f "$f" ] || continue
+      pid=$(cat "$f")
+      pids+="$pid,"
+      if [ "$group" = nginx ]; then
+        for child in $(pgrep -P "$pid"); do pids+="$child,"; done
+      fi
+    done
+    [ -n "$pids" ] && printf -- '--pid %s=%s ' "$group" "${pids%,}"
   done
+  return 0
 }
+
+# nginx_user_directive — as root, nginx runs its workers as `nobody`, who cannot reach
+# anything under a 0700 RUN_DIR: the directive that runs them as the invoking user instead
+# (nothing when not root).
+nginx_user_directive() {
+  [ "$(id -u)" = 0 ] && echo "user $(id -un) $(id -gn);"
+  return 0
+}
+
+# nginx_quote STRING — STRING as a quoted nginx.conf string (a path under a RUN_DIR may hold
+# spaces or nginx metacharacters).
+nginx_quote() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
 
 # peak_rss — one line per stack process: name, pid, peak RSS (VmHWM) in MB.
 peak_rss() {

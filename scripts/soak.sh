@@ -17,8 +17,8 @@
 # than its in-flight bounds allow, 870 s with the defaults), HORIZON_SECS (60:
 # SUMMARY_DETAIL_HORIZON), RETENTION_INTERVAL_SECS (10), SAMPLE_SECS (5),
 # OLD_CHECK_AGE_SECS (120), DRAIN_TIMEOUT_SECS (120), RESULTS (docs/results), NAME (soak).
-# Runs on a fresh RUN_DIR (a new mktemp -d, printed). Uses the stack's fixed ports: run it
-# under the machine's lock where others share the machine (flock /work/stack.lock ...).
+# Runs on a fresh RUN_DIR (a new mktemp -d, printed). Uses the stack's fixed ports: one
+# stack at a time per machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh

@@ -184,11 +184,9 @@ done
 # The repo's nginx.conf, with local upstreams, port and writable paths. Started as root,
 # nginx would run its workers as `nobody`, who cannot reach sockets under a 0700 RUN_DIR:
 # they run as the invoking user instead.
-NGINX_USER=
-[ "$(id -u)" = 0 ] && NGINX_USER="user $(id -un) $(id -gn);"
+NGINX_USER=$(nginx_user_directive)
 # RUN_DIR may hold spaces or sed/nginx metacharacters: every path goes into nginx.conf as a
-# quoted string, and into sed's replacement escaped.
-nginx_quote() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
+# quoted string (nginx_quote), and into sed's replacement escaped.
 sed_repl() { printf '%s' "$1" | sed -e 's/[\\&#]/\\&/g'; }
 temp_paths=
 for t in client_body proxy fastcgi uwsgi scgi; do

@@ -283,7 +283,7 @@ pub struct Store {
 }
 
 /// Most payments in one batched script call.
-const MAX_BATCH: usize = 128;
+pub const MAX_BATCH: usize = 128;
 
 /// How long a group commit of records may gather after its first payment. Nobody waits on
 /// a record but the summary, whose promise has a 1.5 s margin; accept and begin, which a
@@ -426,6 +426,16 @@ impl Store {
         &self,
         batch: &[(PaymentId, Cents, u64)],
     ) -> Result<Vec<Accepted>, StoreError> {
+        self.accept_batch_on(&mut self.conn.clone(), batch).await
+    }
+
+    /// [`Store::accept_batch`] over another connection: what `paystream-load redis-pool`
+    /// uses to run the same script call over pooled connections.
+    pub async fn accept_batch_on<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        batch: &[(PaymentId, Cents, u64)],
+    ) -> Result<Vec<Accepted>, StoreError> {
         let Some((_, _, backlog_limit)) = batch.first() else {
             return Ok(Vec::new());
         };
@@ -439,8 +449,7 @@ impl Store {
                 .arg(id.encode(&mut buf))
                 .arg(amount.get());
         }
-        let mut conn = self.conn.clone();
-        let replies: Vec<Value> = invocation.invoke_async(&mut conn).await?;
+        let replies: Vec<Value> = invocation.invoke_async(conn).await?;
         observe("accept", started);
         replies.iter().map(accepted).collect()
     }

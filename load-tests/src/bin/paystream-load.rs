@@ -1,18 +1,25 @@
 //! `paystream-load`: the reference load test (`rinha`), the throughput benchmark
 //! (`throughput`), the backlog drain benchmark (`drain`), what Redis spends per recorded
-//! payment (`redis-cost`), the summary query with millions of payments (`state-scale`) and
-//! the soak (`soak`). Flags in, report out; the work is in
-//! `paystream_load_tests::load`.
+//! payment (`redis-cost`), the summary query with millions of payments (`state-scale`), the
+//! soak (`soak`), and the measurements of issue 10's open questions: the reference run
+//! against a static nginx (`ref-ratio`), where a process' CPU goes (`perf-buckets`), a
+//! deadpool-redis pool (`redis-pool`) and a tower stack (`tower-cost`, over `serve-gateway`).
+//! Flags in, report out; the work is in `paystream_load_tests::load`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use paystream_load_tests::load::control::Endpoints;
+use paystream_load_tests::load::gateway_stack::{serve_gateway, ServiceStack};
+use paystream_load_tests::load::perf_buckets::{run_perf_buckets, PerfBucketsConfig};
 use paystream_load_tests::load::procstat::{ProcGroup, Watch};
+use paystream_load_tests::load::ref_compare::{run_ref_ratio, RefRatioConfig, TARGET_RATIO};
+use paystream_load_tests::load::tower_cost::{run_tower_cost, TowerCostConfig};
 use paystream_load_tests::load::{
-    report, run_drain, run_redis_cost, run_rinha, run_soak, run_state_scale, run_throughput,
-    DrainConfig, RedisCostConfig, RinhaConfig, SoakConfig, StateScaleConfig, ThroughputConfig,
+    report, run_drain, run_redis_cost, run_redis_pool, run_rinha, run_soak, run_state_scale,
+    run_throughput, DrainConfig, RedisCostConfig, RedisPoolConfig, RinhaConfig, SoakConfig,
+    StateScaleConfig, ThroughputConfig,
 };
 
 #[derive(Parser)]
@@ -35,6 +42,22 @@ enum Command {
     /// batched, the same writes as MULTI pipelines, without `ev`, and with a per-ms bucket.
     /// Uses keys of its own prefix and deletes them.
     RedisCost(RedisCostArgs),
+    /// Compares reference runs against a static nginx with the stack's, round by round: p50,
+    /// p99, their ratio and the verdict against the target (issue 10: p99 ≤ 1.5×).
+    RefRatio(RefRatioArgs),
+    /// Groups a `perf script` of one process into where its CPU goes (parse, metrics, redis,
+    /// http, runtime, kernel, ...), in % and µs per payment.
+    PerfBuckets(PerfBucketsArgs),
+    /// The gateway's accept from N concurrent callers over the multiplexed ConnectionManager
+    /// (today) and over deadpool-redis pools: calls/s, client and Redis CPU per call, p50/p99.
+    /// Uses keys of its own prefix and deletes them.
+    RedisPool(RedisPoolArgs),
+    /// The gateway's CPU per payment with and without a tower stack (LoadShed, concurrency
+    /// limit, Timeout), both served by this binary against the Redis of the environment.
+    TowerCost(TowerCostArgs),
+    /// Serves the gateway (configured by its environment variables) from this binary, plain
+    /// or inside a tower stack; prints the bound address first. Used by `tower-cost`.
+    ServeGateway(ServeGatewayArgs),
     /// The soak (a benchmark, not CI): open-loop payments for a long run while SPEC section
     /// 5's processor conditions cycle; checks, memory of every process and of Redis, a
     /// drain and the final totals; judges flatness once retention holds state steady.
@@ -228,6 +251,86 @@ struct RedisCostArgs {
 }
 
 #[derive(Args)]
+struct RefRatioArgs {
+    /// The static nginx's `rinha` JSON files, in round order (repeatable).
+    #[arg(long = "static", required = true)]
+    static_files: Vec<PathBuf>,
+    /// The stack's `rinha` JSON files, in the same order (repeatable).
+    #[arg(long = "stack", required = true)]
+    stack_files: Vec<PathBuf>,
+    /// The largest stack p99 / static p99 that meets the target.
+    #[arg(long, default_value_t = TARGET_RATIO)]
+    target_ratio: f64,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct PerfBucketsArgs {
+    /// `perf script` output of the profiled process.
+    #[arg(long)]
+    script: PathBuf,
+    /// `throughput` JSON of an unprofiled run at the same rate (the CPU per payment).
+    #[arg(long)]
+    load: PathBuf,
+    /// `throughput` JSON of the profiled run (its CPU shows perf's overhead).
+    #[arg(long)]
+    profiled_load: Option<PathBuf>,
+    /// The process group in those reports (as in `--pid NAME=...`).
+    #[arg(long)]
+    group: String,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct RedisPoolArgs {
+    /// The Redis to measure (use a scratch server: its CPU is read from INFO).
+    #[arg(long)]
+    redis_url: String,
+    /// Concurrent callers, one measurement each.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,128")]
+    callers: Vec<usize>,
+    /// Connections of the deadpool-redis pools.
+    #[arg(long, value_delimiter = ',', default_value = "4,16")]
+    pool_sizes: Vec<usize>,
+    /// Length of each measurement, s.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Rounds; the variants alternate within each.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct TowerCostArgs {
+    /// Fixed arrival rates, req/s, each held for --step-secs per stack and round.
+    #[arg(long, value_delimiter = ',', default_value = "5000,10000")]
+    rates: Vec<u64>,
+    #[arg(long, default_value_t = 10.0)]
+    step_secs: f64,
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Keep-alive connections of the load client.
+    #[arg(long, default_value_t = 128)]
+    connections: usize,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct ServeGatewayArgs {
+    /// How the router is served.
+    #[arg(long, value_enum, default_value = "plain")]
+    stack: ServiceStack,
+    /// Where to listen (port 0: any; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+}
+
+#[derive(Args)]
 struct SoakArgs {
     #[command(flatten)]
     endpoints: EndpointArgs,
@@ -320,17 +423,36 @@ fn default_name(kind: &str) -> String {
     )
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
+fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        // The gateway's own start: its logging and configuration (exit 2 naming a bad
+        // variable), and its runtime (GATEWAY_THREADS), as `paystream-gateway` has them.
+        Command::ServeGateway(a) => {
+            let config = common::runtime::configure(
+                "paystream-load serve-gateway",
+                gateway::GatewayConfig::from_env,
+            );
+            common::runtime::build(config.threads)?
+                .block_on(serve_gateway(config, a.listen, a.stack))
+        }
+        command => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(command))
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Rinha(a) => {
             let (out_dir, name) = a.output.into_dir_and_name("rinha");
             let cfg = RinhaConfig {
@@ -405,6 +527,60 @@ async fn main() -> anyhow::Result<()> {
             if r.variants.iter().any(|v| v.windows_checked > 0 && !v.exact) {
                 anyhow::bail!("a summary read back did not match the payments recorded");
             }
+        }
+        Command::RefRatio(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("ref-vs-static");
+            let r = run_ref_ratio(&RefRatioConfig {
+                static_files: a.static_files,
+                stack_files: a.stack_files,
+                target_ratio: a.target_ratio,
+                out_dir,
+                name,
+            })?;
+            print!("{}", r.table());
+        }
+        Command::PerfBuckets(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("perf-buckets");
+            let r = run_perf_buckets(&PerfBucketsConfig {
+                script: a.script,
+                load: a.load,
+                profiled_load: a.profiled_load,
+                group: a.group,
+                out_dir,
+                name,
+            })?;
+            print!("{}", r.table());
+        }
+        Command::RedisPool(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("redis-pool");
+            let r = run_redis_pool(RedisPoolConfig {
+                redis_url: a.redis_url,
+                callers: a.callers,
+                pool_sizes: a.pool_sizes,
+                duration: secs(a.secs, "secs")?,
+                rounds: a.rounds,
+                out_dir,
+                name,
+            })
+            .await?;
+            print!("{}", r.table());
+        }
+        Command::TowerCost(a) => {
+            let (out_dir, name) = a.output.into_dir_and_name("tower-cost");
+            let r = run_tower_cost(TowerCostConfig {
+                rates: a.rates,
+                step: secs(a.step_secs, "step-secs")?,
+                rounds: a.rounds,
+                connections: a.connections,
+                exe: std::env::current_exe()?,
+                out_dir,
+                name,
+            })
+            .await?;
+            print!("{}", r.table());
+        }
+        Command::ServeGateway(_) => {
+            anyhow::bail!("serve-gateway runs on the gateway's own runtime")
         }
         Command::StateScale(a) => {
             let (out_dir, name) = a.output.into_dir_and_name("state-scale");

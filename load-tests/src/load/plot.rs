@@ -10,6 +10,8 @@
 //!   close-up of the drain after the recovery with the 50/90/99/100 % marks;
 //! - redis-cost run: bars per variant (median, whiskers from the fastest to the slowest round)
 //!   of Redis CPU, wall time and memory per payment;
+//! - redis-pool run: calls/s, Redis CPU and client CPU per call against the number of
+//!   concurrent callers, one line per variant;
 //! - soak run: RSS per process group, Redis' memory (with and without the summary's kept
 //!   series) and keys, the backlog with accepted and processed per second and every check
 //!   marked, and CPU per payment per group, over time, the steady window shaded.
@@ -28,6 +30,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::drain::DrainReport;
 use super::redis_cost_report::{RedisCostReport, Spread, VariantSummary};
+use super::redis_pool_report::{RedisPoolReport, Summary as PoolSummary};
 use super::rinha::RinhaReport;
 use super::soak_report::{bytes_to_mb, kib_to_mb, ProcPoint, SoakReport, SoakSample};
 use super::state_scale_report::StateScaleReport;
@@ -838,7 +841,7 @@ fn bar_panel(
     Ok(())
 }
 
-/// One colour per line of the soak's panels, in order.
+/// One colour per line of the soak's and the redis-pool's panels, in order.
 const LINE_COLORS: [RGBColor; 8] = [
     P50,
     ACCEPTED,
@@ -1092,6 +1095,78 @@ fn soak_backlog(area: &Area<'_>, r: &SoakReport, x_max: f64) -> anyhow::Result<(
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
+/// The redis-pool run: `<out>/<name>.svg`.
+pub fn redis_pool_svg(path: &Path, r: &RedisPoolReport) -> anyhow::Result<()> {
+    let s = &r.settings;
+    let title = format!(
+        "{}: accept.lua from N concurrent callers (Redis {}, AOF {}, {} s x {} rounds; medians)",
+        r.name, s.redis_version, s.aof, s.duration_s, s.rounds
+    );
+    let root = titled_root(path, &title)?;
+    let panels = root.split_evenly((3, 1));
+    let lines: [(&str, &str, PoolMeasure); 3] = [
+        ("calls per second", "calls/s", |m| m.calls_per_sec),
+        ("Redis CPU per call (INFO cpu, user + sys)", "µs", |m| {
+            m.redis_cpu_us_per_call
+        }),
+        (
+            "client CPU per call (the calling process, /proc)",
+            "µs",
+            |m| m.client_cpu_us_per_call,
+        ),
+    ];
+    for (area, (caption, unit, value)) in panels.iter().zip(lines) {
+        pool_panel(area, &r.summaries, caption, unit, value)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Which figure of a summary a redis-pool panel shows.
+type PoolMeasure = fn(&PoolSummary) -> Option<Spread>;
+
+/// One line per variant through its medians of `value` against the callers (log scale).
+fn pool_panel(
+    area: &Area<'_>,
+    summaries: &[PoolSummary],
+    caption: &str,
+    unit: &str,
+    value: PoolMeasure,
+) -> anyhow::Result<()> {
+    let x_max = summaries.iter().map(|m| m.callers).max().unwrap_or(1) as f64 * 1.5;
+    let y_max = summaries
+        .iter()
+        .filter_map(|m| value(m).map(|s| s.median))
+        .fold(0.0f64, f64::max)
+        * 1.15;
+    let mut chart = chart_builder(area, caption, 70)
+        .build_cartesian_2d((0.8f64..x_max.max(2.0)).log_scale(), 0f64..y_max.max(1e-3))?;
+    chart
+        .configure_mesh()
+        .x_desc("concurrent callers")
+        .y_desc(unit)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let mut names: Vec<String> = Vec::new();
+    for m in summaries {
+        let name = m.variant.name();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        let points: Vec<(f64, f64)> = summaries
+            .iter()
+            .filter(|m| &m.variant.name() == name)
+            .filter_map(|m| value(m).map(|s| (m.callers as f64, s.median)))
+            .collect();
+        let color = LINE_COLORS[i % LINE_COLORS.len()];
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        draw_line(&mut chart, points, color.stroke_width(2), name.clone())?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -1134,5 +1209,55 @@ mod tests {
         // p99 of all-open written above its bar, and the filled state's bytes.
         assert!(svg.contains("\n0.90\n"));
         assert!(svg.contains("\n430\n"));
+    }
+
+    #[test]
+    fn redis_pool_svg_draws_a_line_per_variant() {
+        use crate::load::redis_pool_report::{summarize, RedisPoolSettings, Sample, Variant};
+        let variants = Variant::all(&[4]);
+        let samples: Vec<Sample> = variants
+            .iter()
+            .flat_map(|&variant| {
+                [1usize, 16].map(|callers| Sample {
+                    variant,
+                    callers,
+                    round: 1,
+                    calls: 1000,
+                    errors: 0,
+                    calls_per_sec: 1000.0 * callers as f64,
+                    client_cpu_us_per_call: Some(20.0),
+                    redis_cpu_us_per_call: Some(30.0),
+                    p50_ms: 0.2,
+                    p99_ms: 1.0,
+                    load_average: Default::default(),
+                })
+            })
+            .collect();
+        let r = RedisPoolReport {
+            name: "pool".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            settings: RedisPoolSettings {
+                redis_url: "redis://x".into(),
+                redis_version: "7.0.15".into(),
+                aof: "always".into(),
+                callers: vec![1, 16],
+                pool_sizes: vec![4],
+                duration_s: 5.0,
+                rounds: 1,
+            },
+            summaries: summarize(&samples, &variants, &[1, 16]),
+            samples,
+            notes: Vec::new(),
+            files: Vec::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.svg");
+        redis_pool_svg(&path, &r).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("AOF always"));
+        for v in variants {
+            assert!(svg.contains(&v.name()), "{v:?} missing");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! samples each group every 500 ms: CPU seconds so far (`utime + stime` of
 //! `/proc/<pid>/stat`), resident memory now (`VmRSS`) and at its peak (`VmHWM`, from
 //! `/proc/<pid>/status`). [`throughput`](super::throughput) turns the samples into cores used
-//! per step; [`report`](super::report) prints them.
+//! per step; [`report`](super::report) prints them. [`LoadAverage`] records how busy the whole
+//! machine was around a measurement (the box is shared: a figure means little without it).
 //!
 //! A long run follows a supervised stack whose processes may be restarted ([`Watch`]): the
 //! groups are read again from `scripts/up.sh`'s pid files at every sample, with each
@@ -14,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`): fixed at 100 by the kernel's
 /// user ABI on every architecture we run on, whatever `CONFIG_HZ` is.
@@ -116,37 +117,6 @@ pub fn sample_pid(pid: u32) -> Result<ProcSample, ProcError> {
         cpu_seconds: (ticks.utime + ticks.stime) as f64 / USER_HZ as f64,
         memory,
     })
-}
-
-/// The machine's load averages (`/proc/loadavg`): the benchmarks report them, since other
-/// jobs share the cores.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct LoadAverage {
-    pub one: f64,
-    pub five: f64,
-    pub fifteen: f64,
-}
-
-/// Parses the first three fields of `/proc/loadavg`.
-pub fn parse_loadavg(text: &str) -> Result<LoadAverage, ProcError> {
-    let mut fields = text.split_whitespace().map(str::parse::<f64>);
-    let mut next = || match fields.next() {
-        Some(Ok(v)) => Ok(v),
-        _ => Err(ProcError::Format {
-            what: "loadavg",
-            detail: text.trim().to_owned(),
-        }),
-    };
-    Ok(LoadAverage {
-        one: next()?,
-        five: next()?,
-        fifteen: next()?,
-    })
-}
-
-/// Reads `/proc/loadavg`.
-pub fn load_average() -> Result<LoadAverage, ProcError> {
-    parse_loadavg(&read(Path::new("/proc/loadavg"))?)
 }
 
 /// A named set of processes watched together (e.g. both gateway instances).
@@ -388,17 +358,83 @@ pub fn per_payment(cpu_seconds: f64, payments: u64) -> Option<f64> {
     (payments > 0).then(|| (cpu_seconds * 1e6 / payments as f64 * 10.0).round() / 10.0)
 }
 
+/// The machine's load average (`/proc/loadavg`: runnable tasks averaged over 1, 5 and 15
+/// minutes), as `uptime` prints it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadAverage {
+    pub one: f64,
+    pub five: f64,
+    pub fifteen: f64,
+}
+
+impl LoadAverage {
+    /// Parses the first three fields of `/proc/loadavg`.
+    pub fn parse(text: &str) -> Result<Self, ProcError> {
+        let mut fields = text.split_whitespace().map(str::parse::<f64>);
+        let mut next = || match fields.next() {
+            Some(Ok(v)) => Ok(v),
+            _ => Err(ProcError::Format {
+                what: "loadavg",
+                detail: text.trim().chars().take(80).collect(),
+            }),
+        };
+        Ok(LoadAverage {
+            one: next()?,
+            five: next()?,
+            fifteen: next()?,
+        })
+    }
+
+    /// Reads `/proc/loadavg` now; `None` where there is none (the figure is informative only).
+    pub fn now() -> Option<Self> {
+        let text = read(Path::new("/proc/loadavg")).ok()?;
+        Self::parse(&text).ok()
+    }
+}
+
+impl std::fmt::Display for LoadAverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}, {:.2}, {:.2}", self.one, self.five, self.fifteen)
+    }
+}
+
+/// The load average when a run started and when it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadAverages {
+    pub start: Option<LoadAverage>,
+    pub end: Option<LoadAverage>,
+}
+
+impl LoadAverages {
+    /// The start reading, taken now; [`LoadAverages::ended`] adds the end one.
+    pub fn started() -> Self {
+        LoadAverages {
+            start: LoadAverage::now(),
+            end: None,
+        }
+    }
+
+    /// With the end reading taken now.
+    pub fn ended(self) -> Self {
+        LoadAverages {
+            end: LoadAverage::now(),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Display for LoadAverages {
+    /// `1.20, 0.90, 0.70 → 1.80, 1.00, 0.75` (1, 5, 15 min at the start → at the end).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |l: Option<LoadAverage>| l.map_or_else(|| "n/a".to_owned(), |l| l.to_string());
+        write!(f, "{} → {}", show(self.start), show(self.end))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn parses_loadavg() {
-        let l = parse_loadavg("3.36 1.62 1.56 2/175 8445\n").unwrap();
-        assert_eq!((l.one, l.five, l.fifteen), (3.36, 1.62, 1.56));
-        assert!(parse_loadavg("3.36 x").is_err());
-    }
 
     #[test]
     fn parses_stat_with_awkward_comm() {
@@ -452,6 +488,29 @@ mod tests {
         let g = group.sample();
         assert_eq!(g.alive, 2);
         assert!(g.rss_kb > 0);
+    }
+
+    #[test]
+    fn parses_the_load_average() {
+        let l = LoadAverage::parse("0.12 0.73 1.31 1/234 5678\n").unwrap();
+        assert_eq!(
+            l,
+            LoadAverage {
+                one: 0.12,
+                five: 0.73,
+                fifteen: 1.31
+            }
+        );
+        assert_eq!(l.to_string(), "0.12, 0.73, 1.31");
+        assert!(LoadAverage::parse("0.12 0.73").is_err());
+        assert!(LoadAverage::parse("high 0.73 1.31").is_err());
+        let both = LoadAverages {
+            start: Some(l),
+            end: None,
+        };
+        assert_eq!(both.to_string(), "0.12, 0.73, 1.31 → n/a");
+        // This machine has one.
+        assert!(LoadAverages::started().ended().end.is_some());
     }
 
     #[test]

@@ -60,20 +60,15 @@ pub async fn run_redis_cost(cfg: RedisCostConfig) -> anyhow::Result<RedisCostRep
     if cfg.payments == 0 || cfg.rounds == 0 || cfg.batch == 0 || cfg.rate_per_sec == 0 {
         bail!("payments, rounds, batch and rate must be positive");
     }
-    let started_at = OffsetDateTime::now_utc();
-    // Unique per run: never another process's keys.
-    let run_prefix = format!(
-        "redis-cost-{}-{}",
-        std::process::id(),
-        started_at.unix_timestamp_nanos() / 1_000_000
-    );
-    let mut options = RedisOptions::new(cfg.redis_url.clone());
     // AOF `always` with large pipelines, and `MEMORY USAGE` of big keys, can take a while.
-    options.response_timeout = Duration::from_secs(60);
-    let admin = Store::connect_lazy(&options, Keys::new(&format!("{run_prefix}-admin")))
-        .context("redis url")?;
-    let info = Info::read(&admin).await.context("INFO")?;
-    let aof = aof_mode(&admin).await?;
+    let Scratch {
+        started_at,
+        run_prefix,
+        options,
+        admin,
+        info,
+        aof,
+    } = Scratch::open("redis-cost", &cfg.redis_url, Duration::from_secs(60)).await?;
 
     // Warm-up: scripts loaded, allocator and connections warm; not measured.
     for variant in Variant::ALL {
@@ -572,6 +567,49 @@ fn edge_windows(first: Millis, last: Millis, count: usize) -> Vec<Window> {
             }
         })
         .collect()
+}
+
+/// The start of a run against a scratch Redis (this and [`redis_pool`](super::redis_pool)).
+pub(super) struct Scratch {
+    pub(super) started_at: OffsetDateTime,
+    /// Unique per run (kind, pid, start ms): never another process's keys.
+    pub(super) run_prefix: String,
+    pub(super) options: RedisOptions,
+    /// A store on `<run_prefix>-admin`, for `INFO` and `CONFIG GET`.
+    pub(super) admin: Store,
+    /// `INFO` at the start.
+    pub(super) info: Info,
+    /// `off`, or the `appendfsync` policy.
+    pub(super) aof: String,
+}
+
+impl Scratch {
+    pub(super) async fn open(
+        kind: &str,
+        url: &str,
+        response_timeout: Duration,
+    ) -> anyhow::Result<Scratch> {
+        let started_at = OffsetDateTime::now_utc();
+        let run_prefix = format!(
+            "{kind}-{}-{}",
+            std::process::id(),
+            started_at.unix_timestamp_nanos() / 1_000_000
+        );
+        let mut options = RedisOptions::new(url.to_owned());
+        options.response_timeout = response_timeout;
+        let admin = Store::connect_lazy(&options, Keys::new(&format!("{run_prefix}-admin")))
+            .context("redis url")?;
+        let info = Info::read(&admin).await.context("INFO")?;
+        let aof = aof_mode(&admin).await?;
+        Ok(Scratch {
+            started_at,
+            run_prefix,
+            options,
+            admin,
+            info,
+            aof,
+        })
+    }
 }
 
 /// Redis CPU while nothing is sent, µs per second.

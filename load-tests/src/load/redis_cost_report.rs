@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+pub use super::stats::Spread;
+
 /// One way of recording a batch of payments the processor answered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -98,36 +100,6 @@ pub struct Sample {
     /// Summary windows compared with the payments' own totals, and how many matched.
     pub windows_checked: usize,
     pub windows_exact: usize,
-}
-
-/// Median and range over the rounds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    /// `None` for no values.
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        let median = if v.len() % 2 == 0 {
-            (v[mid - 1] + v[mid]) / 2.0
-        } else {
-            v[mid]
-        };
-        Some(Spread {
-            median,
-            min: v[0],
-            max: v[v.len() - 1],
-        })
-    }
 }
 
 /// One variant over all rounds.
@@ -288,20 +260,6 @@ pub(crate) mod tests {
             notes: vec!["a note".into()],
             files: Vec::new(),
         }
-    }
-
-    #[test]
-    fn spread_takes_the_median_and_the_range() {
-        assert_eq!(Spread::of(&[]), None);
-        assert_eq!(
-            Spread::of(&[3.0, 1.0, 2.0]),
-            Some(Spread {
-                median: 2.0,
-                min: 1.0,
-                max: 3.0
-            })
-        );
-        assert_eq!(Spread::of(&[4.0, 1.0, f64::NAN]).unwrap().median, 2.5);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What the Redis benchmarks read from the server itself: `INFO` fields and the persistence
-//! mode. A leaf: [`redis_cost`](super::redis_cost) and [`state_scale`](super::state_scale)
-//! call it.
+//! mode. A leaf: [`redis_cost`](super::redis_cost), [`redis_pool`](super::redis_pool),
+//! [`state_scale`](super::state_scale) and [`soak`](super::soak) call it.
 
 use anyhow::Context as _;
 use common::store::Store;

@@ -51,6 +51,22 @@ pub fn write_files<R: Serialize>(
     svg(&svg_path, report)
 }
 
+/// Writes a finished run's `<dir>/<name>.json` when `dir` is given (runs without a picture),
+/// listed as the report's `files`.
+pub fn write_report<R: Serialize>(
+    dir: Option<&Path>,
+    name: &str,
+    report: &mut R,
+    files: impl FnOnce(&mut R) -> &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    let path = dir.join(format!("{name}.json"));
+    *files(report) = vec![path.display().to_string()];
+    write_json(&path, report)
+}
+
 fn rejected(o: &Outcomes) -> String {
     if o.rejected.is_empty() {
         return "0".into();
@@ -95,6 +111,7 @@ pub fn rinha_table(r: &RinhaReport) -> String {
     } else {
         String::new()
     };
+    row("load average", r.load_average.to_string());
     row("SCORE", format!("{}{verdict}", s.score));
     row(
         "gross / fees / net",
@@ -190,12 +207,13 @@ pub fn throughput_table(r: &ThroughputReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "throughput run {} against {} ({} connections, {} s steps, p99 limit {} ms)",
+        "throughput run {} against {} ({} connections, {} s steps, p99 limit {} ms; load average {})",
         r.name,
         r.settings.backend_url,
         r.settings.connections,
         r.settings.step_s,
-        r.settings.p99_limit_ms
+        r.settings.p99_limit_ms,
+        r.load_average
     );
     let _ = writeln!(
         out,
@@ -350,10 +368,7 @@ pub fn drain_table(r: &DrainReport) -> String {
 
 /// `median (min–max)`, with `digits` decimals.
 fn spread(s: &Spread, digits: usize) -> String {
-    format!(
-        "{:.digits$} ({:.digits$}–{:.digits$})",
-        s.median, s.min, s.max
-    )
+    s.show(digits)
 }
 
 /// The `redis-cost` run as a table: one line per variant (median and range over the rounds),

@@ -28,7 +28,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::checker::{self, CheckRecord, CheckWindow};
 use super::control::{iso_ms, BackendSummary, Conditions, Control, Endpoints, ProcessorSummary};
-use super::procstat::{CpuPerPayment, GroupSample, ProcGroup};
+use super::procstat::{CpuPerPayment, GroupSample, LoadAverages, ProcGroup};
 use super::score::{self, Score, ScoreInput};
 use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
 
@@ -344,6 +344,8 @@ pub struct RinhaReport {
     pub name: String,
     pub started_at: String,
     pub finished_at: String,
+    /// How busy the machine was (the load generator and the stack included).
+    pub load_average: LoadAverages,
     pub settings: RinhaSettings,
     /// `POST /payments` outcomes as the client saw them.
     pub requests: Outcomes,
@@ -466,6 +468,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
 
     let cpu_before: Vec<GroupSample> = cfg.pids.iter().map(ProcGroup::sample).collect();
     let started_at = OffsetDateTime::now_utc();
+    let load_average = LoadAverages::started();
     let t0 = Instant::now();
     let end = t0 + cfg.duration;
     let stats: Shared = Arc::default();
@@ -580,6 +583,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         name: cfg.name.clone(),
         started_at: iso_ms(started_at),
         finished_at: iso_ms(finished_at),
+        load_average: load_average.ended(),
         settings: RinhaSettings {
             backend_url: cfg.endpoints.backend_url.clone(),
             default_url: cfg.endpoints.default_url.clone(),

@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 
 use super::control::iso_ms;
 
-use super::procstat::load_average;
+use super::procstat::LoadAverage;
 use super::redis_info::{server_usec, used_memory, Info};
 use super::state_scale_report::{
     Fill, KeySize, MemoryState, PhaseLoad, QueryKind, StateScaleReport, StateScaleSettings,
@@ -238,15 +238,15 @@ struct Run {
 
 impl Run {
     fn phase(&mut self, phase: &str) {
-        match load_average() {
-            Ok(load) => {
+        match LoadAverage::now() {
+            Some(load) => {
                 tracing::info!(phase, one = load.one, five = load.five, "load average");
                 self.load.push(PhaseLoad {
                     phase: phase.into(),
                     load,
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "no load average"),
+            None => tracing::warn!("no load average"),
         }
     }
 

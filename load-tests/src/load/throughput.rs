@@ -38,7 +38,7 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 
 use super::control::{iso_ms, Control, DEFAULT_PROCESSOR_TOKEN};
-use super::procstat::{GroupSample, ProcGroup};
+use super::procstat::{GroupSample, LoadAverages, ProcGroup};
 use super::rinha::payment_body;
 use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
 
@@ -459,6 +459,8 @@ pub struct ThroughputReport {
     pub name: String,
     pub started_at: String,
     pub finished_at: String,
+    /// How busy the machine was (the load generator and the stack included).
+    pub load_average: LoadAverages,
     pub settings: ThroughputSettings,
     pub steps: Vec<StepReport>,
     /// The highest target rate whose step passed.
@@ -683,6 +685,7 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
     groups.extend(cfg.procs.iter().cloned());
 
     let started_at = OffsetDateTime::now_utc();
+    let load_average = LoadAverages::started();
     let t_start = Instant::now();
     let accepted_total = Arc::new(AtomicU64::new(0));
     let samples = Arc::new(Mutex::new(Vec::new()));
@@ -784,6 +787,7 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
         name: cfg.name.clone(),
         started_at: iso_ms(started_at),
         finished_at: iso_ms(finished_at),
+        load_average: load_average.ended(),
         settings: ThroughputSettings {
             backend_url: cfg.backend_url.clone(),
             rates: cfg.rates.clone(),
