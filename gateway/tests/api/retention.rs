@@ -9,7 +9,7 @@ use common::retention;
 use common::store::{Accepted, FailMode, Store};
 use uuid::Uuid;
 
-use crate::helpers::{payment_body, spawn_app, spawn_app_with};
+use crate::helpers::{payment_body, spawn_app_with, spawn_patient_app};
 use crate::summary::{assert_summary_exact, record_random, Lcg};
 
 fn new_id() -> PaymentId {
@@ -36,7 +36,7 @@ async fn zcard(store: &Store, key: &str) -> u64 {
 
 #[tokio::test]
 async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_detail() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let store = &app.store;
     let mut rng = Lcg(0xc0ffee);
     // Long past: every second of it is older than any horizon.
@@ -155,7 +155,7 @@ async fn terminal_statuses_expire_after_the_retention_then_the_id_is_new() {
 
 #[tokio::test]
 async fn dead_letters_older_than_the_retention_are_trimmed_and_the_stream_is_left_alone() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let store = &app.store;
     let mut conn = store.connection();
     let dead = store.keys().dead_letters().to_string();
@@ -205,7 +205,7 @@ async fn dead_letters_older_than_the_retention_are_trimmed_and_the_stream_is_lef
 
 #[tokio::test]
 async fn the_default_retention_is_seven_days() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let id = new_id();
     app.store.accept(&id, Cents::new(100), 0).await.unwrap();
     app.store

@@ -10,7 +10,7 @@ use common::store::{
 };
 use uuid::Uuid;
 
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_patient_app;
 
 fn new_id() -> PaymentId {
     PaymentId::new(Uuid::new_v4())
@@ -69,7 +69,7 @@ async fn begin(
 
 #[tokio::test]
 async fn recording_twice_counts_once() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let id = new_id();
     let store = &app.store;
     assert_eq!(
@@ -103,7 +103,7 @@ async fn recording_twice_counts_once() {
 
 #[tokio::test]
 async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -193,7 +193,7 @@ async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
 
 #[tokio::test]
 async fn a_pin_left_without_a_bound_gets_the_longest_bound_not_none() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -227,7 +227,7 @@ async fn a_pin_left_without_a_bound_gets_the_longest_bound_not_none() {
 
 #[tokio::test]
 async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -280,7 +280,7 @@ async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
 
 #[tokio::test]
 async fn a_consumer_that_lost_its_entry_cannot_begin_and_its_heartbeat_says_so() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "frozen").await;
@@ -328,7 +328,7 @@ async fn a_consumer_that_lost_its_entry_cannot_begin_and_its_heartbeat_says_so()
 
 #[tokio::test]
 async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -369,7 +369,7 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
 
 #[tokio::test]
 async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -449,7 +449,7 @@ async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
 
 #[tokio::test]
 async fn a_purge_racing_posts_never_strands_a_queued_payment() {
-    let app = std::sync::Arc::new(spawn_app().await);
+    let app = std::sync::Arc::new(spawn_patient_app().await);
     let store = app.store.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut posters = tokio::task::JoinSet::new();
@@ -510,7 +510,7 @@ async fn a_purge_racing_posts_never_strands_a_queued_payment() {
 
 #[tokio::test]
 async fn a_kept_pin_never_expires() {
-    let app = spawn_app().await;
+    let app = spawn_patient_app().await;
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
