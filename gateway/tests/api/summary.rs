@@ -184,6 +184,11 @@ async fn the_summary_equals_a_brute_force_count_for_any_window() {
     let mut recorded = Vec::new();
     record_random(store, &mut rng, range, 400, &mut recorded).await;
     assert_summary_exact(store, &recorded, range, 300, 0x5eed_0001).await;
+    let empty = Window {
+        from: Some(range.0 + 10),
+        to: Some(range.0 + 9),
+    };
+    assert_eq!(store.summary(empty).await.unwrap(), Default::default());
 }
 
 #[tokio::test]
