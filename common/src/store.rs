@@ -778,6 +778,10 @@ impl Store {
     /// parsing them costs this process, not Redis' single thread).
     pub async fn summary(&self, window: Window) -> Result<Summary, StoreError> {
         let plan = SummaryPlan::of(window);
+        if plan.edges.is_empty() && !plan.reads_buckets() {
+            // An empty window (`from` after `to`): nothing to read.
+            return Ok(Summary::default());
+        }
         let keys = Processor::ALL.map(|p| self.keys.summary(p));
         let mut invocation = SCRIPTS.summary.prepare_invoke();
         for k in &keys {

@@ -8,7 +8,6 @@
 //! request counts) are printed, not asserted; waits for an event have generous deadlines.
 #![allow(clippy::unwrap_used)]
 
-mod memory;
 mod stack;
 mod up_sh;
 
