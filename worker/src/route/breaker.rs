@@ -70,8 +70,47 @@ enum Phase {
 #[derive(Debug)]
 struct Inner {
     phase: Phase,
-    /// (when, failed, slow) of recent calls, oldest first.
+    /// Recent calls' outcomes, oldest first, with running counts of the failed and slow
+    /// ones: deciding whether to open is O(1) per call, not a rescan of the window
+    /// (thousands of calls at a few thousand payments/s).
+    calls: Window,
+}
+
+/// The sliding window of call outcomes: (when, failed, slow), oldest first, and how many of
+/// them failed and were slow.
+#[derive(Debug, Default)]
+struct Window {
     calls: VecDeque<(Instant, bool, bool)>,
+    failed: usize,
+    slow: usize,
+}
+
+impl Window {
+    fn push(&mut self, at: Instant, failed: bool, slow: bool) {
+        self.calls.push_back((at, failed, slow));
+        self.failed += usize::from(failed);
+        self.slow += usize::from(slow);
+    }
+
+    /// Drops the calls older than `window` before `now`.
+    fn trim(&mut self, now: Instant, window: Duration) {
+        while let Some(&(at, failed, slow)) = self.calls.front() {
+            if now.duration_since(at) <= window {
+                break;
+            }
+            self.calls.pop_front();
+            self.failed -= usize::from(failed);
+            self.slow -= usize::from(slow);
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn len(&self) -> usize {
+        self.calls.len()
+    }
 }
 
 #[derive(Debug)]
@@ -92,7 +131,7 @@ impl Breaker {
             config,
             inner: Mutex::new(Inner {
                 phase: Phase::Closed,
-                calls: VecDeque::new(),
+                calls: Window::default(),
             }),
         }
     }
@@ -149,8 +188,8 @@ impl Breaker {
                 return;
             }
         }
-        inner.calls.push_back((now, failed, slow));
-        self.trim(&mut inner, now);
+        inner.calls.push(now, failed, slow);
+        inner.calls.trim(now, self.config.window);
         if matches!(inner.phase, Phase::Closed) && self.should_open(&inner) {
             inner.phase = Phase::Open {
                 until: now + self.config.open_for,
@@ -193,23 +232,13 @@ impl Breaker {
         }
     }
 
-    fn trim(&self, inner: &mut Inner, now: Instant) {
-        while let Some((at, _, _)) = inner.calls.front() {
-            if now.duration_since(*at) > self.config.window {
-                inner.calls.pop_front();
-            } else {
-                break;
-            }
-        }
-    }
-
     fn should_open(&self, inner: &Inner) -> bool {
         let n = inner.calls.len();
         if n < self.config.min_calls {
             return false;
         }
-        let failed = inner.calls.iter().filter(|c| c.1).count() as f64;
-        let slow = inner.calls.iter().filter(|c| c.2).count() as f64;
+        let failed = inner.calls.failed as f64;
+        let slow = inner.calls.slow as f64;
         failed / n as f64 >= self.config.failure_rate || slow / n as f64 >= self.config.slow_rate
     }
 }
@@ -290,5 +319,29 @@ mod tests {
         }
         // 4 calls: 1 failed (25 %), 3 slow (75 %): the slow-call rate opens it.
         assert_eq!(b.state(), State::Open);
+    }
+
+    /// The running counts always equal a recount of the window, whatever the order of
+    /// outcomes and however far time jumps (the old code recounted on every call).
+    #[test]
+    fn the_running_counts_equal_a_recount() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let start = Instant::now();
+        let span = Duration::from_millis(50);
+        let mut w = Window::default();
+        let mut now = start;
+        for _ in 0..20_000 {
+            now += Duration::from_millis(rng.random_range(0..20));
+            w.push(now, rng.random_bool(0.3), rng.random_bool(0.2));
+            if rng.random_bool(0.01) {
+                w.clear();
+            }
+            w.trim(now, span);
+            let failed = w.calls.iter().filter(|c| c.1).count();
+            let slow = w.calls.iter().filter(|c| c.2).count();
+            assert_eq!((w.failed, w.slow), (failed, slow));
+            assert!(w.calls.iter().all(|c| now.duration_since(c.0) <= span));
+        }
     }
 }
