@@ -11,6 +11,7 @@
 //! | `{p}:sum:<proc>:days` | zset | the days present in the two hashes (score = day) |
 //! | `{p}:sum:<proc>:ev` | zset | one member `<uuid>:<cents>` per payment, score = requestedAt ms |
 //! | `{p}:sum:<proc>:ms` | hash | compacted `ev` (`retention`): UTC second → `<ms offset>:<count>:<cents> ...` |
+//! | `{p}:sum:<proc>:ms_from` | string | the first UTC second whose millisecond detail is kept (`drop_detail.lua`; absent until its first run: all of it) |
 //! | `{p}:sum:<proc>:secs` | zset | written by revisions before the roll-ups: seconds whose minutes, hours and day are not rolled up yet (`rebuild.lua` drains it) |
 //! | `{p}:dead` | stream | dead letters: `id`, `amt`, `reason` (or `entry`, `reason` for an entry naming no payment) |
 
@@ -56,11 +57,13 @@ pub struct SummaryKeys {
     pub detail: String,
     /// The seconds index of revisions before the roll-ups: seconds not rolled up yet.
     pub legacy_seconds: String,
+    /// The first second whose millisecond detail is kept (`SUMMARY_DETAIL_RETENTION`).
+    pub detail_kept_from: String,
 }
 
 impl SummaryKeys {
     /// Every key, for purge and cleanup.
-    pub fn all(&self) -> [&str; 6] {
+    pub fn all(&self) -> [&str; 7] {
         [
             &self.counts,
             &self.cents,
@@ -68,6 +71,7 @@ impl SummaryKeys {
             &self.events,
             &self.detail,
             &self.legacy_seconds,
+            &self.detail_kept_from,
         ]
     }
 }
@@ -160,6 +164,7 @@ impl Keys {
             events: format!("{base}:ev"),
             detail: format!("{base}:ms"),
             legacy_seconds: format!("{base}:secs"),
+            detail_kept_from: format!("{base}:ms_from"),
         }
     }
 

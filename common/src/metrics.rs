@@ -74,6 +74,10 @@ pub const RETENTION_COMPACTED_TOTAL: &str = "paystream_retention_compacted_payme
 /// (`common::retention`; non-zero only after such an upgrade).
 pub const RETENTION_ROLLED_UP_HOURS_TOTAL: &str =
     "paystream_retention_summary_hours_rolled_up_total";
+/// Seconds whose millisecond summary detail was dropped after `SUMMARY_DETAIL_RETENTION`
+/// (walked: a second without payments counts too, days without traffic are skipped).
+pub const RETENTION_DETAIL_SECONDS_DROPPED_TOTAL: &str =
+    "paystream_retention_detail_seconds_dropped_total";
 /// Dead letters removed after `PAYMENT_RETENTION`.
 pub const RETENTION_DEAD_LETTERS_TRIMMED_TOTAL: &str =
     "paystream_retention_dead_letters_trimmed_total";

@@ -20,8 +20,14 @@
 //!   needed only for the partial edge seconds of a query, is compacted once older than
 //!   `SUMMARY_DETAIL_HORIZON` into one string per second of per-millisecond counts and
 //!   cents (`compact.lua`), which `summary.lua` reads for edge seconds: queries stay exact
-//!   to the millisecond at any age. Seconds recorded by a revision before the roll-ups are
-//!   rolled up once (`rebuild.lua`); until then queries read around them, exactly.
+//!   to the millisecond until `SUMMARY_DETAIL_RETENTION` (default 7 days, the idempotency
+//!   window). Then that detail is dropped (`drop_detail.lua`), second by second, and a
+//!   watermark records from which second it is kept: a window with a millisecond edge in a
+//!   dropped second is refused (`422`), one with whole-second edges stays exact at any age.
+//!   Without that step the detail (~11 bytes per millisecond with payments, ~1 GB a day at
+//!   1 000 payments/s) would grow for ever. Seconds recorded by a revision before the
+//!   roll-ups are rolled up once (`rebuild.lua`); until then queries read around them,
+//!   exactly.
 
 use std::time::Duration;
 
@@ -35,16 +41,22 @@ use crate::store::{Store, StoreError};
 pub const DEFAULT_PAYMENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Age after which the summary's per-payment detail is compacted.
 pub const DEFAULT_DETAIL_HORIZON: Duration = Duration::from_secs(3600);
+/// How long the summary's millisecond detail is kept (then only whole-second windows are
+/// answered for that time): the idempotency window's default.
+pub const DEFAULT_DETAIL_RETENTION: Duration = DEFAULT_PAYMENT_RETENTION;
 /// How often the worker's retention task runs.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// Payments moved per `compact.lua` call: bounds the time Redis spends in one script.
 pub const COMPACT_BATCH: usize = 5_000;
+/// Seconds walked per `drop_detail.lua` call (an `HDEL` of up to that many fields).
+pub const DROP_DETAIL_BATCH_SECS: usize = 10_000;
 /// Hours rolled up per `rebuild.lua` call (each reads up to 3 600 seconds): the same bound.
 pub const ROLL_UP_BATCH_HOURS: usize = 2;
 
 pub mod vars {
     pub const PAYMENT_RETENTION: &str = "PAYMENT_RETENTION";
     pub const SUMMARY_DETAIL_HORIZON: &str = "SUMMARY_DETAIL_HORIZON";
+    pub const SUMMARY_DETAIL_RETENTION: &str = "SUMMARY_DETAIL_RETENTION";
     pub const RETENTION_INTERVAL: &str = "RETENTION_INTERVAL";
 }
 
@@ -52,6 +64,8 @@ static COMPACT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("scripts/compact.lua")));
 static REBUILD: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("scripts/rebuild.lua")));
+static DROP_DETAIL: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("scripts/drop_detail.lua")));
 static TRIM_DEAD: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("scripts/trim_dead.lua")));
 
@@ -62,6 +76,8 @@ pub struct RetentionConfig {
     pub payment_retention: Duration,
     /// The summary's per-payment detail older than this is compacted.
     pub detail_horizon: Duration,
+    /// The compacted millisecond detail older than this is dropped.
+    pub detail_retention: Duration,
     /// Period of the worker's retention task.
     pub interval: Duration,
 }
@@ -71,6 +87,7 @@ impl Default for RetentionConfig {
         Self {
             payment_retention: DEFAULT_PAYMENT_RETENTION,
             detail_horizon: DEFAULT_DETAIL_HORIZON,
+            detail_retention: DEFAULT_DETAIL_RETENTION,
             interval: DEFAULT_INTERVAL,
         }
     }
@@ -85,13 +102,29 @@ impl RetentionConfig {
             }
             Ok(d)
         };
+        let detail_horizon =
+            config::duration(env, vars::SUMMARY_DETAIL_HORIZON, DEFAULT_DETAIL_HORIZON)?;
+        let detail_retention = config::duration(
+            env,
+            vars::SUMMARY_DETAIL_RETENTION,
+            DEFAULT_DETAIL_RETENTION,
+        )?;
+        // The detail is dropped from its compacted form only: it must be compacted first.
+        if detail_retention <= detail_horizon {
+            return Err(ConfigError::new(
+                vars::SUMMARY_DETAIL_RETENTION,
+                env.get(vars::SUMMARY_DETAIL_RETENTION)
+                    .unwrap_or_else(|| format!("{detail_retention:?} (the default)")),
+                format!(
+                    "must be longer than {} ({detail_horizon:?})",
+                    vars::SUMMARY_DETAIL_HORIZON
+                ),
+            ));
+        }
         Ok(Self {
             payment_retention: positive(vars::PAYMENT_RETENTION, DEFAULT_PAYMENT_RETENTION)?,
-            detail_horizon: config::duration(
-                env,
-                vars::SUMMARY_DETAIL_HORIZON,
-                DEFAULT_DETAIL_HORIZON,
-            )?,
+            detail_horizon,
+            detail_retention,
             interval: positive(vars::RETENTION_INTERVAL, DEFAULT_INTERVAL)?,
         })
     }
@@ -118,6 +151,24 @@ pub async fn compact_summary(
         .await?;
     }
     Ok(moved)
+}
+
+/// Drops the compacted millisecond detail of the seconds older than `retention`, both
+/// processors, walking at most `batch` seconds per script call until the watermark reaches
+/// the cutoff (`drop_detail.lua`). Returns the seconds walked.
+pub async fn drop_summary_detail(
+    store: &Store,
+    retention: Duration,
+    batch: usize,
+) -> Result<u64, StoreError> {
+    let mut walked = 0;
+    for processor in Processor::ALL {
+        let k = store.keys().summary(processor);
+        let keys = [&k.detail, &k.detail_kept_from, &k.days, &k.legacy_seconds];
+        let retention_ms = retention.as_millis() as u64;
+        walked += until_done(store, &DROP_DETAIL, &keys, &[retention_ms], batch).await?;
+    }
+    Ok(walked)
 }
 
 /// Rolls up the summary seconds recorded by revisions before the roll-ups (minutes, hours and
@@ -187,19 +238,27 @@ mod tests {
             (vars::PAYMENT_RETENTION, "24h"),
             (vars::SUMMARY_DETAIL_HORIZON, "0"),
             (vars::RETENTION_INTERVAL, "500ms"),
+            (vars::SUMMARY_DETAIL_RETENTION, "2d"),
         ]);
         let cfg = RetentionConfig::from_env(&env).unwrap();
         assert_eq!(cfg.payment_retention, Duration::from_secs(86_400));
         assert_eq!(cfg.detail_horizon, Duration::ZERO);
         assert_eq!(cfg.interval, Duration::from_millis(500));
+        assert_eq!(cfg.detail_retention, Duration::from_secs(2 * 86_400));
         for (var, value) in [
             (vars::PAYMENT_RETENTION, "0"),
             (vars::PAYMENT_RETENTION, "7 weeks"),
             (vars::SUMMARY_DETAIL_HORIZON, "-1h"),
+            (vars::SUMMARY_DETAIL_RETENTION, "1h"),
+            (vars::SUMMARY_DETAIL_RETENTION, "30m"),
             (vars::RETENTION_INTERVAL, "0s"),
         ] {
             let bad = HashMap::from([(var, value)]);
             assert_eq!(RetentionConfig::from_env(&bad).unwrap_err().var, var);
         }
+        // A horizon past the default detail retention: the retention is what must change.
+        let bad = HashMap::from([(vars::SUMMARY_DETAIL_HORIZON, "8d")]);
+        let e = RetentionConfig::from_env(&bad).unwrap_err();
+        assert_eq!(e.var, vars::SUMMARY_DETAIL_RETENTION);
     }
 }

@@ -31,6 +31,11 @@ pub enum StoreError {
     /// Redis answered something a script never returns: a bug or a foreign key layout.
     #[error("unexpected redis reply: {0}")]
     Unexpected(String),
+    /// A summary window has a millisecond edge in a second whose detail was dropped
+    /// (`SUMMARY_DETAIL_RETENTION`, `drop_detail.lua`): it cannot be answered exactly. The
+    /// detail is kept from `kept_from` (ms) on; the gateway answers 422.
+    #[error("summary detail dropped before {kept_from} ms")]
+    DetailDropped { kept_from: Millis },
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -61,6 +66,7 @@ impl StoreError {
             StoreError::Unavailable(_) => "redis_unavailable",
             StoreError::Unknown(_) => "redis_unknown",
             StoreError::Unexpected(_) => "redis_unexpected",
+            StoreError::DetailDropped { .. } => "summary_detail_dropped",
         }
     }
 }
@@ -808,6 +814,9 @@ impl Store {
                     .arg(e.to);
                 pipe.cmd("HGET").arg(&k.detail).arg(e.from.div_euclid(1000));
             }
+            if !plan.edges.is_empty() {
+                pipe.cmd("GET").arg(&k.detail_kept_from);
+            }
         }
         let mut conn = self.conn.clone();
         let started = std::time::Instant::now();
@@ -844,6 +853,24 @@ impl Store {
                     add_compacted(&mut part, packed, e.from - start, e.to - start)?;
                 }
                 sum.add(part, e.subtract);
+            }
+            if !plan.edges.is_empty() {
+                // An edge in a second whose detail was dropped cannot be read exactly.
+                let kept_from = reply.next().as_ref().and_then(as_str).map(|s| {
+                    s.parse::<i64>()
+                        .map_err(|_| StoreError::Unexpected(format!("summary ms_from {s:?}")))
+                });
+                if let Some(kept_from) = kept_from.transpose()? {
+                    if plan
+                        .edges
+                        .iter()
+                        .any(|e| e.from.div_euclid(1000) < kept_from)
+                    {
+                        return Err(StoreError::DetailDropped {
+                            kept_from: kept_from * 1000,
+                        });
+                    }
+                }
             }
         }
         let [default, fallback] = sums.map(Sum::totals);

@@ -38,6 +38,8 @@ pub enum ApiError {
     AdminDisabled,
     #[error("unsupported media type: send application/json")]
     UnsupportedMediaType,
+    #[error("millisecond detail is kept from {kept_from} on (SUMMARY_DETAIL_RETENTION): before that, give whole-second bounds (`from` at .000, `to` at .999), which stay exact at any age")]
+    DetailDropped { kept_from: String },
 }
 
 impl From<RequestError> for ApiError {
@@ -57,6 +59,9 @@ impl From<StoreError> for ApiError {
             // Sent and unanswered, or answered with something no script returns: the
             // request may have taken effect.
             StoreError::Unknown(_) | StoreError::Unexpected(_) => ApiError::OutcomeUnknown(e),
+            StoreError::DetailDropped { kept_from } => ApiError::DetailDropped {
+                kept_from: common::time::format_ms(kept_from),
+            },
         }
     }
 }
@@ -65,7 +70,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::DetailDropped { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -96,6 +103,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::AdminDisabled => "admin_disabled",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::DetailDropped { .. } => "detail_dropped",
         }
     }
 
@@ -115,6 +123,7 @@ impl ApiError {
             ApiError::Unauthorized => "Unauthorized",
             ApiError::AdminDisabled => "Admin endpoints disabled",
             ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::DetailDropped { .. } => "Window edge older than the millisecond detail",
         }
     }
 

@@ -1,5 +1,6 @@
 //! The periodic retention task: every `RETENTION_INTERVAL`, compacts the summary's
-//! per-payment detail older than `SUMMARY_DETAIL_HORIZON`, rolls up summary seconds left by
+//! per-payment detail older than `SUMMARY_DETAIL_HORIZON`, drops the compacted millisecond
+//! detail older than `SUMMARY_DETAIL_RETENTION`, rolls up summary seconds left by
 //! a revision before the roll-ups (once, after an upgrade) and trims dead letters older
 //! than `PAYMENT_RETENTION` (see `common::retention`). Status hashes need no task: the
 //! script that makes them terminal gives them their expiry.
@@ -26,6 +27,16 @@ pub async fn run(store: Store, config: RetentionConfig, mut shutdown: Shutdown) 
         {
             Ok(n) => metrics::counter!(names::RETENTION_COMPACTED_TOTAL).increment(n),
             Err(e) => tracing::warn!(error = %e, "summary compaction failed; retrying next round"),
+        }
+        match retention::drop_summary_detail(
+            &store,
+            config.detail_retention,
+            retention::DROP_DETAIL_BATCH_SECS,
+        )
+        .await
+        {
+            Ok(n) => metrics::counter!(names::RETENTION_DETAIL_SECONDS_DROPPED_TOTAL).increment(n),
+            Err(e) => tracing::warn!(error = %e, "summary detail drop failed; retrying next round"),
         }
         match retention::roll_up_legacy_seconds(&store, retention::ROLL_UP_BATCH_HOURS).await {
             Ok(n) => metrics::counter!(names::RETENTION_ROLLED_UP_HOURS_TOTAL).increment(n),

@@ -1,12 +1,14 @@
 //! Bounded state (`common::retention`): terminal statuses expire after the retention (the
 //! idempotency window), dead letters are trimmed after it, and the summary stays exact to
-//! the millisecond for any window once its per-payment detail is compacted.
+//! the millisecond for any window once its per-payment detail is compacted; after the
+//! detail's own retention, whole-second windows stay exact and millisecond edges in the
+//! dropped seconds are refused, never answered from partial data.
 
 use std::time::{Duration, Instant};
 
 use common::payment::{Cents, PaymentId, Processor, MAX_CENTS};
 use common::retention;
-use common::store::{Accepted, FailMode, Store};
+use common::store::{Accepted, FailMode, Store, StoreError, Window};
 use uuid::Uuid;
 
 use crate::helpers::{payment_body, spawn_app_with, spawn_patient_app};
@@ -98,6 +100,158 @@ async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_de
         zcard(store, &keys.summary(Processor::Default).events).await,
         1
     );
+}
+
+/// Brute-force totals of `recorded` inside `window`, per processor: (count, cents).
+fn expected(recorded: &[(Processor, i64, i64)], window: Window, p: Processor) -> (u64, i128) {
+    let inside = |at: i64| window.from.is_none_or(|f| at >= f) && window.to.is_none_or(|t| at <= t);
+    recorded
+        .iter()
+        .filter(|(q, at, _)| *q == p && inside(*at))
+        .fold((0, 0), |(n, c), (_, _, cents)| {
+            (n + 1, c + i128::from(*cents))
+        })
+}
+
+async fn assert_exact(store: &Store, recorded: &[(Processor, i64, i64)], window: Window) {
+    let got = store.summary(window).await.unwrap();
+    for (p, totals) in [
+        (Processor::Default, got.default),
+        (Processor::Fallback, got.fallback),
+    ] {
+        assert_eq!(
+            (totals.requests, totals.cents),
+            expected(recorded, window, p),
+            "{p} over {window:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_stay_exact() {
+    let app = spawn_patient_app().await;
+    let store = &app.store;
+    let mut rng = Lcg(0xd7_0b);
+    let now = common::time::now_ms();
+    // Three days ago (to be dropped) and ten minutes ago (kept), whole seconds apart.
+    let old = (now - 3 * 86_400_000).div_euclid(1000) * 1000;
+    let recent = (now - 600_000).div_euclid(1000) * 1000;
+    let mut recorded = Vec::new();
+    record_random(store, &mut rng, (old, 6_000), 150, &mut recorded).await;
+    record_random(store, &mut rng, (recent, 6_000), 150, &mut recorded).await;
+    retention::compact_summary(store, Duration::ZERO, 1_000)
+        .await
+        .unwrap();
+    let old_edge = Window {
+        from: Some(old + 1_234),
+        to: Some(recent + 2_345),
+    };
+    assert_exact(store, &recorded, old_edge).await;
+
+    // A retention longer than the data's age drops nothing: the first run only sets the
+    // watermark (at its cutoff: nothing older exists).
+    let day = Duration::from_secs(86_400);
+    assert_eq!(
+        retention::drop_summary_detail(store, 4 * day, 1_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_exact(store, &recorded, old_edge).await;
+
+    // Two days: the old seconds' detail goes, walked in calls of 1 000 seconds, days
+    // without traffic skipped (a day at most is walked per processor).
+    let walked = retention::drop_summary_detail(store, 2 * day, 1_000)
+        .await
+        .unwrap();
+    assert!(walked > 0 && walked <= 2 * 86_400, "walked {walked}");
+    let keys = store.keys();
+    let mut conn = store.connection();
+    for p in Processor::ALL {
+        let left: Vec<String> = redis::cmd("HKEYS")
+            .arg(&keys.summary(p).detail)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            left.iter()
+                .all(|s| s.parse::<i64>().unwrap() * 1000 >= recent),
+            "{p}: old detail left: {left:?}"
+        );
+        assert!(!left.is_empty(), "{p}: recent detail dropped");
+    }
+    // Nothing more to do until time passes.
+    assert_eq!(
+        retention::drop_summary_detail(store, 2 * day, 1_000)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // A millisecond edge in a dropped second: refused by the store and by the API (422,
+    // problem+json naming the setting), whatever the other edge.
+    for window in [
+        old_edge,
+        Window {
+            from: None,
+            to: Some(old + 3_500),
+        },
+        Window {
+            from: Some(old + 999),
+            to: None,
+        },
+    ] {
+        // Kept from the cutoff: two days before Redis' time at the drop (a little after
+        // `now`), on a whole second.
+        let cutoff = now - 2 * 86_400_000;
+        match store.summary(window).await {
+            Err(StoreError::DetailDropped { kept_from }) => assert!(
+                (cutoff - 1_000..cutoff + 120_000).contains(&kept_from) && kept_from % 1000 == 0,
+                "kept from {kept_from}, cutoff {cutoff}"
+            ),
+            other => panic!("{window:?}: {other:?}"),
+        }
+    }
+    let iso = common::time::format_ms;
+    let response = app
+        .get(&format!(
+            "/payments-summary?from={}&to={}",
+            iso(old + 1_234),
+            iso(recent + 2_345)
+        ))
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("/problems/detail_dropped") && body.contains("SUMMARY_DETAIL_RETENTION"),
+        "{body}"
+    );
+
+    // Whole-second edges over the dropped range, and millisecond edges in kept seconds,
+    // stay exact.
+    for (from, to) in [
+        (Some(old - 1_000), Some(old + 6_999)),
+        (Some(old + 2_000), Some(recent + 3_456)),
+        (None, Some(old + 4_999)),
+        (None, Some(recent + 17)),
+        (Some(old), None),
+        (None, None),
+    ] {
+        assert_exact(store, &recorded, Window { from, to }).await;
+    }
+    for _ in 0..100 {
+        let a = recent - 500 + rng.next(7_000) as i64;
+        let b = recent - 500 + rng.next(7_000) as i64;
+        let window = Window {
+            from: Some(a.min(b)),
+            to: Some(a.max(b)),
+        };
+        assert_exact(store, &recorded, window).await;
+    }
 }
 
 #[tokio::test]

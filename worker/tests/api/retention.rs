@@ -1,7 +1,8 @@
 //! The worker's retention task (`worker::retention`), run by the real worker binary with
 //! short settings: it compacts the summary's per-payment detail once it is older than
 //! `SUMMARY_DETAIL_HORIZON` and the summary stays equal to the processor's own to the
-//! millisecond; it trims dead letters older than `PAYMENT_RETENTION`. A status expiry is
+//! millisecond; it drops compacted detail older than `SUMMARY_DETAIL_RETENTION`; it trims
+//! dead letters older than `PAYMENT_RETENTION`. A status expiry is
 //! too long to wait for here (the worker refuses a retention below its in-flight bounds:
 //! minutes), so the expiry set on the terminal hashes is checked instead; the expiry itself
 //! is `gateway/tests/api/retention.rs`.
@@ -51,6 +52,28 @@ async fn add_dead_letter(stack: &Stack, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_compacts_the_summary_detail_keeps_it_exact_and_trims_old_dead_letters() {
     let stack = spawn_stack().await;
+    // Compacted detail of a second two hours old (beyond a 1 h detail retention), its day
+    // listed as record.lua lists it.
+    let old_second = common::time::now_ms() / 1000 - 7_200;
+    let keys = stack.store.keys().summary(Processor::Default);
+    {
+        let mut conn = stack.store.connection();
+        let day = old_second.div_euclid(86_400);
+        let _: () = redis::pipe()
+            .cmd("HSET")
+            .arg(&keys.detail)
+            .arg(old_second)
+            .arg("5:1:100")
+            .ignore()
+            .cmd("ZADD")
+            .arg(&keys.days)
+            .arg(day)
+            .arg(day)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
     // A dead letter two days old (beyond the retention) and a fresh one.
     let two_days_ago = common::time::now_ms() - 2 * 86_400_000;
     add_dead_letter(&stack, &format!("{two_days_ago}-0")).await;
@@ -60,6 +83,7 @@ async fn the_worker_compacts_the_summary_detail_keeps_it_exact_and_trims_old_dea
     let mut child = stack.spawn_worker_process(&[
         ("PAYMENT_RETENTION", RETENTION),
         ("SUMMARY_DETAIL_HORIZON", "1s"),
+        ("SUMMARY_DETAIL_RETENTION", "1h"),
         ("RETENTION_INTERVAL", "200ms"),
     ]);
     // Payments in four rounds, each sent in a later UTC second than the one before, so the
@@ -94,6 +118,26 @@ async fn the_worker_compacts_the_summary_detail_keeps_it_exact_and_trims_old_dea
         Duration::from_secs(60),
         "the old dead letter to be trimmed",
         || async { stack.store.dead_letter_count().await.unwrap() == 1 },
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(60),
+        "the detail older than its retention to be dropped",
+        || async {
+            let mut conn = stack.store.connection();
+            let left: bool = redis::cmd("HEXISTS")
+                .arg(&keys.detail)
+                .arg(old_second)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let kept_from: Option<i64> = redis::cmd("GET")
+                .arg(&keys.detail_kept_from)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            !left && kept_from.is_some_and(|s| s > old_second)
+        },
     )
     .await;
     let compacted = redis_int(

@@ -1,0 +1,66 @@
+-- Drop one processor's compacted millisecond detail (compact.lua's per-second strings) for
+-- the seconds older than SUMMARY_DETAIL_RETENTION, and move the watermark that tells
+-- Store::summary from which second on the detail is still kept. The per-second, minute,
+-- hour and day buckets stay: a window whose edges are whole seconds stays exact at any age;
+-- one with a millisecond edge in a dropped second is refused (422), never answered from
+-- partial data. Bounded work per call: at most ARGV[2] seconds are walked (HDEL of up to that
+-- many fields), days without traffic are skipped through the days index.
+-- KEYS[1] compacted detail (hash: second -> string)  KEYS[2] watermark (string: the first
+-- second whose detail is kept)  KEYS[3] days index  KEYS[4] seconds not rolled up yet (older
+-- revisions; their days may be missing from the days index)
+-- ARGV[1] SUMMARY_DETAIL_RETENTION in ms  ARGV[2] most seconds walked by this call
+-- Returns the number of seconds walked (below ARGV[2] once the watermark reached the cutoff).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Seconds before `cutoff` lose their detail: only whole seconds, all older than retention.
+local cutoff = math.floor((now - tonumber(ARGV[1])) / 1000)
+local most = tonumber(ARGV[2])
+local from = tonumber(redis.call('GET', KEYS[2]) or '')
+if not from then
+  -- First run: from the oldest second anything was recorded in; with nothing recorded, the
+  -- watermark starts at the cutoff (nothing older exists to be asked for).
+  local firsts = {}
+  local day = redis.call('ZRANGE', KEYS[3], 0, 0)
+  if #day > 0 then
+    firsts[#firsts + 1] = tonumber(day[1]) * 86400
+  end
+  local sec = redis.call('ZRANGE', KEYS[4], 0, 0)
+  if #sec > 0 then
+    firsts[#firsts + 1] = tonumber(sec[1])
+  end
+  from = cutoff
+  for _, f in ipairs(firsts) do
+    from = math.min(from, f)
+  end
+  redis.call('SET', KEYS[2], string.format('%d', from))
+end
+local walked = 0
+while from < cutoff and walked < most do
+  -- Skip to the next day with traffic (legacy seconds: walk, their days may be unlisted).
+  if redis.call('EXISTS', KEYS[4]) == 0 then
+    local next_day = redis.call('ZRANGEBYSCORE', KEYS[3], math.floor(from / 86400), '+inf',
+      'LIMIT', 0, 1)
+    if #next_day == 0 then
+      from = cutoff
+      break
+    end
+    from = math.max(from, tonumber(next_day[1]) * 86400)
+    if from >= cutoff then
+      from = cutoff
+      break
+    end
+  end
+  local to = math.min(cutoff, from + most - walked, (math.floor(from / 86400) + 1) * 86400)
+  local fields = {}
+  for s = from, to - 1 do
+    fields[#fields + 1] = string.format('%d', s)
+  end
+  -- unpack() has a small stack limit: delete in chunks.
+  for first = 1, #fields, 1000 do
+    redis.call('HDEL', KEYS[1], unpack(fields, first, math.min(first + 999, #fields)))
+  end
+  walked = walked + (to - from)
+  from = to
+end
+redis.call('SET', KEYS[2], string.format('%d', from))
+return walked
