@@ -113,7 +113,7 @@ impl RetentionConfig {
         if detail_retention <= detail_horizon {
             return Err(ConfigError::new(
                 vars::SUMMARY_DETAIL_RETENTION,
-                env.get(vars::SUMMARY_DETAIL_RETENTION)
+                config::raw(env, vars::SUMMARY_DETAIL_RETENTION)
                     .unwrap_or_else(|| format!("{detail_retention:?} (the default)")),
                 format!(
                     "must be longer than {} ({detail_horizon:?})",
@@ -144,7 +144,7 @@ pub async fn compact_summary(
         moved += until_done(
             store,
             &COMPACT,
-            &[&keys.events, &keys.detail],
+            &[&keys.events, &keys.detail, &keys.detail_kept_from],
             &[horizon_ms],
             batch,
         )

@@ -286,14 +286,34 @@ pub struct Store {
     /// Milliseconds a terminal status hash lives (record.lua / fail.lua set its PEXPIRE).
     retention_ms: u64,
     batches: Arc<Batches>,
+    lingers: Lingers,
+}
+
+/// How long a batch of `begin` and of `record` calls may gather after its first request
+/// (accept, which a client waits on, never lingers). A longer linger puts more payments in
+/// one script call when they arrive apart (at a few hundred payments/s each call carries
+/// one), at the price of that much delay on the step: a record's only reader is the
+/// summary, whose promise has a 1.5 s margin; a begin delays the processor call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lingers {
+    pub begin: Duration,
+    pub record: Duration,
+}
+
+impl Default for Lingers {
+    fn default() -> Self {
+        Self {
+            begin: Duration::ZERO,
+            record: RECORD_LINGER,
+        }
+    }
 }
 
 /// Most payments in one batched script call.
 pub const MAX_BATCH: usize = 128;
 
-/// How long a group commit of records may gather after its first payment. Nobody waits on
-/// a record but the summary, whose promise has a 1.5 s margin; accept and begin, which a
-/// client or a processor call waits on, never linger.
+/// How long a group commit of records may gather after its first payment by default.
+/// Nobody waits on a record but the summary, whose promise has a 1.5 s margin.
 const RECORD_LINGER: Duration = Duration::from_millis(1);
 
 /// The batching tasks, started on first use (on the caller's runtime).
@@ -340,7 +360,15 @@ impl Store {
             keys,
             batches: Arc::default(),
             retention_ms,
+            lingers: Lingers::default(),
         })
+    }
+
+    /// The same store with other lingers for its `begin` and `record` batches; call before
+    /// the first `begin`/`record` (a batching task keeps the linger it started with).
+    pub fn with_lingers(mut self, lingers: Lingers) -> Self {
+        self.lingers = lingers;
+        self
     }
 
     pub fn keys(&self) -> &Keys {
@@ -407,6 +435,7 @@ impl Store {
             keys: self.keys.clone(),
             retention_ms: self.retention_ms,
             batches: Arc::default(),
+            lingers: self.lingers,
         }
     }
 
@@ -520,7 +549,7 @@ impl Store {
         let batcher = self.batcher(
             &self.batches.begin,
             "begin",
-            Duration::ZERO,
+            self.lingers.begin,
             |store, batch| async move { store.begin_batch(&batch).await },
         );
         batcher
@@ -661,7 +690,7 @@ impl Store {
         let batcher = self.batcher(
             &self.batches.record,
             "record",
-            RECORD_LINGER,
+            self.lingers.record,
             |store, batch| async move { store.record_batch(&batch).await },
         );
         batcher
@@ -815,7 +844,12 @@ impl Store {
                 pipe.cmd("HGET").arg(&k.detail).arg(e.from.div_euclid(1000));
             }
             if !plan.edges.is_empty() {
+                // Whether an edge second's detail may be gone: the watermark, and whether
+                // the second has payments at all (one without needs no detail).
                 pipe.cmd("GET").arg(&k.detail_kept_from);
+                for e in &plan.edges {
+                    pipe.cmd("HGET").arg(&k.counts).arg(e.from.div_euclid(1000));
+                }
             }
         }
         let mut conn = self.conn.clone();
@@ -855,20 +889,23 @@ impl Store {
                 sum.add(part, e.subtract);
             }
             if !plan.edges.is_empty() {
-                // An edge in a second whose detail was dropped cannot be read exactly.
+                // An edge in a second with payments whose detail was dropped cannot be read
+                // exactly.
                 let kept_from = reply.next().as_ref().and_then(as_str).map(|s| {
                     s.parse::<i64>()
                         .map_err(|_| StoreError::Unexpected(format!("summary ms_from {s:?}")))
                 });
-                if let Some(kept_from) = kept_from.transpose()? {
-                    if plan
-                        .edges
-                        .iter()
-                        .any(|e| e.from.div_euclid(1000) < kept_from)
-                    {
-                        return Err(StoreError::DetailDropped {
-                            kept_from: kept_from * 1000,
-                        });
+                let kept_from = kept_from.transpose()?;
+                for e in &plan.edges {
+                    let count = reply.next();
+                    let paid = count.as_ref().and_then(as_str).is_some_and(|n| n != "0");
+                    match kept_from {
+                        Some(kept) if paid && e.from.div_euclid(1000) < kept => {
+                            return Err(StoreError::DetailDropped {
+                                kept_from: kept * 1000,
+                            })
+                        }
+                        _ => {}
                     }
                 }
             }

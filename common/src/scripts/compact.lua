@@ -5,7 +5,11 @@
 -- exactly one of them at any instant), and the detail of an old second costs one short
 -- string of at most 1 000 entries instead of one sorted-set member per payment.
 -- Sums are decimal strings added digit by digit: Lua numbers are doubles, cents are not.
+-- A payment recorded late into a second whose detail was already dropped (below the
+-- watermark of drop_detail.lua) leaves `ev` without a string: that second's millisecond
+-- detail stays gone (its bucket counts it; a query with an edge in it is refused).
 -- KEYS[1] events by requestedAt (ev)  KEYS[2] compacted detail (second -> 'off:count:cents ...')
+-- KEYS[3] the first second whose detail is kept (drop_detail.lua; absent: all of it)
 -- ARGV[1] horizon in ms  ARGV[2] most payments moved by this call
 -- Returns the number of payments moved (below ARGV[2] once nothing older is left).
 local function add(a, b)
@@ -28,24 +32,27 @@ local batch = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format(
 if #batch == 0 then
   return 0
 end
+local kept_from = tonumber(redis.call('GET', KEYS[3]) or '')
 local seconds = {}
 local members = {}
 for i = 1, #batch, 2 do
   local member, ms = batch[i], tonumber(batch[i + 1])
   local cents = string.match(member, ':(%d+)$') or '0'
   local sec = math.floor(ms / 1000)
-  local off = ms - sec * 1000
-  local offs = seconds[sec]
-  if not offs then
-    offs = {}
-    seconds[sec] = offs
-  end
-  local cell = offs[off]
-  if cell then
-    cell[1] = cell[1] + 1
-    cell[2] = add(cell[2], cents)
-  else
-    offs[off] = {1, cents}
+  if not kept_from or sec >= kept_from then
+    local off = ms - sec * 1000
+    local offs = seconds[sec]
+    if not offs then
+      offs = {}
+      seconds[sec] = offs
+    end
+    local cell = offs[off]
+    if cell then
+      cell[1] = cell[1] + 1
+      cell[2] = add(cell[2], cents)
+    else
+      offs[off] = {1, cents}
+    end
   end
   members[#members + 1] = member
 end

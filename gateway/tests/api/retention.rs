@@ -133,8 +133,9 @@ async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_st
     let store = &app.store;
     let mut rng = Lcg(0xd7_0b);
     let now = common::time::now_ms();
-    // Three days ago (to be dropped) and ten minutes ago (kept), whole seconds apart.
-    let old = (now - 3 * 86_400_000).div_euclid(1000) * 1000;
+    // Midday three days ago (to be dropped; far from a day's end, so exactly one day is
+    // walked) and ten minutes ago (kept).
+    let old = (now.div_euclid(86_400_000) - 3) * 86_400_000 + 43_200_000;
     let recent = (now - 600_000).div_euclid(1000) * 1000;
     let mut recorded = Vec::new();
     record_random(store, &mut rng, (old, 6_000), 150, &mut recorded).await;
@@ -147,6 +148,46 @@ async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_st
         to: Some(recent + 2_345),
     };
     assert_exact(store, &recorded, old_edge).await;
+
+    // The watermark's edge, set by hand: an edge in the second before it (with payments)
+    // is refused, one in its second is read.
+    let keys = store.keys();
+    let mut conn = store.connection();
+    let watermark = old / 1000 + 3;
+    let paid_in = |recorded: &[(Processor, i64, i64)], second: i64| {
+        recorded
+            .iter()
+            .any(|(_, at, _)| at.div_euclid(1000) == second)
+    };
+    assert!(paid_in(&recorded, watermark - 1) && paid_in(&recorded, watermark));
+    for p in Processor::ALL {
+        let _: () = redis::cmd("SET")
+            .arg(&keys.summary(p).detail_kept_from)
+            .arg(watermark)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let below = Window {
+        from: Some(watermark * 1000 - 500),
+        to: Some(recent),
+    };
+    assert!(matches!(
+        store.summary(below).await,
+        Err(StoreError::DetailDropped { kept_from }) if kept_from == watermark * 1000
+    ));
+    let at = Window {
+        from: Some(watermark * 1000 + 1),
+        to: Some(recent),
+    };
+    assert_exact(store, &recorded, at).await;
+    for p in Processor::ALL {
+        let _: () = redis::cmd("DEL")
+            .arg(&keys.summary(p).detail_kept_from)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
 
     // A retention longer than the data's age drops nothing: the first run only sets the
     // watermark (at its cutoff: nothing older exists).
@@ -165,8 +206,12 @@ async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_st
         .await
         .unwrap();
     assert!(walked > 0 && walked <= 2 * 86_400, "walked {walked}");
-    let keys = store.keys();
-    let mut conn = store.connection();
+    // Payments recorded late into the dropped seconds count in their buckets; compaction
+    // moves them out of `ev` without writing detail below the watermark.
+    record_random(store, &mut rng, (old, 6_000), 20, &mut recorded).await;
+    retention::compact_summary(store, Duration::ZERO, 1_000)
+        .await
+        .unwrap();
     for p in Processor::ALL {
         let left: Vec<String> = redis::cmd("HKEYS")
             .arg(&keys.summary(p).detail)
@@ -233,6 +278,17 @@ async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_st
 
     // Whole-second edges over the dropped range, and millisecond edges in kept seconds,
     // stay exact.
+    // An edge in a dropped second without payments needs no detail.
+    assert!(!paid_in(&recorded, old / 1000 - 10));
+    assert_exact(
+        store,
+        &recorded,
+        Window {
+            from: None,
+            to: Some(old - 9_877),
+        },
+    )
+    .await;
     for (from, to) in [
         (Some(old - 1_000), Some(old + 6_999)),
         (Some(old + 2_000), Some(recent + 3_456)),
