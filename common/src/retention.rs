@@ -161,11 +161,11 @@ pub async fn drop_summary_detail(
     retention: Duration,
     batch: usize,
 ) -> Result<u64, StoreError> {
+    let retention_ms = retention.as_millis() as u64;
     let mut walked = 0;
     for processor in Processor::ALL {
         let k = store.keys().summary(processor);
         let keys = [&k.detail, &k.detail_kept_from, &k.days, &k.legacy_seconds];
-        let retention_ms = retention.as_millis() as u64;
         walked += until_done(store, &DROP_DETAIL, &keys, &[retention_ms], batch).await?;
     }
     Ok(walked)

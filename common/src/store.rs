@@ -836,20 +836,19 @@ impl Store {
             pipe.invoke_script(&invocation);
         }
         for k in &keys {
+            if !plan.edges.is_empty() {
+                // From which second the detail is kept (`drop_detail.lua`).
+                pipe.cmd("GET").arg(&k.detail_kept_from);
+            }
             for e in &plan.edges {
+                let second = e.from.div_euclid(1000);
                 pipe.cmd("ZRANGEBYSCORE")
                     .arg(&k.events)
                     .arg(e.from)
                     .arg(e.to);
-                pipe.cmd("HGET").arg(&k.detail).arg(e.from.div_euclid(1000));
-            }
-            if !plan.edges.is_empty() {
-                // Whether an edge second's detail may be gone: the watermark, and whether
-                // the second has payments at all (one without needs no detail).
-                pipe.cmd("GET").arg(&k.detail_kept_from);
-                for e in &plan.edges {
-                    pipe.cmd("HGET").arg(&k.counts).arg(e.from.div_euclid(1000));
-                }
+                pipe.cmd("HGET").arg(&k.detail).arg(second);
+                // Whether the second has payments: one without needs no detail.
+                pipe.cmd("HGET").arg(&k.counts).arg(second);
             }
         }
         let mut conn = self.conn.clone();
@@ -876,38 +875,39 @@ impl Store {
             }
         }
         for sum in &mut sums {
+            let kept_from = if plan.edges.is_empty() {
+                None
+            } else {
+                let reply = reply.next();
+                let text = reply.as_ref().and_then(as_str);
+                text.map(|s| {
+                    s.parse::<i64>()
+                        .map_err(|_| StoreError::Unexpected(format!("summary ms_from {s:?}")))
+                })
+                .transpose()?
+            };
             for e in &plan.edges {
-                let (Some(events), Some(detail)) = (reply.next(), reply.next()) else {
+                let (Some(events), Some(detail), Some(count)) =
+                    (reply.next(), reply.next(), reply.next())
+                else {
                     return Err(StoreError::Unexpected("summary: edges missing".into()));
                 };
+                let second = e.from.div_euclid(1000);
+                // An edge in a second with payments whose detail was dropped cannot be read
+                // exactly.
+                let paid = as_str(&count).is_some_and(|n| n != "0");
+                if let Some(kept) = kept_from.filter(|&kept| paid && second < kept) {
+                    return Err(StoreError::DetailDropped {
+                        kept_from: kept * 1000,
+                    });
+                }
                 let mut part = Sum::default();
                 add_events(&mut part, &events)?;
                 if let Some(packed) = as_str(&detail) {
-                    let start = e.from.div_euclid(1000) * 1000;
+                    let start = second * 1000;
                     add_compacted(&mut part, packed, e.from - start, e.to - start)?;
                 }
                 sum.add(part, e.subtract);
-            }
-            if !plan.edges.is_empty() {
-                // An edge in a second with payments whose detail was dropped cannot be read
-                // exactly.
-                let kept_from = reply.next().as_ref().and_then(as_str).map(|s| {
-                    s.parse::<i64>()
-                        .map_err(|_| StoreError::Unexpected(format!("summary ms_from {s:?}")))
-                });
-                let kept_from = kept_from.transpose()?;
-                for e in &plan.edges {
-                    let count = reply.next();
-                    let paid = count.as_ref().and_then(as_str).is_some_and(|n| n != "0");
-                    match kept_from {
-                        Some(kept) if paid && e.from.div_euclid(1000) < kept => {
-                            return Err(StoreError::DetailDropped {
-                                kept_from: kept * 1000,
-                            })
-                        }
-                        _ => {}
-                    }
-                }
             }
         }
         let [default, fallback] = sums.map(Sum::totals);

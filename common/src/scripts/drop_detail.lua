@@ -19,36 +19,26 @@ local from = tonumber(redis.call('GET', KEYS[2]) or '')
 if not from then
   -- First run: from the oldest second anything was recorded in; with nothing recorded, the
   -- watermark starts at the cutoff (nothing older exists to be asked for).
-  local firsts = {}
+  from = cutoff
   local day = redis.call('ZRANGE', KEYS[3], 0, 0)
   if #day > 0 then
-    firsts[#firsts + 1] = tonumber(day[1]) * 86400
+    from = math.min(from, tonumber(day[1]) * 86400)
   end
   local sec = redis.call('ZRANGE', KEYS[4], 0, 0)
   if #sec > 0 then
-    firsts[#firsts + 1] = tonumber(sec[1])
+    from = math.min(from, tonumber(sec[1]))
   end
-  from = cutoff
-  for _, f in ipairs(firsts) do
-    from = math.min(from, f)
-  end
-  redis.call('SET', KEYS[2], string.format('%d', from))
 end
+-- Legacy seconds' days may be unlisted: with any left, every second is walked.
+local skip_days = redis.call('EXISTS', KEYS[4]) == 0
 local walked = 0
 while from < cutoff and walked < most do
-  -- Skip to the next day with traffic (legacy seconds: walk, their days may be unlisted).
-  if redis.call('EXISTS', KEYS[4]) == 0 then
+  if skip_days then
+    -- To the next day with traffic (none: the cutoff, and nothing is walked).
     local next_day = redis.call('ZRANGEBYSCORE', KEYS[3], math.floor(from / 86400), '+inf',
       'LIMIT', 0, 1)
-    if #next_day == 0 then
-      from = cutoff
-      break
-    end
-    from = math.max(from, tonumber(next_day[1]) * 86400)
-    if from >= cutoff then
-      from = cutoff
-      break
-    end
+    local next_start = #next_day > 0 and tonumber(next_day[1]) * 86400 or cutoff
+    from = math.min(cutoff, math.max(from, next_start))
   end
   local to = math.min(cutoff, from + most - walked, (math.floor(from / 86400) + 1) * 86400)
   local fields = {}
