@@ -84,6 +84,9 @@ pub enum Bucket {
     Minute(i64),
     Hour(i64),
     Day(i64),
+    /// A tenth of a second (`ms div 100`): counts only the payments still in `ev`, which it
+    /// mirrors (`record.lua`, `compact.lua`), for the partial seconds at a window's edges.
+    Tenth(i64),
 }
 
 impl Bucket {
@@ -94,6 +97,7 @@ impl Bucket {
             Bucket::Minute(m) => format!("m{m}"),
             Bucket::Hour(h) => format!("h{h}"),
             Bucket::Day(d) => format!("d{d}"),
+            Bucket::Tenth(t) => format!("t{t}"),
         }
     }
 

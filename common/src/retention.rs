@@ -144,7 +144,13 @@ pub async fn compact_summary(
         moved += until_done(
             store,
             &COMPACT,
-            &[&keys.events, &keys.detail, &keys.detail_kept_from],
+            &[
+                &keys.events,
+                &keys.detail,
+                &keys.detail_kept_from,
+                &keys.counts,
+                &keys.cents,
+            ],
             &[horizon_ms],
             batch,
         )

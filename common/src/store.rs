@@ -809,13 +809,28 @@ impl Store {
     /// Both processors' totals over `window`, read in one atomic step (`MULTI`/`EXEC`):
     /// `summary.lua` adds the whole buckets — at most ~300 plus the days of the window,
     /// whatever its length — and the partial seconds at its edges are read here to the
-    /// millisecond from the per-payment index and the compacted detail (Redis sends them;
-    /// parsing them costs this process, not Redis' single thread).
+    /// millisecond: their compacted detail, their whole tenths of a second from the buckets
+    /// that mirror `ev`, and the rest (at most half a tenth at each end) per payment from `ev`
+    /// (Redis sends them; parsing them costs this process, not Redis' single thread).
+    /// An edge second whose tenths do not mirror `ev` (payments recorded by a revision
+    /// before the tenths) is read per payment instead, in a second atomic step.
     pub async fn summary(&self, window: Window) -> Result<Summary, StoreError> {
-        let plan = SummaryPlan::of(window);
-        if plan.edges.is_empty() && !plan.reads_buckets() {
+        if let Some(summary) = self
+            .read_summary(&SummaryPlan::of(window, Edges::Tenths))
+            .await?
+        {
+            return Ok(summary);
+        }
+        self.read_summary(&SummaryPlan::of(window, Edges::Payments))
+            .await?
+            .ok_or_else(|| StoreError::Unexpected("summary: no tenths read, yet refused".into()))
+    }
+
+    /// One atomic read of `plan`; `None` when an edge second's tenths do not mirror `ev`.
+    async fn read_summary(&self, plan: &SummaryPlan) -> Result<Option<Summary>, StoreError> {
+        if !plan.reads_edges() && !plan.reads_buckets() {
             // An empty window (`from` after `to`): nothing to read.
-            return Ok(Summary::default());
+            return Ok(Some(Summary::default()));
         }
         let keys = Processor::ALL.map(|p| self.keys.summary(p));
         let mut invocation = SCRIPTS.summary.prepare_invoke();
@@ -836,7 +851,7 @@ impl Store {
             pipe.invoke_script(&invocation);
         }
         for k in &keys {
-            if !plan.edges.is_empty() {
+            if plan.reads_edges() {
                 // From which second the detail is kept (`drop_detail.lua`).
                 pipe.cmd("GET").arg(&k.detail_kept_from);
             }
@@ -849,6 +864,29 @@ impl Store {
                 pipe.cmd("HGET").arg(&k.detail).arg(second);
                 // Whether the second has payments: one without needs no detail.
                 pipe.cmd("HGET").arg(&k.counts).arg(second);
+            }
+            for e in &plan.fine {
+                let second = e.second();
+                pipe.cmd("HGET").arg(&k.detail).arg(second);
+                // The second's count (whether it has payments), then its ten tenths.
+                let tenths = (second * 10..second * 10 + 10).map(|t| Bucket::Tenth(t).field());
+                pipe.cmd("HMGET")
+                    .arg(&k.counts)
+                    .arg(second)
+                    .arg(tenths.clone().collect::<Vec<_>>());
+                pipe.cmd("HMGET")
+                    .arg(&k.cents)
+                    .arg(tenths.collect::<Vec<_>>());
+                pipe.cmd("ZCOUNT")
+                    .arg(&k.events)
+                    .arg(second * 1000)
+                    .arg(second * 1000 + 999);
+                for piece in &e.pieces {
+                    pipe.cmd("ZRANGEBYSCORE")
+                        .arg(&k.events)
+                        .arg(piece.from)
+                        .arg(piece.to);
+                }
             }
         }
         let mut conn = self.conn.clone();
@@ -874,10 +912,9 @@ impl Store {
                 other => return Err(StoreError::Unexpected(format!("summary: {other:?}"))),
             }
         }
+        let missing = || StoreError::Unexpected("summary: edges missing".into());
         for sum in &mut sums {
-            let kept_from = if plan.edges.is_empty() {
-                None
-            } else {
+            let kept_from = if plan.reads_edges() {
                 let reply = reply.next();
                 let text = reply.as_ref().and_then(as_str);
                 text.map(|s| {
@@ -885,22 +922,25 @@ impl Store {
                         .map_err(|_| StoreError::Unexpected(format!("summary ms_from {s:?}")))
                 })
                 .transpose()?
+            } else {
+                None
+            };
+            // An edge in a second with payments whose detail was dropped cannot be read
+            // exactly.
+            let refuse = |second: i64, paid: bool| match kept_from {
+                Some(kept) if paid && second < kept => Err(StoreError::DetailDropped {
+                    kept_from: kept * 1000,
+                }),
+                _ => Ok(()),
             };
             for e in &plan.edges {
                 let (Some(events), Some(detail), Some(count)) =
                     (reply.next(), reply.next(), reply.next())
                 else {
-                    return Err(StoreError::Unexpected("summary: edges missing".into()));
+                    return Err(missing());
                 };
                 let second = e.from.div_euclid(1000);
-                // An edge in a second with payments whose detail was dropped cannot be read
-                // exactly.
-                let paid = as_str(&count).is_some_and(|n| n != "0");
-                if let Some(kept) = kept_from.filter(|&kept| paid && second < kept) {
-                    return Err(StoreError::DetailDropped {
-                        kept_from: kept * 1000,
-                    });
-                }
+                refuse(second, as_str(&count).is_some_and(|n| n != "0"))?;
                 let mut part = Sum::default();
                 add_events(&mut part, &events)?;
                 if let Some(packed) = as_str(&detail) {
@@ -909,12 +949,51 @@ impl Store {
                 }
                 sum.add(part, e.subtract);
             }
+            for e in &plan.fine {
+                let (Some(detail), Some(counts), Some(cents), Some(in_ev)) =
+                    (reply.next(), reply.next(), reply.next(), reply.next())
+                else {
+                    return Err(missing());
+                };
+                let second = e.second();
+                let counts = integers(&counts)?;
+                let cents = integers(&cents)?;
+                let (Some(&paid), true) = (counts.first(), cents.len() == 10) else {
+                    return Err(StoreError::Unexpected(format!("summary tenths {counts:?}")));
+                };
+                refuse(second, paid != 0)?;
+                let tenths = &counts[1..];
+                let Value::Int(in_ev) = in_ev else {
+                    return Err(StoreError::Unexpected(format!("summary ZCOUNT {in_ev:?}")));
+                };
+                if tenths.iter().map(|&n| i128::from(n)).sum::<i128>() != i128::from(in_ev) {
+                    return Ok(None);
+                }
+                let mut part = Sum::default();
+                if let Some(packed) = as_str(&detail) {
+                    let start = second * 1000;
+                    add_compacted(&mut part, packed, e.from - start, e.to - start)?;
+                }
+                for &t in &e.tenths {
+                    // Whole tenths of this second: 0..10.
+                    let k = (t - second * 10) as usize;
+                    part.requests += i128::from(tenths[k]);
+                    part.cents += i128::from(cents[k]);
+                }
+                for piece in &e.pieces {
+                    let events = reply.next().ok_or_else(missing)?;
+                    let mut rest = Sum::default();
+                    add_events(&mut rest, &events)?;
+                    part.add(rest, piece.subtract);
+                }
+                sum.add(part, false);
+            }
         }
         let [default, fallback] = sums.map(Sum::totals);
-        Ok(Summary {
+        Ok(Some(Summary {
             default: default?,
             fallback: fallback?,
-        })
+        }))
     }
 
     /// Acknowledges and deletes an entry whose payment needs no work (already done, purged,
@@ -1354,6 +1433,22 @@ fn add_events(sum: &mut Sum, events: &Value) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The integers of an `HMGET` reply, 0 for an absent field.
+fn integers(reply: &Value) -> Result<Vec<i64>, StoreError> {
+    let Value::Array(fields) = reply else {
+        return Err(StoreError::Unexpected(format!("summary HMGET {reply:?}")));
+    };
+    fields
+        .iter()
+        .map(|f| match f {
+            Value::Nil => Ok(0),
+            f => as_str(f)
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| StoreError::Unexpected(format!("summary field {f:?}"))),
+        })
+        .collect()
+}
+
 /// Adds the millisecond offsets `lo..=hi` of one second's compacted detail
 /// (`"<offset>:<count>:<cents> ..."`, `compact.lua`).
 fn add_compacted(sum: &mut Sum, packed: &str, lo: i64, hi: i64) -> Result<(), StoreError> {
@@ -1376,25 +1471,38 @@ fn add_compacted(sum: &mut Sum, packed: &str, lo: i64, hi: i64) -> Result<(), St
     Ok(())
 }
 
-/// How a window is read: the partial seconds at either edge from the per-payment index and
-/// the compacted detail, to the millisecond — or, when the rest of such a second is shorter,
-/// the whole second from its bucket minus that rest; the whole seconds, minutes and hours up
-/// to the first and from the last whole day as listed buckets (at most 2 x 59 + 2 x 59 +
-/// 2 x 23, plus the two edge seconds); the whole days between through the days index. The
-/// cost grows with the days inside the window plus the payments of at most half of each of
-/// its two edge seconds, never with the payments outside it.
+/// How a window is read: the whole seconds, minutes and hours up to the first and from the
+/// last whole day as listed buckets (at most 2 x 59 + 2 x 59 + 2 x 23, plus the edge
+/// seconds read whole); the whole days between through the days index; and the partial
+/// seconds at either edge, to the millisecond, one of two ways ([`Edges`]). The cost grows
+/// with the days inside the window plus the payments of a bounded part of each of its two
+/// edge seconds, never with the payments outside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SummaryPlan {
-    /// Millisecond ranges, each within one second, read per payment.
+    /// [`Edges::Payments`]: millisecond ranges, each within one second, read per payment.
     edges: Vec<EdgeRange>,
+    /// [`Edges::Tenths`]: the partial seconds, read through their tenths.
+    fine: Vec<FineEdge>,
     /// Whole seconds, minutes and hours.
     buckets: Vec<Bucket>,
     /// Whole days, as index scores (`-inf` / `+inf` when open).
     days: Option<(String, String)>,
 }
 
-/// Payments of `from..=to` (one second's milliseconds), added to the totals or subtracted
-/// from them (the rest of a second that is read whole).
+/// How the partial seconds at a window's edges are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edges {
+    /// The compacted detail of the range, its whole tenths of a second from their buckets
+    /// (which mirror `ev`, `record.lua`) and the rest of `ev` per payment: at most half a
+    /// tenth at each end. Valid only where the tenths mirror `ev`, which the read checks.
+    Tenths,
+    /// The range from `ev` and the compacted detail, or the second's bucket minus the rest
+    /// when that is shorter: at most half a second per payment. Valid always.
+    Payments,
+}
+
+/// Payments of `from..=to` (one unit's milliseconds), added to the totals or subtracted
+/// from them (the rest of a unit that is read whole).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct EdgeRange {
     from: Millis,
@@ -1402,11 +1510,61 @@ struct EdgeRange {
     subtract: bool,
 }
 
+/// A partial second read through its tenths: the compacted detail of `from..=to`, plus the
+/// payments in `ev` over the same range as the `tenths` read whole and the `pieces`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FineEdge {
+    from: Millis,
+    to: Millis,
+    /// Tenths of a second (`ms div 100`) read from their buckets.
+    tenths: Vec<i64>,
+    /// Ranges of `ev`, each within one tenth, read per payment.
+    pieces: Vec<EdgeRange>,
+}
+
+impl FineEdge {
+    fn second(&self) -> i64 {
+        self.from.div_euclid(1000)
+    }
+}
+
 /// A range of whole seconds, `None` where it is open.
 type Seconds = (Option<i64>, Option<i64>);
 
+/// Covers `from..=to` with units of `unit` ms: the units read whole, and ranges read per
+/// payment, each within one unit — either the part of a unit inside the range, or, when
+/// the rest of that unit is shorter, the rest, subtracted from the unit read whole.
+fn cover(from: Millis, to: Millis, unit: i64) -> (Vec<i64>, Vec<EdgeRange>) {
+    let mut whole = Vec::new();
+    let mut pieces = Vec::new();
+    for u in from.div_euclid(unit)..=to.div_euclid(unit) {
+        let (start, end) = (u * unit, u * unit + unit - 1);
+        let (a, b) = (from.max(start), to.min(end));
+        let rest: Vec<(Millis, Millis)> = [(start, a - 1), (b + 1, end)]
+            .into_iter()
+            .filter(|(x, y)| x <= y)
+            .collect();
+        let rest_len: i64 = rest.iter().map(|(x, y)| y - x + 1).sum();
+        if rest_len < b - a + 1 {
+            whole.push(u);
+            pieces.extend(rest.into_iter().map(|(from, to)| EdgeRange {
+                from,
+                to,
+                subtract: true,
+            }));
+        } else {
+            pieces.push(EdgeRange {
+                from: a,
+                to: b,
+                subtract: false,
+            });
+        }
+    }
+    (whole, pieces)
+}
+
 impl SummaryPlan {
-    fn of(window: Window) -> Self {
+    fn of(window: Window, how: Edges) -> Self {
         let sec = |ms: Millis| ms.div_euclid(1000);
         let (partial, whole): (Vec<(Millis, Millis)>, Option<Seconds>) =
             match (window.from, window.to) {
@@ -1428,26 +1586,20 @@ impl SummaryPlan {
             };
         let (mut buckets, days) = whole.map_or((Vec::new(), None), split);
         let mut edges = Vec::new();
+        let mut fine = Vec::new();
         for (from, to) in partial {
-            let second = sec(from);
-            let (start, end) = (second * 1000, second * 1000 + 999);
-            let rest: Vec<(Millis, Millis)> = [(start, from - 1), (to + 1, end)]
-                .into_iter()
-                .filter(|(a, b)| a <= b)
-                .collect();
-            let rest_len: i64 = rest.iter().map(|(a, b)| b - a + 1).sum();
-            if rest_len < to - from + 1 {
-                buckets.push(Bucket::Second(second));
-                edges.extend(rest.into_iter().map(|(from, to)| EdgeRange {
-                    from,
-                    to,
-                    subtract: true,
-                }));
+            let (seconds, pieces) = cover(from, to, 1000);
+            if pieces.is_empty() || how == Edges::Payments {
+                // A whole second is read from its bucket either way.
+                buckets.extend(seconds.into_iter().map(Bucket::Second));
+                edges.extend(pieces);
             } else {
-                edges.push(EdgeRange {
+                let (tenths, pieces) = cover(from, to, 100);
+                fine.push(FineEdge {
                     from,
                     to,
-                    subtract: false,
+                    tenths,
+                    pieces,
                 });
             }
         }
@@ -1455,6 +1607,7 @@ impl SummaryPlan {
             |b: Option<i64>, open: &str| b.map_or_else(|| open.to_string(), |d| d.to_string());
         Self {
             edges,
+            fine,
             buckets,
             days: days.map(|(lo, hi)| (score(lo, "-inf"), score(hi, "+inf"))),
         }
@@ -1463,6 +1616,11 @@ impl SummaryPlan {
     /// Whether `summary.lua` has anything to read (not for a window inside one second).
     fn reads_buckets(&self) -> bool {
         !self.buckets.is_empty() || self.days.is_some()
+    }
+
+    /// Whether the window has partial seconds at its edges.
+    fn reads_edges(&self) -> bool {
+        !self.edges.is_empty() || !self.fine.is_empty()
     }
 
     /// `summary.lua`'s arguments: the days range, then the other buckets' fields.
@@ -1525,12 +1683,26 @@ mod tests {
                 (e.from, e.to, if e.subtract { -1 } else { 1 })
             })
             .collect();
+        // A fine edge reads its range from the compacted detail and, from `ev`, the whole
+        // tenths plus or minus the pieces: the `ev` part must cover the same range.
+        for e in &plan.fine {
+            assert_eq!(e.from.div_euclid(1000), e.to.div_euclid(1000), "{e:?}");
+            let mut ev = Vec::new();
+            for p in &e.pieces {
+                assert_eq!(p.from.div_euclid(100), p.to.div_euclid(100), "{p:?}");
+                ev.push((p.from, p.to, if p.subtract { -1 } else { 1 }));
+            }
+            ev.extend(e.tenths.iter().map(|t| (t * 100, t * 100 + 99, 1)));
+            assert_eq!(weights(&ev, e.from, e.to), "exact", "{e:?}");
+            out.push((e.from, e.to, 1));
+        }
         for b in &plan.buckets {
             let (start, len) = match *b {
                 Bucket::Second(s) => (s * 1000, 1000),
                 Bucket::Minute(m) => (m * 60_000, 60_000),
                 Bucket::Hour(h) => (h * 3_600_000, 3_600_000),
                 Bucket::Day(d) => (d * 86_400_000, 86_400_000),
+                Bucket::Tenth(t) => panic!("tenth {t} read by summary.lua"),
             };
             out.push((start, start + len - 1, 1));
         }
@@ -1545,24 +1717,14 @@ mod tests {
         out
     }
 
-    /// Every ms of the window is counted exactly once and nothing outside it: sweeping the
-    /// plan's weighted ranges gives 1 inside `[from, to]` and 0 elsewhere.
-    fn assert_exact_cover(w: Window) {
-        let plan = SummaryPlan::of(w);
-        assert!(
-            plan.buckets.len() <= 2 * 59 + 2 * 59 + 2 * 23 + 2,
-            "{} buckets for {w:?}",
-            plan.buckets.len()
-        );
-        // At most half of each edge second is read per payment.
-        let per_payment: i64 = plan.edges.iter().map(|e| e.to - e.from + 1).sum();
-        assert!(per_payment <= 1000, "{w:?}: {plan:?}");
+    /// Whether weighted ranges count every ms of `[from, to]` exactly once and nothing
+    /// outside it: sweeping them gives 1 inside and 0 elsewhere. `"exact"`, or where not.
+    fn weights(ranges: &[(i64, i64, i32)], from: i64, to: i64) -> String {
         let mut deltas = std::collections::BTreeMap::<i128, i32>::new();
-        for (a, b, weight) in ranges(&plan) {
+        for &(a, b, weight) in ranges {
             *deltas.entry(i128::from(a)).or_default() += weight;
             *deltas.entry(i128::from(b) + 1).or_default() -= weight;
         }
-        let (from, to) = (w.from.unwrap_or(i64::MIN), w.to.unwrap_or(i64::MAX));
         // The window's own ends are breakpoints too, so every stretch between two
         // breakpoints lies wholly inside or wholly outside it.
         deltas.entry(i128::from(from)).or_default();
@@ -1572,7 +1734,37 @@ mod tests {
         for (point, delta) in deltas {
             cover += delta;
             let inside = from <= to && i128::from(from) <= point && point <= i128::from(to);
-            assert_eq!(cover, i32::from(inside), "{w:?} at {point}: {plan:?}");
+            if cover != i32::from(inside) {
+                return format!("{cover} at {point}");
+            }
+        }
+        "exact".into()
+    }
+
+    /// Every ms of the window is counted exactly once and nothing outside it, both ways of
+    /// reading the edges.
+    fn assert_exact_cover(w: Window) {
+        for how in [Edges::Tenths, Edges::Payments] {
+            let plan = SummaryPlan::of(w, how);
+            assert!(
+                plan.buckets.len() <= 2 * 59 + 2 * 59 + 2 * 23 + 2,
+                "{} buckets for {w:?}",
+                plan.buckets.len()
+            );
+            // Per payment: at most half of each edge second, or of each end's tenth.
+            let per_payment: i64 = plan.edges.iter().map(|e| e.to - e.from + 1).sum();
+            assert!(per_payment <= 1000, "{w:?}: {plan:?}");
+            for e in &plan.fine {
+                let per_payment: i64 = e.pieces.iter().map(|p| p.to - p.from + 1).sum();
+                assert!(per_payment <= 100, "{w:?}: {e:?}");
+            }
+            assert!(plan.edges.is_empty() || plan.fine.is_empty());
+            let (from, to) = (w.from.unwrap_or(i64::MIN), w.to.unwrap_or(i64::MAX));
+            assert_eq!(
+                weights(&ranges(&plan), from, to),
+                "exact",
+                "{w:?}: {plan:?}"
+            );
         }
     }
 
@@ -1669,25 +1861,34 @@ mod tests {
     #[test]
     fn the_shorter_side_of_an_edge_second_is_read_per_payment() {
         // From .900: read .900-.999 per payment. To .900: the second whole minus .901-.999.
-        let plan = SummaryPlan::of(Window {
-            from: Some(5_900),
-            to: Some(8_900),
-        });
+        let plan = SummaryPlan::of(
+            Window {
+                from: Some(5_900),
+                to: Some(8_900),
+            },
+            Edges::Payments,
+        );
         let edge = |from, to, subtract| EdgeRange { from, to, subtract };
         assert_eq!(
             plan.edges,
             [edge(5_900, 5_999, false), edge(8_901, 8_999, true)]
         );
         assert!(plan.buckets.contains(&Bucket::Second(8)));
-        let plan = SummaryPlan::of(Window {
-            from: Some(5_100),
-            to: Some(5_100),
-        });
+        let plan = SummaryPlan::of(
+            Window {
+                from: Some(5_100),
+                to: Some(5_100),
+            },
+            Edges::Payments,
+        );
         assert_eq!(plan.edges, [edge(5_100, 5_100, false)]);
-        let plan = SummaryPlan::of(Window {
-            from: Some(5_001),
-            to: Some(5_998),
-        });
+        let plan = SummaryPlan::of(
+            Window {
+                from: Some(5_001),
+                to: Some(5_998),
+            },
+            Edges::Payments,
+        );
         assert_eq!(
             plan.edges,
             [edge(5_000, 5_000, true), edge(5_999, 5_999, true)]
@@ -1726,8 +1927,52 @@ mod tests {
     }
 
     #[test]
+    fn with_tenths_an_edge_reads_at_most_half_a_tenth_at_each_end_per_payment() {
+        let edge = |from, to, subtract| EdgeRange { from, to, subtract };
+        // .120-.999 of second 5: tenths 2..9 whole, .100-.119 subtracted from tenth 1;
+        // .000-.040 of second 8: read per payment (the rest of tenth 0 is longer).
+        let plan = SummaryPlan::of(
+            Window {
+                from: Some(5_120),
+                to: Some(8_040),
+            },
+            Edges::Tenths,
+        );
+        assert!(plan.edges.is_empty());
+        assert_eq!(plan.buckets, [Bucket::Second(6), Bucket::Second(7)]);
+        assert_eq!(
+            plan.fine,
+            [
+                FineEdge {
+                    from: 5_120,
+                    to: 5_999,
+                    tenths: (51..=59).collect(),
+                    pieces: vec![edge(5_100, 5_119, true)],
+                },
+                FineEdge {
+                    from: 8_000,
+                    to: 8_040,
+                    tenths: vec![],
+                    pieces: vec![edge(8_000, 8_040, false)],
+                },
+            ]
+        );
+        // A whole second at an edge is its bucket, as without tenths.
+        let plan = SummaryPlan::of(
+            Window {
+                from: Some(5_000),
+                to: Some(6_999),
+            },
+            Edges::Tenths,
+        );
+        assert!(plan.fine.is_empty() && plan.edges.is_empty());
+        assert_eq!(plan.buckets, [Bucket::Second(5), Bucket::Second(6)]);
+        assert_eq!(Bucket::Tenth(51).field(), "t51");
+    }
+
+    #[test]
     fn long_windows_read_whole_days_through_the_index() {
-        let plan = SummaryPlan::of(Window::default());
+        let plan = SummaryPlan::of(Window::default(), Edges::Payments);
         assert_eq!(plan.days, Some(("-inf".into(), "+inf".into())));
         assert!(plan.buckets.is_empty());
         assert_eq!(plan.args(), ["-inf".to_string(), "+inf".to_string()]);
@@ -1735,10 +1980,13 @@ mod tests {
         // 25 min, 11 h to the first midnight; 2 days; 1 h, 2 min, 3 s after the last.
         let from = 1_752_582_896_789;
         let to = from + 2 * 86_400_000 + 12 * 3_600_000 + 27 * 60_000 + 6_215;
-        let plan = SummaryPlan::of(Window {
-            from: Some(from),
-            to: Some(to),
-        });
+        let plan = SummaryPlan::of(
+            Window {
+                from: Some(from),
+                to: Some(to),
+            },
+            Edges::Payments,
+        );
         let edge = |from, to| EdgeRange {
             from,
             to,

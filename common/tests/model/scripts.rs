@@ -489,7 +489,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "compact",
         modelled: false,
-        keys: "KEYS[1] events by requestedAt (ev) KEYS[2] compacted detail (second -> 'off:count:cents ...') KEYS[3] the first second whose detail is kept (drop_detail.lua; absent: all of it)",
+        keys: "KEYS[1] events by requestedAt (ev) KEYS[2] compacted detail (second -> 'off:count:cents ...') KEYS[3] the first second whose detail is kept (drop_detail.lua; absent: all of it) KEYS[4] counts by bucket KEYS[5] cents by bucket (their tenths of a second, record.lua)",
         argv: "ARGV[1] horizon in ms ARGV[2] most payments moved by this call",
         returns: "Returns the number of payments moved (below ARGV[2] once nothing older is left).",
     },

@@ -36,6 +36,54 @@ async fn zcard(store: &Store, key: &str) -> u64 {
         .unwrap()
 }
 
+/// The tenths of a second in the counts and cents hashes (`t<ms div 100>`) hold exactly
+/// the payments still in `ev`, per tenth: record.lua adds to both, compact.lua takes from
+/// both. Returns how many tenths there are.
+async fn assert_tenths_mirror_ev(store: &Store) -> usize {
+    use std::collections::BTreeMap;
+    let mut conn = store.connection();
+    let mut tenths = 0;
+    for p in Processor::ALL {
+        let keys = store.keys().summary(p);
+        let mut from_ev: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        let members: Vec<(String, i64)> = redis::cmd("ZRANGE")
+            .arg(&keys.events)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for (member, at) in members {
+            let cents: i64 = member.rsplit_once(':').unwrap().1.parse().unwrap();
+            let t = from_ev
+                .entry(format!("t{}", at.div_euclid(100)))
+                .or_default();
+            *t = (t.0 + 1, t.1 + cents);
+        }
+        let mut stored: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for (key, slot) in [(&keys.counts, 0), (&keys.cents, 1)] {
+            let all: Vec<(String, String)> = redis::cmd("HGETALL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            for (field, value) in all.into_iter().filter(|(f, _)| f.starts_with('t')) {
+                let t = stored.entry(field).or_default();
+                let v: i64 = value.parse().unwrap();
+                if slot == 0 {
+                    t.0 = v;
+                } else {
+                    t.1 = v;
+                }
+            }
+        }
+        assert_eq!(stored, from_ev, "{p}: tenths against ev");
+        tenths += stored.len();
+    }
+    tenths
+}
+
 #[tokio::test]
 async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_detail() {
     let app = spawn_patient_app().await;
@@ -58,12 +106,15 @@ async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_de
         recorded.push((Processor::Default, at, MAX_CENTS));
     }
     assert_summary_exact(store, &recorded, (base, 6_000), 300, 1).await;
+    assert!(assert_tenths_mirror_ev(store).await > 30);
 
-    // Compact in batches of 7 payments: seconds split across calls are merged.
+    // Compact in batches of 7 payments: seconds split across calls are merged, and their
+    // tenths are left with what stays in `ev` in between.
     let moved = retention::compact_summary(store, Duration::ZERO, 7)
         .await
         .unwrap();
     assert_eq!(moved, recorded.len() as u64);
+    assert_eq!(assert_tenths_mirror_ev(store).await, 0, "tenths outlive ev");
     let keys = store.keys();
     for p in Processor::ALL {
         assert_eq!(
@@ -77,12 +128,44 @@ async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_de
     // Payments recorded late into seconds already compacted: the query reads both places.
     record_random(store, &mut rng, (base, 6_000), 200, &mut recorded).await;
     assert_summary_exact(store, &recorded, (base, 6_000), 300, 3).await;
+    assert!(assert_tenths_mirror_ev(store).await > 30);
     // ... and a second compaction merges them in.
     let moved = retention::compact_summary(store, Duration::ZERO, 50)
         .await
         .unwrap();
     assert_eq!(moved, 200);
     assert_summary_exact(store, &recorded, (base, 6_000), 300, 4).await;
+    assert_eq!(assert_tenths_mirror_ev(store).await, 0);
+
+    // Payments in `ev` without tenths (recorded by a revision before them), some seconds
+    // mixed with payments that have them: those edges are read per payment, still exact,
+    // and compaction leaves no tenth behind.
+    let mut conn = store.connection();
+    let legacy = base + 10_000;
+    record_random(store, &mut rng, (legacy, 3_000), 150, &mut recorded).await;
+    for p in Processor::ALL {
+        let k = keys.summary(p);
+        let fields: Vec<String> = (legacy / 100..(legacy + 3_000) / 100)
+            .map(|t| format!("t{t}"))
+            .collect();
+        for key in [&k.counts, &k.cents] {
+            let _: () = redis::cmd("HDEL")
+                .arg(key)
+                .arg(&fields)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    record_random(store, &mut rng, (legacy, 3_000), 30, &mut recorded).await;
+    assert_summary_exact(store, &recorded, (legacy, 3_000), 300, 5).await;
+    assert_summary_exact(store, &recorded, (base, 13_000), 100, 6).await;
+    let moved = retention::compact_summary(store, Duration::ZERO, 13)
+        .await
+        .unwrap();
+    assert_eq!(moved, 180);
+    assert_eq!(assert_tenths_mirror_ev(store).await, 0);
+    assert_summary_exact(store, &recorded, (base, 13_000), 300, 7).await;
 
     // A horizon keeps recent detail where it is.
     let id = new_id();
