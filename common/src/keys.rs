@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `{p}:stream` | stream | one entry per accepted payment: `id`, `amt` (cents) |
 //! | `{p}:pay:<uuid>` | hash | status, amount, entry id, pinned processor and whether an attempt there is unresolved, the Redis time from which a 404 proves absence, requestedAt, attempts |
-//! | `{p}:sum:<proc>:n` / `:c` | hash | count / cents recorded for `proc` per bucket of requestedAt: field `<s>` a UTC second, `m<minute>`, `h<hour>`, `d<day>` (numbers since the epoch); a roll-up bucket's cents `sat` when it would overflow (read its parts instead) |
+//! | `{p}:sum:<proc>:n` / `:c` | hash | count / cents recorded for `proc` per bucket of requestedAt: field `<s>` a UTC second, `m<minute>`, `h<hour>`, `d<day>` (numbers since the epoch), `t<tenth of a second>` (until its second's detail is dropped); a roll-up bucket's cents `sat` when it would overflow (read its parts instead) |
 //! | `{p}:sum:<proc>:days` | zset | the days present in the two hashes (score = day) |
 //! | `{p}:sum:<proc>:ev` | zset | one member `<uuid>:<cents>` per payment, score = requestedAt ms |
 //! | `{p}:sum:<proc>:ms` | hash | compacted `ev` (`retention`): UTC second → `<ms offset>:<count>:<cents> ...` |
@@ -45,7 +45,7 @@ pub mod field {
 /// The summary's keys of one processor (see the table above).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SummaryKeys {
-    /// Count per bucket (second, minute, hour, day).
+    /// Count per bucket (second, minute, hour, day, tenth of a second).
     pub counts: String,
     /// Cents per bucket, or `sat` for a roll-up bucket that would overflow.
     pub cents: String,
@@ -84,8 +84,8 @@ pub enum Bucket {
     Minute(i64),
     Hour(i64),
     Day(i64),
-    /// A tenth of a second (`ms div 100`): counts only the payments still in `ev`, which it
-    /// mirrors (`record.lua`, `compact.lua`), for the partial seconds at a window's edges.
+    /// A tenth of a second (`ms div 100`), for the partial seconds at a window's edges:
+    /// kept only as long as its second's millisecond detail (`drop_detail.lua`).
     Tenth(i64),
 }
 

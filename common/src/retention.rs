@@ -48,8 +48,9 @@ pub const DEFAULT_DETAIL_RETENTION: Duration = DEFAULT_PAYMENT_RETENTION;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// Payments moved per `compact.lua` call: bounds the time Redis spends in one script.
 pub const COMPACT_BATCH: usize = 5_000;
-/// Seconds walked per `drop_detail.lua` call (an `HDEL` of up to that many fields).
-pub const DROP_DETAIL_BATCH_SECS: usize = 10_000;
+/// Seconds walked per `drop_detail.lua` call (an `HDEL` of up to 21 fields each: the
+/// detail and the ten tenths' count and cents; a few ms of Redis time per call).
+pub const DROP_DETAIL_BATCH_SECS: usize = 2_000;
 /// Hours rolled up per `rebuild.lua` call (each reads up to 3 600 seconds): the same bound.
 pub const ROLL_UP_BATCH_HOURS: usize = 2;
 
@@ -144,13 +145,7 @@ pub async fn compact_summary(
         moved += until_done(
             store,
             &COMPACT,
-            &[
-                &keys.events,
-                &keys.detail,
-                &keys.detail_kept_from,
-                &keys.counts,
-                &keys.cents,
-            ],
+            &[&keys.events, &keys.detail, &keys.detail_kept_from],
             &[horizon_ms],
             batch,
         )
@@ -171,7 +166,14 @@ pub async fn drop_summary_detail(
     let mut walked = 0;
     for processor in Processor::ALL {
         let k = store.keys().summary(processor);
-        let keys = [&k.detail, &k.detail_kept_from, &k.days, &k.legacy_seconds];
+        let keys = [
+            &k.detail,
+            &k.detail_kept_from,
+            &k.days,
+            &k.legacy_seconds,
+            &k.counts,
+            &k.cents,
+        ];
         walked += until_done(store, &DROP_DETAIL, &keys, &[retention_ms], batch).await?;
     }
     Ok(walked)

@@ -287,6 +287,8 @@ pub struct Store {
     retention_ms: u64,
     batches: Arc<Batches>,
     lingers: Lingers,
+    /// Summaries read a second time without tenths ([`Store::summary_rereads`]).
+    rereads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long a batch of `begin` and of `record` calls may gather after its first request
@@ -361,6 +363,7 @@ impl Store {
             batches: Arc::default(),
             retention_ms,
             lingers: Lingers::default(),
+            rereads: Arc::default(),
         })
     }
 
@@ -436,6 +439,7 @@ impl Store {
             retention_ms: self.retention_ms,
             batches: Arc::default(),
             lingers: self.lingers,
+            rereads: self.rereads.clone(),
         }
     }
 
@@ -809,21 +813,27 @@ impl Store {
     /// Both processors' totals over `window`, read in one atomic step (`MULTI`/`EXEC`):
     /// `summary.lua` adds the whole buckets — at most ~300 plus the days of the window,
     /// whatever its length — and the partial seconds at its edges are read here to the
-    /// millisecond: their compacted detail, their whole tenths of a second from the buckets
-    /// that mirror `ev`, and the rest (at most half a tenth at each end) per payment from `ev`
-    /// (Redis sends them; parsing them costs this process, not Redis' single thread).
-    /// An edge second whose tenths do not mirror `ev` (payments recorded by a revision
-    /// before the tenths) is read per payment instead, in a second atomic step.
+    /// millisecond: their whole tenths of a second from their buckets, and the rest (at most
+    /// half a tenth at each end) per payment from `ev` and the compacted detail (Redis sends
+    /// them; parsing them costs this process, not Redis' single thread). When an edge
+    /// second's tenths do not add up to it (payments recorded by a revision before the
+    /// tenths), the whole window is read again, in a second atomic step, without tenths.
     pub async fn summary(&self, window: Window) -> Result<Summary, StoreError> {
-        if let Some(summary) = self
-            .read_summary(&SummaryPlan::of(window, Edges::Tenths))
-            .await?
-        {
+        let plan = SummaryPlan::of(window, Edges::Tenths);
+        if let Some(summary) = self.read_summary(&plan).await? {
             return Ok(summary);
         }
+        self.rereads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!(crate::metrics::SUMMARY_REREADS_TOTAL).increment(1);
         self.read_summary(&SummaryPlan::of(window, Edges::Payments))
             .await?
             .ok_or_else(|| StoreError::Unexpected("summary: no tenths read, yet refused".into()))
+    }
+
+    /// How many summaries this store (and its clones) read a second time without tenths.
+    pub fn summary_rereads(&self) -> u64 {
+        self.rereads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// One atomic read of `plan`; `None` when an edge second's tenths do not mirror `ev`.
@@ -868,7 +878,7 @@ impl Store {
             for e in &plan.fine {
                 let second = e.second();
                 pipe.cmd("HGET").arg(&k.detail).arg(second);
-                // The second's count (whether it has payments), then its ten tenths.
+                // The second's count, then its ten tenths'.
                 let tenths = (second * 10..second * 10 + 10).map(|t| Bucket::Tenth(t).field());
                 pipe.cmd("HMGET")
                     .arg(&k.counts)
@@ -877,10 +887,6 @@ impl Store {
                 pipe.cmd("HMGET")
                     .arg(&k.cents)
                     .arg(tenths.collect::<Vec<_>>());
-                pipe.cmd("ZCOUNT")
-                    .arg(&k.events)
-                    .arg(second * 1000)
-                    .arg(second * 1000 + 999);
                 for piece in &e.pieces {
                     pipe.cmd("ZRANGEBYSCORE")
                         .arg(&k.events)
@@ -950,40 +956,38 @@ impl Store {
                 sum.add(part, e.subtract);
             }
             for e in &plan.fine {
-                let (Some(detail), Some(counts), Some(cents), Some(in_ev)) =
-                    (reply.next(), reply.next(), reply.next(), reply.next())
+                let (Some(detail), Some(counts), Some(cents)) =
+                    (reply.next(), reply.next(), reply.next())
                 else {
                     return Err(missing());
                 };
                 let second = e.second();
                 let counts = integers(&counts)?;
                 let cents = integers(&cents)?;
-                let (Some(&paid), true) = (counts.first(), cents.len() == 10) else {
+                let (Some((&count, tenths)), true) = (counts.split_first(), cents.len() == 10)
+                else {
                     return Err(StoreError::Unexpected(format!("summary tenths {counts:?}")));
                 };
-                refuse(second, paid != 0)?;
-                let tenths = &counts[1..];
-                let Value::Int(in_ev) = in_ev else {
-                    return Err(StoreError::Unexpected(format!("summary ZCOUNT {in_ev:?}")));
-                };
-                if tenths.iter().map(|&n| i128::from(n)).sum::<i128>() != i128::from(in_ev) {
+                refuse(second, count != 0)?;
+                let uses_tenths = !e.tenths.is_empty() || e.pieces.iter().any(|p| p.subtract);
+                if uses_tenths && tenths.iter().sum::<i64>() != count {
                     return Ok(None);
                 }
                 let mut part = Sum::default();
-                if let Some(packed) = as_str(&detail) {
-                    let start = second * 1000;
-                    add_compacted(&mut part, packed, e.from - start, e.to - start)?;
-                }
                 for &t in &e.tenths {
-                    // Whole tenths of this second: 0..10.
+                    // A tenth of this second: 0..10.
                     let k = (t - second * 10) as usize;
                     part.requests += i128::from(tenths[k]);
                     part.cents += i128::from(cents[k]);
                 }
+                let start = second * 1000;
                 for piece in &e.pieces {
                     let events = reply.next().ok_or_else(missing)?;
                     let mut rest = Sum::default();
                     add_events(&mut rest, &events)?;
+                    if let Some(packed) = as_str(&detail) {
+                        add_compacted(&mut rest, packed, piece.from - start, piece.to - start)?;
+                    }
                     part.add(rest, piece.subtract);
                 }
                 sum.add(part, false);
@@ -1452,21 +1456,24 @@ fn integers(reply: &Value) -> Result<Vec<i64>, StoreError> {
 /// Adds the millisecond offsets `lo..=hi` of one second's compacted detail
 /// (`"<offset>:<count>:<cents> ..."`, `compact.lua`).
 fn add_compacted(sum: &mut Sum, packed: &str, lo: i64, hi: i64) -> Result<(), StoreError> {
-    for entry in packed.split_ascii_whitespace() {
-        let mut fields = entry.splitn(3, ':');
-        let parsed = (|| {
-            let offset = fields.next()?.parse::<i64>().ok()?;
-            let count = fields.next()?.parse::<u64>().ok()?;
-            let cents = fields.next()?.parse::<i128>().ok()?;
-            Some((offset, count, cents))
-        })();
-        let Some((offset, count, cents)) = parsed else {
-            return Err(StoreError::Unexpected(format!("summary detail {entry:?}")));
-        };
-        if (lo..=hi).contains(&offset) {
-            sum.requests += i128::from(count);
-            sum.cents += cents;
+    let bad = |entry: &str| StoreError::Unexpected(format!("summary detail {entry:?}"));
+    // compact.lua writes the offsets in order: only those up to `hi` are looked at, and
+    // only those from `lo` on are parsed whole.
+    for entry in packed.split(' ').filter(|e| !e.is_empty()) {
+        let (offset, rest) = entry.split_once(':').ok_or_else(|| bad(entry))?;
+        let offset = offset.parse::<i64>().map_err(|_| bad(entry))?;
+        if offset > hi {
+            break;
         }
+        if offset < lo {
+            continue;
+        }
+        let (count, cents) = rest.split_once(':').ok_or_else(|| bad(entry))?;
+        let (Ok(count), Ok(cents)) = (count.parse::<u64>(), cents.parse::<i128>()) else {
+            return Err(bad(entry));
+        };
+        sum.requests += i128::from(count);
+        sum.cents += cents;
     }
     Ok(())
 }
@@ -1779,6 +1786,9 @@ mod tests {
             base + 60_000,
             base + 1_000,
             base + 12 * 3_600_000 + 34 * 60_000 + 56_789,
+            // Inside a second, away from its tenths' boundaries.
+            base + 5_234,
+            base + 5_451,
             -DAY,
             0,
         ];
@@ -1797,6 +1807,8 @@ mod tests {
         let lengths = [
             0,
             1,
+            98,
+            444,
             998,
             999,
             1_000,
@@ -1856,6 +1868,7 @@ mod tests {
         assert_eq!(t, Sum::default());
         assert!(add_compacted(&mut t, "0:1", 0, 999).is_err());
         assert!(add_compacted(&mut t, "x:1:2", 0, 999).is_err());
+        assert!(add_compacted(&mut t, "0:1:1 3:1", 0, 999).is_err());
     }
 
     #[test]

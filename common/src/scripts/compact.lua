@@ -5,14 +5,11 @@
 -- exactly one of them at any instant), and the detail of an old second costs one short
 -- string of at most 1 000 entries instead of one sorted-set member per payment.
 -- Sums are decimal strings added digit by digit: Lua numbers are doubles, cents are not.
--- The moved payments leave their tenths of a second too (record.lua's mirror of `ev`); a
--- tenth left with nothing is deleted, so tenths live only as long as `ev` holds payments.
 -- A payment recorded late into a second whose detail was already dropped (below the
 -- watermark of drop_detail.lua) leaves `ev` without a string: that second's millisecond
 -- detail stays gone (its bucket counts it; a query with an edge in it is refused).
 -- KEYS[1] events by requestedAt (ev)  KEYS[2] compacted detail (second -> 'off:count:cents ...')
 -- KEYS[3] the first second whose detail is kept (drop_detail.lua; absent: all of it)
--- KEYS[4] counts by bucket  KEYS[5] cents by bucket (their tenths of a second, record.lua)
 -- ARGV[1] horizon in ms  ARGV[2] most payments moved by this call
 -- Returns the number of payments moved (below ARGV[2] once nothing older is left).
 local function add(a, b)
@@ -38,19 +35,10 @@ end
 local kept_from = tonumber(redis.call('GET', KEYS[3]) or '')
 local seconds = {}
 local members = {}
-local tenths = {}
 for i = 1, #batch, 2 do
   local member, ms = batch[i], tonumber(batch[i + 1])
   local cents = string.match(member, ':(%d+)$') or '0'
   local sec = math.floor(ms / 1000)
-  local tenth = string.format('t%d', math.floor(ms / 100))
-  local moved = tenths[tenth]
-  if moved then
-    moved[1] = moved[1] + 1
-    moved[2] = add(moved[2], cents)
-  else
-    tenths[tenth] = {1, cents}
-  end
   if not kept_from or sec >= kept_from then
     local off = ms - sec * 1000
     local offs = seconds[sec]
@@ -94,16 +82,6 @@ for sec, offs in pairs(seconds) do
     parts[#parts + 1] = string.format('%d:%d:%s', off, offs[off][1], offs[off][2])
   end
   redis.call('HSET', KEYS[2], field, table.concat(parts, ' '))
-end
--- A tenth written by an older revision's record.lua (none) goes below zero: deleted too,
--- and the summary, which checks the tenths against `ev`, reads such seconds per payment.
-for field, moved in pairs(tenths) do
-  if redis.call('HINCRBY', KEYS[4], field, -moved[1]) <= 0 then
-    redis.call('HDEL', KEYS[4], field)
-    redis.call('HDEL', KEYS[5], field)
-  elseif moved[2] ~= '0' then
-    redis.call('HINCRBY', KEYS[5], field, '-' .. moved[2])
-  end
 end
 -- unpack() has a small stack limit: remove in chunks.
 for first = 1, #members, 1000 do

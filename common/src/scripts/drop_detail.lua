@@ -3,11 +3,13 @@
 -- Store::summary from which second on the detail is still kept. The per-second, minute,
 -- hour and day buckets stay: a window whose edges are whole seconds stays exact at any age;
 -- one with a millisecond edge in a dropped second is refused (422), never answered from
--- partial data. Bounded work per call: at most ARGV[2] seconds are walked (HDEL of up to that
--- many fields), days without traffic are skipped through the days index.
+-- partial data. The seconds' tenths (record.lua) go with their detail. Bounded work per
+-- call: at most ARGV[2] seconds are walked (HDEL of up to 21 fields each), days without
+-- traffic are skipped through the days index.
 -- KEYS[1] compacted detail (hash: second -> string)  KEYS[2] watermark (string: the first
 -- second whose detail is kept)  KEYS[3] days index  KEYS[4] seconds not rolled up yet (older
--- revisions; their days may be missing from the days index)
+-- revisions; their days may be missing from the days index)  KEYS[5] counts by bucket
+-- KEYS[6] cents by bucket (their tenths of a second)
 -- ARGV[1] SUMMARY_DETAIL_RETENTION in ms  ARGV[2] most seconds walked by this call
 -- Returns the number of seconds walked (below ARGV[2] once the watermark reached the cutoff).
 local t = redis.call('TIME')
@@ -42,12 +44,21 @@ while from < cutoff and walked < most do
   end
   local to = math.min(cutoff, from + most - walked, (math.floor(from / 86400) + 1) * 86400)
   local fields = {}
+  local tenths = {}
   for s = from, to - 1 do
     fields[#fields + 1] = string.format('%d', s)
+    for t = s * 10, s * 10 + 9 do
+      tenths[#tenths + 1] = string.format('t%d', t)
+    end
   end
   -- unpack() has a small stack limit: delete in chunks.
   for first = 1, #fields, 1000 do
     redis.call('HDEL', KEYS[1], unpack(fields, first, math.min(first + 999, #fields)))
+  end
+  for first = 1, #tenths, 1000 do
+    local chunk = {unpack(tenths, first, math.min(first + 999, #tenths))}
+    redis.call('HDEL', KEYS[5], unpack(chunk))
+    redis.call('HDEL', KEYS[6], unpack(chunk))
   end
   walked = walked + (to - from)
   from = to

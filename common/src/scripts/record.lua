@@ -6,8 +6,8 @@
 -- The summary counts a payment in the buckets of its UTC second, minute, hour and day of
 -- requestedAt (fields '<second>', 'm<minute>', 'h<hour>', 'd<day>' of the counts and cents
 -- hashes), so a window of any length reads a bounded number of buckets (summary.lua). Each
--- bucket is added to once per call, not once per payment. Fields 't<tenth of a second>'
--- count the payments still in `ev` (see below).
+-- bucket is added to once per call, not once per payment. So is the tenth of a second
+-- (field 't<tenth>', see below).
 -- KEYS[1] stream  KEYS[2..5] default: counts by bucket, cents by bucket, days index, events by requestedAt  KEYS[6..9] the same for fallback  KEYS[9+i] status hash of payment i
 -- ARGV[1] group  ARGV[2] retention ms ('' = keep)  ARGV[6i-3] correlation id of payment i  ARGV[6i-2] its processor  ARGV[6i-1] requestedAt (ms)  ARGV[6i] requestedAt second  ARGV[6i+1] cents  ARGV[6i+2] stream entry id ('' = none)
 -- Returns one reply per payment, in order: 'ok' | 'dup' | 'missing'
@@ -154,10 +154,10 @@ for proc, secs in pairs(seconds) do
   end
 end
 
--- The tenths of a second (fields 't<requestedAt div 100>'), which mirror `ev`: a tenth holds
--- exactly the payments whose member is in `ev` (compact.lua takes them out of both at once),
--- so a summary edge reads the whole tenths from them and only the rest per payment. Each
--- is at most its second's bucket, which fits.
+-- The tenths of a second (fields 't<requestedAt div 100>'): like the second, but kept only
+-- as long as the second's millisecond detail (drop_detail.lua). A summary edge reads its
+-- whole tenths from them and only the rest per payment. Each is at most its second's
+-- bucket, which fits.
 local tenths = {default = {}, fallback = {}}
 for _, i in ipairs(todo) do
   local t10 = tenths[ARGV[6 * i - 2]]

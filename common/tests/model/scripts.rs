@@ -489,14 +489,14 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "compact",
         modelled: false,
-        keys: "KEYS[1] events by requestedAt (ev) KEYS[2] compacted detail (second -> 'off:count:cents ...') KEYS[3] the first second whose detail is kept (drop_detail.lua; absent: all of it) KEYS[4] counts by bucket KEYS[5] cents by bucket (their tenths of a second, record.lua)",
+        keys: "KEYS[1] events by requestedAt (ev) KEYS[2] compacted detail (second -> 'off:count:cents ...') KEYS[3] the first second whose detail is kept (drop_detail.lua; absent: all of it)",
         argv: "ARGV[1] horizon in ms ARGV[2] most payments moved by this call",
         returns: "Returns the number of payments moved (below ARGV[2] once nothing older is left).",
     },
     Contract {
         script: "drop_detail",
         modelled: false,
-        keys: "KEYS[1] compacted detail (hash: second -> string) KEYS[2] watermark (string: the first second whose detail is kept) KEYS[3] days index KEYS[4] seconds not rolled up yet (older revisions; their days may be missing from the days index)",
+        keys: "KEYS[1] compacted detail (hash: second -> string) KEYS[2] watermark (string: the first second whose detail is kept) KEYS[3] days index KEYS[4] seconds not rolled up yet (older revisions; their days may be missing from the days index) KEYS[5] counts by bucket KEYS[6] cents by bucket (their tenths of a second)",
         argv: "ARGV[1] SUMMARY_DETAIL_RETENTION in ms ARGV[2] most seconds walked by this call",
         returns: "Returns the number of seconds walked (below ARGV[2] once the watermark reached the cutoff).",
     },

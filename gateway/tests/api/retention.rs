@@ -36,52 +36,51 @@ async fn zcard(store: &Store, key: &str) -> u64 {
         .unwrap()
 }
 
-/// The tenths of a second in the counts and cents hashes (`t<ms div 100>`) hold exactly
-/// the payments still in `ev`, per tenth: record.lua adds to both, compact.lua takes from
-/// both. Returns how many tenths there are.
-async fn assert_tenths_mirror_ev(store: &Store) -> usize {
+/// The tenths of a second in the counts and cents hashes (`t<ms div 100>`, record.lua) add
+/// up, count and cents, to their second's bucket, for every second with tenths; every
+/// second with payments has them unless listed in `without`. Returns the tenths seen.
+pub(crate) async fn assert_tenths_add_up(store: &Store, without: &[i64]) -> usize {
     use std::collections::BTreeMap;
     let mut conn = store.connection();
-    let mut tenths = 0;
+    let mut seen = 0;
     for p in Processor::ALL {
         let keys = store.keys().summary(p);
-        let mut from_ev: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        let members: Vec<(String, i64)> = redis::cmd("ZRANGE")
-            .arg(&keys.events)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        for (member, at) in members {
-            let cents: i64 = member.rsplit_once(':').unwrap().1.parse().unwrap();
-            let t = from_ev
-                .entry(format!("t{}", at.div_euclid(100)))
-                .or_default();
-            *t = (t.0 + 1, t.1 + cents);
-        }
-        let mut stored: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        // second -> (count, cents) of the second's bucket and of its tenths
+        let mut buckets: BTreeMap<i64, [(i64, i64); 2]> = BTreeMap::new();
         for (key, slot) in [(&keys.counts, 0), (&keys.cents, 1)] {
             let all: Vec<(String, String)> = redis::cmd("HGETALL")
                 .arg(key)
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            for (field, value) in all.into_iter().filter(|(f, _)| f.starts_with('t')) {
-                let t = stored.entry(field).or_default();
-                let v: i64 = value.parse().unwrap();
-                if slot == 0 {
-                    t.0 = v;
+            for (field, value) in all {
+                let Ok(v) = value.parse::<i64>() else {
+                    continue;
+                };
+                let (second, which) = if let Some(t) = field.strip_prefix('t') {
+                    seen += usize::from(slot == 0);
+                    (t.parse::<i64>().unwrap().div_euclid(10), 1)
+                } else if let Ok(second) = field.parse::<i64>() {
+                    (second, 0)
                 } else {
-                    t.1 = v;
+                    continue;
+                };
+                let cell = &mut buckets.entry(second).or_default()[which];
+                if slot == 0 {
+                    cell.0 += v;
+                } else {
+                    cell.1 += v;
                 }
             }
         }
-        assert_eq!(stored, from_ev, "{p}: tenths against ev");
-        tenths += stored.len();
+        for (second, [whole, tenths]) in buckets {
+            if without.contains(&second) {
+                continue;
+            }
+            assert_eq!(tenths, whole, "{p}: the tenths of second {second}");
+        }
     }
-    tenths
+    seen
 }
 
 #[tokio::test]
@@ -106,15 +105,13 @@ async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_de
         recorded.push((Processor::Default, at, MAX_CENTS));
     }
     assert_summary_exact(store, &recorded, (base, 6_000), 300, 1).await;
-    assert!(assert_tenths_mirror_ev(store).await > 30);
+    assert!(assert_tenths_add_up(store, &[]).await > 30);
 
-    // Compact in batches of 7 payments: seconds split across calls are merged, and their
-    // tenths are left with what stays in `ev` in between.
+    // Compact in batches of 7 payments: seconds split across calls are merged.
     let moved = retention::compact_summary(store, Duration::ZERO, 7)
         .await
         .unwrap();
     assert_eq!(moved, recorded.len() as u64);
-    assert_eq!(assert_tenths_mirror_ev(store).await, 0, "tenths outlive ev");
     let keys = store.keys();
     for p in Processor::ALL {
         assert_eq!(
@@ -128,21 +125,23 @@ async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_de
     // Payments recorded late into seconds already compacted: the query reads both places.
     record_random(store, &mut rng, (base, 6_000), 200, &mut recorded).await;
     assert_summary_exact(store, &recorded, (base, 6_000), 300, 3).await;
-    assert!(assert_tenths_mirror_ev(store).await > 30);
     // ... and a second compaction merges them in.
     let moved = retention::compact_summary(store, Duration::ZERO, 50)
         .await
         .unwrap();
     assert_eq!(moved, 200);
     assert_summary_exact(store, &recorded, (base, 6_000), 300, 4).await;
-    assert_eq!(assert_tenths_mirror_ev(store).await, 0);
+    assert!(assert_tenths_add_up(store, &[]).await > 30);
+    // Every edge was read through the tenths.
+    assert_eq!(store.summary_rereads(), 0);
 
-    // Payments in `ev` without tenths (recorded by a revision before them), some seconds
-    // mixed with payments that have them: those edges are read per payment, still exact,
-    // and compaction leaves no tenth behind.
+    // Seconds whose payments have no tenths (recorded by a revision before them), some
+    // mixed with payments that have them: those windows are read again without tenths,
+    // still exact, before and after compaction.
     let mut conn = store.connection();
     let legacy = base + 10_000;
     record_random(store, &mut rng, (legacy, 3_000), 150, &mut recorded).await;
+    let mut without = Vec::new();
     for p in Processor::ALL {
         let k = keys.summary(p);
         let fields: Vec<String> = (legacy / 100..(legacy + 3_000) / 100)
@@ -157,15 +156,17 @@ async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_de
                 .unwrap();
         }
     }
+    without.extend(legacy / 1000..(legacy + 3_000) / 1000);
     record_random(store, &mut rng, (legacy, 3_000), 30, &mut recorded).await;
     assert_summary_exact(store, &recorded, (legacy, 3_000), 300, 5).await;
+    assert!(store.summary_rereads() > 100, "{}", store.summary_rereads());
     assert_summary_exact(store, &recorded, (base, 13_000), 100, 6).await;
     let moved = retention::compact_summary(store, Duration::ZERO, 13)
         .await
         .unwrap();
     assert_eq!(moved, 180);
-    assert_eq!(assert_tenths_mirror_ev(store).await, 0);
     assert_summary_exact(store, &recorded, (base, 13_000), 300, 7).await;
+    assert_tenths_add_up(store, &without).await;
 
     // A horizon keeps recent detail where it is.
     let id = new_id();
@@ -289,6 +290,25 @@ async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_st
         .await
         .unwrap();
     assert!(walked > 0 && walked <= 2 * 86_400, "walked {walked}");
+    // The dropped seconds' tenths went with their detail; the kept ones stay.
+    for p in Processor::ALL {
+        for key in [&keys.summary(p).counts, &keys.summary(p).cents] {
+            let fields: Vec<String> = redis::cmd("HKEYS")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let tenths: Vec<i64> = fields
+                .iter()
+                .filter_map(|f| f.strip_prefix('t')?.parse().ok())
+                .collect();
+            assert!(
+                tenths.iter().all(|t| t * 100 >= recent),
+                "{p}: old tenths left in {key}"
+            );
+            assert!(!tenths.is_empty(), "{p}: recent tenths dropped from {key}");
+        }
+    }
     // Payments recorded late into the dropped seconds count in their buckets; compaction
     // moves them out of `ev` without writing detail below the watermark.
     record_random(store, &mut rng, (old, 6_000), 20, &mut recorded).await;

@@ -325,6 +325,12 @@ async fn sums_beyond_2_53_per_call_and_2_63_per_day_stay_exact() {
         hget(store, &keys.cents, &second).await,
         Some((128 * MAX_CENTS).to_string())
     );
+    // Its tenths: .000-.099 and .100-.127, each added in parts in one call.
+    let tenth = Bucket::Tenth(MIDNIGHT / 100).field();
+    assert_eq!(
+        hget(store, &keys.cents, &tenth).await,
+        Some((100 * MAX_CENTS).to_string())
+    );
 
     // An hour bucket made nearly full behind the scripts' back: the next payment into it
     // saturates it (it is read through its minutes from then on), and is recorded.
@@ -359,6 +365,8 @@ async fn sums_beyond_2_53_per_call_and_2_63_per_day_stay_exact() {
         (recorded.len() as u64, total)
     );
     assert_summary_exact(store, &recorded, (MIDNIGHT, DAY), 300, 3).await;
+    assert!(crate::retention::assert_tenths_add_up(store, &[]).await >= 2 * 73);
+    assert_eq!(store.summary_rereads(), 0);
 }
 
 #[tokio::test]

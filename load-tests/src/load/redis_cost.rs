@@ -365,7 +365,9 @@ impl Round {
                     .arg(field::PRIOR_SAFE_AT)
                     .arg(field::HELD_BY)
                     .ignore();
-                for bucket in Bucket::all_of(sec) {
+                // The payment's buckets, as record.lua writes them (here once per payment).
+                let tenth = Bucket::Tenth(r.requested_at.div_euclid(100));
+                for bucket in Bucket::all_of(sec).into_iter().chain([tenth]) {
                     let f = bucket.field();
                     pipe.cmd("HINCRBY").arg(&k.counts).arg(&f).arg(1).ignore();
                     pipe.cmd("HINCRBY")

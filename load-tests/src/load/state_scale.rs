@@ -339,6 +339,8 @@ impl Run {
                 p50_ms = q.latency.p50_ms,
                 p99_ms = q.latency.p99_ms,
                 max_ms = q.latency.max_ms,
+                server_us = q.server_us_per_call,
+                rereads = q.rereads,
                 exact = q.windows_exact == q.windows_checked,
                 "summary"
             );
@@ -356,11 +358,13 @@ impl Run {
             .query(redis::cmd("CONFIG").arg("RESETSTAT"))
             .await?;
         let mut latency = Latency::new();
+        let rereads = self.store.summary_rereads();
         for w in kind.windows.iter().cycle().take(self.cfg.reps) {
             let started = Instant::now();
             self.store.summary(*w).await?;
             latency.record(started.elapsed());
         }
+        let rereads = self.store.summary_rereads() - rereads;
         // The whole of each call: its EXEC (script and edge reads), or the bare script.
         let server_us_per_call =
             Some(server_usec(&self.store).await? as f64 / self.cfg.reps as f64);
@@ -382,6 +386,7 @@ impl Run {
             target_p99_ms: kind.target_p99_ms,
             latency,
             server_us_per_call,
+            rereads,
             windows_checked: kind.windows.len(),
             windows_exact: exact,
         })

@@ -92,6 +92,9 @@ pub struct QueryKind {
     /// Server side: µs per call of its outermost command (`EXEC`, or `EVALSHA` for a bare
     /// script), from `INFO commandstats`.
     pub server_us_per_call: Option<f64>,
+    /// Of the timed calls, how many read the window a second time without tenths (an edge
+    /// second recorded without them).
+    pub rereads: u64,
     /// Distinct windows compared with the payments' own totals, and how many matched.
     pub windows_checked: usize,
     pub windows_exact: usize,
@@ -138,6 +141,7 @@ pub(crate) mod tests {
             description: format!("{kind} window"),
             latency: latency(p50, p99),
             server_us_per_call: Some(p50 * 500.0),
+            rereads: 0,
             windows_checked: 20,
             windows_exact: 20,
             target_p99_ms: target,
