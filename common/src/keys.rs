@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `{p}:stream` | stream | one entry per accepted payment: `id`, `amt` (cents) |
 //! | `{p}:pay:<uuid>` | hash | status, amount, entry id, pinned processor and whether an attempt there is unresolved, the Redis time from which a 404 proves absence, requestedAt, attempts |
-//! | `{p}:sum:<proc>:n` / `:c` | hash | count / cents recorded for `proc` per bucket of requestedAt: field `<s>` a UTC second, `m<minute>`, `h<hour>`, `d<day>` (numbers since the epoch), `t<tenth of a second>` (until its second's detail is dropped); a roll-up bucket's cents `sat` when it would overflow (read its parts instead) |
+//! | `{p}:sum:<proc>:n` / `:c` | hash | count / cents recorded for `proc` per bucket of requestedAt: field `<s>` a UTC second, `m<minute>`, `h<hour>`, `d<day>` (numbers since the epoch), `t<tenth of a second>` (until its second's detail is dropped; a payment recorded later than that leaves its pair); a roll-up bucket's cents `sat` when it would overflow (read its parts instead) |
 //! | `{p}:sum:<proc>:days` | zset | the days present in the two hashes (score = day) |
 //! | `{p}:sum:<proc>:ev` | zset | one member `<uuid>:<cents>` per payment, score = requestedAt ms |
 //! | `{p}:sum:<proc>:ms` | hash | compacted `ev` (`retention`): UTC second → `<ms offset>:<count>:<cents> ...` |

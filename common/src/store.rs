@@ -836,7 +836,7 @@ impl Store {
         self.rereads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// One atomic read of `plan`; `None` when an edge second's tenths do not mirror `ev`.
+    /// One atomic read of `plan`; `None` when an edge second's tenths do not add up to it.
     async fn read_summary(&self, plan: &SummaryPlan) -> Result<Option<Summary>, StoreError> {
         if !plan.reads_edges() && !plan.reads_buckets() {
             // An empty window (`from` after `to`): nothing to read.
@@ -878,7 +878,7 @@ impl Store {
             for e in &plan.fine {
                 let second = e.second();
                 pipe.cmd("HGET").arg(&k.detail).arg(second);
-                // The second's count, then its ten tenths'.
+                // The second's count and cents, then its ten tenths'.
                 let tenths = (second * 10..second * 10 + 10).map(|t| Bucket::Tenth(t).field());
                 pipe.cmd("HMGET")
                     .arg(&k.counts)
@@ -886,6 +886,7 @@ impl Store {
                     .arg(tenths.clone().collect::<Vec<_>>());
                 pipe.cmd("HMGET")
                     .arg(&k.cents)
+                    .arg(second)
                     .arg(tenths.collect::<Vec<_>>());
                 for piece in &e.pieces {
                     pipe.cmd("ZRANGEBYSCORE")
@@ -964,13 +965,21 @@ impl Store {
                 let second = e.second();
                 let counts = integers(&counts)?;
                 let cents = integers(&cents)?;
-                let (Some((&count, tenths)), true) = (counts.split_first(), cents.len() == 10)
+                let (Some((&count, tenths)), Some((&second_cents, cents))) =
+                    (counts.split_first(), cents.split_first())
                 else {
                     return Err(StoreError::Unexpected(format!("summary tenths {counts:?}")));
                 };
+                if tenths.len() != 10 || cents.len() != 10 {
+                    return Err(StoreError::Unexpected(format!("summary tenths {counts:?}")));
+                }
                 refuse(second, count != 0)?;
                 let uses_tenths = !e.tenths.is_empty() || e.pieces.iter().any(|p| p.subtract);
-                if uses_tenths && tenths.iter().sum::<i64>() != count {
+                let add_up = |v: &[i64]| v.iter().map(|&n| i128::from(n)).sum::<i128>();
+                if uses_tenths
+                    && (add_up(tenths) != i128::from(count)
+                        || add_up(cents) != i128::from(second_cents))
+                {
                     return Ok(None);
                 }
                 let mut part = Sum::default();
@@ -1499,9 +1508,10 @@ struct SummaryPlan {
 /// How the partial seconds at a window's edges are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Edges {
-    /// The compacted detail of the range, its whole tenths of a second from their buckets
-    /// (which mirror `ev`, `record.lua`) and the rest of `ev` per payment: at most half a
-    /// tenth at each end. Valid only where the tenths mirror `ev`, which the read checks.
+    /// The range's whole tenths of a second from their buckets (which count every payment,
+    /// like the second's, `record.lua`), plus or minus the rest per payment from `ev` and the
+    /// compacted detail: at most half a tenth at each end. Valid only where the second's ten
+    /// tenths add up to its bucket (count and cents), which the read checks.
     Tenths,
     /// The range from `ev` and the compacted detail, or the second's bucket minus the rest
     /// when that is shorter: at most half a second per payment. Valid always.
@@ -1517,15 +1527,15 @@ struct EdgeRange {
     subtract: bool,
 }
 
-/// A partial second read through its tenths: the compacted detail of `from..=to`, plus the
-/// payments in `ev` over the same range as the `tenths` read whole and the `pieces`.
+/// A partial second `from..=to` read through its tenths: the `tenths` read whole, plus or
+/// minus the `pieces`, which together cover the range exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FineEdge {
     from: Millis,
     to: Millis,
     /// Tenths of a second (`ms div 100`) read from their buckets.
     tenths: Vec<i64>,
-    /// Ranges of `ev`, each within one tenth, read per payment.
+    /// Ranges, each within one tenth, read per payment from `ev` and the compacted detail.
     pieces: Vec<EdgeRange>,
 }
 
@@ -1690,8 +1700,7 @@ mod tests {
                 (e.from, e.to, if e.subtract { -1 } else { 1 })
             })
             .collect();
-        // A fine edge reads its range from the compacted detail and, from `ev`, the whole
-        // tenths plus or minus the pieces: the `ev` part must cover the same range.
+        // A fine edge's whole tenths plus or minus its pieces must cover its range exactly.
         for e in &plan.fine {
             assert_eq!(e.from.div_euclid(1000), e.to.div_euclid(1000), "{e:?}");
             let mut ev = Vec::new();

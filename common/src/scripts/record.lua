@@ -155,7 +155,8 @@ for proc, secs in pairs(seconds) do
 end
 
 -- The tenths of a second (fields 't<requestedAt div 100>'): like the second, but kept only
--- as long as the second's millisecond detail (drop_detail.lua). A summary edge reads its
+-- as long as the second's millisecond detail (drop_detail.lua; a payment recorded after its
+-- second's detail was dropped leaves its tenth for good). A summary edge reads its
 -- whole tenths from them and only the rest per payment. Each is at most its second's
 -- bucket, which fits.
 local tenths = {default = {}, fallback = {}}

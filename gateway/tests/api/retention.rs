@@ -309,6 +309,19 @@ async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_st
             assert!(!tenths.is_empty(), "{p}: recent tenths dropped from {key}");
         }
     }
+    let dropped: Vec<i64> = (old / 1000..old / 1000 + 6).collect();
+    assert_tenths_add_up(store, &dropped).await;
+    let rereads = store.summary_rereads();
+    let kept = Window {
+        from: Some(recent + 1_234),
+        to: Some(recent + 4_567),
+    };
+    assert_exact(store, &recorded, kept).await;
+    assert_eq!(
+        store.summary_rereads(),
+        rereads,
+        "kept seconds read without tenths"
+    );
     // Payments recorded late into the dropped seconds count in their buckets; compaction
     // moves them out of `ev` without writing detail below the watermark.
     record_random(store, &mut rng, (old, 6_000), 20, &mut recorded).await;

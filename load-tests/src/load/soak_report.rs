@@ -11,7 +11,8 @@
 //! slopes (over the last half) are reported, not judged.
 //!
 //! Redis' memory is judged without the summary's kept time series (per-second counts and
-//! cents, their index, and the compacted per-millisecond detail): the README states it is
+//! cents, their index, the compacted per-millisecond detail and the tenths of a second):
+//! the README states it is
 //! kept for good, growing with time (~11 bytes per millisecond with payments), not with
 //! payments; its growth is reported beside the verdict.
 
