@@ -175,7 +175,7 @@ section_ref() {
           --pid "nginx-static=$STATIC_PIDS"
       else
         # shellcheck disable=SC2046
-        rinha "ref-stack-$REDIS_APPENDFSYNC-$round" $(stack_pids)
+        rinha "ref-stack-$REDIS_APPENDFSYNC-$round" $(stack_pids) $(stack_redis)
       fi
     done
     static+=(--static "$RESULTS/ref-static-$REDIS_APPENDFSYNC-$round.json")

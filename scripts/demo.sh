@@ -21,7 +21,7 @@ say "reference load test (${DURATION_SECS:-60} s); results in $RESULTS/$NAME.{js
   --max-requests "${MAX_REQUESTS:-550}" \
   --duration-secs "${DURATION_SECS:-60}" \
   --stage-secs "${STAGE_SECS:-10}" \
-  $(stack_pids) \
+  $(stack_pids) $(stack_redis) \
   --out "$RESULTS" --name "$NAME"
 
 say "peak memory of the stack's processes during the run"

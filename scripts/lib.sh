@@ -55,6 +55,13 @@ cleanup_children() {
   done
 }
 
+# stack_redis — "--redis-url URL" for the stack's Redis in $RUN_DIR (written by up.sh), so a
+# reference run reports Redis' commands per payment; nothing before up.sh wrote it.
+stack_redis() {
+  [ -f "$RUN_DIR/redis.url" ] && printf -- '--redis-url %s' "$(cat "$RUN_DIR/redis.url")"
+  return 0
+}
+
 # stack_pids — "--pid name=pid[,pid]" flags for the processes of the stack in $RUN_DIR, from
 # up.sh's pid files (nginx with its workers): never another run's or another user's process
 # with a similar command line.

@@ -73,6 +73,8 @@ if [ "$REDIS_TRANSPORT" = unix ]; then
 else
   export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 fi
+# For the benchmarks' Redis statistics (scripts/lib.sh: stack_redis).
+printf '%s\n' "$REDIS_URL" >"$RUN_DIR/redis.url"
 PIDS=$RUN_DIR/pids
 rm -f "$PIDS"/*.pid "$RUN_DIR/stopping"
 

@@ -143,6 +143,10 @@ struct RinhaArgs {
     /// Report a process group's CPU per payment: NAME=PID[,PID...] (repeatable).
     #[arg(long = "pid", value_name = "NAME=PID")]
     pids: Vec<ProcGroup>,
+    /// The stack's Redis (e.g. redis+unix:///RUN_DIR/redis.sock): report each command's
+    /// calls and µs per payment (its statistics are reset at the start).
+    #[arg(long)]
+    redis_url: Option<String>,
     #[command(flatten)]
     output: Output,
 }
@@ -465,6 +469,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 out_dir,
                 name,
                 pids: a.pids,
+                redis_url: a.redis_url,
             };
             let r = run_rinha(cfg).await?;
             print!("{}", report::rinha_table(&r));

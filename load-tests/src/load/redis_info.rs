@@ -89,6 +89,45 @@ pub async fn server_usec(store: &Store) -> anyhow::Result<u64> {
     Ok(outermost_usec(&text))
 }
 
+/// One command's share of a run, from `INFO commandstats` after a `CONFIG RESETSTAT`: the
+/// commands run inside a script or transaction are counted under their own names too, so
+/// `evalsha`'s and `exec`'s µs include theirs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CommandCost {
+    pub command: String,
+    pub calls: u64,
+    pub usec: u64,
+    pub calls_per_payment: f64,
+    pub usec_per_payment: f64,
+}
+
+/// Every command of `INFO commandstats`, per payment, most µs first.
+pub fn command_costs(text: &str, payments: u64) -> Vec<CommandCost> {
+    let per = |n: u64| n as f64 / payments.max(1) as f64;
+    let mut out: Vec<CommandCost> = text
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |key: &str| {
+                stats.split(',').find_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    (k == key).then(|| v.parse::<u64>().ok())?
+                })
+            };
+            let (calls, usec) = (field("calls")?, field("usec")?);
+            Some(CommandCost {
+                command: name.to_string(),
+                calls,
+                usec,
+                calls_per_payment: per(calls),
+                usec_per_payment: per(usec),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.usec.cmp(&a.usec).then(a.command.cmp(&b.command)));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -121,5 +160,19 @@ mod tests {
         let text = "cmdstat_evalsha:calls=12,usec=3400,usec_per_call=283.33\r\n";
         assert_eq!(outermost_usec(text), 3400);
         assert_eq!(outermost_usec(""), 0);
+    }
+
+    #[test]
+    fn command_costs_are_per_payment_most_usec_first() {
+        let text = "# Commandstats\r\ncmdstat_evalsha:calls=12,usec=3400,usec_per_call=283.33,\
+            rejected_calls=0,failed_calls=0\r\ncmdstat_xreadgroup:calls=4,usec=4000,usec_per_call=1000.00\r\n\
+            cmdstat_config|resetstat:calls=1,usec=5,usec_per_call=5.00\r\n";
+        let costs = command_costs(text, 4);
+        let names: Vec<&str> = costs.iter().map(|c| c.command.as_str()).collect();
+        assert_eq!(names, ["xreadgroup", "evalsha", "config|resetstat"]);
+        assert_eq!(costs[1].calls, 12);
+        assert_eq!(costs[1].calls_per_payment, 3.0);
+        assert_eq!(costs[0].usec_per_payment, 1000.0);
+        assert!(command_costs("", 4).is_empty());
     }
 }

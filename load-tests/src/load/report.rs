@@ -157,6 +157,21 @@ pub fn rinha_table(r: &RinhaReport) -> String {
             format!("{total:.1} in all: {}", parts.join(", ")),
         );
     }
+    if !r.redis_commands.is_empty() {
+        // The five costliest commands (a script's own commands are inside its µs).
+        let top: Vec<String> = r
+            .redis_commands
+            .iter()
+            .take(5)
+            .map(|c| {
+                format!(
+                    "{} {:.2}×/{:.1} µs",
+                    c.command, c.calls_per_payment, c.usec_per_payment
+                )
+            })
+            .collect();
+        row("Redis per payment", top.join(", "));
+    }
     row("latency ms (payments)", percentiles(&r.payment_latency));
     row("requests", r.requests.requests.to_string());
     row("accepted (2xx)", r.requests.accepted.to_string());

@@ -29,6 +29,7 @@ use tokio::time::{sleep_until, Instant};
 use super::checker::{self, CheckRecord, CheckWindow};
 use super::control::{iso_ms, BackendSummary, Conditions, Control, Endpoints, ProcessorSummary};
 use super::procstat::{CpuPerPayment, GroupSample, LoadAverages, ProcGroup};
+use super::redis_info::{command_costs, CommandCost};
 use super::score::{self, Score, ScoreInput};
 use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
 
@@ -60,6 +61,9 @@ pub struct RinhaConfig {
     pub name: String,
     /// Process groups whose CPU per payment is reported (`--pid NAME=PID,...`).
     pub pids: Vec<ProcGroup>,
+    /// The stack's Redis: its statistics are reset at the start and each command's calls
+    /// and µs per payment reported at the end (`None`: not read).
+    pub redis_url: Option<String>,
 }
 
 impl Default for RinhaConfig {
@@ -75,6 +79,7 @@ impl Default for RinhaConfig {
             out_dir: Some(PathBuf::from("load-tests/results")),
             name: "rinha".into(),
             pids: Vec::new(),
+            redis_url: None,
         }
     }
 }
@@ -365,6 +370,8 @@ pub struct RinhaReport {
     /// CPU of each watched process group from the start of the run to the final
     /// summaries, per accepted payment.
     pub processes: Vec<CpuPerPayment>,
+    /// The stack's Redis over the same span, per accepted payment (`--redis-url`).
+    pub redis_commands: Vec<CommandCost>,
     /// Files written for this run (paths as given).
     pub files: Vec<String>,
 }
@@ -466,6 +473,18 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         .await
         .map_err(|e| anyhow::anyhow!("setting stage 0: {e}"))?;
 
+    let redis = match &cfg.redis_url {
+        Some(url) => {
+            let client = redis::Client::open(url.as_str()).context("--redis-url")?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            let _: () = redis::cmd("CONFIG")
+                .arg("RESETSTAT")
+                .query_async(&mut conn)
+                .await?;
+            Some(conn)
+        }
+        None => None,
+    };
     let cpu_before: Vec<GroupSample> = cfg.pids.iter().map(ProcGroup::sample).collect();
     let started_at = OffsetDateTime::now_utc();
     let load_average = LoadAverages::started();
@@ -559,6 +578,15 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
     let (backend, default, fallback) = final_summaries(&control, from, to).await?;
     let finished_at = OffsetDateTime::now_utc();
     let cpu_after: Vec<GroupSample> = cfg.pids.iter().map(ProcGroup::sample).collect();
+    let commandstats = match redis {
+        Some(mut conn) => Some(
+            redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async::<String>(&mut conn)
+                .await?,
+        ),
+        None => None,
+    };
 
     let stats = std::mem::take(&mut *lock(&stats));
     let processes = cfg
@@ -567,6 +595,9 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         .zip(cpu_before.iter().zip(&cpu_after))
         .map(|(g, (b, a))| CpuPerPayment::between(g, b, a, stats.outcomes.accepted))
         .collect();
+    let redis_commands = commandstats
+        .map(|text| command_costs(&text, stats.outcomes.accepted))
+        .unwrap_or_default();
     let inconsistencies = checks.iter().filter(|c| c.is_inconsistent()).count() as u64;
     let check_errors = checks.iter().filter(|c| c.consistent.is_none()).count() as u64;
     let score = score::compute(&ScoreInput {
@@ -613,6 +644,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         checks,
         timeline,
         processes,
+        redis_commands,
         files: Vec::new(),
     };
 

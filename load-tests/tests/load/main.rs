@@ -259,6 +259,7 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
         settle: COMPRESSED_SETTLE,
         out_dir: Some(out.clone()),
         name: "compressed".into(),
+        redis_url: Some(stack.redis.url()),
         ..RinhaConfig::default()
     };
     let report = run_rinha(cfg).await.unwrap();
@@ -271,6 +272,25 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
     assert_eq!(payment_status(&stack, &in_backend).await, 404);
     assert!(stack.default.stored(&in_processor).is_none());
     assert_eq!(report.stages.len(), 6);
+    // The stack's Redis, per accepted payment: at least its accept, begin and record
+    // scripts (batched: fewer calls than payments, never none) and the workers' reads.
+    let per_payment = |name: &str| {
+        report
+            .redis_commands
+            .iter()
+            .find(|c| c.command == name)
+            .map_or(0.0, |c| c.calls_per_payment)
+    };
+    assert!(per_payment("evalsha") > 0.5, "{:?}", report.redis_commands);
+    assert!(
+        per_payment("xreadgroup") > 0.0,
+        "{:?}",
+        report.redis_commands
+    );
+    assert!(report
+        .redis_commands
+        .windows(2)
+        .all(|w| w[0].usec >= w[1].usec));
     assert!(
         report.stages.iter().all(|s| s.error.is_none()),
         "{:?}",
