@@ -55,6 +55,16 @@ local function add(parts, cents)
     parts[#parts + 1] = cents
   end
 end
+-- Adds each bucket's {count, partial sums of cents} to the counts (KEYS[k]) and cents
+-- (KEYS[k + 1]) hashes.
+local function write(k, buckets)
+  for field, b in pairs(buckets) do
+    redis.call('HINCRBY', KEYS[k], field, b[1])
+    for _, p in ipairs(b[2]) do
+      redis.call('HINCRBY', KEYS[k + 1], field, string.format('%d', p))
+    end
+  end
+end
 local function total(parts)
   local sum = 0
   for _, p in ipairs(parts) do
@@ -146,12 +156,7 @@ for proc, secs in pairs(seconds) do
     redis.call('ZADD', KEYS[k + 2], day, day)
   end
   -- Seconds and the roll-ups that are not saturated, now all in `secs`.
-  for field, b in pairs(secs) do
-    redis.call('HINCRBY', KEYS[k], field, b[1])
-    for _, p in ipairs(b[2]) do
-      redis.call('HINCRBY', KEYS[k + 1], field, string.format('%d', p))
-    end
-  end
+  write(k, secs)
 end
 
 -- The tenths of a second (fields 't<requestedAt div 100>'): like the second, but kept only
@@ -172,13 +177,7 @@ for _, i in ipairs(todo) do
   add(r[2], tonumber(ARGV[6 * i + 1]))
 end
 for proc, t10 in pairs(tenths) do
-  local k = base[proc]
-  for field, r in pairs(t10) do
-    redis.call('HINCRBY', KEYS[k], field, r[1])
-    for _, p in ipairs(r[2]) do
-      redis.call('HINCRBY', KEYS[k + 1], field, string.format('%d', p))
-    end
-  end
+  write(base[proc], t10)
 end
 
 for _, i in ipairs(todo) do
