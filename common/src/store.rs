@@ -948,13 +948,7 @@ impl Store {
                 };
                 let second = e.from.div_euclid(1000);
                 refuse(second, as_str(&count).is_some_and(|n| n != "0"))?;
-                let mut part = Sum::default();
-                add_events(&mut part, &events)?;
-                if let Some(packed) = as_str(&detail) {
-                    let start = second * 1000;
-                    add_compacted(&mut part, packed, e.from - start, e.to - start)?;
-                }
-                sum.add(part, e.subtract);
+                sum.add(per_payment(&events, &detail, e)?, e.subtract);
             }
             for e in &plan.fine {
                 let (Some(detail), Some(counts), Some(cents)) =
@@ -989,15 +983,9 @@ impl Store {
                     part.requests += i128::from(tenths[k]);
                     part.cents += i128::from(cents[k]);
                 }
-                let start = second * 1000;
                 for piece in &e.pieces {
                     let events = reply.next().ok_or_else(missing)?;
-                    let mut rest = Sum::default();
-                    add_events(&mut rest, &events)?;
-                    if let Some(packed) = as_str(&detail) {
-                        add_compacted(&mut rest, packed, piece.from - start, piece.to - start)?;
-                    }
-                    part.add(rest, piece.subtract);
+                    part.add(per_payment(&events, &detail, piece)?, piece.subtract);
                 }
                 sum.add(part, false);
             }
@@ -1444,6 +1432,18 @@ fn add_events(sum: &mut Sum, events: &Value) -> Result<(), StoreError> {
         sum.cents += i128::from(cents);
     }
     Ok(())
+}
+
+/// The payments of `range` (within one second) read one by one: its `ev` members
+/// (`events`, a `ZRANGEBYSCORE` reply) and its offsets in the second's compacted `detail`.
+fn per_payment(events: &Value, detail: &Value, range: &EdgeRange) -> Result<Sum, StoreError> {
+    let mut sum = Sum::default();
+    add_events(&mut sum, events)?;
+    if let Some(packed) = as_str(detail) {
+        let start = range.from.div_euclid(1000) * 1000;
+        add_compacted(&mut sum, packed, range.from - start, range.to - start)?;
+    }
+    Ok(sum)
 }
 
 /// The integers of an `HMGET` reply, 0 for an absent field.

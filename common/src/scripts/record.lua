@@ -65,6 +65,23 @@ local function write(k, buckets)
     end
   end
 end
+-- The payments `idx` (indices into KEYS and ARGV) summed per processor and bucket field
+-- (`field_of(i)`): {count, partial sums of cents}.
+local function gather(idx, field_of)
+  local out = {default = {}, fallback = {}}
+  for _, i in ipairs(idx) do
+    local per = out[ARGV[6 * i - 2]]
+    local field = field_of(i)
+    local b = per[field]
+    if not b then
+      b = {0, {0}}
+      per[field] = b
+    end
+    b[1] = b[1] + 1
+    add(b[2], tonumber(ARGV[6 * i + 1]))
+  end
+  return out
+end
 local function total(parts)
   local sum = 0
   for _, p in ipairs(parts) do
@@ -75,17 +92,7 @@ end
 
 -- Seconds first: the only bucket that refuses. A payment whose second would overflow gets
 -- 'overflow' and is left out of everything; the others are recorded.
-local seconds = {default = {}, fallback = {}}
-for _, i in ipairs(todo) do
-  local s = seconds[ARGV[6 * i - 2]]
-  local b = s[ARGV[6 * i]]
-  if not b then
-    b = {0, {0}}
-    s[ARGV[6 * i]] = b
-  end
-  b[1] = b[1] + 1
-  add(b[2], tonumber(ARGV[6 * i + 1]))
-end
+local seconds = gather(todo, function(i) return ARGV[6 * i] end)
 for proc, secs in pairs(seconds) do
   local fields = {}
   for sec in pairs(secs) do
@@ -164,18 +171,9 @@ end
 -- second's detail was dropped leaves its tenth for good). A summary edge reads its
 -- whole tenths from them and only the rest per payment. Each is at most its second's
 -- bucket, which fits.
-local tenths = {default = {}, fallback = {}}
-for _, i in ipairs(todo) do
-  local t10 = tenths[ARGV[6 * i - 2]]
-  local field = string.format('t%d', math.floor(tonumber(ARGV[6 * i - 1]) / 100))
-  local r = t10[field]
-  if not r then
-    r = {0, {0}}
-    t10[field] = r
-  end
-  r[1] = r[1] + 1
-  add(r[2], tonumber(ARGV[6 * i + 1]))
-end
+local tenths = gather(todo, function(i)
+  return string.format('t%d', math.floor(tonumber(ARGV[6 * i - 1]) / 100))
+end)
 for proc, t10 in pairs(tenths) do
   write(base[proc], t10)
 end
