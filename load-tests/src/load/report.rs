@@ -525,6 +525,7 @@ pub fn soak_table(r: &SoakReport) -> String {
     );
     for f in &v.series {
         let flat = match f.flat {
+            Some(true) if f.falls => "falls (passes: memory given back)",
             Some(true) => "flat",
             Some(false) => "GROWS",
             None => "reported",

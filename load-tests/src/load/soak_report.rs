@@ -7,7 +7,8 @@
 //! `SUMMARY_DETAIL_HORIZON`: detail begins to be compacted) plus [`SETTLE`], and ends with
 //! the load. Over it, each series gets a least-squares line ([`fit`]); a series is flat when
 //! the line grows less in an hour than [`FLAT_PER_HOUR`] of its mean, or than its absolute
-//! floor (noise on small processes). A run shorter than retention has no steady window: its
+//! floor (noise on small processes). Only growth fails: a line that falls by more than that
+//! (memory given back) passes and is marked `falls`. A run shorter than retention has no steady window: its
 //! slopes (over the last half) are reported, not judged.
 //!
 //! Redis' memory is judged without the summary's kept time series (per-second counts and
@@ -234,8 +235,11 @@ pub struct Flatness {
     pub max: f64,
     /// Least-squares slope, unit per minute.
     pub slope_per_min: f64,
-    /// `None`: not judged (no steady window, or a series outside the verdict).
+    /// `None`: not judged (no steady window, or a series outside the verdict). `Some(true)`:
+    /// it does not grow beyond the limit (it may fall: see `falls`).
     pub flat: Option<bool>,
+    /// It falls by more than the limit: memory given back, no growth; reported, passes.
+    pub falls: bool,
 }
 
 /// The run's verdict.
@@ -538,10 +542,12 @@ pub fn flatness(
         )
     };
     let slope_per_min = fit(&inside).map_or(0.0, |(slope, _)| slope * 60.0);
-    let flat = (judge && n >= 2).then(|| {
-        let per_hour = slope_per_min.abs() * 60.0;
-        per_hour <= (FLAT_PER_HOUR * mean.abs()).max(floor_per_hour)
-    });
+    // Growth is what the verdict is for (a leak, state kept for good); a line that falls
+    // is memory given back.
+    let limit_per_hour = (FLAT_PER_HOUR * mean.abs()).max(floor_per_hour);
+    let per_hour = slope_per_min * 60.0;
+    let flat = (judge && n >= 2).then_some(per_hour <= limit_per_hour);
+    let falls = n >= 2 && per_hour < -limit_per_hour;
     Flatness {
         series: series.to_owned(),
         unit: unit.to_owned(),
@@ -553,6 +559,7 @@ pub fn flatness(
         max: round3(max),
         slope_per_min: round3(slope_per_min),
         flat,
+        falls,
     }
 }
 
@@ -653,6 +660,21 @@ mod tests {
         );
         assert_eq!(f.flat, Some(true));
         assert_eq!((f.min, f.max), (5.0, 5.983));
+        // Falling as fast passes: it is marked, not failed.
+        let falling: Vec<(f64, f64)> = slow
+            .iter()
+            .map(|(t, _)| (*t, 500.0 - t / 60.0 * 0.5))
+            .collect();
+        let f = flatness(
+            "redis",
+            "MB",
+            &falling,
+            (0.0, 1e9),
+            FLAT_FLOOR_MB_PER_HOUR,
+            true,
+        );
+        assert_eq!((f.flat, f.falls), (Some(true), true));
+        assert!((f.slope_per_min + 0.5).abs() < 1e-3, "{f:?}");
         // Only the window counts; unjudged series say so.
         let f = flatness("gateway", "MB", &small, (600.0, 1200.0), 0.0, false);
         assert_eq!((f.samples, f.flat), (11, None));
