@@ -1,7 +1,8 @@
 //! Batching of one kind of Redis script call: callers that arrive while a call is in flight
 //! share the next one. With no linger, a request that finds nothing in flight goes at once
-//! (no timer, no added latency when alone); a linger (at most a millisecond, for steps
-//! whose latency nobody waits on) lets a batch gather that long after its first request.
+//! (no timer, no added latency when alone); a linger (for steps whose latency no client
+//! waits on: the worker's `begin` and `record`, 10 and 50 ms by default) lets a batch
+//! gather that long after its first request.
 //! Under load one script call carries many payments, so Redis runs one Lua call and one
 //! round trip for the lot (a group commit).
 //!
