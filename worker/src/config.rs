@@ -61,7 +61,8 @@ pub mod defaults {
     /// Lingers of the begin and record batches: at the reference test's few hundred
     /// payments/s they put several payments in one script call (and one fsync) where each
     /// had its own; 5 / 10 ms measured ~12 % less CPU per payment for the backend than
-    /// 0 / 1 ms, and 10 / 50 ms about 10 % less again (README, *Lingers*).
+    /// 0 / 1 ms; 10 / 50 ms fewer script calls again and the lowest CPU in both rounds of
+    /// its comparison, by a margin the rounds' spread leaves unsettled (README, *Lingers*).
     pub const BEGIN_LINGER_MS: u64 = 10;
     pub const RECORD_LINGER_MS: u64 = 50;
     pub const DRAIN_TIMEOUT_MS: u64 = 10_000;

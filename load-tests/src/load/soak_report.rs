@@ -547,7 +547,7 @@ pub fn flatness(
     let limit_per_hour = (FLAT_PER_HOUR * mean.abs()).max(floor_per_hour);
     let per_hour = slope_per_min * 60.0;
     let flat = (judge && n >= 2).then_some(per_hour <= limit_per_hour);
-    let falls = n >= 2 && per_hour < -limit_per_hour;
+    let falls = judge && n >= 2 && per_hour < -limit_per_hour;
     Flatness {
         series: series.to_owned(),
         unit: unit.to_owned(),

@@ -6,8 +6,7 @@
 //! millisecond of `requestedAt`; std `Mutex`es, never held across an `.await`. A window's
 //! totals read the milliseconds in it, not every payment: a soak stores millions, and a
 //! linear scan under one lock, several times every 10 s, stalled the processor's `POST`s
-//! longer and longer as the run went on (and took a core from the stack it measured); so
-//! did growing one map of millions at once.
+//! longer and longer as the run went on; so did growing one map of millions at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -104,8 +103,9 @@ impl Store {
             cents: i128::from(payment.amount_cents),
         };
         {
-            // While the shard is held: a summary never sees a payment in one and not
-            // the other.
+            // While the shard is held, so the duplicate check and both writes are one
+            // step for `insert`s; a summary (the index alone) may count a payment a
+            // moment before `get` finds it, as a real processor's might.
             let mut index = lock(&self.index);
             index
                 .by_ms
