@@ -290,6 +290,7 @@ pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
         requests: &sampled.outcomes,
         dropped: sampled.dropped,
         scheduled: slots,
+        pid_changes: &sampled.pid_changes,
     });
     let mut report = SoakReport {
         name: cfg.name.clone(),

@@ -312,6 +312,25 @@ pub struct VerdictInput<'a> {
     pub dropped: u64,
     /// Payments due over the load.
     pub scheduled: u64,
+    /// Every change of a group's processes (see [`restarts`]).
+    pub pid_changes: &'a [PidChange],
+}
+
+/// The restarts among `changes`: a stack process that went away during the run (the
+/// supervisor restarted it, or it died). Redis' group is left out: its AOF-rewrite child
+/// comes and goes by design. A restart fails the run; it also keeps a falling RSS line (a
+/// fresh process) from passing for memory given back.
+pub fn restarts(changes: &[PidChange], stack_groups: &[String]) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|c| c.group != REDIS_GROUP && stack_groups.contains(&c.group) && !c.gone.is_empty())
+        .map(|c| {
+            format!(
+                "{} restarted at {} s (pid {:?} gone)",
+                c.group, c.t_s, c.gone
+            )
+        })
+        .collect()
 }
 
 /// Judges a run (see the module docs): flatness over the steady window, consistency in
@@ -414,7 +433,7 @@ pub fn verdict(input: &VerdictInput<'_>) -> Verdict {
         .map(|(_, n)| n)
         .sum();
 
-    let mut reasons = Vec::new();
+    let mut reasons = restarts(input.pid_changes, input.stack_groups);
     for f in series.iter().filter(|f| f.flat == Some(false)) {
         reasons.push(format!(
             "{} grows {} {}/min over the steady window",
@@ -680,6 +699,31 @@ mod tests {
         assert_eq!((f.samples, f.flat), (11, None));
         let f = flatness("x", "MB", &[], (0.0, 1.0), 0.0, true);
         assert_eq!((f.samples, f.flat, f.mean), (0, None, 0.0));
+    }
+
+    #[test]
+    fn a_stack_process_that_went_away_fails_the_run_but_redis_children_do_not() {
+        let change = |group: &str, gone: Vec<u32>, new: Vec<u32>| PidChange {
+            t_s: 1200.0,
+            group: group.to_owned(),
+            gone,
+            new,
+        };
+        let stack: Vec<String> = ["redis", "worker-1", "nginx"].map(String::from).to_vec();
+        let changes = [
+            // The AOF-rewrite child, and a process outside the stack.
+            change("redis", vec![], vec![7]),
+            change("redis", vec![7], vec![]),
+            change("simulators", vec![3], vec![4]),
+            // A worker the supervisor restarted; nginx gaining a process is no restart.
+            change("worker-1", vec![11], vec![12]),
+            change("nginx", vec![], vec![21]),
+        ];
+        assert_eq!(
+            restarts(&changes, &stack),
+            vec!["worker-1 restarted at 1200 s (pid [11] gone)".to_owned()]
+        );
+        assert!(restarts(&changes[..3], &stack).is_empty());
     }
 
     #[test]
