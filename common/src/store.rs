@@ -294,8 +294,9 @@ pub struct Store {
 /// How long a batch of `begin` and of `record` calls may gather after its first request
 /// (accept, which a client waits on, never lingers). A longer linger puts more payments in
 /// one script call when they arrive apart (at a few hundred payments/s, without a linger,
-/// each call carries one), at the price of that much delay on the step: a record's only reader is the
-/// summary, whose promise has a 1.5 s margin; a begin delays the processor call.
+/// each call carries one), at the price of that much delay on the step: a record's only
+/// reader is the summary, whose promise has a 1.5 s margin; a begin delays the processor
+/// call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lingers {
     pub begin: Duration,

@@ -8,8 +8,8 @@
 //! the load. Over it, each series gets a least-squares line ([`fit`]); a series is flat when
 //! the line grows less in an hour than [`FLAT_PER_HOUR`] of its mean, or than its absolute
 //! floor (noise on small processes). Only growth fails: a line that falls by more than that
-//! (memory given back) passes and is marked `falls`. A run shorter than retention has no steady window: its
-//! slopes (over the last half) are reported, not judged.
+//! (memory given back) passes and is marked `falls`. A run shorter than retention has no
+//! steady window: its slopes (over the last half) are reported, not judged.
 //!
 //! Redis' memory is judged without the summary's kept time series (per-second counts and
 //! cents, their index, the compacted per-millisecond detail and the tenths of a second):
@@ -565,8 +565,9 @@ pub fn flatness(
     // is memory given back.
     let limit_per_hour = (FLAT_PER_HOUR * mean.abs()).max(floor_per_hour);
     let per_hour = slope_per_min * 60.0;
-    let flat = (judge && n >= 2).then_some(per_hour <= limit_per_hour);
-    let falls = judge && n >= 2 && per_hour < -limit_per_hour;
+    let judged = judge && n >= 2;
+    let flat = judged.then_some(per_hour <= limit_per_hour);
+    let falls = judged && per_hour < -limit_per_hour;
     Flatness {
         series: series.to_owned(),
         unit: unit.to_owned(),

@@ -36,6 +36,14 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// One payment's.
+    fn of(payment: &StoredPayment) -> Self {
+        Self {
+            count: 1,
+            cents: i128::from(payment.amount_cents),
+        }
+    }
+
     fn add(&mut self, other: Totals) {
         self.count += other.count;
         self.cents += other.cents;
@@ -98,10 +106,7 @@ impl Store {
         if shard.contains_key(&payment.correlation_id) {
             return Inserted::Duplicate;
         }
-        let one = Totals {
-            count: 1,
-            cents: i128::from(payment.amount_cents),
-        };
+        let one = Totals::of(&payment);
         {
             // While the shard is held, so the duplicate check and both writes are one
             // step for `insert`s; a summary (the index alone) may count a payment a
@@ -154,8 +159,8 @@ impl Store {
         let to = to_ms.unwrap_or(i64::MAX);
         let mut sum = Totals::default();
         if from <= to {
-            for t in index.by_ms.range(from..=to).map(|(_, t)| *t) {
-                sum.add(t);
+            for (_, t) in index.by_ms.range(from..=to) {
+                sum.add(*t);
             }
         }
         sum
@@ -250,10 +255,7 @@ mod tests {
                 .iter()
                 .filter(|p| (from..=to).contains(&p.requested_at_ms))
                 .fold(Totals::default(), |mut acc, p| {
-                    acc.add(Totals {
-                        count: 1,
-                        cents: i128::from(p.amount_cents),
-                    });
+                    acc.add(Totals::of(p));
                     acc
                 })
         };
