@@ -315,6 +315,19 @@ impl WorkerConfig {
                 0..=600_000,
             )?,
         };
+        // `begin` is asked after the send window starts (`pipeline`): a batch that lingers
+        // the whole window would miss it every time and confirm ownership again for ever.
+        if config.lingers.begin >= config.send_window() {
+            return Err(ConfigError::new(
+                vars::BEGIN_LINGER_MS,
+                format!("{}", config.lingers.begin.as_millis()),
+                format!(
+                    "must be shorter than the send window, a third of {} ({} ms)",
+                    vars::CLAIM_IDLE_MS,
+                    config.send_window().as_millis()
+                ),
+            ));
+        }
         let retention = config.redis.retention.payment_retention;
         let least = config.min_payment_retention();
         if retention < least {
@@ -478,5 +491,22 @@ mod tests {
         let cfg = WorkerConfig::from_env(&fast).unwrap();
         assert_eq!(cfg.min_payment_retention(), Duration::from_millis(601_100));
         assert!(cfg.min_payment_retention() > REUSE_MARGIN);
+    }
+
+    #[test]
+    fn the_begin_linger_must_be_shorter_than_the_send_window() {
+        // Claim idle 150 ms: a send window of 50 ms.
+        let env = |linger: &'static str| {
+            HashMap::from([
+                (vars::CLAIM_IDLE_MS, "150"),
+                (vars::BEGIN_LINGER_MS, linger),
+                (common::retention::vars::PAYMENT_RETENTION, "1h"),
+            ])
+        };
+        assert!(WorkerConfig::from_env(&env("49")).is_ok());
+        let err = WorkerConfig::from_env(&env("50")).unwrap_err();
+        assert_eq!(err.var, vars::BEGIN_LINGER_MS);
+        assert!(err.reason.contains("send window"), "{err}");
+        assert!(err.reason.contains(vars::CLAIM_IDLE_MS), "{err}");
     }
 }
