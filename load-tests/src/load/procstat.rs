@@ -179,6 +179,9 @@ impl ProcGroup {
                     total.hwm_kb += s.memory.hwm_kb;
                     total.alive += 1;
                     reading.cpu_by_pid.insert(*pid, s.cpu_seconds);
+                    if reading.main.is_none() && Some(pid) == self.pids.first() {
+                        reading.main = Some(*pid);
+                    }
                 }
                 Err(e) => tracing::debug!(pid, error = %e, "process not sampled"),
             }
@@ -192,6 +195,8 @@ impl ProcGroup {
 pub struct GroupReading {
     pub sample: GroupSample,
     pub cpu_by_pid: BTreeMap<u32, f64>,
+    /// The group's first pid (a pid file's process, before its children), when it was read.
+    pub main: Option<u32>,
 }
 
 impl GroupReading {
@@ -582,6 +587,7 @@ mod tests {
         let reading = |cpu: &[(u32, f64)]| GroupReading {
             sample: GroupSample::default(),
             cpu_by_pid: cpu.iter().copied().collect(),
+            main: None,
         };
         let before = reading(&[(1, 10.0), (2, 5.0)]);
         // Process 2 was restarted as 3: 1 used 2 s, 3 used 0.5 s since it started.
@@ -596,6 +602,14 @@ mod tests {
         .read();
         assert_eq!(read.pids(), BTreeSet::from([me]));
         assert_eq!(read.sample.alive, 1);
+        assert_eq!(read.main, Some(me));
+        // A main process that could not be read is no main: its children are still read.
+        let orphaned = ProcGroup {
+            name: "gone".into(),
+            pids: vec![u32::MAX, me],
+        }
+        .read();
+        assert_eq!((orphaned.main, orphaned.sample.alive), (None, 1));
     }
 
     #[test]

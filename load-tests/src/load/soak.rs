@@ -508,10 +508,12 @@ impl Sampler {
             if let Some(b) = before {
                 let (was, now) = (b.pids(), reading.pids());
                 if was != now {
+                    let gone: Vec<u32> = was.difference(&now).copied().collect();
                     out.pid_changes.push(PidChange {
                         t_s,
                         group: name.clone(),
-                        gone: was.difference(&now).copied().collect(),
+                        main_gone: b.main.is_some_and(|m| gone.contains(&m)),
+                        gone,
                         new: now.difference(&was).copied().collect(),
                     });
                 }

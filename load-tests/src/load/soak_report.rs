@@ -174,6 +174,8 @@ pub struct PidChange {
     pub group: String,
     pub gone: Vec<u32>,
     pub new: Vec<u32>,
+    /// The group's main process (its pid file's, not a child) is among `gone`.
+    pub main_gone: bool,
 }
 
 /// A check, as the plot marks it.
@@ -317,13 +319,14 @@ pub struct VerdictInput<'a> {
 }
 
 /// The restarts among `changes`: a stack process that went away during the run (the
-/// supervisor restarted it, or it died). Redis' group is left out: its AOF-rewrite child
-/// comes and goes by design. A restart fails the run; it also keeps a falling RSS line (a
-/// fresh process) from passing for memory given back.
+/// supervisor restarted it, or it died). In Redis' group only the main process counts: its
+/// AOF-rewrite child comes and goes by design. A restart fails the run; it also keeps a
+/// falling RSS line (a fresh process) from passing for memory given back.
 pub fn restarts(changes: &[PidChange], stack_groups: &[String]) -> Vec<String> {
     changes
         .iter()
-        .filter(|c| c.group != REDIS_GROUP && stack_groups.contains(&c.group) && !c.gone.is_empty())
+        .filter(|c| stack_groups.contains(&c.group) && !c.gone.is_empty())
+        .filter(|c| c.group != REDIS_GROUP || c.main_gone)
         .map(|c| {
             format!(
                 "{} restarted at {} s (pid {:?} gone)",
@@ -707,6 +710,7 @@ mod tests {
         let change = |group: &str, gone: Vec<u32>, new: Vec<u32>| PidChange {
             t_s: 1200.0,
             group: group.to_owned(),
+            main_gone: gone.contains(&1),
             gone,
             new,
         };
@@ -725,6 +729,12 @@ mod tests {
             vec!["worker-1 restarted at 1200 s (pid [11] gone)".to_owned()]
         );
         assert!(restarts(&changes[..3], &stack).is_empty());
+        // Redis' main process (pid 1 here) going away is a restart like any other.
+        let redis_main = [change("redis", vec![1, 7], vec![8])];
+        assert_eq!(
+            restarts(&redis_main, &stack),
+            vec!["redis restarted at 1200 s (pid [1, 7] gone)".to_owned()]
+        );
     }
 
     #[test]
