@@ -505,18 +505,8 @@ impl Sampler {
         for Watched { name, reading, .. } in readings {
             let before = previous.get(&name);
             let cpu_s = before.map_or(0.0, |b| reading.cpu_since(b));
-            if let Some(b) = before {
-                let (was, now) = (b.pids(), reading.pids());
-                if was != now {
-                    let gone: Vec<u32> = was.difference(&now).copied().collect();
-                    out.pid_changes.push(PidChange {
-                        t_s,
-                        group: name.clone(),
-                        main_gone: b.main.is_some_and(|m| gone.contains(&m)),
-                        gone,
-                        new: now.difference(&was).copied().collect(),
-                    });
-                }
+            if let Some(change) = before.and_then(|b| pid_change(t_s, &name, b, &reading)) {
+                out.pid_changes.push(change);
             }
             procs.insert(
                 name.clone(),
@@ -618,6 +608,28 @@ fn process_costs(sampled: &Sampled, accepted: u64) -> Vec<ProcessCost> {
         .collect()
 }
 
+/// How a group's processes changed between two readings, if they did: which went, which
+/// came, and whether the one that went includes the earlier reading's main process.
+fn pid_change(
+    t_s: f64,
+    group: &str,
+    before: &GroupReading,
+    now: &GroupReading,
+) -> Option<PidChange> {
+    let (was, is) = (before.pids(), now.pids());
+    if was == is {
+        return None;
+    }
+    let gone: Vec<u32> = was.difference(&is).copied().collect();
+    Some(PidChange {
+        t_s,
+        group: group.to_owned(),
+        main_gone: before.main.is_some_and(|m| gone.contains(&m)),
+        gone,
+        new: is.difference(&was).copied().collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,5 +642,36 @@ mod tests {
         assert_eq!(stage_at(60.0, stage, duration), Some(0));
         assert_eq!(stage_at(1795.0, stage, duration), Some(5));
         assert_eq!(stage_at(1800.0, stage, duration), None);
+    }
+
+    #[test]
+    fn a_pid_change_says_whether_the_earlier_main_process_went() {
+        let reading = |main: Option<u32>, pids: &[u32]| GroupReading {
+            sample: Default::default(),
+            cpu_by_pid: pids.iter().map(|p| (*p, 1.0)).collect(),
+            main,
+        };
+        let change = |before: &GroupReading, now: &GroupReading| {
+            pid_change(5.0, "redis", before, now).expect("the pids differ")
+        };
+        let redis = reading(Some(1), &[1, 7]);
+        assert_eq!(
+            pid_change(5.0, "redis", &redis, &reading(Some(1), &[1, 7])),
+            None
+        );
+        // The AOF-rewrite child ended: the main process stayed.
+        let child_gone = change(&redis, &reading(Some(1), &[1]));
+        assert_eq!((child_gone.gone, child_gone.main_gone), (vec![7], false));
+        // Restarted as 2; or gone, its pid file not yet rewritten (no main read now).
+        let restarted = change(&redis, &reading(Some(2), &[2]));
+        assert_eq!(
+            (restarted.gone, restarted.new, restarted.main_gone),
+            (vec![1, 7], vec![2], true)
+        );
+        let dead = change(&redis, &reading(None, &[7]));
+        assert_eq!((dead.gone, dead.main_gone), (vec![1], true));
+        // A child appearing is no restart.
+        let child_came = change(&reading(Some(1), &[1]), &redis);
+        assert_eq!((child_came.new, child_came.main_gone), (vec![7], false));
     }
 }
