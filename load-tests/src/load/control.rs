@@ -181,6 +181,9 @@ pub struct Control {
     processor_token: String,
 }
 
+/// How long a backend purge may take (see [`Control::purge_backend`]).
+pub const PURGE_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl Control {
     /// `timeout` bounds each control call (summaries and admin calls are never delayed by
     /// the simulated conditions, so a few seconds is plenty).
@@ -256,9 +259,15 @@ impl Control {
             .header(PROCESSOR_TOKEN_HEADER, &self.processor_token)
     }
 
-    /// `POST /purge-payments` on the backend.
+    /// `POST /purge-payments` on the backend. Its time grows with what it deletes (one
+    /// script call, and with `appendfsync always` one fsync, per thousand payments): a
+    /// benchmark's backlog of a few hundred thousand outlasts the other calls' timeout, so
+    /// this one gets [`PURGE_TIMEOUT`].
     pub async fn purge_backend(&self) -> Result<(), ControlError> {
-        let mut request = self.client.post(format!("{}/purge-payments", self.backend));
+        let mut request = self
+            .client
+            .post(format!("{}/purge-payments", self.backend))
+            .timeout(PURGE_TIMEOUT);
         if let Some(token) = &self.admin_token {
             request = request.header(BACKEND_TOKEN_HEADER, token);
         }
