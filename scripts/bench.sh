@@ -193,6 +193,10 @@ section_gateway() {
   # not compete for the two cores.
   local workers
   workers=$(worker_pids)
+  # A paused worker cannot stop: resume it however the section ends, or a failed step leaves
+  # up.sh waiting on it until it is killed, and its Redis running (holding the port).
+  # shellcheck disable=SC2064,SC2086
+  trap "kill -CONT $workers 2>/dev/null || true; cleanup_children" EXIT
   # shellcheck disable=SC2086
   kill -STOP $workers
   throughput gateway http://127.0.0.1:8081 --drain-secs 0
@@ -271,7 +275,10 @@ section_perf() {
   # The worker at a steady rate through nginx (zero-delay processors), waiting for the
   # backlog so every payment's processing falls inside the measurement.
   profile worker "$worker" http://127.0.0.1:9999 "${PERF_WORKER_RATE:-4000}" --drain-secs 15
-  # One gateway directly, the worker paused: the accept path alone.
+  # One gateway directly, the worker paused (resumed however the section ends, as in
+  # section_gateway): the accept path alone.
+  # shellcheck disable=SC2064
+  trap "kill -CONT $worker 2>/dev/null || true; cleanup_children" EXIT
   kill -STOP "$worker"
   profile gateway "$gateway" http://127.0.0.1:8081 "${PERF_GATEWAY_RATE:-5000}" --drain-secs 0
   kill -CONT "$worker"
@@ -318,7 +325,7 @@ section_tower() {
   local url
   url=http://$(head -n 1 "$RUN_DIR/serve-gateway.out")
   # What tower-cost left in the Redis goes first, with time to spare (the load tool's purge
-  # gives up after 2 s).
+  # gives up after 120 s).
   curl -fsS -m 300 -o /dev/null -X POST "$url/purge-payments"
   profile gateway-tower "$pid" "$url" "${PERF_GATEWAY_RATE:-5000}" --drain-secs 0
 }
