@@ -92,6 +92,16 @@ throughput() { # NAME BACKEND [extra flags]
 # The stack's workers (pids from up.sh's pid files), to pause and resume them.
 worker_pids() { cat "$RUN_DIR"/pids/worker-*.pid | tr '\n' ' '; }
 
+# pause PID... — stops the workers for a measurement of the accept path alone; they are
+# resumed however the section ends (`kill -CONT` them when done), because a paused worker
+# cannot stop: a failed step would leave up.sh waiting on it until it is killed, and its
+# Redis running (holding the port).
+pause() {
+  # shellcheck disable=SC2064
+  trap "kill -CONT $* 2>/dev/null || true; cleanup_children" EXIT
+  kill -STOP "$@"
+}
+
 # rinha NAME [flags] — the reference scenario exactly as demo.sh runs it.
 rinha() {
   local name=$1
@@ -193,12 +203,8 @@ section_gateway() {
   # not compete for the two cores.
   local workers
   workers=$(worker_pids)
-  # A paused worker cannot stop: resume it however the section ends, or a failed step leaves
-  # up.sh waiting on it until it is killed, and its Redis running (holding the port).
-  # shellcheck disable=SC2064,SC2086
-  trap "kill -CONT $workers 2>/dev/null || true; cleanup_children" EXIT
   # shellcheck disable=SC2086
-  kill -STOP $workers
+  pause $workers
   throughput gateway http://127.0.0.1:8081 --drain-secs 0
   # (a') What a durable 2xx costs: the same accept path with AOF `appendfsync everysec`
   # (Redis answers before the write is on disk) and `always` (the answer waits for the
@@ -275,11 +281,8 @@ section_perf() {
   # The worker at a steady rate through nginx (zero-delay processors), waiting for the
   # backlog so every payment's processing falls inside the measurement.
   profile worker "$worker" http://127.0.0.1:9999 "${PERF_WORKER_RATE:-4000}" --drain-secs 15
-  # One gateway directly, the worker paused (resumed however the section ends, as in
-  # section_gateway): the accept path alone.
-  # shellcheck disable=SC2064
-  trap "kill -CONT $worker 2>/dev/null || true; cleanup_children" EXIT
-  kill -STOP "$worker"
+  # One gateway directly, the worker paused: the accept path alone.
+  pause "$worker"
   profile gateway "$gateway" http://127.0.0.1:8081 "${PERF_GATEWAY_RATE:-5000}" --drain-secs 0
   kill -CONT "$worker"
 }

@@ -179,7 +179,7 @@ impl ProcGroup {
                     total.hwm_kb += s.memory.hwm_kb;
                     total.alive += 1;
                     reading.cpu_by_pid.insert(*pid, s.cpu_seconds);
-                    if reading.main.is_none() && Some(pid) == self.pids.first() {
+                    if Some(pid) == self.pids.first() {
                         reading.main = Some(*pid);
                     }
                 }
