@@ -3,6 +3,7 @@
 //! cookie, decompression or URL-parsing layers per call (what reqwest adds). Chosen over
 //! reqwest by measurement (README, "Processor client").
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,10 +16,10 @@ use hyper_util::rt::TokioIo;
 /// Why a call got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// No connection could be made: nothing was sent.
+    /// No connection could be made, or none in time: nothing was sent.
     #[error("connect: {0}")]
     Connect(std::io::Error),
-    /// The call did not finish in time.
+    /// The call did not finish in time, after the request was handed to a connection.
     #[error("timed out")]
     Timeout,
     /// The request was never written to a connection.
@@ -66,7 +67,11 @@ impl Pool {
         })
     }
 
-    /// `method path` with `body`; the whole answer (status and body) within `timeout`.
+    /// `method path` with `body`; the whole answer (status and body) within `timeout`,
+    /// which covers the connect too: a request is written before `timeout` ends or never.
+    /// A timeout that struck before the request was handed to a connection (a connect that
+    /// never completed: a dropped SYN is retried only after a second) is a
+    /// [`CallError::Connect`]: nothing was sent, which the caller may treat as definite.
     pub async fn call(
         &self,
         method: Method,
@@ -74,16 +79,26 @@ impl Pool {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), CallError> {
-        tokio::time::timeout(timeout, self.call_inner(method, path, body))
+        let handed_over = AtomicBool::new(false);
+        match tokio::time::timeout(timeout, self.call_inner(method, path, body, &handed_over))
             .await
-            .map_err(|_| CallError::Timeout)?
+        {
+            Ok(result) => result,
+            Err(_) if !handed_over.load(Ordering::Relaxed) => Err(CallError::Connect(
+                std::io::ErrorKind::TimedOut.into(),
+            )),
+            Err(_) => Err(CallError::Timeout),
+        }
     }
 
+    /// `handed_over` is set before the request is first given to a connection: from then
+    /// on it may be on the wire.
     async fn call_inner(
         &self,
         method: Method,
         path: &str,
         body: Option<Bytes>,
+        handed_over: &AtomicBool,
     ) -> Result<(StatusCode, Bytes), CallError> {
         let mut request = Request::builder()
             .method(method)
@@ -102,6 +117,7 @@ impl Pool {
                     self.connect().await?
                 }
             };
+            handed_over.store(true, Ordering::Relaxed);
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let status = response.status();
@@ -151,14 +167,94 @@ impl Pool {
         .map_err(|_| CallError::Connect(std::io::ErrorKind::TimedOut.into()))?
         .map_err(CallError::Connect)?;
         let _ = stream.set_nodelay(true);
+        // The handshake only sets up the connection's state; no request is written yet.
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(CallError::Http)?;
+            .map_err(CallError::NotSent)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "processor connection closed");
             }
         });
         Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A listener whose accept queue is full: the kernel drops further SYNs, so a connect to
+    /// it does not complete for at least a second (the client's first SYN retransmit).
+    async fn full_listener() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        let listener = socket.listen(0).expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let mut held = Vec::new();
+        for _ in 0..64 {
+            match tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => held.push(stream),
+                Ok(Err(e)) => panic!("connect: {e}"),
+                Err(_) => return (listener, held),
+            }
+        }
+        panic!("the accept queue never filled");
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_connect_never_completed_sent_nothing() {
+        let (listener, _held) = full_listener().await;
+        let addr = listener.local_addr().expect("addr");
+        let pool = Pool::new(&format!("http://{addr}"), 4, Duration::from_secs(5)).expect("pool");
+        let result = pool
+            .call(
+                Method::POST,
+                "/payments",
+                Some(Bytes::from_static(b"{}")),
+                Duration::from_millis(300),
+            )
+            .await;
+        assert!(
+            matches!(result, Err(CallError::Connect(_))),
+            "a call cut off while connecting wrote nothing: {result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_cut_off_after_the_request_went_out_is_a_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Reads the request and never answers.
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let _ = stream.read(&mut buf).await.expect("read");
+            std::future::pending::<()>().await;
+        });
+        let pool = Pool::new(&format!("http://{addr}"), 4, Duration::from_secs(5)).expect("pool");
+        let result = pool
+            .call(
+                Method::POST,
+                "/payments",
+                Some(Bytes::from_static(b"{}")),
+                Duration::from_millis(300),
+            )
+            .await;
+        assert!(
+            matches!(result, Err(CallError::Timeout)),
+            "the request may have been stored: {result:?}"
+        );
+        server.abort();
     }
 }
