@@ -13,6 +13,11 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
+/// How long the first connect try waits for the handshake before a new try (doubling).
+/// The processors are on the private network: a handshake takes well under a millisecond
+/// there, so a try this old has lost its SYN.
+const FIRST_CONNECT_TRY: Duration = Duration::from_millis(200);
+
 /// Why a call got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -80,13 +85,12 @@ impl Pool {
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), CallError> {
         let handed_over = AtomicBool::new(false);
-        match tokio::time::timeout(timeout, self.call_inner(method, path, body, &handed_over))
-            .await
+        match tokio::time::timeout(timeout, self.call_inner(method, path, body, &handed_over)).await
         {
             Ok(result) => result,
-            Err(_) if !handed_over.load(Ordering::Relaxed) => Err(CallError::Connect(
-                std::io::ErrorKind::TimedOut.into(),
-            )),
+            Err(_) if !handed_over.load(Ordering::Relaxed) => {
+                Err(CallError::Connect(std::io::ErrorKind::TimedOut.into()))
+            }
             Err(_) => Err(CallError::Timeout),
         }
     }
@@ -158,14 +162,24 @@ impl Pool {
         }
     }
 
+    /// A new connection within `connect_timeout`. Each try waits [`FIRST_CONNECT_TRY`],
+    /// doubling, before a fresh socket sends a fresh SYN: a SYN dropped by a full accept
+    /// queue (a burst of connects) is otherwise sent again by the kernel only after a second,
+    /// longer than most calls' timeout. A refusal is final (nothing listens).
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect(self.authority.as_str()),
-        )
-        .await
-        .map_err(|_| CallError::Connect(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(CallError::Connect)?;
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let mut wait = FIRST_CONNECT_TRY;
+        let stream = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(CallError::Connect(std::io::ErrorKind::TimedOut.into()));
+            }
+            let attempt = tokio::net::TcpStream::connect(self.authority.as_str());
+            match tokio::time::timeout(wait.min(left), attempt).await {
+                Ok(connected) => break connected.map_err(CallError::Connect)?,
+                Err(_) => wait = wait.saturating_mul(2),
+            }
+        };
         let _ = stream.set_nodelay(true);
         // The handshake only sets up the connection's state; no request is written yet.
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -256,5 +270,49 @@ mod tests {
             "the request may have been stored: {result:?}"
         );
         server.abort();
+    }
+
+    /// Answers every request `200` at once, accepting connections only after `accept_after`.
+    fn serve_after(listener: tokio::net::TcpListener, accept_after: Duration) {
+        tokio::spawn(async move {
+            tokio::time::sleep(accept_after).await;
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"{}"),
+                    )))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_syn_is_sent_again_before_the_kernels_one_second_retry() {
+        // The queue is full when the call starts (its SYN is dropped) and served from
+        // 100 ms on: a fresh SYN at 200 ms gets through; the kernel's own retransmit would
+        // come at 1 s, after the call's 900 ms timeout.
+        let (listener, _held) = full_listener().await;
+        let addr = listener.local_addr().expect("addr");
+        serve_after(listener, Duration::from_millis(100));
+        let pool = Pool::new(&format!("http://{addr}"), 4, Duration::from_secs(5)).expect("pool");
+        let result = pool
+            .call(
+                Method::POST,
+                "/payments",
+                Some(Bytes::from_static(b"{}")),
+                Duration::from_millis(900),
+            )
+            .await;
+        assert!(
+            matches!(result, Ok((StatusCode::OK, _))),
+            "answered on a second try: {result:?}"
+        );
     }
 }
