@@ -108,10 +108,12 @@ struct Unresolved {
     /// estimate never overstates the ask time.
     redis_now: Millis,
     seen: Instant,
+    /// The router's count of successful calls to `processor` when this was learned.
+    successes: u64,
 }
 
 impl Unresolved {
-    fn new(processor: Processor, attempt: u32, safe: SafeAt, seen: Instant) -> Self {
+    fn new(ctx: &Context, processor: Processor, attempt: u32, safe: SafeAt, seen: Instant) -> Self {
         let wait = Duration::from_millis((safe.safe - safe.now).max(0) as u64);
         Self {
             processor,
@@ -119,6 +121,7 @@ impl Unresolved {
             safe_at: seen + wait,
             redis_now: safe.now,
             seen,
+            successes: ctx.router.successes(processor),
         }
     }
 
@@ -138,6 +141,8 @@ struct Payment<'a> {
     unresolved: Option<Unresolved>,
     /// Definite failures, plus 422 answers the processor's lookup could not confirm.
     failures: u32,
+    /// A retry on the processor an unresolved attempt is pinned to, with its permit.
+    retry: Option<(Processor, Permit)>,
 }
 
 impl<'a> Payment<'a> {
@@ -155,6 +160,7 @@ impl<'a> Payment<'a> {
             backoff: Backoff::new(ctx.config.retry_base, ctx.config.retry_max),
             unresolved: None,
             failures: 0,
+            retry: None,
         }
     }
 
@@ -173,7 +179,11 @@ impl<'a> Payment<'a> {
                 }
                 continue;
             }
-            let (wanted, permit) = match self.choose() {
+            let choice = match self.retry.take() {
+                Some((p, permit)) => Choice::Send(p, permit),
+                None => self.choose(),
+            };
+            let (wanted, permit) = match choice {
                 Choice::Send(p, permit) => (p, permit),
                 Choice::Wait => {
                     // Held: the entry stays pending in Redis; wake on a recovery.
@@ -221,8 +231,13 @@ impl<'a> Payment<'a> {
                     attempt,
                 }) => {
                     ctx.router.release(wanted, permit);
-                    self.unresolved =
-                        Some(Unresolved::new(processor, attempt, safe, Instant::now()));
+                    self.unresolved = Some(Unresolved::new(
+                        ctx,
+                        processor,
+                        attempt,
+                        safe,
+                        Instant::now(),
+                    ));
                     continue;
                 }
             };
@@ -384,7 +399,13 @@ impl<'a> Payment<'a> {
             .settle(&self.entry.payment, processor, attempt, Settle::Failed)
             .await?;
         if let Settled::Early(safe) = settled {
-            self.unresolved = Some(Unresolved::new(processor, attempt, safe, Instant::now()));
+            self.unresolved = Some(Unresolved::new(
+                self.ctx,
+                processor,
+                attempt,
+                safe,
+                Instant::now(),
+            ));
         }
         Ok(settled)
     }
@@ -407,7 +428,13 @@ impl<'a> Payment<'a> {
             .unanswered(&self.entry.payment, processor, attempt, grace, held)
             .await?;
         if let Some(safe) = safe {
-            self.unresolved = Some(Unresolved::new(processor, attempt, safe, Instant::now()));
+            self.unresolved = Some(Unresolved::new(
+                self.ctx,
+                processor,
+                attempt,
+                safe,
+                Instant::now(),
+            ));
         }
         Ok(safe.is_some())
     }
@@ -445,11 +472,18 @@ impl<'a> Payment<'a> {
                             return self.held_failure(&unconfirmed_422(u.processor)).await;
                         }
                         Settled::Early(safe) => {
-                            u = Unresolved::new(u.processor, u.attempt, safe, Instant::now());
+                            u = Unresolved::new(ctx, u.processor, u.attempt, safe, Instant::now());
                         }
                     }
                 }
-                Lookup::Absent | Lookup::Unknown => {}
+                Lookup::Absent => {
+                    if let Some(permit) = self.retry_permit(&u) {
+                        tracing::debug!(processor = %u.processor, "not stored there yet and it answers again: retrying there");
+                        self.retry = Some((u.processor, permit));
+                        return Ok(None);
+                    }
+                }
+                Lookup::Unknown => {}
             }
             if self.lost.load(Ordering::Relaxed) {
                 return Ok(Some(Finish::Lost));
@@ -464,6 +498,27 @@ impl<'a> Payment<'a> {
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.wait() => return Ok(Some(Finish::Released)),
             }
+        }
+    }
+
+    /// A permit to send the payment again to the processor its unresolved attempt is pinned
+    /// to, before the safe time: SPEC §3 allows a retry there at any time (its `200` stores
+    /// it once, its `422` says it holds it; `begin` keeps the earlier attempt's bound). Only
+    /// once a payment call to that processor has succeeded since the attempt was learned
+    /// unresolved — a processor that is merely slow would just get the payment twice — and
+    /// only where the policy would send the payment now (a pin on fallback is not worth the
+    /// fee while default takes calls: that one waits for the safe time, then moves).
+    fn retry_permit(&self, u: &Unresolved) -> Option<Permit> {
+        if self.ctx.router.successes(u.processor) == u.successes {
+            return None;
+        }
+        match self.choose() {
+            Choice::Send(p, permit) if p == u.processor => Some(permit),
+            Choice::Send(p, permit) => {
+                self.ctx.router.release(p, permit);
+                None
+            }
+            Choice::Wait => None,
         }
     }
 

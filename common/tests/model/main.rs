@@ -21,7 +21,8 @@ use protocol::{Config, Durability, Protocol};
 /// for why one payment covers any number), 2 processors, one crash, one freeze, one lost
 /// message, one redrive; workers prompt unless frozen; settle's `safe` bound strict and a
 /// call cut short may still reach the processor until its timeout (the two fixes this model
-/// found, both in the scripts and the worker now).
+/// found, both in the scripts and the worker now); one retry: a task may begin again at any
+/// moment while its attempt is unresolved (the worker's retry on the pinned processor).
 fn fixed() -> Config {
     let mut cfg = Config::ci(1);
     cfg.strict_safe = true;
@@ -174,6 +175,14 @@ fn fault_c_grace_without_queue_wait() {
     let mut cfg = fixed();
     cfg.faults.grace_without_queue_wait = true;
     let (property, _) = check::expect_violation("(c) grace too small", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+}
+
+#[test]
+fn fault_g_a_retry_that_forgets_the_earlier_attempt_stores_twice() {
+    let mut cfg = fixed();
+    cfg.faults.retry_forgets_earlier = true;
+    let (property, _) = check::expect_violation("(g) retry forgets", &Protocol::new(cfg));
     assert_eq!(property, protocol::NEVER_BOTH);
 }
 

@@ -89,6 +89,12 @@ pub struct Budget {
     pub redis_losses: u8,
     /// An operator re-drives the dead letters.
     pub redrives: u8,
+    /// A task calls begin.lua again while its attempt is unresolved, at any moment (SPEC §3
+    /// allows a retry on the pinned processor; the worker makes one once that processor
+    /// answers again, and begin.lua sends a task wanting the other one back to resolving).
+    /// Not a fault: budgeted only so that the states stay finite (each retry can leave one
+    /// more POST in a processor's queue).
+    pub retries: u8,
 }
 
 /// Seeded bugs: each must make the checker find a violation.
@@ -109,6 +115,10 @@ pub struct Faults {
     /// (f) the grace after a call cut short counted from when it ended, not from when its
     /// timeout would have ended it (the worker before the model found it).
     pub grace_from_reset: bool,
+    /// (g) begin.lua on a retry to the pinned processor without the earlier attempt's bound:
+    /// its `safe` only from now, `safe0` empty, so a definite failure of the retry clears a
+    /// pin whose first POST may still be stored.
+    pub retry_forgets_earlier: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -166,6 +176,7 @@ impl Config {
                 messages: 1,
                 redis_losses: 0,
                 redrives: 1,
+                retries: 1,
             },
             faults: Faults::default(),
             reset_reaches_later: false,
@@ -311,6 +322,8 @@ pub enum Action {
     Timeout(u8, u8),
     /// Task: GET /payments/{id}.
     Ask(u8, u8),
+    /// Task: begin.lua again while its attempt is unresolved (a retry on the pinned processor).
+    Retry(u8, u8),
     /// Task: the lookup's answer → record.lua / settle.lua 'absent' / unanswered.lua held.
     Answer(u8, u8),
     /// Task: fail.lua.
@@ -502,6 +515,7 @@ impl Protocol {
                     cfg.bound(),
                     now,
                     fence,
+                    !cfg.faults.retry_forgets_earlier,
                 );
                 let slot = &mut n.workers[w].tasks[p];
                 match reply {
@@ -753,6 +767,22 @@ impl Protocol {
                         answer: None,
                     },
                 );
+            }
+            Action::Retry(w, p) => {
+                let (w, p) = (w as usize, p as usize);
+                let task = s.workers[w].tasks[p]?;
+                let Step::Resolve { proc, att, .. } = task.step else {
+                    return None;
+                };
+                n.budget.retries = n.budget.retries.checked_sub(1)?;
+                say!(
+                    log,
+                    "worker {}: p{} unresolved on {} (att={att}): begin again",
+                    worker_name(w),
+                    p + 1,
+                    proc.name()
+                );
+                set_step(&mut n.workers[w].tasks[p], Step::Begin);
             }
             Action::Lookup(w, p) => {
                 let (w, p) = (w as usize, p as usize);
@@ -1479,6 +1509,9 @@ impl Model for Protocol {
                         Step::Resolve { safe, .. } => {
                             if cfg.early_lookups || s.absence_would_count(cfg, safe) {
                                 actions.push(Action::Ask(wu, pu));
+                            }
+                            if s.budget.retries > 0 {
+                                actions.push(Action::Retry(wu, pu));
                             }
                         }
                         Step::AwaitLookup { answer, .. } => {

@@ -183,6 +183,7 @@ pub fn begin(
     bound: Time,
     now: Time,
     fence: bool,
+    keep_earlier: bool,
 ) -> BeginReply {
     let Some(mut h) = r.status[payment] else {
         return BeginReply::Missing;
@@ -204,7 +205,9 @@ pub fn begin(
                 att: h.att,
             };
         }
-        prior = h.safe;
+        if keep_earlier {
+            prior = h.safe;
+        }
         prev_amb = true;
     }
     let att = h.att + 1;

@@ -119,6 +119,9 @@ fn parse_payment(body: &[u8]) -> Result<StoredPayment, SimError> {
 
 async fn post_payment(sim: Simulator, request: Request<Incoming>) -> Result<Answer, SimError> {
     Counters::bump(&sim.shared.counters.payment_posts);
+    if let Some(status) = fault_status(&sim.shared.faults.status_unforwarded) {
+        return Ok(json(status, Bytes::from_static(b"{}")));
+    }
     // The delay in force when the request arrives applies, even if it changes meanwhile.
     let delay = Duration::from_millis(sim.delay_ms());
     let Some(ticket) = sim.shared.gate.try_enter() else {
@@ -136,6 +139,14 @@ async fn post_payment(sim: Simulator, request: Request<Incoming>) -> Result<Answ
     task.await.map_err(|_| SimError::Internal)?
 }
 
+/// The status a fault answers with, if it is on (non-zero).
+fn fault_status(fault: &std::sync::atomic::AtomicU64) -> Option<StatusCode> {
+    u16::try_from(fault.load(Ordering::Relaxed))
+        .ok()
+        .filter(|s| *s != 0)
+        .and_then(|s| StatusCode::from_u16(s).ok())
+}
+
 /// After the delay: failure mode, duplicate check, store.
 fn decide(sim: &Simulator, payment: StoredPayment) -> Result<Answer, SimError> {
     let counters = &sim.shared.counters;
@@ -147,12 +158,7 @@ fn decide(sim: &Simulator, payment: StoredPayment) -> Result<Answer, SimError> {
     match sim.shared.store.insert(payment) {
         Inserted::Stored => {
             debug!(correlation_id = %id, "payment stored");
-            let lost_answer = sim.shared.faults.status_after_store.load(Ordering::Relaxed);
-            if let Some(status) = u16::try_from(lost_answer)
-                .ok()
-                .filter(|s| *s != 0)
-                .and_then(|s| StatusCode::from_u16(s).ok())
-            {
+            if let Some(status) = fault_status(&sim.shared.faults.status_after_store) {
                 return Ok(json(status, Bytes::from_static(b"{}")));
             }
             Ok(json(StatusCode::OK, Bytes::from_static(PROCESSED_BODY)))

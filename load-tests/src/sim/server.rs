@@ -142,6 +142,11 @@ impl SimHandle {
         self.sim.set_status_after_store(status);
     }
 
+    /// Fault: answer `status` (0 = off) to every payment at once, storing none.
+    pub fn set_status_unforwarded(&self, status: u16) {
+        self.sim.set_status_unforwarded(status);
+    }
+
     /// Fault: `GET /payments/{id}` answers `404` even for stored payments.
     pub fn set_lookups_absent(&self, on: bool) {
         self.sim.set_lookups_absent(on);

@@ -61,6 +61,10 @@ pub(crate) struct Faults {
     /// Non-zero: a payment that was stored is answered with this status instead of `200`,
     /// like a proxy whose upstream answer was lost (`502`, `504`).
     pub(crate) status_after_store: AtomicU64,
+    /// Non-zero: every payment is answered with this status at once and never stored, like
+    /// a proxy that could not reach the processor (`502`, `504`: the client cannot tell
+    /// this from a lost answer).
+    pub(crate) status_unforwarded: AtomicU64,
     /// `GET /payments/{id}` answers `404` whatever is stored (an inconsistent processor).
     pub(crate) lookups_absent: AtomicBool,
 }
@@ -118,6 +122,14 @@ impl Simulator {
         self.shared
             .faults
             .status_after_store
+            .store(u64::from(status), Ordering::Relaxed);
+    }
+
+    /// Fault: answer `status` (0 = off) to every payment at once, storing none.
+    pub fn set_status_unforwarded(&self, status: u16) {
+        self.shared
+            .faults
+            .status_unforwarded
             .store(u64::from(status), Ordering::Relaxed);
     }
 

@@ -83,6 +83,26 @@ async fn a_stored_correlation_id_answers_422_and_keeps_the_first_payment() {
 }
 
 #[tokio::test]
+async fn the_unforwarded_fault_answers_its_status_and_stores_nothing() {
+    let sim = TestSim::start().await;
+    let id = Uuid::new_v4();
+    sim.handle.set_status_unforwarded(502);
+
+    assert_eq!(
+        sim.post_payment(id, "19.90", AT).await.status(),
+        StatusCode::BAD_GATEWAY
+    );
+    assert_eq!(sim.handle.stored_count(), 0);
+
+    sim.handle.set_status_unforwarded(0);
+    assert_eq!(
+        sim.post_payment(id, "19.90", AT).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(sim.handle.stored_count(), 1);
+}
+
+#[tokio::test]
 async fn failure_mode_answers_500_without_storing() {
     let sim = TestSim::start().await;
     let id = Uuid::new_v4();

@@ -8,7 +8,7 @@ pub mod breaker;
 pub mod health;
 pub mod policy;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +37,8 @@ pub struct Router {
     /// Per processor: when a payment call last succeeded (UTC ms). A health report older
     /// than that does not override the evidence of a real call.
     last_success: [AtomicI64; 2],
+    /// Per processor: payment calls that succeeded so far.
+    successes: [AtomicU64; 2],
     /// Woken when a processor may have become available.
     changed: Notify,
     /// Longest client timeout of a payment call.
@@ -57,6 +59,7 @@ impl Router {
             breakers: [Breaker::new(breaker), Breaker::new(breaker)],
             health: Arc::new(HealthCache::default()),
             last_success: [AtomicI64::new(0), AtomicI64::new(0)],
+            successes: [AtomicU64::new(0), AtomicU64::new(0)],
             changed: Notify::new(),
             timeout_cap,
             grace_floor,
@@ -103,6 +106,7 @@ impl Router {
         breaker.record(permit, failed, took);
         if !failed {
             self.last_success[processor.index()].store(now_ms(), Ordering::Relaxed);
+            self.successes[processor.index()].fetch_add(1, Ordering::Relaxed);
         }
         let after = breaker.state();
         metrics::gauge!(names::BREAKER_STATE, "processor" => processor.as_str()).set(after.gauge());
@@ -112,6 +116,12 @@ impl Router {
                 self.changed.notify_waiters();
             }
         }
+    }
+
+    /// How many payment calls to `processor` have succeeded in this process: a count
+    /// that grew since a moment shows the processor answered in time after it.
+    pub fn successes(&self, processor: Processor) -> u64 {
+        self.successes[processor.index()].load(Ordering::Relaxed)
     }
 
     /// A permit taken but not used (the payment turned out to be pinned elsewhere).

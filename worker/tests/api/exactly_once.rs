@@ -473,6 +473,38 @@ async fn a_502_after_the_store_is_ambiguous_not_a_failure() {
     }
 }
 
+/// SPEC §3's other way out of an ambiguous outcome: a retry on the processor the payment is
+/// pinned to. A proxy in front of default answers `502` without forwarding anything, so the
+/// first payment's outcome is unknown and default does not have it; its safe time is a minute
+/// away (`AMBIGUITY_GRACE_MS`). Once default takes calls again (the second payment succeeds
+/// there), the first is sent to default again and stored once — without the retry it would
+/// wait out the minute before the lookup's 404 counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unforwarded_call_is_retried_on_its_processor_once_that_answers_again() {
+    let stack = spawn_stack().await;
+    stack.default.set_status_unforwarded(502);
+    let _worker = stack
+        .start_worker(&[
+            ("ROUTING_POLICY", "default-only"),
+            ("AMBIGUITY_GRACE_MS", "60000"),
+            ("AMBIGUITY_POLL_MS", "20"),
+        ])
+        .await;
+    let first = Uuid::new_v4();
+    assert_eq!(stack.post(&first, "1.00").await, 202);
+    wait_for(Duration::from_secs(20), "default answered 502", || async {
+        stack.default.payment_posts() >= 1
+    })
+    .await;
+    stack.default.set_status_unforwarded(0);
+    let second = Uuid::new_v4();
+    assert_eq!(stack.post(&second, "1.00").await, 202);
+    stack.wait_processed(2, Duration::from_secs(30)).await;
+    assert_each_stored_once(&stack, &[first, second]).await;
+    assert_eq!(stack.status(&first).await["processor"], "default");
+    assert_eq!(stack.fallback.stored_count(), 0);
+}
+
 /// Hole 5. The processor answers 422 ("already stored") but its lookup keeps saying 404.
 /// The payment must neither retry for ever nor move to the other processor: after
 /// MAX_ATTEMPTS it is dead-lettered with the reason, still pinned where it may be held.
