@@ -108,12 +108,20 @@ struct Unresolved {
     /// estimate never overstates the ask time.
     redis_now: Millis,
     seen: Instant,
-    /// The router's count of successful calls to `processor` when this was learned.
+    /// The router's count of successful calls to `processor` when the unresolved call
+    /// started (or when this was learned, for an attempt this task did not make): a count
+    /// above it shows the processor answered a payment call in time since.
     successes: u64,
 }
 
 impl Unresolved {
-    fn new(ctx: &Context, processor: Processor, attempt: u32, safe: SafeAt, seen: Instant) -> Self {
+    fn new(
+        processor: Processor,
+        attempt: u32,
+        safe: SafeAt,
+        seen: Instant,
+        successes: u64,
+    ) -> Self {
         let wait = Duration::from_millis((safe.safe - safe.now).max(0) as u64);
         Self {
             processor,
@@ -121,7 +129,7 @@ impl Unresolved {
             safe_at: seen + wait,
             redis_now: safe.now,
             seen,
-            successes: ctx.router.successes(processor),
+            successes,
         }
     }
 
@@ -167,11 +175,20 @@ impl<'a> Payment<'a> {
     async fn run(&mut self) -> Result<Finish, StoreError> {
         let (ctx, store, id) = (self.ctx, &self.ctx.store, &self.entry.payment);
         loop {
-            if ctx.shutdown.is_triggered() {
-                return Ok(Finish::Released);
-            }
-            if self.lost.load(Ordering::Relaxed) {
-                return Ok(Finish::Lost);
+            // A retry's permit goes back to the breaker on every way out but the send.
+            let retry = self.retry.take();
+            let stop = if ctx.shutdown.is_triggered() {
+                Some(Finish::Released)
+            } else if self.lost.load(Ordering::Relaxed) {
+                Some(Finish::Lost)
+            } else {
+                None
+            };
+            if let Some(finish) = stop {
+                if let Some((p, permit)) = retry {
+                    ctx.router.release(p, permit);
+                }
+                return Ok(finish);
             }
             if let Some(unresolved) = self.unresolved.take() {
                 if let Some(finish) = self.resolve(unresolved).await? {
@@ -179,7 +196,7 @@ impl<'a> Payment<'a> {
                 }
                 continue;
             }
-            let choice = match self.retry.take() {
+            let choice = match retry {
                 Some((p, permit)) => Choice::Send(p, permit),
                 None => self.choose(),
             };
@@ -231,12 +248,13 @@ impl<'a> Payment<'a> {
                     attempt,
                 }) => {
                     ctx.router.release(wanted, permit);
+                    let successes = ctx.router.successes(processor);
                     self.unresolved = Some(Unresolved::new(
-                        ctx,
                         processor,
                         attempt,
                         safe,
                         Instant::now(),
+                        successes,
                     ));
                     continue;
                 }
@@ -252,8 +270,12 @@ impl<'a> Payment<'a> {
     }
 
     fn choose(&self) -> Choice {
-        let age = wall_now().saturating_sub(self.accepted_at).max(0) as u64;
-        self.ctx.router.choose(Duration::from_millis(age))
+        self.ctx.router.choose(self.age())
+    }
+
+    /// Since the gateway accepted the payment, for the routing policy.
+    fn age(&self) -> Duration {
+        Duration::from_millis(wall_now().saturating_sub(self.accepted_at).max(0) as u64)
     }
 
     /// One attempt on `processor`, pinned there by `begin`; the call starts before
@@ -272,6 +294,7 @@ impl<'a> Payment<'a> {
         }
         let requested_at = wall_now();
         let started = Instant::now();
+        let successes_before = ctx.router.successes(processor);
         let timeout = ctx.router.timeout(processor);
         let sent = ctx
             .client
@@ -316,7 +339,7 @@ impl<'a> Payment<'a> {
                         // leaves it on a 404 ("held"), and this counts towards the limit —
                         // unless a newer attempt (another consumer's) owns the outcome now.
                         if self
-                            .unanswered(processor, attempt, true, Duration::ZERO)
+                            .unanswered(processor, attempt, true, Duration::ZERO, successes_before)
                             .await?
                         {
                             return self.held_failure(&unconfirmed_422(processor)).await;
@@ -367,7 +390,7 @@ impl<'a> Payment<'a> {
                 tracing::debug!(%processor, "no answer in time; the payment stays pinned there");
                 // What is left of the client timeout: the request may still arrive.
                 let in_flight_for = timeout.saturating_sub(started.elapsed());
-                self.unanswered(processor, attempt, false, in_flight_for)
+                self.unanswered(processor, attempt, false, in_flight_for, successes_before)
                     .await?;
                 Ok(None)
             }
@@ -399,12 +422,13 @@ impl<'a> Payment<'a> {
             .settle(&self.entry.payment, processor, attempt, Settle::Failed)
             .await?;
         if let Settled::Early(safe) = settled {
+            let successes = self.ctx.router.successes(processor);
             self.unresolved = Some(Unresolved::new(
-                self.ctx,
                 processor,
                 attempt,
                 safe,
                 Instant::now(),
+                successes,
             ));
         }
         Ok(settled)
@@ -414,12 +438,14 @@ impl<'a> Payment<'a> {
     /// without a usable answer: from Redis, the moment after which a 404 proves it absent;
     /// then resolve it. A call cut short (a reset, a proxy's 502/504) may still reach the
     /// processor until its timeout would have ended it, so the grace runs from then.
+    /// `successes_before`: the router's success count for `processor` when the call started.
     async fn unanswered(
         &mut self,
         processor: Processor,
         attempt: u32,
         held: bool,
         in_flight_for: Duration,
+        successes_before: u64,
     ) -> Result<bool, StoreError> {
         let grace = self.ctx.router.grace(processor) + in_flight_for;
         let safe = self
@@ -429,11 +455,11 @@ impl<'a> Payment<'a> {
             .await?;
         if let Some(safe) = safe {
             self.unresolved = Some(Unresolved::new(
-                self.ctx,
                 processor,
                 attempt,
                 safe,
                 Instant::now(),
+                successes_before,
             ));
         }
         Ok(safe.is_some())
@@ -472,7 +498,13 @@ impl<'a> Payment<'a> {
                             return self.held_failure(&unconfirmed_422(u.processor)).await;
                         }
                         Settled::Early(safe) => {
-                            u = Unresolved::new(ctx, u.processor, u.attempt, safe, Instant::now());
+                            u = Unresolved::new(
+                                u.processor,
+                                u.attempt,
+                                safe,
+                                Instant::now(),
+                                u.successes,
+                            );
                         }
                     }
                 }
@@ -512,14 +544,7 @@ impl<'a> Payment<'a> {
         if self.ctx.router.successes(u.processor) == u.successes {
             return None;
         }
-        match self.choose() {
-            Choice::Send(p, permit) if p == u.processor => Some(permit),
-            Choice::Send(p, permit) => {
-                self.ctx.router.release(p, permit);
-                None
-            }
-            Choice::Wait => None,
-        }
+        self.ctx.router.permit_if_chosen(u.processor, self.age())
     }
 
     /// Records what a processor's lookup found, unless it is not this payment: a

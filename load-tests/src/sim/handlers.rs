@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -140,7 +140,7 @@ async fn post_payment(sim: Simulator, request: Request<Incoming>) -> Result<Answ
 }
 
 /// The status a fault answers with, if it is on (non-zero).
-fn fault_status(fault: &std::sync::atomic::AtomicU64) -> Option<StatusCode> {
+fn fault_status(fault: &AtomicU64) -> Option<StatusCode> {
     u16::try_from(fault.load(Ordering::Relaxed))
         .ok()
         .filter(|s| *s != 0)

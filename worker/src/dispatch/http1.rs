@@ -73,7 +73,8 @@ impl Pool {
     }
 
     /// `method path` with `body`; the whole answer (status and body) within `timeout`,
-    /// which covers the connect too: a request is written before `timeout` ends or never.
+    /// which covers the connect too: a request is handed to a connection before `timeout`
+    /// ends or never (one already handed over may still be flushed just after).
     /// A timeout that struck before the request was handed to a connection (a connect that
     /// never completed: a dropped SYN is retried only after a second) is a
     /// [`CallError::Connect`]: nothing was sent, which the caller may treat as definite.
@@ -168,13 +169,21 @@ impl Pool {
     /// longer than most calls' timeout. A refusal is final (nothing listens).
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let timed_out = || CallError::Connect(std::io::ErrorKind::TimedOut.into());
+        // The name is resolved once per connection, not once per try.
+        let addrs: Vec<std::net::SocketAddr> =
+            tokio::time::timeout_at(deadline, tokio::net::lookup_host(self.authority.as_str()))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(CallError::Connect)?
+                .collect();
         let mut wait = FIRST_CONNECT_TRY;
         let stream = loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                return Err(CallError::Connect(std::io::ErrorKind::TimedOut.into()));
+                return Err(timed_out());
             }
-            let attempt = tokio::net::TcpStream::connect(self.authority.as_str());
+            let attempt = tokio::net::TcpStream::connect(&addrs[..]);
             match tokio::time::timeout(wait.min(left), attempt).await {
                 Ok(connected) => break connected.map_err(CallError::Connect)?,
                 Err(_) => wait = wait.saturating_mul(2),

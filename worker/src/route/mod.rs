@@ -79,13 +79,17 @@ impl Router {
         breaker.state() != State::Open
     }
 
-    pub fn choose(&self, age: Duration) -> Choice {
-        let situation = Situation {
+    /// What the policy wants for a payment of `age` now.
+    fn wanted(&self, age: Duration) -> Processor {
+        self.policy.choose(Situation {
             age,
             default_failing: !self.usable(Processor::Default),
             fallback_failing: !self.usable(Processor::Fallback),
-        };
-        let wanted = self.policy.choose(situation);
+        })
+    }
+
+    pub fn choose(&self, age: Duration) -> Choice {
+        let wanted = self.wanted(age);
         let choice = match self.breakers[wanted.index()].try_acquire() {
             Some(permit) => Choice::Send(wanted, permit),
             None => Choice::Wait,
@@ -97,6 +101,19 @@ impl Router {
         };
         metrics::counter!(names::ROUTING_DECISIONS_TOTAL, "decision" => decision).increment(1);
         choice
+    }
+
+    /// A permit for `processor` if the policy would send a payment of `age` there now and
+    /// its breaker lets a call through (a retry on the processor a payment is pinned to);
+    /// counted as a routing decision only when granted.
+    pub fn permit_if_chosen(&self, processor: Processor, age: Duration) -> Option<Permit> {
+        if self.wanted(age) != processor {
+            return None;
+        }
+        let permit = self.breakers[processor.index()].try_acquire()?;
+        metrics::counter!(names::ROUTING_DECISIONS_TOTAL, "decision" => processor.as_str())
+            .increment(1);
+        Some(permit)
     }
 
     /// Reports a call made with `permit`. `failed`: definite failure or no answer.
