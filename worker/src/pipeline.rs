@@ -249,13 +249,7 @@ impl<'a> Payment<'a> {
                 }) => {
                     ctx.router.release(wanted, permit);
                     let successes = ctx.router.successes(processor);
-                    self.unresolved = Some(Unresolved::new(
-                        processor,
-                        attempt,
-                        safe,
-                        Instant::now(),
-                        successes,
-                    ));
+                    self.set_unresolved(processor, attempt, safe, successes);
                     continue;
                 }
             };
@@ -271,6 +265,18 @@ impl<'a> Payment<'a> {
 
     fn choose(&self) -> Choice {
         self.ctx.router.choose(self.age())
+    }
+
+    /// `attempt` on `processor` is unresolved as of now (`safe` from Redis); `successes`:
+    /// the router's success count for `processor` to compare with before a retry there.
+    fn set_unresolved(&mut self, processor: Processor, attempt: u32, safe: SafeAt, successes: u64) {
+        self.unresolved = Some(Unresolved::new(
+            processor,
+            attempt,
+            safe,
+            Instant::now(),
+            successes,
+        ));
     }
 
     /// Since the gateway accepted the payment, for the routing policy.
@@ -423,13 +429,7 @@ impl<'a> Payment<'a> {
             .await?;
         if let Settled::Early(safe) = settled {
             let successes = self.ctx.router.successes(processor);
-            self.unresolved = Some(Unresolved::new(
-                processor,
-                attempt,
-                safe,
-                Instant::now(),
-                successes,
-            ));
+            self.set_unresolved(processor, attempt, safe, successes);
         }
         Ok(settled)
     }
@@ -454,13 +454,7 @@ impl<'a> Payment<'a> {
             .unanswered(&self.entry.payment, processor, attempt, grace, held)
             .await?;
         if let Some(safe) = safe {
-            self.unresolved = Some(Unresolved::new(
-                processor,
-                attempt,
-                safe,
-                Instant::now(),
-                successes_before,
-            ));
+            self.set_unresolved(processor, attempt, safe, successes_before);
         }
         Ok(safe.is_some())
     }

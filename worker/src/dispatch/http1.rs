@@ -208,6 +208,16 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
+    async fn post(pool: &Pool, timeout: Duration) -> Result<(StatusCode, Bytes), CallError> {
+        pool.call(
+            Method::POST,
+            "/payments",
+            Some(Bytes::from_static(b"{}")),
+            timeout,
+        )
+        .await
+    }
+
     /// A listener whose accept queue is full: the kernel drops further SYNs, so a connect to
     /// it does not complete for at least a second (the client's first SYN retransmit).
     async fn full_listener() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
@@ -238,14 +248,7 @@ mod tests {
         let (listener, _held) = full_listener().await;
         let addr = listener.local_addr().expect("addr");
         let pool = Pool::new(&format!("http://{addr}"), 4, Duration::from_secs(5)).expect("pool");
-        let result = pool
-            .call(
-                Method::POST,
-                "/payments",
-                Some(Bytes::from_static(b"{}")),
-                Duration::from_millis(300),
-            )
-            .await;
+        let result = post(&pool, Duration::from_millis(300)).await;
         assert!(
             matches!(result, Err(CallError::Connect(_))),
             "a call cut off while connecting wrote nothing: {result:?}"
@@ -266,14 +269,7 @@ mod tests {
             std::future::pending::<()>().await;
         });
         let pool = Pool::new(&format!("http://{addr}"), 4, Duration::from_secs(5)).expect("pool");
-        let result = pool
-            .call(
-                Method::POST,
-                "/payments",
-                Some(Bytes::from_static(b"{}")),
-                Duration::from_millis(300),
-            )
-            .await;
+        let result = post(&pool, Duration::from_millis(300)).await;
         assert!(
             matches!(result, Err(CallError::Timeout)),
             "the request may have been stored: {result:?}"
@@ -311,14 +307,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         serve_after(listener, Duration::from_millis(100));
         let pool = Pool::new(&format!("http://{addr}"), 4, Duration::from_secs(5)).expect("pool");
-        let result = pool
-            .call(
-                Method::POST,
-                "/payments",
-                Some(Bytes::from_static(b"{}")),
-                Duration::from_millis(900),
-            )
-            .await;
+        let result = post(&pool, Duration::from_millis(900)).await;
         assert!(
             matches!(result, Ok((StatusCode::OK, _))),
             "answered on a second try: {result:?}"
