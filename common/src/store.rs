@@ -1024,21 +1024,26 @@ impl Store {
 
     /// Resets the idle time of `entry_ids` still owned by `consumer` and returns those it
     /// no longer owns (claimed by another consumer, or acknowledged); see `touch.lua`.
+    /// One script call per [`MAX_BATCH`] entries: a worker with hundreds in flight held Redis
+    /// for 3.5–5.6 ms in one call, and every accept waited behind it (README, "What the p99
+    /// is made of"). Each entry is touched on its own, so the split changes nothing else.
     pub async fn touch(
         &self,
         consumer: &str,
         entry_ids: &[String],
     ) -> Result<Vec<String>, StoreError> {
-        if entry_ids.is_empty() {
-            return Ok(Vec::new());
+        let mut lost = Vec::new();
+        for chunk in entry_ids.chunks(MAX_BATCH) {
+            let mut invocation = SCRIPTS.touch.prepare_invoke();
+            invocation.key(self.keys.stream()).arg(GROUP).arg(consumer);
+            for id in chunk {
+                invocation.arg(id);
+            }
+            let mut conn = self.conn.clone();
+            let part: Vec<String> = invocation.invoke_async(&mut conn).await?;
+            lost.extend(part);
         }
-        let mut invocation = SCRIPTS.touch.prepare_invoke();
-        invocation.key(self.keys.stream()).arg(GROUP).arg(consumer);
-        for id in entry_ids {
-            invocation.arg(id);
-        }
-        let mut conn = self.conn.clone();
-        Ok(invocation.invoke_async(&mut conn).await?)
+        Ok(lost)
     }
 
     /// Takes or renews the health-poller lease of `processor` and, when due, the next

@@ -279,6 +279,40 @@ async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
 }
 
 #[tokio::test]
+async fn a_heartbeat_over_several_script_calls_reports_every_lost_entry() {
+    // More entries than one touch call carries: the lost ones of every call are reported,
+    // and the rest stay with the consumer.
+    let app = spawn_patient_app().await;
+    let store = &app.store;
+    let mut entries = Vec::new();
+    for _ in 0..(2 * common::store::MAX_BATCH + 10) {
+        entries.push(accept_and_deliver(store, &new_id(), 100, "busy").await);
+    }
+    let taken = [0, common::store::MAX_BATCH + 1, entries.len() - 1];
+    let mut conn = store.connection();
+    for &i in &taken {
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(store.keys().stream())
+            .arg(GROUP)
+            .arg("taker")
+            .arg(0)
+            .arg(&entries[i])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let lost = store.touch("busy", &entries).await.unwrap();
+    assert_eq!(
+        lost,
+        taken
+            .iter()
+            .map(|&i| entries[i].clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(store.touch("busy", &[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_consumer_that_lost_its_entry_cannot_begin_and_its_heartbeat_says_so() {
     let app = spawn_patient_app().await;
     let id = new_id();
