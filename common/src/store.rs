@@ -1025,8 +1025,9 @@ impl Store {
     /// Resets the idle time of `entry_ids` still owned by `consumer` and returns those it
     /// no longer owns (claimed by another consumer, or acknowledged); see `touch.lua`.
     /// One script call per [`MAX_BATCH`] entries: a worker with hundreds in flight held Redis
-    /// for 3.5–5.6 ms in one call, and every accept waited behind it (README, "What the p99
-    /// is made of"). Each entry is touched on its own, so the split changes nothing else.
+    /// for up to 5.6 ms in one call, and accepts arriving meanwhile waited behind it (README,
+    /// "What the p99 is made of"). Each entry is touched on its own, so the split changes
+    /// nothing else; a call that fails part-way leaves the earlier calls' entries touched.
     pub async fn touch(
         &self,
         consumer: &str,

@@ -310,6 +310,12 @@ async fn a_heartbeat_over_several_script_calls_reports_every_lost_entry() {
             .collect::<Vec<_>>()
     );
     assert!(store.touch("busy", &[]).await.unwrap().is_empty());
+    // The rest are still this consumer's: touching only them reports nothing lost.
+    let kept: Vec<String> = (0..entries.len())
+        .filter(|i| !taken.contains(i))
+        .map(|i| entries[i].clone())
+        .collect();
+    assert!(store.touch("busy", &kept).await.unwrap().is_empty());
 }
 
 #[tokio::test]
