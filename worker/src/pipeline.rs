@@ -530,8 +530,9 @@ impl<'a> Payment<'a> {
     /// A permit to send the payment again to the processor its unresolved attempt is pinned
     /// to, before the safe time: SPEC §3 allows a retry there at any time (its `200` stores
     /// it once, its `422` says it holds it; `begin` keeps the earlier attempt's bound). Only
-    /// once a payment call to that processor has succeeded since the attempt was learned
-    /// unresolved — a processor that is merely slow would just get the payment twice — and
+    /// once a payment call to that processor has succeeded since the unresolved call started
+    /// (or since the attempt was learned unresolved, for one this task did not make) — a
+    /// processor none of whose calls succeed would just get the payment twice — and
     /// only where the policy would send the payment now (a pin on fallback is not worth the
     /// fee while default takes calls: that one waits for the safe time, then moves).
     fn retry_permit(&self, u: &Unresolved) -> Option<Permit> {

@@ -37,6 +37,13 @@ pub enum CallError {
     Request(#[from] hyper::http::Error),
 }
 
+impl CallError {
+    /// No connection in time: nothing was handed over, so nothing was sent.
+    fn connect_timed_out() -> Self {
+        CallError::Connect(std::io::ErrorKind::TimedOut.into())
+    }
+}
+
 /// Keep-alive connections to one `host:port`.
 pub struct Pool {
     /// `host:port` as in the processor's URL (resolved at each connect).
@@ -89,9 +96,7 @@ impl Pool {
         match tokio::time::timeout(timeout, self.call_inner(method, path, body, &handed_over)).await
         {
             Ok(result) => result,
-            Err(_) if !handed_over.load(Ordering::Relaxed) => {
-                Err(CallError::Connect(std::io::ErrorKind::TimedOut.into()))
-            }
+            Err(_) if !handed_over.load(Ordering::Relaxed) => Err(CallError::connect_timed_out()),
             Err(_) => Err(CallError::Timeout),
         }
     }
@@ -169,19 +174,18 @@ impl Pool {
     /// longer than most calls' timeout. A refusal is final (nothing listens).
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
-        let timed_out = || CallError::Connect(std::io::ErrorKind::TimedOut.into());
         // The name is resolved once per connection, not once per try.
         let addrs: Vec<std::net::SocketAddr> =
             tokio::time::timeout_at(deadline, tokio::net::lookup_host(self.authority.as_str()))
                 .await
-                .map_err(|_| timed_out())?
+                .map_err(|_| CallError::connect_timed_out())?
                 .map_err(CallError::Connect)?
                 .collect();
         let mut wait = FIRST_CONNECT_TRY;
         let stream = loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                return Err(timed_out());
+                return Err(CallError::connect_timed_out());
             }
             let attempt = tokio::net::TcpStream::connect(&addrs[..]);
             match tokio::time::timeout(wait.min(left), attempt).await {
