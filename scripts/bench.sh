@@ -9,7 +9,9 @@
 #            starts it, AOF `appendfsync` REDIS_APPENDFSYNC), alternating, REF_ROUNDS (2)
 #            times; `ref-ratio` reports both p50/p99, their ratio and the verdict against issue
 #            10's target (stack p99 ≤ 1.5× static). Writes ref-{static,stack}-<mode>-<r>
-#            (.json, .svg) and ref-vs-static-<mode>.json (<mode>: REDIS_APPENDFSYNC).
+#            (.json, .svg) and ref-vs-static-<mode>.json (<mode>: REDIS_APPENDFSYNC). With
+#            REF_ACCEPT=1 also ref-accept-<mode>-<r>: the stack with its workers paused, the
+#            accept path alone (its lag is every payment; the backlog drains after it).
 #   gateway  (a) Open-loop rates stepped up until p99 passes P99_LIMIT_MS against one gateway
 #            directly, the workers paused (the accept path alone); (a') the same at
 #            FSYNC_RATES with AOF `appendfsync everysec` and `always`, alternating, two rounds
@@ -171,6 +173,18 @@ EOF
   for child in $(pgrep -P "$STATIC_PIDS"); do STATIC_PIDS+=",$child"; done
 }
 
+# wait_stream_empty SECS — until every entry of the stack's stream is processed (recorded
+# entries are deleted), so a run that left a backlog does not spill into the next one.
+wait_stream_empty() {
+  local n i
+  for ((i = 0; i < $1 * 10; i++)); do
+    n=$(redis-cli -p "${REDIS_PORT:-6390}" XLEN "{${PAYSTREAM_KEY_PREFIX:-ps}}:stream")
+    [ "$n" = 0 ] && return 0
+    sleep 0.1
+  done
+  die "the stream still held $n entries after $1 s"
+}
+
 section_ref() {
   start_demo_stack
   start_static_nginx
@@ -179,10 +193,24 @@ section_ref() {
     # Alternate which goes first, so neither always follows the other.
     local order="static stack"
     [ $((round % 2)) = 0 ] && order="stack static"
+    # REF_ACCEPT=1: a third run per round, last (its backlog is drained before the next
+    # round), on the same stack with the workers paused: what the accept path alone — nginx,
+    # gateways, Redis' accepts and fsyncs — costs per payment and adds to the p99.
+    [ "${REF_ACCEPT:-0}" = 1 ] && order+=" accept"
     for target in $order; do
       if [ "$target" = static ]; then
         rinha "ref-static-$REDIS_APPENDFSYNC-$round" --backend "http://127.0.0.1:$STATIC_PORT" \
           --pid "nginx-static=$STATIC_PIDS"
+      elif [ "$target" = accept ]; then
+        local workers
+        workers=$(worker_pids)
+        # shellcheck disable=SC2086
+        pause $workers
+        # shellcheck disable=SC2046
+        rinha "ref-accept-$REDIS_APPENDFSYNC-$round" $(stack_pids) $(stack_redis)
+        # shellcheck disable=SC2086
+        kill -CONT $workers
+        wait_stream_empty 120
       else
         # shellcheck disable=SC2046
         rinha "ref-stack-$REDIS_APPENDFSYNC-$round" $(stack_pids) $(stack_redis)

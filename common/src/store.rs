@@ -287,6 +287,8 @@ pub struct Store {
     retention_ms: u64,
     batches: Arc<Batches>,
     lingers: Lingers,
+    /// Most payments in one batched `begin` / `record` call ([`Store::with_batch_max`]).
+    batch_max: usize,
     /// Summaries read a second time without tenths ([`Store::summary_rereads`]).
     rereads: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -364,6 +366,7 @@ impl Store {
             batches: Arc::default(),
             retention_ms,
             lingers: Lingers::default(),
+            batch_max: MAX_BATCH,
             rereads: Arc::default(),
         })
     }
@@ -372,6 +375,14 @@ impl Store {
     /// the first `begin`/`record` (a batching task keeps the linger it started with).
     pub fn with_lingers(mut self, lingers: Lingers) -> Self {
         self.lingers = lingers;
+        self
+    }
+
+    /// The same store with at most `max` payments (1..=[`MAX_BATCH`]) per `begin` and
+    /// `record` script call; call before the first of them. Redis runs nothing else while a
+    /// script runs, so this bounds how long one call holds every accept behind it.
+    pub fn with_batch_max(mut self, max: usize) -> Self {
+        self.batch_max = max.clamp(1, MAX_BATCH);
         self
     }
 
@@ -416,7 +427,7 @@ impl Store {
         &self,
         cell: &'a OnceLock<Batcher<Req, Resp>>,
         op: &'static str,
-        linger: Duration,
+        (max, linger): (usize, Duration),
         flush: fn(Store, Vec<Req>) -> Fut,
     ) -> &'a Batcher<Req, Resp>
     where
@@ -426,9 +437,7 @@ impl Store {
     {
         cell.get_or_init(|| {
             let store = self.unbatched();
-            Batcher::spawn(op, MAX_BATCH, 1, linger, move |batch| {
-                flush(store.clone(), batch)
-            })
+            Batcher::spawn(op, max, 1, linger, move |batch| flush(store.clone(), batch))
         })
     }
 
@@ -440,6 +449,7 @@ impl Store {
             retention_ms: self.retention_ms,
             batches: Arc::default(),
             lingers: self.lingers,
+            batch_max: self.batch_max,
             rereads: self.rereads.clone(),
         }
     }
@@ -455,7 +465,7 @@ impl Store {
         let batcher = self.batcher(
             &self.batches.accept,
             "accept",
-            Duration::ZERO,
+            (MAX_BATCH, Duration::ZERO),
             |store, batch| async move { store.accept_batch(&batch).await },
         );
         batcher.call((*id, amount, backlog_limit)).await
@@ -554,7 +564,7 @@ impl Store {
         let batcher = self.batcher(
             &self.batches.begin,
             "begin",
-            self.lingers.begin,
+            (self.batch_max, self.lingers.begin),
             |store, batch| async move { store.begin_batch(&batch).await },
         );
         batcher
@@ -695,7 +705,7 @@ impl Store {
         let batcher = self.batcher(
             &self.batches.record,
             "record",
-            self.lingers.record,
+            (self.batch_max, self.lingers.record),
             |store, batch| async move { store.record_batch(&batch).await },
         );
         batcher

@@ -87,7 +87,8 @@ async fn start_inner(
     #[cfg(feature = "test-hooks")] hooks: Hooks,
 ) -> anyhow::Result<WorkerHandle> {
     let store = Store::connect_lazy(&config.redis.options, config.redis.keys.clone())?
-        .with_lingers(config.lingers);
+        .with_lingers(config.lingers)
+        .with_batch_max(config.script_batch_max);
     let mut backoff = backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     // The group must exist before the first read; wait for Redis if it is not up yet.
     while let Err(e) = store.ensure_group().await {

@@ -318,6 +318,75 @@ async fn a_heartbeat_over_several_script_calls_reports_every_lost_entry() {
     assert!(store.touch("busy", &kept).await.unwrap().is_empty());
 }
 
+/// How many `EVALSHA` calls Redis has run since its statistics were last reset.
+async fn script_calls(store: &Store) -> u64 {
+    let mut conn = store.connection();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_record_batch_is_split_at_the_stores_batch_max() {
+    // SCRIPT_BATCH_MAX: a worker's record batch never carries more than its maximum, so no
+    // one script call holds Redis (and every accept behind it) for longer than that.
+    let app = spawn_patient_app().await;
+    let lingers = common::store::Lingers {
+        begin: Duration::ZERO,
+        record: Duration::from_millis(200),
+    };
+    let store = Store::connect_lazy(
+        &common::store::RedisOptions::new(app.redis.url()),
+        app.store.keys().clone(),
+    )
+    .unwrap()
+    .with_lingers(lingers)
+    .with_batch_max(2);
+    let mut payments = Vec::new();
+    for _ in 0..6 {
+        let id = new_id();
+        let entry = accept_and_deliver(&app.store, &id, 100, "c").await;
+        assert!(matches!(
+            begin(&app.store, &id, Processor::Default, "c", &entry).await,
+            Attempt::Go { .. }
+        ));
+        payments.push((id, entry));
+    }
+    // The first record loads the script, so every call below is one EVALSHA.
+    let (id, entry) = payments.pop().unwrap();
+    store
+        .record(&id, Cents::new(100), Processor::Default, 1_000, &entry)
+        .await
+        .unwrap();
+    let mut conn = store.connection();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut records = tokio::task::JoinSet::new();
+    for (id, entry) in payments {
+        let store = store.clone();
+        records.spawn(async move {
+            store
+                .record(&id, Cents::new(100), Processor::Default, 1_000, &entry)
+                .await
+        });
+    }
+    while let Some(recorded) = records.join_next().await {
+        assert_eq!(recorded.unwrap().unwrap(), Recorded::Now);
+    }
+    // Five records gathered within one linger: 2 + 2 + 1.
+    assert_eq!(script_calls(&store).await, 3);
+    let s = store.summary(Window::default()).await.unwrap();
+    assert_eq!((s.default.requests, s.default.cents), (6, 600));
+}
+
 #[tokio::test]
 async fn a_consumer_that_lost_its_entry_cannot_begin_and_its_heartbeat_says_so() {
     let app = spawn_patient_app().await;
