@@ -379,7 +379,7 @@ impl Store {
     }
 
     /// The same store with at most `max` payments (1..=[`MAX_BATCH`]) per `begin` and
-    /// `record` script call; call before the first of them. Redis runs nothing else while a
+    /// `record` script call, and entries per `touch` call; call before the first of them. Redis runs nothing else while a
     /// script runs, so this bounds how long one call holds every accept behind it.
     pub fn with_batch_max(mut self, max: usize) -> Self {
         self.batch_max = max.clamp(1, MAX_BATCH);
@@ -1034,8 +1034,9 @@ impl Store {
 
     /// Resets the idle time of `entry_ids` still owned by `consumer` and returns those it
     /// no longer owns (claimed by another consumer, or acknowledged); see `touch.lua`.
-    /// One script call per [`MAX_BATCH`] entries: a worker with hundreds in flight held Redis
-    /// for up to 5.6 ms in one call, and accepts arriving meanwhile waited behind it (README,
+    /// One script call per batch of the store's batch maximum ([`Store::with_batch_max`];
+    /// the worker's `SCRIPT_BATCH_MAX`): a worker with hundreds in flight held Redis for up
+    /// to 5.6 ms in one call, and accepts arriving meanwhile waited behind it (README,
     /// "What the p99 is made of"). Each entry is touched on its own, so the split changes
     /// nothing else; a call that fails part-way leaves the earlier calls' entries touched.
     pub async fn touch(
@@ -1044,7 +1045,7 @@ impl Store {
         entry_ids: &[String],
     ) -> Result<Vec<String>, StoreError> {
         let mut lost = Vec::new();
-        for chunk in entry_ids.chunks(MAX_BATCH) {
+        for chunk in entry_ids.chunks(self.batch_max) {
             let mut invocation = SCRIPTS.touch.prepare_invoke();
             invocation.key(self.keys.stream()).arg(GROUP).arg(consumer);
             for id in chunk {

@@ -388,6 +388,31 @@ async fn a_record_batch_is_split_at_the_stores_batch_max() {
 }
 
 #[tokio::test]
+async fn a_heartbeat_is_split_at_the_stores_batch_max() {
+    let app = spawn_patient_app().await;
+    let store = Store::connect_lazy(
+        &common::store::RedisOptions::new(app.redis.url()),
+        app.store.keys().clone(),
+    )
+    .unwrap()
+    .with_batch_max(2);
+    let mut entries = Vec::new();
+    for _ in 0..5 {
+        entries.push(accept_and_deliver(&app.store, &new_id(), 100, "c").await);
+    }
+    // The first touch loads the script, so every call below is one EVALSHA.
+    assert!(store.touch("c", &entries[..1]).await.unwrap().is_empty());
+    let mut conn = store.connection();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(store.touch("c", &entries).await.unwrap().is_empty());
+    assert_eq!(script_calls(&store).await, 3);
+}
+
+#[tokio::test]
 async fn a_consumer_that_lost_its_entry_cannot_begin_and_its_heartbeat_says_so() {
     let app = spawn_patient_app().await;
     let id = new_id();
