@@ -195,7 +195,10 @@ section_ref() {
     [ $((round % 2)) = 0 ] && order="stack static"
     # REF_ACCEPT=1: a third run per round, last (its backlog is drained before the next
     # round), on the same stack with the workers paused: what the accept path alone — nginx,
-    # gateways, Redis' accepts and fsyncs — costs per payment and adds to the p99.
+    # gateways, Redis' accepts and fsyncs — costs per payment and adds to the p99. (A worker
+    # paused inside its blocking XREADGROUP still gets up to WORKER_BATCH_SIZE entries
+    # delivered: a small Redis cost inside the measurement; after the resume, entries idle
+    # past WORKER_CLAIM_IDLE_MS may be taken over by the other worker, which is safe.)
     [ "${REF_ACCEPT:-0}" = 1 ] && order+=" accept"
     for target in $order; do
       if [ "$target" = static ]; then

@@ -287,7 +287,8 @@ pub struct Store {
     retention_ms: u64,
     batches: Arc<Batches>,
     lingers: Lingers,
-    /// Most payments in one batched `begin` / `record` call ([`Store::with_batch_max`]).
+    /// Most payments in one batched `begin` / `record` call, and entries in one `touch`
+    /// call ([`Store::with_batch_max`]).
     batch_max: usize,
     /// Summaries read a second time without tenths ([`Store::summary_rereads`]).
     rereads: Arc<std::sync::atomic::AtomicU64>,
@@ -378,9 +379,12 @@ impl Store {
         self
     }
 
-    /// The same store with at most `max` payments (1..=[`MAX_BATCH`]) per `begin` and
-    /// `record` script call, and entries per `touch` call; call before the first of them. Redis runs nothing else while a
-    /// script runs, so this bounds how long one call holds every accept behind it.
+    /// The same store with at most `max` payments (1..=[`MAX_BATCH`]) per script call of
+    /// the per-payment [`Store::begin_attempt`] and [`Store::record`] (their batching tasks
+    /// keep the maximum they started with, so call this before the first of them), and
+    /// entries per [`Store::touch`] call; `begin_batch` / `record_batch` run what they are
+    /// given. Redis runs nothing else while a script runs, so this bounds how long one
+    /// call holds every accept behind it.
     pub fn with_batch_max(mut self, max: usize) -> Self {
         self.batch_max = max.clamp(1, MAX_BATCH);
         self
@@ -427,7 +431,8 @@ impl Store {
         &self,
         cell: &'a OnceLock<Batcher<Req, Resp>>,
         op: &'static str,
-        (max, linger): (usize, Duration),
+        max: usize,
+        linger: Duration,
         flush: fn(Store, Vec<Req>) -> Fut,
     ) -> &'a Batcher<Req, Resp>
     where
@@ -465,7 +470,8 @@ impl Store {
         let batcher = self.batcher(
             &self.batches.accept,
             "accept",
-            (MAX_BATCH, Duration::ZERO),
+            MAX_BATCH,
+            Duration::ZERO,
             |store, batch| async move { store.accept_batch(&batch).await },
         );
         batcher.call((*id, amount, backlog_limit)).await
@@ -564,7 +570,8 @@ impl Store {
         let batcher = self.batcher(
             &self.batches.begin,
             "begin",
-            (self.batch_max, self.lingers.begin),
+            self.batch_max,
+            self.lingers.begin,
             |store, batch| async move { store.begin_batch(&batch).await },
         );
         batcher
@@ -705,7 +712,8 @@ impl Store {
         let batcher = self.batcher(
             &self.batches.record,
             "record",
-            (self.batch_max, self.lingers.record),
+            self.batch_max,
+            self.lingers.record,
             |store, batch| async move { store.record_batch(&batch).await },
         );
         batcher

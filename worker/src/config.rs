@@ -66,11 +66,12 @@ pub mod defaults {
     /// its comparison, by a margin the rounds' spread leaves unsettled (README, *Lingers*).
     pub const BEGIN_LINGER_MS: u64 = 10;
     pub const RECORD_LINGER_MS: u64 = 50;
-    /// Most payments per `begin` / `record` call. Redis runs nothing else during a script,
-    /// and a 128-payment call held it 2.4–6 ms while a backlog was released, every accept
-    /// waiting behind it; 16 cut the reference run's p99 in that second to about a third
-    /// and its p99 by a quarter, with no difference in CPU or drain the runs could resolve
-    /// (README, *Smaller script batches*).
+    /// Most payments per `begin` / `record` call, and entries per heartbeat `touch` call.
+    /// Redis runs nothing else during a script, and batches of 100+ held it 2.4–6 ms while
+    /// a backlog was released, every accept waiting behind them; 16 against 128 cut the
+    /// reference run's p99 in that second to about a third and its p99 by a quarter, with
+    /// no CPU difference the runs resolve and possibly ~9 % less drain capacity (README,
+    /// *Smaller script batches*).
     pub const SCRIPT_BATCH_MAX: usize = 16;
     pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
     /// Above the processors' 5 s window, so two polls never share a window.
@@ -121,7 +122,7 @@ pub struct WorkerConfig {
     pub transport: Transport,
     /// How long `begin` and `record` batches gather after their first payment.
     pub lingers: Lingers,
-    /// Most payments in one `begin` / `record` script call.
+    /// Most payments in one `begin` / `record` script call, entries in one `touch` call.
     pub script_batch_max: usize,
 }
 

@@ -68,9 +68,9 @@ end
 -- The payments `idx` (indices into KEYS and ARGV) summed per processor and bucket field
 -- (`field_of(i)`): {count, partial sums of cents}.
 local function gather(idx, field_of)
-  local out = {default = {}, fallback = {}}
+  local sums = {default = {}, fallback = {}}
   for _, i in ipairs(idx) do
-    local per = out[ARGV[6 * i - 2]]
+    local per = sums[ARGV[6 * i - 2]]
     local field = field_of(i)
     local b = per[field]
     if not b then
@@ -80,7 +80,7 @@ local function gather(idx, field_of)
     b[1] = b[1] + 1
     add(b[2], tonumber(ARGV[6 * i + 1]))
   end
-  return out
+  return sums
 end
 local function total(parts)
   local sum = 0

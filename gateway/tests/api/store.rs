@@ -6,7 +6,8 @@ use std::time::Duration;
 use common::keys::GROUP;
 use common::payment::{Cents, PaymentId, Processor, Status};
 use common::store::{
-    Accepted, Attempt, FailMode, Recorded, SafeAt, Settle, Settled, Store, Window,
+    Accepted, Attempt, FailMode, Lingers, Recorded, RedisOptions, SafeAt, Settle, Settled, Store,
+    Window,
 };
 use uuid::Uuid;
 
@@ -318,7 +319,29 @@ async fn a_heartbeat_over_several_script_calls_reports_every_lost_entry() {
     assert!(store.touch("busy", &kept).await.unwrap().is_empty());
 }
 
-/// How many `EVALSHA` calls Redis has run since its statistics were last reset.
+/// A second store on `app`'s Redis and keys with at most `max` payments per script call
+/// and the given lingers.
+fn capped_store(app: &crate::helpers::TestApp, max: usize, lingers: Lingers) -> Store {
+    Store::connect_lazy(
+        &RedisOptions::new(app.redis.url()),
+        app.store.keys().clone(),
+    )
+    .unwrap()
+    .with_lingers(lingers)
+    .with_batch_max(max)
+}
+
+async fn reset_stats(store: &Store) {
+    let mut conn = store.connection();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// How many `EVALSHA` calls Redis has run since [`reset_stats`] (the test's own Redis:
+/// nothing else calls it meanwhile).
 async fn script_calls(store: &Store) -> u64 {
     let mut conn = store.connection();
     let info: String = redis::cmd("INFO")
@@ -332,43 +355,52 @@ async fn script_calls(store: &Store) -> u64 {
 }
 
 #[tokio::test]
-async fn a_record_batch_is_split_at_the_stores_batch_max() {
-    // SCRIPT_BATCH_MAX: a worker's record batch never carries more than its maximum, so no
-    // one script call holds Redis (and every accept behind it) for longer than that.
+async fn begin_and_record_batches_are_split_at_the_stores_batch_max() {
+    // SCRIPT_BATCH_MAX: a worker's begin and record batches never carry more than its
+    // maximum, so no one script call holds Redis (and every accept behind it) for longer.
     let app = spawn_patient_app().await;
-    let lingers = common::store::Lingers {
-        begin: Duration::ZERO,
-        record: Duration::from_millis(200),
-    };
-    let store = Store::connect_lazy(
-        &common::store::RedisOptions::new(app.redis.url()),
-        app.store.keys().clone(),
-    )
-    .unwrap()
-    .with_lingers(lingers)
-    .with_batch_max(2);
+    let linger = Duration::from_millis(200);
+    let store = capped_store(
+        &app,
+        2,
+        Lingers {
+            begin: linger,
+            record: linger,
+        },
+    );
     let mut payments = Vec::new();
     for _ in 0..6 {
         let id = new_id();
         let entry = accept_and_deliver(&app.store, &id, 100, "c").await;
-        assert!(matches!(
-            begin(&app.store, &id, Processor::Default, "c", &entry).await,
-            Attempt::Go { .. }
-        ));
         payments.push((id, entry));
     }
-    // The first record loads the script, so every call below is one EVALSHA.
+    // The first begin and record load their scripts, so every call below is one EVALSHA.
     let (id, entry) = payments.pop().unwrap();
+    assert!(matches!(
+        begin(&store, &id, Processor::Default, "c", &entry).await,
+        Attempt::Go { .. }
+    ));
     store
         .record(&id, Cents::new(100), Processor::Default, 1_000, &entry)
         .await
         .unwrap();
-    let mut conn = store.connection();
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+
+    // Five begins, then five records, each gathered within one linger: 2 + 2 + 1 calls.
+    reset_stats(&store).await;
+    let mut begins = tokio::task::JoinSet::new();
+    for (id, entry) in payments.clone() {
+        let store = store.clone();
+        begins.spawn(async move {
+            store
+                .begin_attempt(&id, Processor::Default, "c", &entry, LONG)
+                .await
+        });
+    }
+    while let Some(begun) = begins.join_next().await {
+        assert!(matches!(begun.unwrap().unwrap(), Attempt::Go { .. }));
+    }
+    assert_eq!(script_calls(&store).await, 3);
+    reset_stats(&store).await;
     let mut records = tokio::task::JoinSet::new();
     for (id, entry) in payments {
         let store = store.clone();
@@ -381,7 +413,6 @@ async fn a_record_batch_is_split_at_the_stores_batch_max() {
     while let Some(recorded) = records.join_next().await {
         assert_eq!(recorded.unwrap().unwrap(), Recorded::Now);
     }
-    // Five records gathered within one linger: 2 + 2 + 1.
     assert_eq!(script_calls(&store).await, 3);
     let s = store.summary(Window::default()).await.unwrap();
     assert_eq!((s.default.requests, s.default.cents), (6, 600));
@@ -389,25 +420,17 @@ async fn a_record_batch_is_split_at_the_stores_batch_max() {
 
 #[tokio::test]
 async fn a_heartbeat_is_split_at_the_stores_batch_max() {
+    // The worker's heartbeat touches its in-flight entries in calls of SCRIPT_BATCH_MAX,
+    // for the same reason as its begins and records: five entries at most two a call.
     let app = spawn_patient_app().await;
-    let store = Store::connect_lazy(
-        &common::store::RedisOptions::new(app.redis.url()),
-        app.store.keys().clone(),
-    )
-    .unwrap()
-    .with_batch_max(2);
+    let store = capped_store(&app, 2, Lingers::default());
     let mut entries = Vec::new();
     for _ in 0..5 {
         entries.push(accept_and_deliver(&app.store, &new_id(), 100, "c").await);
     }
     // The first touch loads the script, so every call below is one EVALSHA.
     assert!(store.touch("c", &entries[..1]).await.unwrap().is_empty());
-    let mut conn = store.connection();
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_stats(&store).await;
     assert!(store.touch("c", &entries).await.unwrap().is_empty());
     assert_eq!(script_calls(&store).await, 3);
 }
