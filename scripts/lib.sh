@@ -142,7 +142,8 @@ start_demo_stack() {
   SIM_PIDS="$SIM_PIDS,$!"
   wait_port 8001 15
   wait_port 8002 15
-  env "$@" ./scripts/up.sh 2>"$RUN_DIR/stack.log" &
+  # The contest profile: the load tests purge between runs without an admin token.
+  env PAYSTREAM_PROFILE=contest "$@" ./scripts/up.sh 2>"$RUN_DIR/stack.log" &
   CHILDREN+=($!)
   wait_http http://127.0.0.1:9999/readyz 120
 }

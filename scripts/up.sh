@@ -25,6 +25,9 @@
 #     (PAYMENT_RETENTION) bounds memory only once expired status hashes are reclaimed;
 #     Redis' default (1) lets 10 % or more of them linger (README, "Soak");
 #   WORKER_NICE (10): the worker yields the CPU to the request path;
+#   ADMIN_TOKEN: required by the admin endpoints (purge, re-drive), unless
+#   PAYSTREAM_PROFILE=contest: the contest profile runs them without a token, because the
+#     reference load test purges without one (it sets PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN);
 #   plus every variable of the gateway and worker (README, "Configuration").
 #
 # Each component's pid is in $RUN_DIR/pids/<name>.pid (redis, worker-<i>, gateway-<i>,
@@ -46,8 +49,13 @@ WORKER_NICE=${WORKER_NICE:-10}
 export PROCESSOR_DEFAULT_URL=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 export PROCESSOR_FALLBACK_URL=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 REDIS_TRANSPORT=${REDIS_TRANSPORT:-unix}
-# Local stack: the load tests purge without a token unless ADMIN_TOKEN is set.
-export PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=${PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN:-true}
+# Admin endpoints need a token; running them open is an explicit choice, never a default.
+case "${PAYSTREAM_PROFILE:-}" in
+  contest) export PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=true ;;
+  "") [ -n "${ADMIN_TOKEN:-}" ] || [ "${PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN:-}" = true ] ||
+    die "ADMIN_TOKEN is required (the admin endpoints purge every payment); PAYSTREAM_PROFILE=contest runs them without one, for the reference load test" ;;
+  *) die "PAYSTREAM_PROFILE must be 'contest' or unset, not '${PAYSTREAM_PROFILE}'" ;;
+esac
 
 [[ "$WORKERS" =~ ^[1-9][0-9]?$ ]] || die "WORKERS must be between 1 and 99, not '$WORKERS'"
 [ "${#GW_METRICS_PORTS[@]}" -ge "${#GW_PORTS[@]}" ] ||

@@ -77,17 +77,45 @@ pub struct GatewayConfig {
     /// wake-ups: the lowest latency on a small box with several gateways).
     pub threads: usize,
     pub redis: RedisConfig,
-    /// When set, admin endpoints require it in `X-Admin-Token`.
-    pub admin_token: Option<Secret>,
-    /// Without a token, admin endpoints answer 403 unless this is true (local stacks and the
-    /// load test harness, which purge without credentials).
-    pub allow_unauthenticated_admin: bool,
+    /// Who may call the admin endpoints (purge, re-drive).
+    pub admin: AdminAccess,
     /// 0 disables load shedding.
     pub backlog_limit: u64,
     /// How long open connections get to finish after shutdown starts.
     pub drain_timeout: Duration,
     /// `POST /payments` rate limits (off by default).
     pub rate_limit: RateLimitConfig,
+}
+
+/// Access to the admin endpoints. A deployment needs a token; running them open is an
+/// explicit choice (the contest profile, whose load test purges without one), never a default.
+#[derive(Debug, Clone)]
+pub enum AdminAccess {
+    /// Requests must carry this token in `X-Admin-Token`.
+    Token(Secret),
+    /// `PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=true` and no token: anyone who reaches the port.
+    Open,
+}
+
+impl AdminAccess {
+    /// A token when one is set (it wins over the opt-out); otherwise open only when the opt-out
+    /// is given; otherwise the start fails naming `ADMIN_TOKEN`.
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let open = config::flag(env, vars::ALLOW_UNAUTHENTICATED_ADMIN, false)?;
+        match config::raw(env, vars::ADMIN_TOKEN) {
+            Some(token) => Ok(AdminAccess::Token(Secret::new(token))),
+            None if open => Ok(AdminAccess::Open),
+            None => Err(ConfigError::new(
+                vars::ADMIN_TOKEN,
+                "",
+                format!(
+                    "required: the admin endpoints (purge, re-drive) need a token; \
+                     {}=true runs them without one (contest profile only)",
+                    vars::ALLOW_UNAUTHENTICATED_ADMIN
+                ),
+            )),
+        }
+    }
 }
 
 /// Requests per second allowed on `POST /payments`; `None` = that limit is off.
@@ -135,12 +163,7 @@ impl GatewayConfig {
             )?,
             threads: config::parse_in(env, vars::THREADS, defaults::THREADS, 1..=256)?,
             redis: RedisConfig::from_env(env)?,
-            admin_token: config::raw(env, vars::ADMIN_TOKEN).map(Secret::new),
-            allow_unauthenticated_admin: config::flag(
-                env,
-                vars::ALLOW_UNAUTHENTICATED_ADMIN,
-                false,
-            )?,
+            admin: AdminAccess::from_env(env)?,
             backlog_limit: parse(env, vars::BACKLOG_LIMIT, defaults::BACKLOG_LIMIT)?,
             drain_timeout: config::millis(
                 env,
@@ -161,46 +184,40 @@ mod tests {
 
     #[test]
     fn defaults_and_errors() {
-        let cfg = GatewayConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
+        // A token is required (see `admin_access`): give one so each case tests its variable.
+        let from_env = |mut env: HashMap<&'static str, &'static str>| {
+            env.entry(vars::ADMIN_TOKEN).or_insert("t");
+            GatewayConfig::from_env(&env)
+        };
+        let cfg = from_env(HashMap::new()).unwrap();
         assert_eq!(cfg.listen, ListenAddr::Tcp("0.0.0.0:8080".parse().unwrap()));
         let unix = HashMap::from([(vars::LISTEN, "unix:/tmp/gw.sock")]);
         assert_eq!(
-            GatewayConfig::from_env(&unix).unwrap().listen,
+            from_env(unix).unwrap().listen,
             ListenAddr::Unix("/tmp/gw.sock".into())
         );
         let bad = HashMap::from([(vars::LISTEN, "unix:")]);
-        assert_eq!(GatewayConfig::from_env(&bad).unwrap_err().var, vars::LISTEN);
+        assert_eq!(from_env(bad).unwrap_err().var, vars::LISTEN);
         assert_eq!(cfg.metrics_addr, Some(defaults::METRICS_ADDR));
         let off = HashMap::from([(vars::METRICS_ADDR, "off")]);
-        assert_eq!(GatewayConfig::from_env(&off).unwrap().metrics_addr, None);
+        assert_eq!(from_env(off).unwrap().metrics_addr, None);
         let local = HashMap::from([(vars::METRICS_ADDR, "127.0.0.1:9111")]);
         assert_eq!(
-            GatewayConfig::from_env(&local).unwrap().metrics_addr,
+            from_env(local).unwrap().metrics_addr,
             Some("127.0.0.1:9111".parse().unwrap())
         );
         let bad = HashMap::from([(vars::METRICS_ADDR, "9111")]);
-        assert_eq!(
-            GatewayConfig::from_env(&bad).unwrap_err().var,
-            vars::METRICS_ADDR
-        );
+        assert_eq!(from_env(bad).unwrap_err().var, vars::METRICS_ADDR);
         let bad = HashMap::from([(vars::THREADS, "0")]);
-        assert_eq!(
-            GatewayConfig::from_env(&bad).unwrap_err().var,
-            vars::THREADS
-        );
-        assert!(cfg.admin_token.is_none());
-        assert!(!cfg.allow_unauthenticated_admin);
+        assert_eq!(from_env(bad).unwrap_err().var, vars::THREADS);
         assert!(!cfg.rate_limit.is_enabled());
         let bad = HashMap::from([(vars::LISTEN, "nope")]);
-        assert_eq!(GatewayConfig::from_env(&bad).unwrap_err().var, vars::LISTEN);
+        assert_eq!(from_env(bad).unwrap_err().var, vars::LISTEN);
         let bad = HashMap::from([(vars::BACKLOG_LIMIT, "-1")]);
-        assert_eq!(
-            GatewayConfig::from_env(&bad).unwrap_err().var,
-            vars::BACKLOG_LIMIT
-        );
+        assert_eq!(from_env(bad).unwrap_err().var, vars::BACKLOG_LIMIT);
         let bad = HashMap::from([(vars::ALLOW_UNAUTHENTICATED_ADMIN, "perhaps")]);
         assert_eq!(
-            GatewayConfig::from_env(&bad).unwrap_err().var,
+            from_env(bad).unwrap_err().var,
             vars::ALLOW_UNAUTHENTICATED_ADMIN
         );
     }
@@ -232,13 +249,33 @@ mod tests {
     }
 
     #[test]
-    fn admin_access_flags() {
+    fn admin_access_needs_a_token_or_the_explicit_opt_out() {
+        let none = GatewayConfig::from_env(&HashMap::<&str, &str>::new()).unwrap_err();
+        assert_eq!(none.var, vars::ADMIN_TOKEN);
+        assert!(none.reason.contains(vars::ALLOW_UNAUTHENTICATED_ADMIN));
+        let refused = HashMap::from([(vars::ALLOW_UNAUTHENTICATED_ADMIN, "false")]);
+        assert_eq!(
+            GatewayConfig::from_env(&refused).unwrap_err().var,
+            vars::ADMIN_TOKEN
+        );
+        let open = HashMap::from([(vars::ALLOW_UNAUTHENTICATED_ADMIN, "true")]);
+        assert!(matches!(
+            GatewayConfig::from_env(&open).unwrap().admin,
+            AdminAccess::Open
+        ));
+        // A token wins over the opt-out.
         let env = HashMap::from([
             (vars::ALLOW_UNAUTHENTICATED_ADMIN, "true"),
             (vars::ADMIN_TOKEN, "t"),
         ]);
-        let cfg = GatewayConfig::from_env(&env).unwrap();
-        assert!(cfg.allow_unauthenticated_admin);
-        assert!(cfg.admin_token.unwrap().matches(b"t"));
+        match GatewayConfig::from_env(&env).unwrap().admin {
+            AdminAccess::Token(token) => assert!(token.matches(b"t")),
+            AdminAccess::Open => panic!("the token was ignored"),
+        }
+        let bad = HashMap::from([(vars::ALLOW_UNAUTHENTICATED_ADMIN, "perhaps")]);
+        assert_eq!(
+            GatewayConfig::from_env(&bad).unwrap_err().var,
+            vars::ALLOW_UNAUTHENTICATED_ADMIN
+        );
     }
 }

@@ -34,8 +34,6 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("missing or wrong admin token")]
     Unauthorized,
-    #[error("admin endpoints are disabled: no admin token is configured")]
-    AdminDisabled,
     #[error("unsupported media type: send application/json")]
     UnsupportedMediaType,
     #[error("millisecond detail is kept from {kept_from} on (SUMMARY_DETAIL_RETENTION): before that, give whole-second bounds (`from` at .000, `to` at .999), which stay exact at any age")]
@@ -81,7 +79,6 @@ impl ApiError {
             ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
@@ -101,7 +98,6 @@ impl ApiError {
             ApiError::OutcomeUnknown(_) => "outcome_unknown",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::AdminDisabled => "admin_disabled",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::DetailDropped { .. } => "detail_dropped",
         }
@@ -121,7 +117,6 @@ impl ApiError {
             ApiError::OutcomeUnknown(_) => "Outcome unknown",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Unauthorized => "Unauthorized",
-            ApiError::AdminDisabled => "Admin endpoints disabled",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::DetailDropped { .. } => "Window edge older than the millisecond detail",
         }

@@ -217,12 +217,16 @@ fn services_are_wired_to_each_other() {
             Some("redis://redis:6379")
         );
         assert_eq!(gateway["build"]["target"].as_str(), Some("gateway"));
-        // The load test purges between runs: admin must be reachable, by token or opt-in.
-        let opted_in =
-            env(gateway, "PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN").as_deref() == Some("true");
-        assert!(
-            opted_in || env(gateway, "ADMIN_TOKEN").is_some(),
-            "{name}: admin endpoints would be disabled"
+        // A deployment's admin endpoints need the operator's token; open is the contest's.
+        assert_eq!(
+            env(gateway, "ADMIN_TOKEN").as_deref(),
+            Some("${ADMIN_TOKEN:-}"),
+            "{name}"
+        );
+        assert_eq!(
+            env(gateway, "PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN"),
+            None,
+            "{name}: admin endpoints open by default"
         );
     }
     let redis = &s["redis"];
@@ -356,13 +360,51 @@ fn up_sh_can_rewrite_the_repo_nginx_conf() {
 }
 
 #[test]
-fn the_local_stack_lets_the_load_tests_purge() {
-    // The reference load test purges without a token; up.sh must allow it (or set one).
-    let up = repo_file("scripts/up.sh");
-    assert!(
-        up.contains("PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN:-true") || up.contains("ADMIN_TOKEN="),
-        "up.sh neither allows unauthenticated admin nor sets ADMIN_TOKEN"
-    );
+fn the_contest_profile_is_the_only_open_admin() {
+    // Compose: the override file opens the admin endpoints of every gateway, nothing else.
+    let contest = yaml("docker-compose.contest.yml");
+    let services = services(&contest);
+    let names: BTreeSet<&str> = services.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, BTreeSet::from(GATEWAYS));
+    for (name, service) in services {
+        assert_eq!(
+            env(service, "PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN").as_deref(),
+            Some("true"),
+            "{name}"
+        );
+    }
+}
+
+/// Runs `scripts/up.sh` with `env` (and nothing of ours inherited that matters).
+fn up_sh(env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/up.sh"))
+        .env_remove("ADMIN_TOKEN")
+        .env_remove("PAYSTREAM_PROFILE")
+        .env_remove("PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN")
+        .envs(env.iter().copied())
+        // Whatever gets past the admin check must not start a stack: an unusable WORKERS
+        // stops it at the next check.
+        .env("WORKERS", "0")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn up_sh_refuses_to_start_without_a_token_or_the_contest_profile() {
+    let refused = up_sh(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("ADMIN_TOKEN is required"), "{stderr}");
+    let bad = up_sh(&[("PAYSTREAM_PROFILE", "demo")]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("PAYSTREAM_PROFILE"));
+    // With a token, or in the contest profile, it gets past the check (to WORKERS).
+    for env in [[("ADMIN_TOKEN", "t")], [("PAYSTREAM_PROFILE", "contest")]] {
+        let passed = up_sh(&env);
+        let stderr = String::from_utf8_lossy(&passed.stderr);
+        assert!(!stderr.contains("ADMIN_TOKEN"), "{stderr}");
+        assert!(stderr.contains("WORKERS must be"), "{stderr}");
+    }
 }
 
 #[test]

@@ -1,24 +1,21 @@
 //! `POST /purge-payments`: clears every payment, status, aggregate and dead letter.
-//! Requires `X-Admin-Token` when `ADMIN_TOKEN` is configured; without a token the admin
-//! endpoints are disabled (403) unless `PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=true`.
+//! Requires `X-Admin-Token` to match `ADMIN_TOKEN`; the gateway does not start without a
+//! token unless `PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=true` opened them on purpose.
 
 use hyper::{Request, Response, StatusCode};
 
+use crate::config::AdminAccess;
 use crate::error::ApiError;
 use crate::responses::{self, Body};
 use crate::AppState;
 
 pub const TOKEN_HEADER: &str = "x-admin-token";
 
-/// Rejects the request unless it carries the configured admin token, or no token is
-/// configured and unauthenticated admin access was explicitly allowed.
+/// Rejects the request unless it carries the configured admin token, or admin access was
+/// explicitly opened.
 pub fn authorize<B>(state: &AppState, req: &Request<B>) -> Result<(), ApiError> {
-    let Some(expected) = &state.config.admin_token else {
-        return if state.config.allow_unauthenticated_admin {
-            Ok(())
-        } else {
-            Err(ApiError::AdminDisabled)
-        };
+    let AdminAccess::Token(expected) = &state.config.admin else {
+        return Ok(());
     };
     let presented = req
         .headers()

@@ -39,8 +39,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         ("PAYSTREAM_KEY_PREFIX", prefix.as_str()),
         ("GATEWAY_LISTEN", "127.0.0.1:0"),
         ("REDIS_TIMEOUT_MS", "500"),
-        // Like the local stack and docker-compose: purge without a token (tests that
-        // check the secure default override it).
+        // The contest profile: purge without a token (tests of the token pass ADMIN_TOKEN,
+        // which wins over the opt-out).
         ("PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN", "true"),
     ]);
     env.extend(extra.iter().copied());

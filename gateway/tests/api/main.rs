@@ -398,11 +398,23 @@ fn invalid_configuration_stops_the_gateway_naming_the_variable() {
         ("PAYSTREAM_KEY_PREFIX", "a b"),
         ("GATEWAY_THREADS", "0"),
         ("GATEWAY_METRICS_ADDR", "9110"),
+        ("PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN", "perhaps"),
     ] {
         common::testing::assert_config_error(
             env!("CARGO_BIN_EXE_paystream-gateway"),
-            &[(var, value)],
+            &[(var, value), ("ADMIN_TOKEN", "t")],
             var,
+        );
+    }
+    // No token and no explicit opt-out: a deployment never starts with open admin endpoints.
+    for opt_out in ["", "false"] {
+        common::testing::assert_config_error(
+            env!("CARGO_BIN_EXE_paystream-gateway"),
+            &[
+                ("ADMIN_TOKEN", ""),
+                ("PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN", opt_out),
+            ],
+            "ADMIN_TOKEN",
         );
     }
 }

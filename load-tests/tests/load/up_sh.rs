@@ -255,6 +255,8 @@ async fn up_sh_restarts_what_dies_and_every_accepted_payment_is_processed_once()
         // A dead worker's entries are taken over after this long.
         .env("WORKER_CLAIM_IDLE_MS", "1500")
         .env("WORKER_NICE", "0")
+        // The load tests purge without an admin token.
+        .env("PAYSTREAM_PROFILE", "contest")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
