@@ -62,6 +62,7 @@ pub async fn spawn_stack_with(options: StackOptions) -> Stack {
         ("REDIS_URL", url.as_str()),
         ("PAYSTREAM_KEY_PREFIX", prefix.as_str()),
         ("REDIS_TIMEOUT_MS", "1000"),
+        ("ADMIN_TOKEN", "test-admin"),
     ]);
     let state = AppState::new(GatewayConfig::from_env(&env).unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
