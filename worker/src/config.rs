@@ -22,6 +22,7 @@ pub mod vars {
     pub const PROCESSOR_TIMEOUT_MS: &str = "PROCESSOR_TIMEOUT_MS";
     pub const AMBIGUITY_GRACE_MS: &str = "AMBIGUITY_GRACE_MS";
     pub const AMBIGUITY_POLL_MS: &str = "AMBIGUITY_POLL_MS";
+    pub const LATE_DELIVERY_MS: &str = "LATE_DELIVERY_MS";
     pub const RETRY_BASE_MS: &str = "RETRY_BASE_MS";
     pub const RETRY_MAX_MS: &str = "RETRY_MAX_MS";
     pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
@@ -55,6 +56,12 @@ pub mod defaults {
     pub const PROCESSOR_TIMEOUT_MS: u64 = 6_000;
     pub const AMBIGUITY_GRACE_MS: u64 = 6_000;
     pub const AMBIGUITY_POLL_MS: u64 = 200;
+    /// A request the client gave up on can still reach the processor this much later: a
+    /// proxy that buffers it, the kernel retransmitting an abandoned request, an accept
+    /// queue read late. 30 s covers TCP's retransmissions of a request (and proxies that
+    /// hold one) for the common defaults; what arrives later than this is outside the
+    /// promise (docs/protocol.md §9).
+    pub const LATE_DELIVERY_MS: u64 = 30_000;
     pub const RETRY_BASE_MS: u64 = 25;
     pub const RETRY_MAX_MS: u64 = 500;
     pub const MAX_ATTEMPTS: u32 = 2_000;
@@ -107,6 +114,9 @@ pub struct WorkerConfig {
     /// How often the processor is asked about an unanswered call while waiting for the
     /// grace: a payment it stored is recorded at once.
     pub ambiguity_poll: Duration,
+    /// How long after its client gave up a request may still arrive at the processor. A
+    /// 404 lets a payment leave its processor only once this has passed as well.
+    pub late_delivery: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
     /// Definite failures after which a payment is dead-lettered.
@@ -314,6 +324,12 @@ impl WorkerConfig {
                 vars::AMBIGUITY_POLL_MS,
                 defaults::AMBIGUITY_POLL_MS,
                 5..=600_000,
+            )?,
+            late_delivery: millis(
+                env,
+                vars::LATE_DELIVERY_MS,
+                defaults::LATE_DELIVERY_MS,
+                0..=600_000,
             )?,
             retry_base,
             retry_max,

@@ -217,7 +217,13 @@ impl<'a> Payment<'a> {
             // the entry's idle time, so nobody can claim it before the window ends.
             let window = ctx.config.send_window();
             let start_by = SendDeadline::after(window);
-            let bound = window + ctx.config.processor_timeout + ctx.router.grace(wanted);
+            // The latest moment a byte of this attempt could still be stored: the call starts
+            // within the window, lasts up to the timeout, may be delivered up to the late
+            // bound after the client gave up, and is stored within the grace after that.
+            let bound = window
+                + ctx.config.processor_timeout
+                + ctx.config.late_delivery
+                + ctx.router.grace(wanted);
             let begun = store
                 .begin_attempt(
                     id,
@@ -437,7 +443,8 @@ impl<'a> Payment<'a> {
     /// The call of `attempt`, started at `started` with client timeout `timeout`, ended
     /// without a usable answer: from Redis, the moment after which a 404 proves it absent;
     /// then resolve it. A call cut short (a reset, a proxy's 502/504) may still reach the
-    /// processor until its timeout would have ended it, so the grace runs from then.
+    /// processor until its timeout would have ended it, and a request given up on may still
+    /// be delivered up to the late bound after that, so the grace runs from then.
     /// `successes_before`: the router's success count for `processor` when the call started.
     async fn unanswered(
         &mut self,
@@ -447,7 +454,8 @@ impl<'a> Payment<'a> {
         in_flight_for: Duration,
         successes_before: u64,
     ) -> Result<bool, StoreError> {
-        let grace = self.ctx.router.grace(processor) + in_flight_for;
+        let grace =
+            self.ctx.router.grace(processor) + in_flight_for + self.ctx.config.late_delivery;
         let safe = self
             .ctx
             .store

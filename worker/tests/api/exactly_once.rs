@@ -1,9 +1,9 @@
 //! Exactly once without timing luck: each test builds one interleaving that a review found
 //! (a worker frozen between pinning and sending, absence judged too early because of a
-//! processor's queue or a wrong clock, a proxy's 502 after the store, a 503 that was
-//! charged, a 422 the processor cannot show, an entry nobody can decode) with real
-//! processes, and checks that no payment is stored by both processors, none is lost, and
-//! our summary equals theirs.
+//! processor's queue or a wrong clock, a proxy's 502 after the store, a request delivered
+//! long after its client gave up, a 503 that was charged, a 422 the processor cannot show,
+//! an entry nobody can decode) with real processes, and checks that no payment is stored by
+//! both processors, none is lost, and our summary equals theirs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use load_tests::sim::SimConfig;
 use uuid::Uuid;
 
 use crate::helpers::{spawn_stack, spawn_stack_with, wait_for, Stack, StackOptions};
+use crate::relay::{all_delivered, Relay};
 
 /// Sends `signal` (`STOP`, `CONT`, `TERM`, `KILL`) to a process.
 fn signal(pid: u32, signal: &str) {
@@ -667,4 +668,51 @@ async fn a_grace_below_a_reported_delay_stops_the_worker_naming_the_variable() {
         &env,
         "AMBIGUITY_GRACE_MS",
     );
+}
+
+/// A request delivered long after the client gave up. A relay in front of default holds
+/// every POST for 2 s during a short window (lookups pass straight through), as a buffering
+/// proxy or a retransmitted orphan would: each call times out after 300 ms, default's
+/// lookup says 404, and a 404 alone would soon let the payment move to fallback — then the
+/// held copy is stored at default too. The move bound (`LATE_DELIVERY_MS`, 3 s here) keeps
+/// the payment pinned until any such copy has arrived; the lookup finds it and records it
+/// at default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_delivered_long_after_the_client_gave_up_is_never_charged_twice() {
+    let stack = spawn_stack().await;
+    let relay = Relay::start(&stack.default.url(), Duration::from_millis(2500)).await;
+    let relay_url = relay.url();
+    let _worker = stack
+        .start_worker(&[
+            ("PROCESSOR_DEFAULT_URL", relay_url.as_str()),
+            // A send window of 200 ms: without the move bound, a 404 would count ~0.7 s
+            // after the send.
+            ("WORKER_CLAIM_IDLE_MS", "600"),
+            ("ROUTING_POLICY", "cheapest-available"),
+            ("BREAKER_MIN_CALLS", "1"),
+            ("PROCESSOR_TIMEOUT_MS", "300"),
+            ("AMBIGUITY_GRACE_MS", "200"),
+            ("AMBIGUITY_POLL_MS", "20"),
+            ("LATE_DELIVERY_MS", "3000"),
+        ])
+        .await;
+    relay.hold(true);
+    let ids: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "1.00").await, 202);
+    }
+    wait_for(Duration::from_secs(20), "a POST held", || async {
+        relay.in_hold() > 0
+    })
+    .await;
+    // Long enough for the first 404s to count without the move bound, so that payments
+    // would move while default's breaker is open.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    relay.hold(false);
+    stack.wait_processed(30, Duration::from_secs(60)).await;
+    all_delivered(&relay, Duration::from_secs(20)).await;
+    assert!(relay.delivered_late() > 0, "no POST was held");
+    // Whatever the held copies did, they did it by now (the simulator has no delay).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_each_stored_once(&stack, &ids).await;
 }

@@ -6,6 +6,7 @@
 mod exactly_once;
 mod faults;
 mod helpers;
+mod relay;
 mod retention;
 
 use std::collections::HashSet;

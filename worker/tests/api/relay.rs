@@ -1,0 +1,162 @@
+//! A TCP relay in front of a processor, for late deliveries. It passes every exchange
+//! through, except that while holding it keeps each `POST /payments` for a while before
+//! forwarding it — whatever the client does meanwhile. That is what a proxy that buffers
+//! requests, a kernel retransmitting an abandoned request, or an accept queue read late do
+//! to a request the client gave up on: it still arrives, seconds later.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub struct Relay {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    upstream: SocketAddr,
+    hold_for: Duration,
+    holding: AtomicBool,
+    /// Held POSTs not yet delivered upstream.
+    in_hold: AtomicUsize,
+    /// Held POSTs delivered upstream (after their client gave up).
+    delivered_late: AtomicUsize,
+}
+
+impl Relay {
+    /// A relay to `upstream` (`http://host:port`) that holds POSTs for `hold_for` while on.
+    pub async fn start(upstream: &str, hold_for: Duration) -> Relay {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            upstream,
+            hold_for,
+            holding: AtomicBool::new(false),
+            in_hold: AtomicUsize::new(0),
+            delivered_late: AtomicUsize::new(0),
+        });
+        let accept = shared.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(serve(client, accept.clone()));
+            }
+        });
+        Relay { addr, shared }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn hold(&self, on: bool) {
+        self.shared.holding.store(on, Ordering::SeqCst);
+    }
+
+    /// Held POSTs still waiting to be delivered.
+    pub fn in_hold(&self) -> usize {
+        self.shared.in_hold.load(Ordering::SeqCst)
+    }
+
+    pub fn delivered_late(&self) -> usize {
+        self.shared.delivered_late.load(Ordering::SeqCst)
+    }
+}
+
+/// One client connection: request by request, forwarded on one upstream connection.
+async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
+    let mut upstream: Option<TcpStream> = None;
+    loop {
+        let Some(request) = read_message(&mut client).await else {
+            return;
+        };
+        let is_post = request.starts_with(b"POST /payments ");
+        if is_post && shared.holding.load(Ordering::SeqCst) {
+            shared.in_hold.fetch_add(1, Ordering::SeqCst);
+            let late = shared.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(late.hold_for).await;
+                if let Ok(mut conn) = TcpStream::connect(late.upstream).await {
+                    if conn.write_all(&request).await.is_ok() {
+                        let _ = read_message(&mut conn).await;
+                    }
+                }
+                late.delivered_late.fetch_add(1, Ordering::SeqCst);
+                late.in_hold.fetch_sub(1, Ordering::SeqCst);
+            });
+            // The client waits for an answer that never comes, then gives up and closes.
+            let mut rest = [0u8; 512];
+            while matches!(client.read(&mut rest).await, Ok(n) if n > 0) {}
+            return;
+        }
+        if upstream.is_none() {
+            upstream = TcpStream::connect(shared.upstream).await.ok();
+        }
+        let Some(conn) = upstream.as_mut() else {
+            return;
+        };
+        if conn.write_all(&request).await.is_err() {
+            return;
+        }
+        let Some(response) = read_message(conn).await else {
+            return;
+        };
+        if client.write_all(&response).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One HTTP/1.1 message (head and a `Content-Length` body), bytes as read; `None` at EOF.
+async fn read_message<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
+    let mut message = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = find(&message, b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        message.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&message[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while message.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        message.extend_from_slice(&chunk[..n]);
+    }
+    Some(message)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Waits until every held POST was delivered.
+pub async fn all_delivered(relay: &Relay, limit: Duration) {
+    let until = tokio::time::Instant::now() + limit;
+    while relay.in_hold() > 0 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "held POSTs never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
