@@ -67,7 +67,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
 }
 
 /// `AMBIGUITY_GRACE_MS` is the grace used while a processor has no health report: it must
-/// cover every delay a processor reports. A deployment whose processors already reported a
+/// cover the grace every delay a processor reports needs (`2 x delay + 1 s`). A deployment whose processors already reported a
 /// longer delay is refused at start, naming the variable (at run time the report wins and
 /// a gauge shows it). Redis not reachable yet: nothing to compare with, start anyway.
 async fn check_grace(config: &WorkerConfig) -> Result<(), common::config::ConfigError> {
@@ -87,14 +87,19 @@ async fn check_grace(config: &WorkerConfig) -> Result<(), common::config::Config
             return Ok(());
         }
     };
-    let floor = config.ambiguity_grace.as_millis() as u64;
+    let floor = config.ambiguity_grace;
     for (processor, report) in common::payment::Processor::ALL.into_iter().zip(reports) {
-        if let Some(report) = report.filter(|r| r.min_response_ms > floor) {
+        let needs = |delay_ms: u64| {
+            paystream_worker::route::grace_for_delay(std::time::Duration::from_millis(delay_ms))
+        };
+        if let Some(report) = report.filter(|r| needs(r.min_response_ms) > floor) {
             return Err(common::config::ConfigError::new(
                 paystream_worker::config::vars::AMBIGUITY_GRACE_MS,
-                floor.to_string(),
+                floor.as_millis().to_string(),
                 format!(
-                    "below the {processor} processor's reported delay of {} ms",
+                    "below the {} ms (2 x delay + 1 s) the {processor} processor's reported delay \
+                     of {} ms needs",
+                    needs(report.min_response_ms).as_millis(),
                     report.min_response_ms
                 ),
             ));

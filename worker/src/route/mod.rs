@@ -181,9 +181,15 @@ impl Router {
         // A floor below a real delay is overridden by the report; operators see it.
         metrics::gauge!(names::GRACE_BELOW_DELAY, "processor" => processor.as_str())
             .set(f64::from(u8::from(reported > self.grace_floor)));
-        self.grace_floor
-            .max(reported.saturating_mul(2) + Duration::from_secs(1))
+        self.grace_floor.max(grace_for_delay(reported))
     }
+}
+
+/// The grace a processor reporting `delay` needs: at most 500 requests wait for 800 slots
+/// (docs/protocol.md §3), so a waiting request gets a slot within one delay and then runs its
+/// own, plus a second of margin.
+pub fn grace_for_delay(delay: Duration) -> Duration {
+    delay.saturating_mul(2) + Duration::from_secs(1)
 }
 
 /// Milliseconds of a duration, for `Millis` arithmetic.

@@ -660,8 +660,10 @@ async fn undecodable_entries_are_dead_lettered_with_a_reason() {
 #[tokio::test]
 async fn a_grace_below_a_reported_delay_stops_the_worker_naming_the_variable() {
     let stack = spawn_stack().await;
-    publish_health(&stack, common::payment::Processor::Fallback, false, 3_000).await;
-    let env = stack.worker_env(&[("AMBIGUITY_GRACE_MS", "1000")]);
+    // A delay of 1.5 s needs a grace of 2 x 1.5 + 1 = 4 s (queue wait + delay + margin):
+    // a floor of 3 s covers the delay but not the queue wait.
+    publish_health(&stack, common::payment::Processor::Fallback, false, 1_500).await;
+    let env = stack.worker_env(&[("AMBIGUITY_GRACE_MS", "3000")]);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     common::testing::assert_config_error(
         env!("CARGO_BIN_EXE_paystream-worker"),
