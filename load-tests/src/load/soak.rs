@@ -20,11 +20,10 @@
 //!    until every accepted payment is reported processed and the stream is empty (or
 //!    `drain_timeout`), then compare the backend's all-time totals with what each processor
 //!    stored;
-//! 5. judge ([`soak_report::verdict`](super::soak_report::verdict)) and write `<out>/<name>.json`
-//!    ([`report`](super::report)) and `<out>/<name>.svg` ([`plot`](super::plot)).
+//! 5. judge ([`soak_report::verdict`](super::soak_report::verdict)) and return the
+//!    [`SoakReport`](super::soak_report::SoakReport).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +40,8 @@ use super::control::{iso_ms, Control, Endpoints};
 use super::drain::HEALTHY;
 use super::procstat::{GroupReading, ProcGroup, Watch, Watched};
 use super::redis_info::{aof_mode, info_field};
-use super::rinha::{apply_stage, stage_record, StageRecord, STAGES};
+use super::rinha::{apply_stage, stage_record, STAGES};
+use super::rinha_report::StageRecord;
 use super::soak_report::{
     round3, verdict, CheckMark, FinalTotals, IntervalLoad, PidChange, ProcPoint, ProcessCost,
     RedisSample, SoakReport, SoakSample, SoakSettings, VerdictInput,
@@ -82,9 +82,7 @@ pub struct SoakConfig {
     pub old_check_age: Duration,
     /// The processes to watch (the load generator is always added).
     pub watch: Watch,
-    /// Where the JSON report and the SVG go; nothing is written when `None`.
-    pub out_dir: Option<PathBuf>,
-    /// Base name of the written files.
+    /// The run's name (the binary names its files after it).
     pub name: String,
 }
 
@@ -107,13 +105,12 @@ impl Default for SoakConfig {
             detail_horizon: None,
             old_check_age: Duration::from_secs(120),
             watch: Watch::default(),
-            out_dir: Some(PathBuf::from("load-tests/results")),
             name: "soak".into(),
         }
     }
 }
 
-/// Runs the soak and returns its report (also written to disk when `cfg.out_dir` is set).
+/// Runs the soak and returns its report.
 /// The processors are left healthy with no delay.
 pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
     anyhow::ensure!(cfg.rate > 0, "rate must be positive");
@@ -292,7 +289,7 @@ pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
         scheduled: slots,
         pid_changes: &sampled.pid_changes,
     });
-    let mut report = SoakReport {
+    Ok(SoakReport {
         name: cfg.name.clone(),
         started_at: iso_ms(started_at),
         finished_at: iso_ms(OffsetDateTime::now_utc()),
@@ -313,16 +310,7 @@ pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
         stages_applied,
         pid_changes: sampled.pid_changes,
         samples: sampled.samples,
-        files: Vec::new(),
-    };
-    super::report::write_files(
-        cfg.out_dir.as_deref(),
-        &cfg.name,
-        &mut report,
-        |r| &mut r.files,
-        super::plot::soak_svg,
-    )?;
-    Ok(report)
+    })
 }
 
 /// Every accepted payment reported processed and, when Redis is watched, nothing left in the

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::checker::CheckRecord;
 use super::control::{BackendSummary, ProcessorSummary};
-use super::rinha::StageRecord;
+use super::rinha_report::StageRecord;
 use super::stats::{Outcomes, Percentiles};
 
 /// Time after both retention horizons before the steady window starts, s: the expiry of
@@ -290,8 +290,6 @@ pub struct SoakReport {
     pub stages_applied: u64,
     pub pid_changes: Vec<PidChange>,
     pub samples: Vec<SoakSample>,
-    /// Files written for this run (paths as given).
-    pub files: Vec<String>,
 }
 
 /// The stack's Redis process group (`up.sh`'s `redis.pid`). Its RSS is reported, not judged:

@@ -175,49 +175,6 @@ impl Outcomes {
     }
 }
 
-/// Median and range of a figure over the rounds of a benchmark (`redis-cost`, `redis-pool`,
-/// `tower-cost`, `ref-ratio`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    /// `None` for no values.
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        let median = if v.len() % 2 == 0 {
-            (v[mid - 1] + v[mid]) / 2.0
-        } else {
-            v[mid]
-        };
-        Some(Spread {
-            median,
-            min: v[0],
-            max: v[v.len() - 1],
-        })
-    }
-    /// `12.3 (11.0–14.1)`: the median and the range, to `digits` decimals.
-    pub fn show(&self, digits: usize) -> String {
-        format!(
-            "{:.digits$} ({:.digits$}–{:.digits$})",
-            self.median, self.min, self.max
-        )
-    }
-
-    /// [`Spread::show`], or `n/a` for no values.
-    pub fn show_or_na(spread: Option<Spread>, digits: usize) -> String {
-        spread.map_or_else(|| "n/a".to_owned(), |s| s.show(digits))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,27 +245,5 @@ mod tests {
         assert_eq!(o.rejected.get(&503), Some(&2));
         assert_eq!(o.rejected_total(), 2);
         assert_eq!((o.timeouts, o.errors), (1, 1));
-    }
-
-    #[test]
-    fn spread_takes_the_median_and_the_range() {
-        assert_eq!(Spread::of(&[]), None);
-        assert_eq!(
-            Spread::of(&[3.0, 1.0, 2.0]),
-            Some(Spread {
-                median: 2.0,
-                min: 1.0,
-                max: 3.0
-            })
-        );
-        assert_eq!(
-            Spread::of(&[4.0, 1.0, f64::NAN]).map(|s| s.median),
-            Some(2.5)
-        );
-        assert_eq!(
-            Spread::of(&[4.0, 1.0]).map(|s| s.show(1)).as_deref(),
-            Some("2.5 (1.0–4.0)")
-        );
-        assert_eq!(Spread::show_or_na(None, 1), "n/a");
     }
 }

@@ -83,7 +83,8 @@ pub enum HealthAnswer {
 impl ProcessorClient {
     pub fn new(urls: [String; 2], timeout: Duration) -> anyhow::Result<Self> {
         let connect_timeout = Duration::from_secs(2);
-        let pool = |url: &str| Pool::new(url, 1024, connect_timeout).map_err(|e| anyhow::anyhow!(e));
+        let pool =
+            |url: &str| Pool::new(url, 1024, connect_timeout).map_err(|e| anyhow::anyhow!(e));
         Ok(Self {
             pools: std::sync::Arc::new([pool(&urls[0])?, pool(&urls[1])?]),
             urls,
