@@ -17,7 +17,7 @@
 //! - [`health`]: the rate limit of `GET /payments/service-health`.
 //! - [`state`]: the [`Simulator`] all of the above share (knobs, store, counters),
 //!   built from a [`SimConfig`] ([`config`]); the binary reads its configuration with
-//!   [`env`](mod@env).
+//!   [`env`](mod@env) (the workspace's `common::config` parser).
 //! - [`error`]: every failure and its one status mapping.
 
 pub mod admission;
@@ -32,7 +32,7 @@ pub mod store;
 pub mod timestamp;
 
 pub use config::{ConfigError, SimConfig};
-pub use env::{EnvError, ServeConfig};
+pub use env::ServeConfig;
 pub use server::{run, spawn, SimHandle};
 pub use state::{SimSummary, Simulator};
 pub use store::StoredPayment;
