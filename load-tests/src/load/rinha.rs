@@ -30,7 +30,7 @@ use super::procstat::{CpuPerPayment, GroupSample, LoadAverages, ProcGroup};
 use super::redis_info::command_costs;
 use super::rinha_report::{FinalSummary, RinhaReport, RinhaSettings, StageRecord, TimelinePoint};
 use super::score::{self, ScoreInput};
-use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
+use super::stats::{round3, signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
 
 /// The amount every payment carries, as the JSON literal the contest sends.
 pub const PAYMENT_AMOUNT: &str = "19.90";
@@ -279,7 +279,7 @@ fn lock(stats: &Shared) -> std::sync::MutexGuard<'_, RunStats> {
 }
 
 fn secs_since(t0: Instant, t: Instant) -> f64 {
-    (t.saturating_duration_since(t0).as_secs_f64() * 1000.0).round() / 1000.0
+    round3(t.saturating_duration_since(t0).as_secs_f64())
 }
 
 /// Sets both processors to stage `index`'s conditions; the errors joined when any failed.

@@ -1,4 +1,4 @@
-//! The soak: `paystream-load soak` (issue 11). A benchmark, not a test: is the stack still
+//! The soak: `paystream-load soak`. A benchmark, not a test: is the stack still
 //! correct and its memory flat after half an hour at a steady rate, once retention holds its
 //! state to a time window?
 //!
@@ -38,15 +38,16 @@ use tokio::time::{sleep_until, Instant};
 use super::checker::{self, CheckRecord, CheckWindow};
 use super::control::{iso_ms, Control, Endpoints};
 use super::drain::HEALTHY;
+use super::drain_report::Consistency;
 use super::procstat::{GroupReading, ProcGroup, Watch, Watched};
 use super::redis_info::{aof_mode, info_field};
 use super::rinha::{apply_stage, stage_record, STAGES};
 use super::rinha_report::StageRecord;
 use super::soak_report::{
-    round3, verdict, CheckMark, FinalTotals, IntervalLoad, PidChange, ProcPoint, ProcessCost,
-    RedisSample, SoakReport, SoakSample, SoakSettings, VerdictInput,
+    verdict, CheckMark, FinalTotals, IntervalLoad, PidChange, ProcPoint, ProcessCost, RedisSample,
+    SoakReport, SoakSample, SoakSettings, VerdictInput,
 };
-use super::stats::{signed, whole_ms, Latency, Outcomes};
+use super::stats::{round3, signed, whole_ms, Latency, Outcomes};
 use super::throughput::{LoadClient, Step, SELF_GROUP};
 
 /// What a soak does and where.
@@ -87,7 +88,7 @@ pub struct SoakConfig {
 }
 
 impl Default for SoakConfig {
-    /// The issue's soak against the local stack: 30 minutes at 2 000 payments/s.
+    /// The full soak against the local stack: 30 minutes at 2 000 payments/s.
     fn default() -> Self {
         SoakConfig {
             endpoints: Endpoints::default(),
@@ -238,12 +239,7 @@ pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
         default,
         fallback,
         dead_letters,
-        consistent: (backend.default.total_requests, backend.default.total_amount)
-            == (default.total_requests, default.total_amount)
-            && (
-                backend.fallback.total_requests,
-                backend.fallback.total_amount,
-            ) == (fallback.total_requests, fallback.total_amount),
+        consistent: Consistency::new(backend, default.clone(), fallback.clone()).consistent,
         all_processed_once: (accepted_n..=accepted_n + unanswered).contains(&stored),
     };
 

@@ -24,7 +24,7 @@ use serde::Serialize;
 use super::checker::CheckRecord;
 use super::control::{BackendSummary, ProcessorSummary};
 use super::rinha_report::StageRecord;
-use super::stats::{Outcomes, Percentiles};
+use super::stats::{round3, Outcomes, Percentiles};
 
 /// Time after both retention horizons before the steady window starts, s: the expiry of
 /// the first status hashes catches up with their creation, compaction with recording.
@@ -614,10 +614,6 @@ pub fn kib_to_mb(kib: u64) -> f64 {
 
 pub fn bytes_to_mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-pub fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

@@ -100,6 +100,11 @@ pub fn whole_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Rounded to three decimals (seconds to the millisecond, rates and cores to a thousandth).
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 /// A count as a signed number, for differences such as `accepted - processed`.
 pub fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)

@@ -38,7 +38,7 @@ use tokio::time::{sleep_until, Instant};
 use super::control::{iso_ms, Control, DEFAULT_PROCESSOR_TOKEN};
 use super::procstat::{GroupSample, LoadAverages, ProcGroup};
 use super::rinha::payment_body;
-use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes};
+use super::stats::{round3, signed, whole_ms, Latency, Outcome, Outcomes};
 use super::throughput_report::{
     ProcessSummary, Processed, Sample, StepReport, ThroughputReport, ThroughputSettings,
 };
@@ -438,10 +438,6 @@ fn summarize_processed(samples: &[Sample], accepted: u64) -> Processed {
         avg_per_sec: avg,
         peak_per_sec: peak,
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 fn summarize_processes(

@@ -11,8 +11,9 @@
 //!   ([`run`] for the binary, [`spawn`] → [`SimHandle`] for tests).
 //! - [`handlers`]: routes; asks [`admission`] for a place (else `429`), parses the body
 //!   (the amount with the workspace's one parser, `common::money`, rounded to cents as the
-//!   processors do; `requestedAt` with [`timestamp`], UTC ms), then in a spawned task waits
-//!   for a slot, sleeps the delay, checks failure mode and inserts into [`store`].
+//!   processors do; `requestedAt` with its one timestamp parser, `common::time`, to UTC
+//!   ms), then in a spawned task waits for a slot, sleeps the delay, checks failure mode
+//!   and inserts into [`store`].
 //! - [`store`]: the payments; the admin summary and the handle read totals from it.
 //! - [`health`]: the rate limit of `GET /payments/service-health`.
 //! - [`state`]: the [`Simulator`] all of the above share (knobs, store, counters),
@@ -29,7 +30,6 @@ pub mod health;
 pub mod server;
 pub mod state;
 pub mod store;
-pub mod timestamp;
 
 pub use config::{ConfigError, SimConfig};
 pub use env::ServeConfig;
