@@ -239,7 +239,7 @@ pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
         default,
         fallback,
         dead_letters,
-        consistent: Consistency::new(backend, default.clone(), fallback.clone()).consistent,
+        consistent: Consistency::new(backend, default, fallback).consistent,
         all_processed_once: (accepted_n..=accepted_n + unanswered).contains(&stored),
     };
 
