@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # The benchmarks, by section (SECTIONS, a space-separated list; all by default, in this order).
-# Each section runs on its own fresh stack or scratch Redis in RUN_DIR/<section> (RUN_DIR: a
+# Each section runs on its own fresh stack in RUN_DIR/<section> (RUN_DIR: a
 # new mktemp -d, printed, or an empty directory you name), stopped when the section ends:
 #
 #   ref      The reference scenario (SPEC §5, `paystream-load rinha` as demo.sh runs it)
 #            against a static nginx on STATIC_PORT (9998) — `return 202` to POST /payments, a
 #            fixed zero summary to GET /payments-summary — and against the stack (as demo.sh
 #            starts it, AOF `appendfsync` REDIS_APPENDFSYNC), alternating, REF_ROUNDS (2)
-#            times; `ref-ratio` reports both p50/p99, their ratio and the verdict against issue
-#            10's target (stack p99 ≤ 1.5× static). Writes ref-{static,stack}-<mode>-<r>
-#            (.json, .svg) and ref-vs-static-<mode>.json (<mode>: REDIS_APPENDFSYNC). With
-#            REF_ACCEPT=1 also ref-accept-<mode>-<r>: the stack with its workers paused, the
-#            accept path alone (its lag is every payment; the backlog drains after it).
+#            times, so the stack's p50/p99 read against what the load balancer alone gives.
+#            Writes ref-{static,stack}-<mode>-<r> (.json, .svg; <mode>: REDIS_APPENDFSYNC).
+#            With REF_ACCEPT=1 also ref-accept-<mode>-<r>: the stack with its workers paused,
+#            the accept path alone (its lag is every payment; the backlog drains after it).
 #   gateway  (a) Open-loop rates stepped up until p99 passes P99_LIMIT_MS against one gateway
 #            directly, the workers paused (the accept path alone); (a') the same at
 #            FSYNC_RATES with AOF `appendfsync everysec` and `always`, alternating, two rounds
@@ -19,36 +18,20 @@
 #   nginx    (b) The same stepping through nginx + two gateways, the workers running.
 #            Writes throughput-nginx.
 #   drain    Backlog drain: both processors fail while payments queue, default recovers; the
-#            issue's scenario (DRAIN_RATE for DRAIN_OUTAGE_SECS, default back at
+#            required scenario (DRAIN_RATE for DRAIN_OUTAGE_SECS, default back at
 #            DRAIN_RECOVERY_MS) and a capacity run (zero delay). Writes drain, drain-capacity.
-#   perf     Where one process' CPU goes (perf record --call-graph dwarf, grouped by
-#            `paystream-load perf-buckets`): one worker (WORKERS=1) at PERF_WORKER_RATE
-#            (4000/s) through nginx, then one gateway directly at PERF_GATEWAY_RATE (5000/s)
-#            with the worker paused; each rate first unprofiled (its CPU per payment from
-#            /proc), then profiled, PERF_SECS (15) each. Writes perf-worker.json,
-#            perf-gateway.json (perf data and scripts stay in RUN_DIR/perf).
-#   pool     `paystream-load redis-pool` against a scratch Redis (Unix socket, AOF
-#            REDIS_APPENDFSYNC): the gateway's accept over today's multiplexed connection and
-#            over deadpool-redis pools, POOL_CALLERS (1,16,128) callers, POOL_SIZES (4,16),
-#            POOL_SECS (5) × POOL_ROUNDS (2). Writes redis-pool-aof-<mode>.{json,svg}.
-#   tower    `paystream-load tower-cost` against a scratch Redis: the gateway served plain and
-#            inside a tower stack, TOWER_RATES (5000,10000) for TOWER_SECS (10) × TOWER_ROUNDS
-#            (2), alternating; then the tower-stacked gateway profiled as in `perf` at
-#            PERF_GATEWAY_RATE, so the layers' share of its CPU is read directly (robust to
-#            a busy machine, unlike the difference of two CPU readings). Writes
-#            tower-cost.json, perf-gateway-tower.json.
 #
 # Example: SECTIONS=ref ./scripts/bench.sh (the stack's fixed ports: one stack at a time).
 # Environment: also RATES (5000,10000,20000,40000,60000), STEP_SECS (5), P99_LIMIT_MS (5),
 # CAPACITY_RATE (4000), CAPACITY_OUTAGE_SECS (10), MAX_REQUESTS/DURATION_SECS/STAGE_SECS
-# (the reference run's, as demo.sh), PERF_FREQ (999 Hz), REDIS_APPENDFSYNC (always),
-# RESULTS (load-tests/results), SKIP_BUILD (0). CPU and RSS of every stack process are
+# (the reference run's, as demo.sh), REDIS_APPENDFSYNC (always), RESULTS
+# (load-tests/results), SKIP_BUILD (0). CPU and RSS of every stack process are
 # sampled; every report records the load average at its start and end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ALL_SECTIONS="ref gateway nginx drain perf pool tower"
+ALL_SECTIONS="ref gateway nginx drain"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS}
 for s in $SECTIONS; do
   [[ " $ALL_SECTIONS " == *" $s "* ]] || die "unknown section '$s' in SECTIONS (one of: $ALL_SECTIONS)"
@@ -62,8 +45,6 @@ export REDIS_APPENDFSYNC=${REDIS_APPENDFSYNC:-always}
 
 command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup)"
 need_packages redis-server:redis-server nginx:nginx-light curl:curl
-# perf only for the sections that sample with it (Debian's package: linux-perf).
-if has_section perf || has_section tower; then need_packages perf:linux-perf; fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building (release)"
   cargo build --release --locked --workspace --bins
@@ -188,7 +169,7 @@ wait_stream_empty() {
 section_ref() {
   start_demo_stack
   start_static_nginx
-  local round static=() stack=()
+  local round
   for round in $(seq 1 "${REF_ROUNDS:-2}"); do
     # Alternate which goes first, so neither always follows the other.
     local order="static stack"
@@ -219,11 +200,7 @@ section_ref() {
         rinha "ref-stack-$REDIS_APPENDFSYNC-$round" $(stack_pids) $(stack_redis)
       fi
     done
-    static+=(--static "$RESULTS/ref-static-$REDIS_APPENDFSYNC-$round.json")
-    stack+=(--stack "$RESULTS/ref-stack-$REDIS_APPENDFSYNC-$round.json")
   done
-  "$BIN/paystream-load" ref-ratio "${static[@]}" "${stack[@]}" \
-    --out "$RESULTS" --name "ref-vs-static-$REDIS_APPENDFSYNC"
 }
 
 section_gateway() {
@@ -271,97 +248,10 @@ drain() { # NAME RATE OUTAGE_SECS RECOVERY_MS
 
 section_drain() {
   start_demo_stack UPSTREAM=tcp BACKLOG_LIMIT="$BACKLOG_LIMIT"
-  # The issue's scenario: 10 s of both processors down at 550/s, default back at 20 ms.
+  # The required scenario: 10 s of both processors down at 550/s, default back at 20 ms.
   drain drain "${DRAIN_RATE:-550}" "${DRAIN_OUTAGE_SECS:-10}" "${DRAIN_RECOVERY_MS:-20}"
   # End-to-end capacity: a large backlog drained against zero-delay processors.
   drain drain-capacity "${CAPACITY_RATE:-4000}" "${CAPACITY_OUTAGE_SECS:-10}" 0
-}
-
-# profile GROUP PID BACKEND RATE [throughput flags] — the process' CPU per payment at RATE
-# from /proc (unprofiled), then the same load under `perf record`, grouped by perf-buckets.
-profile() {
-  local group=$1 pid=$2 backend=$3 rate=$4 dir=$RUN_DIR/perf
-  shift 4
-  mkdir -p "$dir"
-  local load=(--backend "$backend" --rates "$rate" --step-secs "${PERF_SECS:-15}"
-    --p99-limit-ms 1000 --pid "$group=$pid" --out "$dir" "$@")
-  say "perf $group (pid $pid) at $rate/s: unprofiled"
-  "$BIN/paystream-load" throughput "${load[@]}" --name "$group-load"
-  say "perf $group (pid $pid) at $rate/s: profiled"
-  perf record -e cpu-clock -F "${PERF_FREQ:-999}" --call-graph dwarf,16384 -p "$pid" \
-    -o "$dir/$group.data" 2>"$dir/$group-record.log" &
-  local recorder=$!
-  sleep 1
-  # No purge: deleting the first run's payments would be work of its own in the profile.
-  "$BIN/paystream-load" throughput "${load[@]}" --no-purge --name "$group-profiled"
-  kill -INT "$recorder"
-  wait "$recorder" || true
-  # Each frame's source file names the crate of code inlined by LTO (release line tables).
-  perf script -i "$dir/$group.data" -F comm,tid,period,event,ip,sym,dso,srcline \
-    --full-source-path >"$dir/$group.txt" 2>"$dir/$group-script.log"
-  "$BIN/paystream-load" perf-buckets --script "$dir/$group.txt" \
-    --load "$dir/$group-load.json" --profiled-load "$dir/$group-profiled.json" \
-    --group "$group" --out "$RESULTS" --name "perf-$group"
-}
-
-section_perf() {
-  start_demo_stack UPSTREAM=tcp WORKERS=1 BACKLOG_LIMIT="$BACKLOG_LIMIT"
-  local worker gateway
-  worker=$(cat "$RUN_DIR/pids/worker-1.pid")
-  gateway=$(cat "$RUN_DIR/pids/gateway-1.pid")
-  # The worker at a steady rate through nginx (zero-delay processors), waiting for the
-  # backlog so every payment's processing falls inside the measurement.
-  profile worker "$worker" http://127.0.0.1:9999 "${PERF_WORKER_RATE:-4000}" --drain-secs 15
-  # One gateway directly, the worker paused: the accept path alone.
-  pause "$worker"
-  profile gateway "$gateway" http://127.0.0.1:8081 "${PERF_GATEWAY_RATE:-5000}" --drain-secs 0
-  kill -CONT "$worker"
-}
-
-# start_scratch_redis — a redis-server for one section on a Unix socket only (no port to
-# collide with), AOF as the stack has it (REDIS_APPENDFSYNC), no automatic rewrite (a fork
-# inside a measurement would cost in proportion to the data, not to the calls). Sets
-# SCRATCH_REDIS_URL.
-start_scratch_redis() {
-  local dir=$RUN_DIR/redis
-  mkdir -p "$dir"
-  redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --dir "$dir" \
-    --appendonly yes --appendfsync "$REDIS_APPENDFSYNC" --auto-aof-rewrite-percentage 0 \
-    --save "" --maxmemory-policy noeviction --daemonize no --logfile "$dir/redis.log" &
-  CHILDREN+=($!)
-  for _ in $(seq 1 100); do redis-cli -s "$dir/redis.sock" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  redis-cli -s "$dir/redis.sock" ping >/dev/null || die "the scratch redis-server did not start (see $dir/redis.log)"
-  SCRATCH_REDIS_URL=redis+unix://$dir/redis.sock
-}
-
-section_pool() {
-  start_scratch_redis
-  "$BIN/paystream-load" redis-pool --redis-url "$SCRATCH_REDIS_URL" \
-    --callers "${POOL_CALLERS:-1,16,128}" --pool-sizes "${POOL_SIZES:-4,16}" \
-    --secs "${POOL_SECS:-5}" --rounds "${POOL_ROUNDS:-2}" \
-    --out "$RESULTS" --name "redis-pool-aof-$REDIS_APPENDFSYNC"
-}
-
-section_tower() {
-  start_scratch_redis
-  # The gateways are configured as the stack's are, but for the Redis and the purge.
-  export REDIS_URL=$SCRATCH_REDIS_URL BACKLOG_LIMIT PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN=true
-  "$BIN/paystream-load" tower-cost --rates "${TOWER_RATES:-5000,10000}" \
-    --step-secs "${TOWER_SECS:-10}" --rounds "${TOWER_ROUNDS:-2}" \
-    --out "$RESULTS" --name tower-cost
-  # The tower-stacked gateway alone, profiled: its address is the first line it prints.
-  "$BIN/paystream-load" serve-gateway --stack tower >"$RUN_DIR/serve-gateway.out" \
-    2>"$RUN_DIR/serve-gateway.log" &
-  local pid=$!
-  CHILDREN+=("$pid")
-  for _ in $(seq 1 100); do [ -s "$RUN_DIR/serve-gateway.out" ] && break; sleep 0.1; done
-  [ -s "$RUN_DIR/serve-gateway.out" ] || die "serve-gateway did not start (see $RUN_DIR/serve-gateway.log)"
-  local url
-  url=http://$(head -n 1 "$RUN_DIR/serve-gateway.out")
-  # What tower-cost left in the Redis goes first, with time to spare (the load tool's purge
-  # gives up after 120 s).
-  curl -fsS -m 300 -o /dev/null -X POST "$url/purge-payments"
-  profile gateway-tower "$pid" "$url" "${PERF_GATEWAY_RATE:-5000}" --drain-secs 0
 }
 
 for section in $ALL_SECTIONS; do

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Before/after in one run: builds the gateway and worker of git revision REV (default: the
-# last commit before batching), then alternates that build and the current one, ROUNDS
+# Before/after in one run: `scripts/compare.sh REV` builds the gateway and worker of git
+# revision REV, then alternates that build and the current one, ROUNDS
 # times each, on a fresh RUN_DIR per run: the whole stack (nginx, two gateways, Redis,
 # worker, two zero-delay simulated processors) under the same fixed-rate load through
 # nginx, and an end-to-end capacity drain. Reports CPU microseconds per payment for each
@@ -9,8 +9,8 @@
 # Writes $RESULTS/cost-<variant>-<round>.{json,svg} and
 # $RESULTS/capacity-<variant>-<round>.{json,svg}.
 #
-# Variants (VARIANTS, all by default): before (REV), after (this revision), after-reqwest
-# (this revision with PROCESSOR_CLIENT=reqwest), after-nometrics (METRICS=off).
+# Variants (VARIANTS, all by default): before (REV), after (the working tree's build),
+# after-nometrics (the same with METRICS=off).
 # Environment: RATE (4000), STEP_SECS (10), ROUNDS (2), CAPACITY_RATE (4000),
 # CAPACITY_OUTAGE_SECS (5), REDIS_APPENDFSYNC (everysec for both, so that only the code
 # differs), RESULTS (load-tests/results).
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-REV=${1:-551f7f5}
+REV=${1:?usage: scripts/compare.sh REV (the git revision to compare the working tree with)}
 RESULTS=${RESULTS:-load-tests/results}
 export REDIS_APPENDFSYNC=${REDIS_APPENDFSYNC:-everysec}
 BASE_DIR=$PWD/target/baseline
@@ -47,7 +47,6 @@ one_run() { # VARIANT ROUND
   local variant=$1 round=$2 profile=current extra=()
   case $variant in
     before) profile=baseline ;;
-    after-reqwest) extra=(PROCESSOR_CLIENT=reqwest) ;;
     after-nometrics) extra=(METRICS=off) ;;
   esac
   (
@@ -67,7 +66,7 @@ one_run() { # VARIANT ROUND
 }
 
 for round in $(seq 1 "${ROUNDS:-2}"); do
-  for variant in ${VARIANTS:-before after after-reqwest after-nometrics}; do
+  for variant in ${VARIANTS:-before after after-nometrics}; do
     one_run "$variant" "$round"
   done
 done

@@ -2,22 +2,18 @@
 //! drain — on shutdown the listener closes, open connections finish their in-flight
 //! request and close, and whatever is still open after the drain timeout is dropped.
 //! While it serves, a background task keeps the rate limiter's per-client memory bounded.
-//! [`run`] serves the [`router`] as a plain `service_fn`; [`run_with`] takes the per-connection
-//! service from the caller (the load tool measures a tower stack around the router with it).
+//! [`run`] serves the [`router`] as a plain `service_fn`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::shutdown::Shutdown;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::{service_fn, Service};
-use hyper::{Request, Response};
+use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::responses::Body;
 use crate::{limits, router, AppState};
 
 /// Largest request head (request line and headers) a client may send: ample for an API
@@ -73,13 +69,16 @@ impl Listener {
 }
 
 /// Serves one connection in its own task, watched by the graceful drain.
-fn serve_connection<I, S>(http: &http1::Builder, graceful: &GracefulShutdown, io: I, service: S)
-where
+fn serve_connection<I>(
+    http: &http1::Builder,
+    graceful: &GracefulShutdown,
+    io: I,
+    state: Arc<AppState>,
+    peer: SocketAddr,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let service = service_fn(move |req| router::handle(state.clone(), peer, req));
     let conn = graceful.watch(http.serve_connection(TokioIo::new(io), service));
     tokio::spawn(async move {
         if let Err(e) = conn.await {
@@ -89,26 +88,7 @@ where
 }
 
 /// Serves until `shutdown` fires, then drains. Main and the tests both call this.
-pub async fn run(listener: impl Into<Listener>, state: Arc<AppState>, shutdown: Shutdown) {
-    run_with(listener, state, shutdown, |state, peer| {
-        service_fn(move |req| router::handle(state.clone(), peer, req))
-    })
-    .await;
-}
-
-/// [`run`] with the service of each connection made by `make_service` from the shared state
-/// and the peer's address (what [`router::handle`] takes).
-pub async fn run_with<M, S>(
-    listener: impl Into<Listener>,
-    state: Arc<AppState>,
-    mut shutdown: Shutdown,
-    make_service: M,
-) where
-    M: Fn(Arc<AppState>, SocketAddr) -> S,
-    S: Service<Request<Incoming>, Response = Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+pub async fn run(listener: impl Into<Listener>, state: Arc<AppState>, mut shutdown: Shutdown) {
     let listener = listener.into();
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
@@ -134,10 +114,9 @@ pub async fn run_with<M, S>(
             },
             _ = shutdown.wait() => break,
         };
-        let service = make_service(state.clone(), peer);
         match stream {
-            Stream::Tcp(s) => serve_connection(&http, &graceful, s, service),
-            Stream::Unix(s) => serve_connection(&http, &graceful, s, service),
+            Stream::Tcp(s) => serve_connection(&http, &graceful, s, state.clone(), peer),
+            Stream::Unix(s) => serve_connection(&http, &graceful, s, state.clone(), peer),
         }
     }
     drop(listener);

@@ -4,8 +4,11 @@
 //! - [`sim`]: a faithful simulator of the external payment processors (SPEC section 3),
 //!   startable in-process on an ephemeral port for tests, or as the `processor-sim` binary.
 //! - [`load`]: the reference load test (SPEC section 5) with its score, the open-loop
-//!   throughput benchmark, the backlog drain benchmark, what Redis spends per recorded
-//!   payment, and the plots they write (binary `paystream-load`).
+//!   throughput benchmark, the backlog drain benchmark and the soak; each returns a report
+//!   that the binary `paystream-load` writes as JSON, an SVG picture and a table.
+//!
+//! Data flow: a scenario of [`load`] drives a stack (gateway, Redis, worker) whose workers
+//! call processors — [`sim`]'s, locally — and reads both sides' totals back.
 
 pub mod load;
 pub mod sim;

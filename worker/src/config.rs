@@ -6,7 +6,6 @@ use std::time::Duration;
 use common::config::{self, http_url, millis, parse, parse_in, ConfigError, Env, RedisConfig};
 use common::store::Lingers;
 
-use crate::dispatch::Transport;
 use crate::route::breaker::BreakerConfig;
 use crate::route::health::HealthConfig;
 use crate::route::policy::Policy;
@@ -40,7 +39,6 @@ pub mod vars {
     pub const BREAKER_OPEN_MS: &str = "BREAKER_OPEN_MS";
     pub const BREAKER_PROBES: &str = "BREAKER_PROBES";
     pub const THREADS: &str = "WORKER_THREADS";
-    pub const PROCESSOR_CLIENT: &str = "PROCESSOR_CLIENT";
     pub const BEGIN_LINGER_MS: &str = "BEGIN_LINGER_MS";
     pub const RECORD_LINGER_MS: &str = "RECORD_LINGER_MS";
     pub const SCRIPT_BATCH_MAX: &str = "SCRIPT_BATCH_MAX";
@@ -86,8 +84,6 @@ pub mod defaults {
     pub const HEALTH_TIMEOUT_MS: u64 = 6_000;
     pub const HEALTH_REFRESH_MS: u64 = 250;
     pub const THREADS: usize = 1;
-    /// Measured cheaper than reqwest (README, "Processor client").
-    pub const PROCESSOR_CLIENT: crate::dispatch::Transport = crate::dispatch::Transport::Hyper;
 }
 
 #[derive(Debug, Clone)]
@@ -128,8 +124,6 @@ pub struct WorkerConfig {
     pub breaker: BreakerConfig,
     /// Runtime worker threads of the binary; 1 = single-threaded runtime.
     pub threads: usize,
-    /// The HTTP client of the processor calls.
-    pub transport: Transport,
     /// How long `begin` and `record` batches gather after their first payment.
     pub lingers: Lingers,
     /// Most payments in one `begin` / `record` script call, entries in one `touch` call.
@@ -252,12 +246,6 @@ impl WorkerConfig {
             )?,
         };
         let redis = RedisConfig::from_env(env)?;
-        let transport = match config::raw(env, vars::PROCESSOR_CLIENT) {
-            None => defaults::PROCESSOR_CLIENT,
-            Some(v) => v
-                .parse()
-                .map_err(|e| ConfigError::new(vars::PROCESSOR_CLIENT, v.clone(), e))?,
-        };
         let lingers = Lingers {
             begin: millis(
                 env,
@@ -280,7 +268,6 @@ impl WorkerConfig {
                 defaults::SCRIPT_BATCH_MAX,
                 1..=common::store::MAX_BATCH,
             )?,
-            transport,
             threads: parse_in(env, vars::THREADS, defaults::THREADS, 1..=256)?,
             health,
             breaker,
@@ -465,7 +452,6 @@ mod tests {
             (vars::CLAIM_IDLE_MS, "5"),
             (vars::ROUTING_POLICY, "random"),
             (vars::METRICS_ADDR, "x"),
-            (vars::PROCESSOR_CLIENT, "curl"),
             (common::retention::vars::PAYMENT_RETENTION, "10m"),
             (vars::BEGIN_LINGER_MS, "101"),
             (vars::RECORD_LINGER_MS, "-1"),

@@ -98,11 +98,7 @@ async fn start_inner(
         tracing::warn!(error = %e, "waiting for redis");
         backoff.wait().await;
     }
-    let client = ProcessorClient::new(
-        config.processor_urls.clone(),
-        config.processor_timeout,
-        config.transport,
-    )?;
+    let client = ProcessorClient::new(config.processor_urls.clone(), config.processor_timeout)?;
     let (stop, shutdown) = Shutdown::new();
     let stop = Arc::new(stop);
     let link = {

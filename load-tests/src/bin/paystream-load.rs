@@ -1,26 +1,23 @@
 //! `paystream-load`: the reference load test (`rinha`), the throughput benchmark
-//! (`throughput`), the backlog drain benchmark (`drain`), what Redis spends per recorded
-//! payment (`redis-cost`), the summary query with millions of payments (`state-scale`), the
-//! soak (`soak`), and the measurements of issue 10's open questions: the reference run
-//! against a static nginx (`ref-ratio`), where a process' CPU goes (`perf-buckets`), a
-//! deadpool-redis pool (`redis-pool`) and a tower stack (`tower-cost`, over `serve-gateway`).
-//! Flags in, report out; the work is in `paystream_load_tests::load`.
+//! (`throughput`), the backlog drain benchmark (`drain`) and the soak (`soak`).
+//!
+//! Data flow: flags → a run's configuration → the run in `paystream_load_tests::load`
+//! returns its report → [`write_run`] writes `<out>/<name>.json` and `<out>/<name>.svg`
+//! (`load::plot`) and prints the table (`load::report`): the one place results reach the
+//! disk and stdout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use paystream_load_tests::load::control::Endpoints;
-use paystream_load_tests::load::gateway_stack::{serve_gateway, ServiceStack};
-use paystream_load_tests::load::perf_buckets::{run_perf_buckets, PerfBucketsConfig};
 use paystream_load_tests::load::procstat::{ProcGroup, Watch};
-use paystream_load_tests::load::ref_compare::{run_ref_ratio, RefRatioConfig, TARGET_RATIO};
-use paystream_load_tests::load::tower_cost::{run_tower_cost, TowerCostConfig};
 use paystream_load_tests::load::{
-    report, run_drain, run_redis_cost, run_redis_pool, run_rinha, run_soak, run_state_scale,
-    run_throughput, DrainConfig, RedisCostConfig, RedisPoolConfig, RinhaConfig, SoakConfig,
-    StateScaleConfig, ThroughputConfig,
+    plot, report, run_drain, run_rinha, run_soak, run_throughput, DrainConfig, RinhaConfig,
+    SoakConfig, ThroughputConfig,
 };
+use serde::Serialize;
 
 #[derive(Parser)]
 #[command(name = "paystream-load", about = "Paystream load generators", version)]
@@ -38,35 +35,11 @@ enum Command {
     /// Backlog drain: both processors fail while payments queue, then the default recovers;
     /// measures how fast the backlog is processed. Leaves both processors healthy, no delay.
     Drain(DrainArgs),
-    /// Redis CPU, wall time and memory per recorded payment: record.lua one at a time and
-    /// batched, the same writes as MULTI pipelines, without `ev`, and with a per-ms bucket.
-    /// Uses keys of its own prefix and deletes them.
-    RedisCost(RedisCostArgs),
-    /// Compares reference runs against a static nginx with the stack's, round by round: p50,
-    /// p99, their ratio and the verdict against the target (issue 10: p99 ≤ 1.5×).
-    RefRatio(RefRatioArgs),
-    /// Groups a `perf script` of one process into where its CPU goes (parse, metrics, redis,
-    /// http, runtime, kernel, ...), in % and µs per payment.
-    PerfBuckets(PerfBucketsArgs),
-    /// The gateway's accept from N concurrent callers over the multiplexed ConnectionManager
-    /// (today) and over deadpool-redis pools: calls/s, client and Redis CPU per call, p50/p99.
-    /// Uses keys of its own prefix and deletes them.
-    RedisPool(RedisPoolArgs),
-    /// The gateway's CPU per payment with and without a tower stack (LoadShed, concurrency
-    /// limit, Timeout), both served by this binary against the Redis of the environment.
-    TowerCost(TowerCostArgs),
-    /// Serves the gateway (configured by its environment variables) from this binary, plain
-    /// or inside a tower stack; prints the bound address first. Used by `tower-cost`.
-    ServeGateway(ServeGatewayArgs),
     /// The soak (a benchmark, not CI): open-loop payments for a long run while SPEC section
     /// 5's processor conditions cycle; checks, memory of every process and of Redis, a
     /// drain and the final totals; judges flatness once retention holds state steady.
     /// Leaves both processors healthy, no delay. Exits non-zero when the verdict fails.
     Soak(SoakArgs),
-    /// The summary query's latency and Redis memory once Redis holds many processed payments:
-    /// starts its own scratch redis-server (ephemeral port, own data dir, AOF off), fills it
-    /// through accept.lua and record.lua, then measures per retention state.
-    StateScale(StateScaleArgs),
 }
 
 #[derive(Args)]
@@ -80,12 +53,9 @@ struct Output {
 }
 
 impl Output {
-    /// The output directory and the files' base name, `<kind>-<UTC timestamp>` by default.
-    fn into_dir_and_name(self, kind: &str) -> (Option<PathBuf>, String) {
-        (
-            Some(self.out),
-            self.name.unwrap_or_else(|| default_name(kind)),
-        )
+    /// The files' base name, `<kind>-<UTC timestamp>` by default.
+    fn name(&self, kind: &str) -> String {
+        self.name.clone().unwrap_or_else(|| default_name(kind))
     }
 }
 
@@ -231,110 +201,6 @@ struct DrainArgs {
 }
 
 #[derive(Args)]
-struct RedisCostArgs {
-    /// The Redis to measure (use a scratch server: its CPU is read from INFO).
-    #[arg(long, default_value = "redis://127.0.0.1:6390")]
-    redis_url: String,
-    /// Payments per variant and round.
-    #[arg(long, default_value_t = 20_000)]
-    payments: usize,
-    /// Rounds; the variants alternate within each.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Payments per record.lua call (lua-batch) or per pipeline round trip (multi-*).
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
-    /// Payments per second of requestedAt (how many share a millisecond bucket).
-    #[arg(long, default_value_t = 1000)]
-    rate: u64,
-    /// Idle time inside each CPU window after the last write (covers everysec's fsync), ms.
-    #[arg(long, default_value_t = 1100)]
-    settle_ms: u64,
-    #[command(flatten)]
-    output: Output,
-}
-
-#[derive(Args)]
-struct RefRatioArgs {
-    /// The static nginx's `rinha` JSON files, in round order (repeatable).
-    #[arg(long = "static", required = true)]
-    static_files: Vec<PathBuf>,
-    /// The stack's `rinha` JSON files, in the same order (repeatable).
-    #[arg(long = "stack", required = true)]
-    stack_files: Vec<PathBuf>,
-    /// The largest stack p99 / static p99 that meets the target.
-    #[arg(long, default_value_t = TARGET_RATIO)]
-    target_ratio: f64,
-    #[command(flatten)]
-    output: Output,
-}
-
-#[derive(Args)]
-struct PerfBucketsArgs {
-    /// `perf script` output of the profiled process.
-    #[arg(long)]
-    script: PathBuf,
-    /// `throughput` JSON of an unprofiled run at the same rate (the CPU per payment).
-    #[arg(long)]
-    load: PathBuf,
-    /// `throughput` JSON of the profiled run (its CPU shows perf's overhead).
-    #[arg(long)]
-    profiled_load: Option<PathBuf>,
-    /// The process group in those reports (as in `--pid NAME=...`).
-    #[arg(long)]
-    group: String,
-    #[command(flatten)]
-    output: Output,
-}
-
-#[derive(Args)]
-struct RedisPoolArgs {
-    /// The Redis to measure (use a scratch server: its CPU is read from INFO).
-    #[arg(long)]
-    redis_url: String,
-    /// Concurrent callers, one measurement each.
-    #[arg(long, value_delimiter = ',', default_value = "1,16,128")]
-    callers: Vec<usize>,
-    /// Connections of the deadpool-redis pools.
-    #[arg(long, value_delimiter = ',', default_value = "4,16")]
-    pool_sizes: Vec<usize>,
-    /// Length of each measurement, s.
-    #[arg(long, default_value_t = 5.0)]
-    secs: f64,
-    /// Rounds; the variants alternate within each.
-    #[arg(long, default_value_t = 2)]
-    rounds: usize,
-    #[command(flatten)]
-    output: Output,
-}
-
-#[derive(Args)]
-struct TowerCostArgs {
-    /// Fixed arrival rates, req/s, each held for --step-secs per stack and round.
-    #[arg(long, value_delimiter = ',', default_value = "5000,10000")]
-    rates: Vec<u64>,
-    #[arg(long, default_value_t = 10.0)]
-    step_secs: f64,
-    #[arg(long, default_value_t = 2)]
-    rounds: usize,
-    /// Keep-alive connections of the load client.
-    #[arg(long, default_value_t = 128)]
-    connections: usize,
-    #[command(flatten)]
-    output: Output,
-}
-
-#[derive(Args)]
-struct ServeGatewayArgs {
-    /// How the router is served.
-    #[arg(long, value_enum, default_value = "plain")]
-    stack: ServiceStack,
-    /// Where to listen (port 0: any; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: std::net::SocketAddr,
-}
-
-#[derive(Args)]
 struct SoakArgs {
     #[command(flatten)]
     endpoints: EndpointArgs,
@@ -382,33 +248,6 @@ struct SoakArgs {
     output: Output,
 }
 
-#[derive(Args)]
-struct StateScaleArgs {
-    /// Processed payments to fill Redis with.
-    #[arg(long, default_value_t = 10_000_000)]
-    payments: u64,
-    /// Payments per second of requestedAt (1 000/s: 10 M payments span 2.8 h).
-    #[arg(long, default_value_t = 1000)]
-    rate: u64,
-    /// Payments per accept.lua and per record.lua call.
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
-    /// Script calls in flight during the fill.
-    #[arg(long, default_value_t = 8)]
-    lanes: usize,
-    /// Summary calls per kind of window and retention state.
-    #[arg(long, default_value_t = 1000)]
-    reps: usize,
-    /// Distinct windows per kind (each also checked against the payments' own totals).
-    #[arg(long, default_value_t = 20)]
-    windows: usize,
-    /// SUMMARY_DETAIL_HORIZON of the compaction, s.
-    #[arg(long, default_value_t = common::retention::DEFAULT_DETAIL_HORIZON.as_secs())]
-    detail_horizon_secs: u64,
-    #[command(flatten)]
-    output: Output,
-}
-
 fn secs(s: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s)
         .map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
@@ -427,38 +266,49 @@ fn default_name(kind: &str) -> String {
     )
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        // The gateway's own start: its logging and configuration (exit 2 naming a bad
-        // variable), and its runtime (GATEWAY_THREADS), as `paystream-gateway` has them.
-        Command::ServeGateway(a) => {
-            let config = common::runtime::configure(
-                "paystream-load serve-gateway",
-                gateway::GatewayConfig::from_env,
-            );
-            common::runtime::build(config.threads)?
-                .block_on(serve_gateway(config, a.listen, a.stack))
-        }
-        command => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .init();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(run(command))
-        }
+/// Writes a finished run's `<out>/<name>.json` and `<out>/<name>.svg`, then prints its
+/// table and the files written.
+fn write_run<R: Serialize>(
+    output: &Output,
+    name: &str,
+    report: &R,
+    table: fn(&R) -> String,
+    svg: fn(&Path, &R) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = &output.out;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json_path = dir.join(format!("{name}.json"));
+    let mut json = serde_json::to_vec_pretty(report)?;
+    json.push(b'\n');
+    std::fs::write(&json_path, json).with_context(|| format!("writing {}", json_path.display()))?;
+    let svg_path = dir.join(format!("{name}.svg"));
+    svg(&svg_path, report).with_context(|| format!("drawing {}", svg_path.display()))?;
+    print!("{}", table(report));
+    for path in [json_path, svg_path] {
+        println!("written: {}", path.display());
     }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().command;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Rinha(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("rinha");
+            let name = a.output.name("rinha");
             let cfg = RinhaConfig {
                 endpoints: a.endpoints.into(),
                 max_requests: a.max_requests,
@@ -466,16 +316,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 stage: secs(a.stage_secs, "stage-secs")?,
                 timeout: Duration::from_millis(a.timeout_ms),
                 settle: secs(a.settle_secs, "settle-secs")?,
-                out_dir,
-                name,
+                name: name.clone(),
                 pids: a.pids,
                 redis_url: a.redis_url,
             };
             let r = run_rinha(cfg).await?;
-            print!("{}", report::rinha_table(&r));
+            write_run(&a.output, &name, &r, report::rinha_table, plot::rinha_svg)?;
         }
         Command::Throughput(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("throughput");
+            let name = a.output.name("throughput");
             let cfg = ThroughputConfig {
                 backend_url: a.backend,
                 admin_token: a.admin_token,
@@ -489,14 +338,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 drain: secs(a.drain_secs, "drain-secs")?,
                 sample_every: Duration::from_millis(500),
                 procs: a.pids,
-                out_dir,
-                name,
+                name: name.clone(),
             };
             let r = run_throughput(cfg).await?;
-            print!("{}", report::throughput_table(&r));
+            write_run(
+                &a.output,
+                &name,
+                &r,
+                report::throughput_table,
+                plot::throughput_svg,
+            )?;
         }
         Command::Drain(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("drain");
+            let name = a.output.name("drain");
             let cfg = DrainConfig {
                 endpoints: a.endpoints.into(),
                 rate: a.rate,
@@ -506,108 +360,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 poll_every: Duration::from_millis(a.poll_ms),
                 connections: a.connections,
                 request_timeout: Duration::from_millis(a.request_timeout_ms),
-                out_dir,
-                name,
+                name: name.clone(),
             };
             let r = run_drain(cfg).await?;
-            print!("{}", report::drain_table(&r));
+            write_run(&a.output, &name, &r, report::drain_table, plot::drain_svg)?;
             if let Some(e) = &r.restore_error {
                 anyhow::bail!("the processors were not set back to healthy: {e}");
             }
         }
-        Command::RedisCost(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("redis-cost");
-            let cfg = RedisCostConfig {
-                redis_url: a.redis_url,
-                payments: a.payments,
-                rounds: a.rounds,
-                batch: a.batch,
-                rate_per_sec: a.rate,
-                settle: Duration::from_millis(a.settle_ms),
-                out_dir,
-                name,
-            };
-            let r = run_redis_cost(cfg).await?;
-            print!("{}", report::redis_cost_table(&r));
-            if r.variants.iter().any(|v| v.windows_checked > 0 && !v.exact) {
-                anyhow::bail!("a summary read back did not match the payments recorded");
-            }
-        }
-        Command::RefRatio(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("ref-vs-static");
-            let r = run_ref_ratio(&RefRatioConfig {
-                static_files: a.static_files,
-                stack_files: a.stack_files,
-                target_ratio: a.target_ratio,
-                out_dir,
-                name,
-            })?;
-            print!("{}", r.table());
-        }
-        Command::PerfBuckets(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("perf-buckets");
-            let r = run_perf_buckets(&PerfBucketsConfig {
-                script: a.script,
-                load: a.load,
-                profiled_load: a.profiled_load,
-                group: a.group,
-                out_dir,
-                name,
-            })?;
-            print!("{}", r.table());
-        }
-        Command::RedisPool(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("redis-pool");
-            let r = run_redis_pool(RedisPoolConfig {
-                redis_url: a.redis_url,
-                callers: a.callers,
-                pool_sizes: a.pool_sizes,
-                duration: secs(a.secs, "secs")?,
-                rounds: a.rounds,
-                out_dir,
-                name,
-            })
-            .await?;
-            print!("{}", r.table());
-        }
-        Command::TowerCost(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("tower-cost");
-            let r = run_tower_cost(TowerCostConfig {
-                rates: a.rates,
-                step: secs(a.step_secs, "step-secs")?,
-                rounds: a.rounds,
-                connections: a.connections,
-                exe: std::env::current_exe()?,
-                out_dir,
-                name,
-            })
-            .await?;
-            print!("{}", r.table());
-        }
-        Command::ServeGateway(_) => {
-            anyhow::bail!("serve-gateway runs on the gateway's own runtime")
-        }
-        Command::StateScale(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("state-scale");
-            let cfg = StateScaleConfig {
-                payments: a.payments,
-                rate_per_sec: a.rate,
-                batch: a.batch,
-                lanes: a.lanes,
-                reps: a.reps,
-                distinct_windows: a.windows,
-                detail_horizon: Duration::from_secs(a.detail_horizon_secs),
-                out_dir,
-                name,
-            };
-            let r = run_state_scale(cfg).await?;
-            print!("{}", report::state_scale_table(&r));
-            if !r.exact() {
-                anyhow::bail!("a summary read back did not match the payments recorded");
-            }
-        }
         Command::Soak(a) => {
-            let (out_dir, name) = a.output.into_dir_and_name("soak");
+            let name = a.output.name("soak");
             let optional = |s: Option<f64>, flag| s.map(|s| secs(s, flag)).transpose();
             let cfg = SoakConfig {
                 endpoints: a.endpoints.into(),
@@ -628,11 +390,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     fixed: a.pids,
                     pid_dir: a.pid_dir,
                 },
-                out_dir,
-                name,
+                name: name.clone(),
             };
             let r = run_soak(cfg).await?;
-            print!("{}", report::soak_table(&r));
+            write_run(&a.output, &name, &r, report::soak_table, plot::soak_svg)?;
             if r.verdict.passed == Some(false) {
                 anyhow::bail!("the soak failed: {}", r.verdict.reasons.join("; "));
             }

@@ -8,16 +8,14 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use common::config::ProcessEnv;
 use paystream_load_tests::sim::{self, ServeConfig, Simulator};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let config = match ServeConfig::from_lookup(
-        |name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned()),
-        std::env::args().skip(1),
-    ) {
+    let config = match ServeConfig::from_env(&ProcessEnv, std::env::args().skip(1)) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("processor-sim: {err}");

@@ -43,9 +43,6 @@ pub enum Processor {
 }
 
 impl Processor {
-    /// Both, default first.
-    pub const BOTH: [Processor; 2] = [Processor::Default, Processor::Fallback];
-
     /// `"default"` / `"fallback"`.
     pub fn name(self) -> &'static str {
         match self {

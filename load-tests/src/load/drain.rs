@@ -14,28 +14,23 @@
 //!    reports every accepted payment processed, or `timeout` has passed;
 //! 5. compare the backend's totals with what each processor stored, set both processors
 //!    back to healthy with no delay (whatever happened before: the processors are shared with
-//!    later runs), and write `<out>/<name>.json` ([`report`](super::report)) and
-//!    `<out>/<name>.svg` ([`plot`](super::plot)).
+//!    later runs), and return the [`DrainReport`](super::drain_report::DrainReport).
 //!
 //! Only HTTP: the backend and the processors' admin API, like [`rinha`](super::rinha), so it
 //! runs against any deployment. Times are when a summary's answer arrived (the count was read
 //! a little earlier), so the drain times are upper bounds by one summary round trip.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::control::{
-    iso_ms, BackendSummary, Conditions, Control, ControlError, Endpoints, Processor,
-    ProcessorSummary,
-};
-use super::stats::{signed, whole_ms, Outcomes, Percentiles};
+use super::control::{iso_ms, Conditions, Control, ControlError, Endpoints, Processor};
+use super::drain_report::{Consistency, DrainReport, DrainSample, DrainSettings, Milestone};
+use super::stats::{signed, whole_ms};
 use super::throughput::{LoadClient, Step};
 
 /// The drain milestones reported besides the full drain: shares of the backlog at `t0`.
@@ -74,9 +69,7 @@ pub struct DrainConfig {
     pub connections: usize,
     /// Timeout of each `POST /payments`.
     pub request_timeout: Duration,
-    /// Where the JSON report and the SVG go; nothing is written when `None`.
-    pub out_dir: Option<PathBuf>,
-    /// Base name of the written files.
+    /// The run's name (the binary names its files after it).
     pub name: String,
 }
 
@@ -93,121 +86,9 @@ impl Default for DrainConfig {
             poll_every: Duration::from_millis(50),
             connections: 64,
             request_timeout: Duration::from_secs(2),
-            out_dir: Some(PathBuf::from("load-tests/results")),
             name: "drain".into(),
         }
     }
-}
-
-/// One reading of the backend's all-time totals.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct DrainSample {
-    /// Milliseconds since the default processor recovered (`t0`); negative during the outage.
-    pub t_ms: f64,
-    /// Milliseconds since the outage's first payment was due.
-    pub since_start_ms: f64,
-    /// Payments accepted (2xx) by then.
-    pub accepted: u64,
-    /// Payments the backend reports processed (both processors).
-    pub processed: u64,
-    /// Of which on the fallback processor.
-    pub fallback: u64,
-    /// `accepted - processed`.
-    pub backlog: i64,
-}
-
-/// The backend's totals against what each processor stored, read once the run ended.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Consistency {
-    pub backend: BackendSummary,
-    pub default: ProcessorSummary,
-    pub fallback: ProcessorSummary,
-    /// Count and amount agree for both processors.
-    pub consistent: bool,
-}
-
-impl Consistency {
-    fn new(backend: BackendSummary, default: ProcessorSummary, fallback: ProcessorSummary) -> Self {
-        let agrees = |ours: super::control::Totals, theirs: &ProcessorSummary| {
-            (ours.total_requests, ours.total_amount) == (theirs.total_requests, theirs.total_amount)
-        };
-        let consistent = agrees(backend.default, &default) && agrees(backend.fallback, &fallback);
-        Consistency {
-            backend,
-            default,
-            fallback,
-            consistent,
-        }
-    }
-}
-
-/// How long the backlog took to reach a share of its size at `t0`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Milestone {
-    /// Share of the backlog at `t0` processed, e.g. 0.9.
-    pub share: f64,
-    /// Milliseconds since `t0`; `None` when not reached before the timeout.
-    pub ms: Option<f64>,
-}
-
-/// The settings a report was produced with.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct DrainSettings {
-    pub backend_url: String,
-    pub default_url: String,
-    pub fallback_url: String,
-    pub rate: u64,
-    pub outage_s: f64,
-    pub recovery_delay_ms: u64,
-    pub timeout_s: f64,
-    pub poll_every_ms: u64,
-    pub connections: usize,
-    pub request_timeout_ms: u64,
-}
-
-/// Everything a run measured: written as `<out>/<name>.json`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct DrainReport {
-    pub name: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub settings: DrainSettings,
-    /// `POST /payments` during the outage, as the client saw them.
-    pub posts: Outcomes,
-    /// Payments due during the outage that could not start in time (never sent).
-    pub dropped: u64,
-    /// Latency of those posts, from their due time.
-    pub post_latency: Percentiles,
-    /// From the first payment's due time to `t0`, seconds.
-    pub outage_s: f64,
-    /// Payments accepted (2xx) during the outage.
-    pub accepted: u64,
-    /// `accepted - processed` just before the recovery.
-    pub backlog_at_t0: i64,
-    /// The backend reported every accepted payment processed before the timeout.
-    pub drained: bool,
-    /// From `t0` to the first reading with every accepted payment processed, ms.
-    pub drain_ms: Option<f64>,
-    /// From `t0` to 50, 90 and 99 % of the backlog at `t0` processed.
-    pub milestones: Vec<Milestone>,
-    /// Payments processed after `t0` per second of draining (until drained, or until the
-    /// last reading when not).
-    pub drain_rate_per_sec: Option<f64>,
-    /// Processed at the last reading.
-    pub processed: u64,
-    /// `accepted - processed` at the last reading.
-    pub backlog_end: i64,
-    /// Payments the backend reports on the fallback at the end (it failed all along: 0).
-    pub fallback: u64,
-    /// Read after the last reading.
-    pub consistency: Consistency,
-    /// Backend summary calls that failed (those readings are missing from `samples`).
-    pub poll_errors: u64,
-    /// Why the processors could not be set back to healthy, if they could not.
-    pub restore_error: Option<String>,
-    pub samples: Vec<DrainSample>,
-    /// Files written for this run (paths as given).
-    pub files: Vec<String>,
 }
 
 /// A reading before the times are known relative to `t0`.
@@ -308,8 +189,7 @@ pub fn drain_rate(end: Option<&DrainSample>, processed_at_t0: u64) -> Option<f64
     Some((end.processed.saturating_sub(processed_at_t0) as f64 / (end.t_ms / 1000.0)).round())
 }
 
-/// Runs the benchmark once and returns its report (also written to disk when `cfg.out_dir` is
-/// set). The processors are set back to healthy with no delay at the end, also when the run
+/// Runs the benchmark once and returns its report. The processors are set back to healthy with no delay at the end, also when the run
 /// failed after making them fail.
 pub async fn run_drain(cfg: DrainConfig) -> anyhow::Result<DrainReport> {
     anyhow::ensure!(cfg.rate > 0, "rate must be positive");
@@ -331,14 +211,6 @@ pub async fn run_drain(cfg: DrainConfig) -> anyhow::Result<DrainReport> {
     report.finished_at = iso_ms(OffsetDateTime::now_utc());
     report.restore_error = restored.err().map(|e| e.to_string());
 
-    // 5. Files.
-    super::report::write_files(
-        cfg.out_dir.as_deref(),
-        &cfg.name,
-        &mut report,
-        |r| &mut r.files,
-        super::plot::drain_svg,
-    )?;
     Ok(report)
 }
 
@@ -496,7 +368,6 @@ async fn outage_and_drain(
         poll_errors: readings.errors.load(Ordering::Relaxed),
         restore_error: None,
         samples,
-        files: Vec::new(),
     })
 }
 
@@ -551,28 +422,6 @@ mod tests {
         assert_eq!(drain_rate(Some(&s[5]), 0), Some(4167.0));
         assert_eq!(drain_rate(Some(&s[1]), 0), None);
         assert_eq!(drain_rate(None, 0), None);
-    }
-
-    #[test]
-    fn consistency_compares_counts_and_amounts() {
-        use super::super::control::Totals;
-        use common::money::Decimal;
-        let totals = |n: u64| Totals {
-            total_requests: n,
-            total_amount: Decimal::from_cents(1990) * Decimal::from_int(i64::try_from(n).unwrap()),
-        };
-        let stored = |n: u64| ProcessorSummary {
-            total_requests: n,
-            total_amount: Decimal::from_cents(1990) * Decimal::from_int(i64::try_from(n).unwrap()),
-            ..ProcessorSummary::default()
-        };
-        let backend = BackendSummary {
-            default: totals(3),
-            fallback: totals(0),
-        };
-        assert!(Consistency::new(backend, stored(3), stored(0)).consistent);
-        assert!(!Consistency::new(backend, stored(4), stored(0)).consistent);
-        assert!(!Consistency::new(backend, stored(3), stored(1)).consistent);
     }
 
     #[test]

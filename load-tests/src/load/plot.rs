@@ -1,22 +1,16 @@
 //! The pictures of a run, as SVG (no system fonts needed; text is left to the viewer).
 //!
-//! Comes last, with [`report`](super::report), and draws only from a finished report, so the
-//! same JSON always gives the same picture.
+//! Comes last, with [`report`](super::report), and draws only from a finished report of the
+//! leaf report types, so the same JSON always gives the same picture.
 //! - reference run: latency p50/p99 per second (log scale), and requests/s over time with the
 //!   backlog (accepted - processed) on a second axis, the six stages shaded and labelled and
 //!   every check marked;
 //! - throughput run: accepted req/s and p99 per step, and processed payments/s over time;
 //! - drain run: accepted, processed and backlog since the outage began (outage shaded), and a
 //!   close-up of the drain after the recovery with the 50/90/99/100 % marks;
-//! - redis-cost run: bars per variant (median, whiskers from the fastest to the slowest round)
-//!   of Redis CPU, wall time and memory per payment;
-//! - redis-pool run: calls/s, Redis CPU and client CPU per call against the number of
-//!   concurrent callers, one line per variant;
 //! - soak run: RSS per process group, Redis' memory (with and without the summary's kept
 //!   series) and keys, the backlog with accepted and processed per second and every check
 //!   marked, and CPU per payment per group, over time, the steady window shaded.
-//! - state-scale run: the summary call's p99 per kind of window in each retention state, and
-//!   memory per payment per state.
 
 use std::path::Path;
 
@@ -28,13 +22,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::drain::DrainReport;
-use super::redis_cost_report::{RedisCostReport, Spread, VariantSummary};
-use super::redis_pool_report::{RedisPoolReport, Summary as PoolSummary};
-use super::rinha::RinhaReport;
-use super::soak_report::{bytes_to_mb, kib_to_mb, ProcPoint, SoakReport, SoakSample};
-use super::state_scale_report::StateScaleReport;
-use super::throughput::ThroughputReport;
+use super::drain_report::{DrainReport, DrainSample};
+use super::rinha_report::{RinhaReport, TimelinePoint};
+use super::soak_report::{bytes_to_mb, kib_to_mb, ProcPoint, RedisSample, SoakReport, SoakSample};
+use super::throughput_report::{StepReport, ThroughputReport};
 
 const SIZE: (u32, u32) = (1200, 900);
 const FONT: &str = "sans-serif";
@@ -282,7 +273,7 @@ fn rinha_latency(
         .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
     draw_mesh(&mut chart, "seconds since start", "ms")?;
     draw_bands(&mut chart, bands, (y_min, y_max), y_max / 1.15, x_max)?;
-    let points = |f: fn(&super::rinha::TimelinePoint) -> f64| -> Vec<(f64, f64)> {
+    let points = |f: fn(&TimelinePoint) -> f64| -> Vec<(f64, f64)> {
         r.timeline
             .iter()
             .filter(|p| p.requests > 0)
@@ -331,7 +322,7 @@ fn rinha_rate(area: &Area<'_>, r: &RinhaReport, bands: &[Band], x_max: f64) -> a
         },
     )?;
     draw_bands(&mut chart, bands, (0.0, y_max), y_max * 0.97, x_max)?;
-    let series = |f: fn(&super::rinha::TimelinePoint) -> u64| -> Vec<(f64, f64)> {
+    let series = |f: fn(&TimelinePoint) -> u64| -> Vec<(f64, f64)> {
         r.timeline
             .iter()
             .map(|p| (p.second as f64 + 0.5, f(p) as f64))
@@ -442,7 +433,7 @@ fn throughput_p99(area: &Area<'_>, r: &ThroughputReport) -> anyhow::Result<()> {
         P99.mix(0.6).stroke_width(1),
         format!("limit {limit} ms"),
     )?;
-    let line = |f: fn(&super::throughput::StepReport) -> f64| -> Vec<(f64, f64)> {
+    let line = |f: fn(&StepReport) -> f64| -> Vec<(f64, f64)> {
         r.steps
             .iter()
             .map(|s| (s.target_rate as f64, f(s).clamp(y_min, y_max)))
@@ -631,11 +622,11 @@ fn drain_closeup(area: &Area<'_>, r: &DrainReport) -> anyhow::Result<()> {
 fn drain_lines<'a, 'b: 'a>(
     chart: &mut Chart<'a, 'b, RangedCoordf64>,
     r: &DrainReport,
-    x: fn(&super::drain::DrainSample) -> f64,
+    x: fn(&DrainSample) -> f64,
 ) -> anyhow::Result<()> {
     let x_range = chart.x_range();
-    let inside = |s: &&super::drain::DrainSample| x_range.contains(&x(s));
-    let series = |f: fn(&super::drain::DrainSample) -> f64| -> Vec<(f64, f64)> {
+    let inside = |s: &&DrainSample| x_range.contains(&x(s));
+    let series = |f: fn(&DrainSample) -> f64| -> Vec<(f64, f64)> {
         r.samples
             .iter()
             .filter(inside)
@@ -669,179 +660,7 @@ fn drain_lines<'a, 'b: 'a>(
     Ok(())
 }
 
-/// The redis-cost run: `<out>/<name>.svg`.
-pub fn redis_cost_svg(path: &Path, r: &RedisCostReport) -> anyhow::Result<()> {
-    let s = &r.settings;
-    let title = format!(
-        "{}: Redis cost of recording a payment (Redis {}, AOF {}, {} payments x {} rounds)",
-        r.name, s.redis_version, s.aof, s.payments, s.rounds
-    );
-    let root = titled_root(path, &title)?;
-    let panels = root.split_evenly((3, 1));
-    let bars: [(&str, &str, Measure); 3] = [
-        (
-            "Redis CPU per payment (user + sys, all threads; median, whiskers min..max)",
-            "µs",
-            |v| v.cpu_us,
-        ),
-        (
-            "wall time per payment (one call or pipeline round trip at a time)",
-            "µs",
-            |v| v.wall_us,
-        ),
-        (
-            "memory per payment (used_memory after the record - before the accept)",
-            "bytes",
-            |v| v.memory_bytes,
-        ),
-    ];
-    for (area, (caption, unit, value)) in panels.iter().zip(bars) {
-        let bars: Vec<(&str, Spread)> = r
-            .variants
-            .iter()
-            .map(|v| (v.variant.name(), value(v)))
-            .collect();
-        bar_panel(area, &bars, caption, unit)?;
-    }
-    root.present()?;
-    Ok(())
-}
-
-/// The state-scale run: `<out>/<name>.svg`, one latency panel per retention state measured
-/// (bar at p99, whisker p50..max) and the memory per payment of every state.
-pub fn state_scale_svg(path: &Path, r: &StateScaleReport) -> anyhow::Result<()> {
-    let s = &r.settings;
-    let title = format!(
-        "{}: summary query and memory with {} processed payments over {:.1} h (Redis {})",
-        r.name,
-        s.payments,
-        s.span_secs / 3600.0,
-        s.redis_version
-    );
-    let root = titled_root(path, &title)?;
-    let mut states: Vec<&str> = Vec::new();
-    for q in &r.queries {
-        if !states.contains(&q.state.as_str()) {
-            states.push(&q.state);
-        }
-    }
-    let panels = root.split_evenly((states.len() + 1, 1));
-    for (area, state) in panels.iter().zip(&states) {
-        let bars: Vec<(&str, Spread)> = r
-            .queries
-            .iter()
-            .filter(|q| q.state == *state)
-            .map(|q| {
-                let l = &q.latency;
-                (
-                    q.kind.as_str(),
-                    Spread {
-                        median: l.p99_ms,
-                        min: l.p50_ms,
-                        max: l.max_ms,
-                    },
-                )
-            })
-            .collect();
-        let caption = format!(
-            "summary call in state {state}: p99 (bar and label), whisker p50..max, {} calls per kind",
-            s.reps
-        );
-        bar_panel(area, &bars, &caption, "ms")?;
-    }
-    if let Some(area) = panels.get(states.len()) {
-        let bars: Vec<(&str, Spread)> = r
-            .memory
-            .iter()
-            .map(|m| {
-                let b = m.bytes_per_payment;
-                (
-                    m.state.as_str(),
-                    Spread {
-                        median: b,
-                        min: b,
-                        max: b,
-                    },
-                )
-            })
-            .collect();
-        bar_panel(
-            area,
-            &bars,
-            "Redis used_memory per payment above the empty server, per retention state",
-            "bytes",
-        )?;
-    }
-    root.present()?;
-    Ok(())
-}
-
-/// Which figure of a variant a bar panel shows.
-type Measure = fn(&VariantSummary) -> Spread;
-
-const BAR_COLORS: [RGBColor; 5] = [P50, ACCEPTED, P99, REQUESTS, BACKLOG];
-
-/// One bar per label at the spread's median, its range as a whisker, the median written
-/// above it.
-fn bar_panel(
-    area: &Area<'_>,
-    bars: &[(&str, Spread)],
-    caption: &str,
-    unit: &str,
-) -> anyhow::Result<()> {
-    let count = i32::try_from(bars.len()).unwrap_or(0).max(1);
-    let top = bars.iter().map(|(_, s)| s.max).fold(0.0f64, f64::max);
-    let y_max = (top * 1.2).max(1e-3);
-    let mut chart = chart_builder(area, caption, 70)
-        .build_cartesian_2d((0..count).into_segmented(), 0f64..y_max)?;
-    let names: Vec<&str> = bars.iter().map(|(name, _)| *name).collect();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(WHITE.mix(0.0))
-        .y_desc(unit)
-        .x_labels(names.len())
-        .x_label_formatter(&|x| match x {
-            SegmentValue::CenterOf(i) => usize::try_from(*i)
-                .ok()
-                .and_then(|i| names.get(i))
-                .map_or_else(String::new, |n| (*n).to_owned()),
-            _ => String::new(),
-        })
-        .draw()?;
-    for (i, (_, s)) in bars.iter().enumerate() {
-        let x = i32::try_from(i).unwrap_or(0);
-        let color = BAR_COLORS[i % BAR_COLORS.len()];
-        let mut bar = Rectangle::new(
-            [
-                (SegmentValue::Exact(x), 0.0),
-                (SegmentValue::Exact(x + 1), s.median),
-            ],
-            color.mix(0.7).filled(),
-        );
-        bar.set_margin(0, 0, 12, 12);
-        chart.draw_series(std::iter::once(bar))?;
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![
-                (SegmentValue::CenterOf(x), s.min),
-                (SegmentValue::CenterOf(x), s.max),
-            ],
-            BLACK.stroke_width(2),
-        )))?;
-        let digits = if s.median >= 100.0 { 0 } else { 2 };
-        chart.draw_series(std::iter::once(Text::new(
-            format!("{:.digits$}", s.median),
-            (
-                SegmentValue::CenterOf(x),
-                s.max.max(s.median) + y_max * 0.02,
-            ),
-            TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom)),
-        )))?;
-    }
-    Ok(())
-}
-
-/// One colour per line of the soak's and the redis-pool's panels, in order.
+/// One colour per line of the soak's panels, in order.
 const LINE_COLORS: [RGBColor; 8] = [
     P50,
     ACCEPTED,
@@ -991,9 +810,7 @@ fn soak_groups(
 }
 
 fn soak_redis(area: &Area<'_>, r: &SoakReport, x_max: f64) -> anyhow::Result<()> {
-    let redis = |f: fn(&super::soak_report::RedisSample) -> f64| {
-        soak_points(r, move |s| s.redis.as_ref().map(f))
-    };
+    let redis = |f: fn(&RedisSample) -> f64| soak_points(r, move |s| s.redis.as_ref().map(f));
     let used = redis(|x| bytes_to_mb(x.used_memory));
     let without = redis(|x| bytes_to_mb(x.used_memory.saturating_sub(x.summary_kept_bytes)));
     let kept = redis(|x| bytes_to_mb(x.summary_kept_bytes));
@@ -1093,171 +910,4 @@ fn soak_backlog(area: &Area<'_>, r: &SoakReport, x_max: f64) -> anyhow::Result<(
         Circle::new((c.at_s, y), 3, color.filled())
     }))?;
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
-}
-
-/// The redis-pool run: `<out>/<name>.svg`.
-pub fn redis_pool_svg(path: &Path, r: &RedisPoolReport) -> anyhow::Result<()> {
-    let s = &r.settings;
-    let title = format!(
-        "{}: accept.lua from N concurrent callers (Redis {}, AOF {}, {} s x {} rounds; medians)",
-        r.name, s.redis_version, s.aof, s.duration_s, s.rounds
-    );
-    let root = titled_root(path, &title)?;
-    let panels = root.split_evenly((3, 1));
-    let lines: [(&str, &str, PoolMeasure); 3] = [
-        ("calls per second", "calls/s", |m| m.calls_per_sec),
-        ("Redis CPU per call (INFO cpu, user + sys)", "µs", |m| {
-            m.redis_cpu_us_per_call
-        }),
-        (
-            "client CPU per call (the calling process, /proc)",
-            "µs",
-            |m| m.client_cpu_us_per_call,
-        ),
-    ];
-    for (area, (caption, unit, value)) in panels.iter().zip(lines) {
-        pool_panel(area, &r.summaries, caption, unit, value)?;
-    }
-    root.present()?;
-    Ok(())
-}
-
-/// Which figure of a summary a redis-pool panel shows.
-type PoolMeasure = fn(&PoolSummary) -> Option<Spread>;
-
-/// One line per variant through its medians of `value` against the callers (log scale).
-fn pool_panel(
-    area: &Area<'_>,
-    summaries: &[PoolSummary],
-    caption: &str,
-    unit: &str,
-    value: PoolMeasure,
-) -> anyhow::Result<()> {
-    let x_max = summaries.iter().map(|m| m.callers).max().unwrap_or(1) as f64 * 1.5;
-    let y_max = summaries
-        .iter()
-        .filter_map(|m| value(m).map(|s| s.median))
-        .fold(0.0f64, f64::max)
-        * 1.15;
-    let mut chart = chart_builder(area, caption, 70)
-        .build_cartesian_2d((0.8f64..x_max.max(2.0)).log_scale(), 0f64..y_max.max(1e-3))?;
-    chart
-        .configure_mesh()
-        .x_desc("concurrent callers")
-        .y_desc(unit)
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    let mut names: Vec<String> = Vec::new();
-    for m in summaries {
-        let name = m.variant.name();
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    for (i, name) in names.iter().enumerate() {
-        let points: Vec<(f64, f64)> = summaries
-            .iter()
-            .filter(|m| &m.variant.name() == name)
-            .filter_map(|m| value(m).map(|s| (m.callers as f64, s.median)))
-            .collect();
-        let color = LINE_COLORS[i % LINE_COLORS.len()];
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-        draw_line(&mut chart, points, color.stroke_width(2), name.clone())?;
-    }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn redis_cost_svg_draws_every_variant() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/redis-cost.svg");
-        let r = crate::load::redis_cost_report::tests::sample_report();
-        redis_cost_svg(&path, &r).unwrap();
-        let svg = std::fs::read_to_string(&path).unwrap();
-        assert!(svg.contains("<svg"));
-        assert!(svg.contains("AOF everysec"));
-        for v in crate::load::redis_cost_report::Variant::ALL {
-            assert!(svg.contains(v.name()), "{v:?} missing");
-        }
-        // Medians written above the bars: multi-ev's CPU and lua-1's memory.
-        // (plotters writes each text on its own line.)
-        assert!(svg.contains("\n8.00\n"));
-        assert!(svg.contains("\n290\n"));
-    }
-
-    #[test]
-    fn state_scale_svg_draws_every_kind_and_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state-scale.svg");
-        let r = crate::load::state_scale_report::tests::sample_report();
-        state_scale_svg(&path, &r).unwrap();
-        let svg = std::fs::read_to_string(&path).unwrap();
-        for label in [
-            "1m-old",
-            "all-open",
-            "filled",
-            "expired",
-            "in state compacted",
-        ] {
-            assert!(svg.contains(label), "{label} missing");
-        }
-        // p99 of all-open written above its bar, and the filled state's bytes.
-        assert!(svg.contains("\n0.90\n"));
-        assert!(svg.contains("\n430\n"));
-    }
-
-    #[test]
-    fn redis_pool_svg_draws_a_line_per_variant() {
-        use crate::load::redis_pool_report::{summarize, RedisPoolSettings, Sample, Variant};
-        let variants = Variant::all(&[4]);
-        let samples: Vec<Sample> = variants
-            .iter()
-            .flat_map(|&variant| {
-                [1usize, 16].map(|callers| Sample {
-                    variant,
-                    callers,
-                    round: 1,
-                    calls: 1000,
-                    errors: 0,
-                    calls_per_sec: 1000.0 * callers as f64,
-                    client_cpu_us_per_call: Some(20.0),
-                    redis_cpu_us_per_call: Some(30.0),
-                    p50_ms: 0.2,
-                    p99_ms: 1.0,
-                    load_average: Default::default(),
-                })
-            })
-            .collect();
-        let r = RedisPoolReport {
-            name: "pool".into(),
-            started_at: String::new(),
-            finished_at: String::new(),
-            settings: RedisPoolSettings {
-                redis_url: "redis://x".into(),
-                redis_version: "7.0.15".into(),
-                aof: "always".into(),
-                callers: vec![1, 16],
-                pool_sizes: vec![4],
-                duration_s: 5.0,
-                rounds: 1,
-            },
-            summaries: summarize(&samples, &variants, &[1, 16]),
-            samples,
-            notes: Vec::new(),
-            files: Vec::new(),
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pool.svg");
-        redis_pool_svg(&path, &r).unwrap();
-        let svg = std::fs::read_to_string(&path).unwrap();
-        assert!(svg.contains("AOF always"));
-        for v in variants {
-            assert!(svg.contains(&v.name()), "{v:?} missing");
-        }
-    }
 }

@@ -1,71 +1,17 @@
-//! The human table printed on stdout and the JSON file of every run.
+//! The human table of every run, printed on stdout by the binary.
 //!
-//! Comes last, with [`plot`](super::plot): [`rinha`](super::rinha),
-//! [`throughput`](super::throughput) and [`drain`](super::drain) hand over their finished
-//! reports; a `redis-cost` run's comes from the leaf [`redis_cost_report`](super::redis_cost_report),
-//! a `state-scale` run's from [`state_scale_report`](super::state_scale_report).
+//! Comes last, with [`plot`](super::plot), and reads only the leaf report types
+//! ([`rinha_report`](super::rinha_report), [`throughput_report`](super::throughput_report),
+//! [`drain_report`](super::drain_report), [`soak_report`](super::soak_report)): a finished
+//! report always gives the same table.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use anyhow::Context as _;
-use serde::Serialize;
-
-use super::drain::DrainReport;
-use super::redis_cost_report::{RedisCostReport, Spread};
-use super::rinha::RinhaReport;
+use super::drain_report::DrainReport;
+use super::rinha_report::RinhaReport;
 use super::soak_report::SoakReport;
-use super::state_scale_report::StateScaleReport;
 use super::stats::{Outcomes, Percentiles};
-use super::throughput::ThroughputReport;
-
-/// Writes `value` as pretty JSON, creating the directory if needed.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut json = serde_json::to_vec_pretty(value)?;
-    json.push(b'\n');
-    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Writes a finished run's files when `dir` is given: `<dir>/<name>.json` and the picture
-/// `svg` draws as `<dir>/<name>.svg`, both listed as the report's `files`.
-pub fn write_files<R: Serialize>(
-    dir: Option<&Path>,
-    name: &str,
-    report: &mut R,
-    files: impl FnOnce(&mut R) -> &mut Vec<String>,
-    svg: impl FnOnce(&Path, &R) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let Some(dir) = dir else {
-        return Ok(());
-    };
-    let json_path = dir.join(format!("{name}.json"));
-    let svg_path = dir.join(format!("{name}.svg"));
-    *files(report) = vec![
-        json_path.display().to_string(),
-        svg_path.display().to_string(),
-    ];
-    write_json(&json_path, report)?;
-    svg(&svg_path, report)
-}
-
-/// Writes a finished run's `<dir>/<name>.json` when `dir` is given (runs without a picture),
-/// listed as the report's `files`.
-pub fn write_report<R: Serialize>(
-    dir: Option<&Path>,
-    name: &str,
-    report: &mut R,
-    files: impl FnOnce(&mut R) -> &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let Some(dir) = dir else {
-        return Ok(());
-    };
-    let path = dir.join(format!("{name}.json"));
-    *files(report) = vec![path.display().to_string()];
-    write_json(&path, report)
-}
+use super::throughput_report::ThroughputReport;
 
 fn rejected(o: &Outcomes) -> String {
     if o.rejected.is_empty() {
@@ -211,9 +157,6 @@ pub fn rinha_table(r: &RinhaReport) -> String {
             ),
         );
     }
-    for f in &r.files {
-        row("written", f.clone());
-    }
     out
 }
 
@@ -303,9 +246,6 @@ pub fn throughput_table(r: &ThroughputReport) -> String {
             g.rss_peak_kb
         );
     }
-    for f in &r.files {
-        let _ = writeln!(out, "written: {f}");
-    }
     out
 }
 
@@ -374,101 +314,6 @@ pub fn drain_table(r: &DrainReport) -> String {
     }
     if let Some(e) = &r.restore_error {
         row("PROCESSORS NOT RESTORED", e.clone());
-    }
-    for f in &r.files {
-        row("written", f.clone());
-    }
-    out
-}
-
-/// `median (min–max)`, with `digits` decimals.
-fn spread(s: &Spread, digits: usize) -> String {
-    s.show(digits)
-}
-
-/// The `redis-cost` run as a table: one line per variant (median and range over the rounds),
-/// then what the differences say.
-pub fn redis_cost_table(r: &RedisCostReport) -> String {
-    let s = &r.settings;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "redis-cost {} against {} (Redis {}, AOF {}): {} payments x {} rounds, batch {}, \
-         requestedAt at {}/s, idle Redis {:.0} µs CPU/s",
-        r.name,
-        s.redis_url,
-        s.redis_version,
-        s.aof,
-        s.payments,
-        s.rounds,
-        s.batch,
-        s.rate_per_sec,
-        r.idle_cpu_us_per_sec
-    );
-    let _ = writeln!(
-        out,
-        "{:<16} {:>22} {:>22} {:>22} {:>26} {:>14}  {:<8} how",
-        "variant",
-        "CPU µs/payment",
-        "main thread µs",
-        "wall µs/payment",
-        "memory B/payment",
-        "edge key B",
-        "exact"
-    );
-    for v in &r.variants {
-        let _ = writeln!(
-            out,
-            "{:<16} {:>22} {:>22} {:>22} {:>26} {:>14}  {:<8} {}",
-            v.variant.name(),
-            spread(&v.cpu_us, 2),
-            spread(&v.main_thread_cpu_us, 2),
-            spread(&v.wall_us, 2),
-            spread(&v.memory_bytes, 0),
-            v.edge_key_bytes
-                .map_or_else(|| "-".to_owned(), |e| format!("{:.0}", e.median)),
-            if v.windows_checked == 0 {
-                "n/a"
-            } else if v.exact {
-                "yes"
-            } else {
-                "NO"
-            },
-            v.description
-        );
-    }
-    let f = &r.findings;
-    let opt = |v: Option<f64>, unit: &str| {
-        v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:+.2} {unit}"))
-    };
-    let _ = writeln!(
-        out,
-        "record.lua one at a time vs batched: {}; record.lua batched vs plain MULTI: {}",
-        opt(f.batching_saves_cpu_us, "µs"),
-        opt(f.lua_over_multi_cpu_us, "µs")
-    );
-    let _ = writeln!(
-        out,
-        "ev: {} CPU, {} used_memory, {} MEMORY USAGE per payment",
-        opt(f.ev_cpu_us, "µs"),
-        opt(f.ev_memory_bytes, "B"),
-        opt(f.ev_key_bytes, "B")
-    );
-    let _ = writeln!(
-        out,
-        "per-ms bucket: {} CPU, {} used_memory, {} MEMORY USAGE per payment",
-        opt(f.ms_bucket_cpu_us, "µs"),
-        opt(f.ms_bucket_memory_bytes, "B"),
-        opt(f.ms_bucket_key_bytes, "B")
-    );
-    if r.samples.iter().any(|s| s.forks > 0) {
-        let _ = writeln!(out, "WARNING: forks inside some windows (see the JSON)");
-    }
-    for n in &r.notes {
-        let _ = writeln!(out, "note: {n}");
-    }
-    for f in &r.files {
-        let _ = writeln!(out, "written: {f}");
     }
     out
 }
@@ -640,95 +485,6 @@ pub fn soak_table(r: &SoakReport) -> String {
             r.stage_errors.len()
         ),
     );
-    for f in &r.files {
-        row("written", f.clone());
-    }
-    out
-}
-
-/// The `state-scale` run as tables: the fill, memory per retention state, and the summary
-/// call per state and kind of window against its target.
-pub fn state_scale_table(r: &StateScaleReport) -> String {
-    let s = &r.settings;
-    let f = &r.fill;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "state-scale {} (Redis {}, AOF {}): {} payments, requestedAt {} .. {} ({:.0} s at {}/s), \
-         batch {}, {} lanes",
-        r.name,
-        s.redis_version,
-        s.aof,
-        s.payments,
-        s.first_requested_at,
-        s.last_requested_at,
-        s.span_secs,
-        s.rate_per_sec,
-        s.batch,
-        s.lanes
-    );
-    let _ = writeln!(
-        out,
-        "fill {:.1} s ({:.0} payments/s); compaction with the {} s horizon {:.1} s ({} moved), \
-         then the rest {:.1} s ({} moved)",
-        f.fill_secs,
-        f.payments_per_sec,
-        s.detail_horizon_secs,
-        f.compact_horizon_secs,
-        f.compacted_horizon,
-        f.compact_all_secs,
-        f.compacted_all
-    );
-    let loads: Vec<String> = r
-        .load
-        .iter()
-        .map(|l| format!("{} {:.2}", l.phase, l.load.one))
-        .collect();
-    let _ = writeln!(out, "load average (1 min) at: {}", loads.join(", "));
-    let _ = writeln!(
-        out,
-        "{:<14} {:>16} {:>12}  what",
-        "state", "used_memory", "B/payment"
-    );
-    for m in &r.memory {
-        let _ = writeln!(
-            out,
-            "{:<14} {:>16} {:>12.1}  {}",
-            m.state, m.used_memory_bytes, m.bytes_per_payment, m.description
-        );
-    }
-    let _ = writeln!(
-        out,
-        "{:<14} {:<10} {:>9} {:>9} {:>9} {:>11} {:>8} {:>8}  window",
-        "state", "kind", "p50 ms", "p99 ms", "max ms", "server µs", "exact", "target"
-    );
-    for q in &r.queries {
-        let target = match (q.target_p99_ms, q.target_met) {
-            (Some(t), Some(true)) => format!("≤{t} met"),
-            (Some(t), _) => format!("≤{t} NOT"),
-            _ => "-".into(),
-        };
-        let _ = writeln!(
-            out,
-            "{:<14} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>11} {:>8} {:>8}  {}",
-            q.state,
-            q.kind,
-            q.latency.p50_ms,
-            q.latency.p99_ms,
-            q.latency.max_ms,
-            q.server_us_per_call
-                .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}")),
-            format!("{}/{}", q.windows_exact, q.windows_checked),
-            target,
-            q.description
-        );
-    }
-    for n in &r.notes {
-        let _ = writeln!(out, "note: {n}");
-    }
-    for f in &r.files {
-        let _ = writeln!(out, "written: {f}");
-    }
     out
 }
 
@@ -736,57 +492,6 @@ pub fn state_scale_table(r: &StateScaleReport) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn writes_json_into_new_directories() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a/b/report.json");
-        write_json(&path, &serde_json::json!({"x": 1})).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.ends_with('\n'));
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&text).unwrap()["x"],
-            1
-        );
-    }
-
-    #[test]
-    fn redis_cost_table_has_a_line_per_variant_and_the_findings() {
-        let r = crate::load::redis_cost_report::tests::sample_report();
-        let table = redis_cost_table(&r);
-        for v in crate::load::redis_cost_report::Variant::ALL {
-            assert!(
-                table.lines().any(|l| l.starts_with(v.name())),
-                "{v:?}: {table}"
-            );
-        }
-        assert!(table.contains("8.00 (7.50–8.50)"), "{table}");
-        assert!(
-            table.contains("ev: +2.00 µs CPU, +90.00 B used_memory"),
-            "{table}"
-        );
-        assert!(table.contains("per-ms bucket: +1.00 µs CPU"), "{table}");
-        assert!(table.contains("note: a note"), "{table}");
-        assert!(!table.contains("WARNING"), "{table}");
-    }
-
-    #[test]
-    fn state_scale_table_has_every_state_and_kind_with_its_target() {
-        let r = crate::load::state_scale_report::tests::sample_report();
-        let table = state_scale_table(&r);
-        assert!(table.contains("1000000 payments"), "{table}");
-        assert!(table.lines().any(|l| l.starts_with("filled ")), "{table}");
-        assert!(table.lines().any(|l| l.starts_with("expired ")), "{table}");
-        let old = table.lines().find(|l| l.contains("1m-old")).unwrap();
-        assert!(
-            old.contains("0.500") && old.contains("≤1 met") && old.contains("20/20"),
-            "{old}"
-        );
-        assert!(
-            table.contains("load average (1 min) at: fill 2.50"),
-            "{table}"
-        );
-    }
 
     #[test]
     fn rejected_lists_statuses() {

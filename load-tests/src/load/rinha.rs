@@ -9,13 +9,11 @@
 //!    totals once a second for the backlog over time (`backlog_sampler`; not contest
 //!    traffic, so not in the latency or request counts);
 //! 4. let in-flight work settle, read the final summaries over the last duration + 10 s,
-//!    and [`score`](super::score) them;
-//! 5. write `<out>/<name>.json` ([`report`](super::report)) and `<out>/<name>.svg`
-//!    ([`plot`](super::plot)).
+//!    and [`score`](super::score) them into a
+//!    [`RinhaReport`](super::rinha_report::RinhaReport), returned (the binary writes it).
 //!
 //! The stage length is a parameter so tests can run the whole schedule in seconds.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -26,12 +24,13 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
-use super::checker::{self, CheckRecord, CheckWindow};
+use super::checker::{self, CheckWindow};
 use super::control::{iso_ms, BackendSummary, Conditions, Control, Endpoints, ProcessorSummary};
 use super::procstat::{CpuPerPayment, GroupSample, LoadAverages, ProcGroup};
-use super::redis_info::{command_costs, CommandCost};
-use super::score::{self, Score, ScoreInput};
-use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
+use super::redis_info::command_costs;
+use super::rinha_report::{FinalSummary, RinhaReport, RinhaSettings, StageRecord, TimelinePoint};
+use super::score::{self, ScoreInput};
+use super::stats::{round3, signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
 
 /// The amount every payment carries, as the JSON literal the contest sends.
 pub const PAYMENT_AMOUNT: &str = "19.90";
@@ -55,9 +54,7 @@ pub struct RinhaConfig {
     pub timeout: Duration,
     /// Pause after the last VU stopped, before the final summaries are read.
     pub settle: Duration,
-    /// Where the JSON report and the SVG go; nothing is written when `None`.
-    pub out_dir: Option<PathBuf>,
-    /// Base name of the written files.
+    /// The run's name (the binary names its files after it).
     pub name: String,
     /// Process groups whose CPU per payment is reported (`--pid NAME=PID,...`).
     pub pids: Vec<ProcGroup>,
@@ -76,7 +73,6 @@ impl Default for RinhaConfig {
             stage: Duration::from_secs(10),
             timeout: Duration::from_millis(1500),
             settle: Duration::from_secs(2),
-            out_dir: Some(PathBuf::from("load-tests/results")),
             name: "rinha".into(),
             pids: Vec::new(),
             redis_url: None,
@@ -282,102 +278,8 @@ fn lock(stats: &Shared) -> std::sync::MutexGuard<'_, RunStats> {
     stats.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One second of the run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TimelinePoint {
-    /// Seconds since the load started (requests started in `[second, second + 1)`).
-    pub second: u64,
-    pub requests: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub timeouts: u64,
-    pub errors: u64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-    /// Payments the backend reported processed (both processors, all time) at the end of
-    /// this second; `None` when that reading failed or was not taken.
-    pub processed: Option<u64>,
-    /// Payments accepted (2xx answers received) by then minus `processed`: what is still
-    /// queued.
-    pub backlog: Option<i64>,
-}
-
-/// A stage change as it was applied.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StageRecord {
-    pub index: usize,
-    /// When it was due, seconds since the load started.
-    pub planned_s: f64,
-    /// When the processors had accepted it (negative: before the load started).
-    pub applied_s: f64,
-    pub label: String,
-    pub default: Conditions,
-    pub fallback: Conditions,
-    pub error: Option<String>,
-}
-
-/// The settings a report was produced with.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RinhaSettings {
-    pub backend_url: String,
-    pub default_url: String,
-    pub fallback_url: String,
-    pub max_requests: u32,
-    pub duration_s: f64,
-    pub stage_s: f64,
-    pub timeout_ms: u64,
-    pub settle_s: f64,
-    /// The checker's window: `[now - check_from_offset_ms, now - check_to_offset_ms]`.
-    pub check_from_offset_ms: u64,
-    pub check_to_offset_ms: u64,
-}
-
-/// The final summaries the score was computed from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FinalSummary {
-    pub from: String,
-    pub to: String,
-    pub backend: BackendSummary,
-    pub default: ProcessorSummary,
-    pub fallback: ProcessorSummary,
-}
-
-/// Everything a run measured: written as `<out>/<name>.json`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RinhaReport {
-    pub name: String,
-    pub started_at: String,
-    pub finished_at: String,
-    /// How busy the machine was (the load generator and the stack included).
-    pub load_average: LoadAverages,
-    pub settings: RinhaSettings,
-    /// `POST /payments` outcomes as the client saw them.
-    pub requests: Outcomes,
-    /// All requests to the backend (payments and checker summaries); its p99 gives the bonus.
-    pub latency: Percentiles,
-    /// `POST /payments` only.
-    pub payment_latency: Percentiles,
-    pub summary: FinalSummary,
-    /// Checks that found a difference in request counts.
-    pub inconsistencies: u64,
-    /// Checks that could not read a summary (not counted as inconsistencies).
-    pub check_errors: u64,
-    pub score: Score,
-    pub stages: Vec<StageRecord>,
-    pub checks: Vec<CheckRecord>,
-    pub timeline: Vec<TimelinePoint>,
-    /// CPU of each watched process group from the start of the run to the final
-    /// summaries, per accepted payment.
-    pub processes: Vec<CpuPerPayment>,
-    /// The stack's Redis over the same span, per accepted payment (`--redis-url`).
-    pub redis_commands: Vec<CommandCost>,
-    /// Files written for this run (paths as given).
-    pub files: Vec<String>,
-}
-
 fn secs_since(t0: Instant, t: Instant) -> f64 {
-    (t.saturating_duration_since(t0).as_secs_f64() * 1000.0).round() / 1000.0
+    round3(t.saturating_duration_since(t0).as_secs_f64())
 }
 
 /// Sets both processors to stage `index`'s conditions; the errors joined when any failed.
@@ -449,8 +351,7 @@ async fn vu(client: reqwest::Client, url: Arc<str>, t0: Instant, end: Instant, s
     }
 }
 
-/// Runs the reference test once and returns its report (also written to disk when
-/// `cfg.out_dir` is set). Errors only when the run cannot be scored at all: a purge or the
+/// Runs the reference test once and returns its report. Errors only when the run cannot be scored at all: a purge or the
 /// first stage failed, or the final summaries could not be read.
 pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
     anyhow::ensure!(cfg.max_requests >= 1, "max_requests must be at least 1");
@@ -610,7 +511,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
     });
     let timeline = timeline(&stats.timeline, &readings);
 
-    let mut report = RinhaReport {
+    Ok(RinhaReport {
         name: cfg.name.clone(),
         started_at: iso_ms(started_at),
         finished_at: iso_ms(finished_at),
@@ -645,18 +546,7 @@ pub async fn run_rinha(cfg: RinhaConfig) -> anyhow::Result<RinhaReport> {
         timeline,
         processes,
         redis_commands,
-        files: Vec::new(),
-    };
-
-    // 5. Files.
-    super::report::write_files(
-        cfg.out_dir.as_deref(),
-        &cfg.name,
-        &mut report,
-        |r| &mut r.files,
-        super::plot::rinha_svg,
-    )?;
-    Ok(report)
+    })
 }
 
 /// The final summaries, retried a few times: without them there is no score.

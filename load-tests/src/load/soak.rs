@@ -1,4 +1,4 @@
-//! The soak: `paystream-load soak` (issue 11). A benchmark, not a test: is the stack still
+//! The soak: `paystream-load soak`. A benchmark, not a test: is the stack still
 //! correct and its memory flat after half an hour at a steady rate, once retention holds its
 //! state to a time window?
 //!
@@ -20,11 +20,10 @@
 //!    until every accepted payment is reported processed and the stream is empty (or
 //!    `drain_timeout`), then compare the backend's all-time totals with what each processor
 //!    stored;
-//! 5. judge ([`soak_report::verdict`](super::soak_report::verdict)) and write `<out>/<name>.json`
-//!    ([`report`](super::report)) and `<out>/<name>.svg` ([`plot`](super::plot)).
+//! 5. judge ([`soak_report::verdict`](super::soak_report::verdict)) and return the
+//!    [`SoakReport`](super::soak_report::SoakReport).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,14 +38,16 @@ use tokio::time::{sleep_until, Instant};
 use super::checker::{self, CheckRecord, CheckWindow};
 use super::control::{iso_ms, Control, Endpoints};
 use super::drain::HEALTHY;
+use super::drain_report::Consistency;
 use super::procstat::{GroupReading, ProcGroup, Watch, Watched};
 use super::redis_info::{aof_mode, info_field};
-use super::rinha::{apply_stage, stage_record, StageRecord, STAGES};
+use super::rinha::{apply_stage, stage_record, STAGES};
+use super::rinha_report::StageRecord;
 use super::soak_report::{
-    round3, verdict, CheckMark, FinalTotals, IntervalLoad, PidChange, ProcPoint, ProcessCost,
-    RedisSample, SoakReport, SoakSample, SoakSettings, VerdictInput,
+    verdict, CheckMark, FinalTotals, IntervalLoad, PidChange, ProcPoint, ProcessCost, RedisSample,
+    SoakReport, SoakSample, SoakSettings, VerdictInput,
 };
-use super::stats::{signed, whole_ms, Latency, Outcomes};
+use super::stats::{round3, signed, whole_ms, Latency, Outcomes};
 use super::throughput::{LoadClient, Step, SELF_GROUP};
 
 /// What a soak does and where.
@@ -82,14 +83,12 @@ pub struct SoakConfig {
     pub old_check_age: Duration,
     /// The processes to watch (the load generator is always added).
     pub watch: Watch,
-    /// Where the JSON report and the SVG go; nothing is written when `None`.
-    pub out_dir: Option<PathBuf>,
-    /// Base name of the written files.
+    /// The run's name (the binary names its files after it).
     pub name: String,
 }
 
 impl Default for SoakConfig {
-    /// The issue's soak against the local stack: 30 minutes at 2 000 payments/s.
+    /// The full soak against the local stack: 30 minutes at 2 000 payments/s.
     fn default() -> Self {
         SoakConfig {
             endpoints: Endpoints::default(),
@@ -107,13 +106,12 @@ impl Default for SoakConfig {
             detail_horizon: None,
             old_check_age: Duration::from_secs(120),
             watch: Watch::default(),
-            out_dir: Some(PathBuf::from("load-tests/results")),
             name: "soak".into(),
         }
     }
 }
 
-/// Runs the soak and returns its report (also written to disk when `cfg.out_dir` is set).
+/// Runs the soak and returns its report.
 /// The processors are left healthy with no delay.
 pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
     anyhow::ensure!(cfg.rate > 0, "rate must be positive");
@@ -241,12 +239,7 @@ pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
         default,
         fallback,
         dead_letters,
-        consistent: (backend.default.total_requests, backend.default.total_amount)
-            == (default.total_requests, default.total_amount)
-            && (
-                backend.fallback.total_requests,
-                backend.fallback.total_amount,
-            ) == (fallback.total_requests, fallback.total_amount),
+        consistent: Consistency::new(backend, default, fallback).consistent,
         all_processed_once: (accepted_n..=accepted_n + unanswered).contains(&stored),
     };
 
@@ -292,7 +285,7 @@ pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
         scheduled: slots,
         pid_changes: &sampled.pid_changes,
     });
-    let mut report = SoakReport {
+    Ok(SoakReport {
         name: cfg.name.clone(),
         started_at: iso_ms(started_at),
         finished_at: iso_ms(OffsetDateTime::now_utc()),
@@ -313,16 +306,7 @@ pub async fn run_soak(cfg: SoakConfig) -> anyhow::Result<SoakReport> {
         stages_applied,
         pid_changes: sampled.pid_changes,
         samples: sampled.samples,
-        files: Vec::new(),
-    };
-    super::report::write_files(
-        cfg.out_dir.as_deref(),
-        &cfg.name,
-        &mut report,
-        |r| &mut r.files,
-        super::plot::soak_svg,
-    )?;
-    Ok(report)
+    })
 }
 
 /// Every accepted payment reported processed and, when Redis is watched, nothing left in the

@@ -23,8 +23,8 @@ use serde::Serialize;
 
 use super::checker::CheckRecord;
 use super::control::{BackendSummary, ProcessorSummary};
-use super::rinha::StageRecord;
-use super::stats::{Outcomes, Percentiles};
+use super::rinha_report::StageRecord;
+use super::stats::{round3, Outcomes, Percentiles};
 
 /// Time after both retention horizons before the steady window starts, s: the expiry of
 /// the first status hashes catches up with their creation, compaction with recording.
@@ -290,8 +290,6 @@ pub struct SoakReport {
     pub stages_applied: u64,
     pub pid_changes: Vec<PidChange>,
     pub samples: Vec<SoakSample>,
-    /// Files written for this run (paths as given).
-    pub files: Vec<String>,
 }
 
 /// The stack's Redis process group (`up.sh`'s `redis.pid`). Its RSS is reported, not judged:
@@ -616,10 +614,6 @@ pub fn kib_to_mb(kib: u64) -> f64 {
 
 pub fn bytes_to_mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-pub fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

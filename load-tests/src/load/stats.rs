@@ -100,6 +100,11 @@ pub fn whole_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Rounded to three decimals (seconds to the millisecond, rates and cores to a thousandth).
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 /// A count as a signed number, for differences such as `accepted - processed`.
 pub fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -175,49 +180,6 @@ impl Outcomes {
     }
 }
 
-/// Median and range of a figure over the rounds of a benchmark (`redis-cost`, `redis-pool`,
-/// `tower-cost`, `ref-ratio`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    /// `None` for no values.
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        let median = if v.len() % 2 == 0 {
-            (v[mid - 1] + v[mid]) / 2.0
-        } else {
-            v[mid]
-        };
-        Some(Spread {
-            median,
-            min: v[0],
-            max: v[v.len() - 1],
-        })
-    }
-    /// `12.3 (11.0–14.1)`: the median and the range, to `digits` decimals.
-    pub fn show(&self, digits: usize) -> String {
-        format!(
-            "{:.digits$} ({:.digits$}–{:.digits$})",
-            self.median, self.min, self.max
-        )
-    }
-
-    /// [`Spread::show`], or `n/a` for no values.
-    pub fn show_or_na(spread: Option<Spread>, digits: usize) -> String {
-        spread.map_or_else(|| "n/a".to_owned(), |s| s.show(digits))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,27 +250,5 @@ mod tests {
         assert_eq!(o.rejected.get(&503), Some(&2));
         assert_eq!(o.rejected_total(), 2);
         assert_eq!((o.timeouts, o.errors), (1, 1));
-    }
-
-    #[test]
-    fn spread_takes_the_median_and_the_range() {
-        assert_eq!(Spread::of(&[]), None);
-        assert_eq!(
-            Spread::of(&[3.0, 1.0, 2.0]),
-            Some(Spread {
-                median: 2.0,
-                min: 1.0,
-                max: 3.0
-            })
-        );
-        assert_eq!(
-            Spread::of(&[4.0, 1.0, f64::NAN]).map(|s| s.median),
-            Some(2.5)
-        );
-        assert_eq!(
-            Spread::of(&[4.0, 1.0]).map(|s| s.show(1)).as_deref(),
-            Some("2.5 (1.0–4.0)")
-        );
-        assert_eq!(Spread::show_or_na(None, 1), "n/a");
     }
 }

@@ -20,7 +20,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -32,7 +31,6 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
@@ -40,7 +38,10 @@ use tokio::time::{sleep_until, Instant};
 use super::control::{iso_ms, Control, DEFAULT_PROCESSOR_TOKEN};
 use super::procstat::{GroupSample, LoadAverages, ProcGroup};
 use super::rinha::payment_body;
-use super::stats::{signed, whole_ms, Latency, Outcome, Outcomes, Percentiles};
+use super::stats::{round3, signed, whole_ms, Latency, Outcome, Outcomes};
+use super::throughput_report::{
+    ProcessSummary, Processed, Sample, StepReport, ThroughputReport, ThroughputSettings,
+};
 
 /// Name under which the load generator samples itself.
 pub const SELF_GROUP: &str = "load-generator";
@@ -74,9 +75,7 @@ pub struct ThroughputConfig {
     pub sample_every: Duration,
     /// Processes to watch (the load generator itself is always added).
     pub procs: Vec<ProcGroup>,
-    /// Where the JSON report and the SVG go; nothing is written when `None`.
-    pub out_dir: Option<PathBuf>,
-    /// Base name of the written files.
+    /// The run's name (the binary names its files after it).
     pub name: String,
 }
 
@@ -95,7 +94,6 @@ impl Default for ThroughputConfig {
             drain: Duration::from_secs(10),
             sample_every: Duration::from_millis(500),
             procs: Vec::new(),
-            out_dir: Some(PathBuf::from("load-tests/results")),
             name: "throughput".into(),
         }
     }
@@ -356,122 +354,6 @@ impl LoadClient {
     }
 }
 
-/// One step's results.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StepReport {
-    pub index: usize,
-    /// The arrival rate asked for, requests per second.
-    pub target_rate: u64,
-    /// Requests due in the step (`rate * step`).
-    pub scheduled: u64,
-    /// Seconds since the benchmark started.
-    pub started_s: f64,
-    /// How long the step took until its last answer.
-    pub elapsed_s: f64,
-    /// Requests sent and what became of them.
-    pub outcomes: Outcomes,
-    /// Requests that could not start within `max_lag` of their due time.
-    pub dropped: u64,
-    /// 2xx answers per second of the step (its nominal length, or longer if the last
-    /// answers came later).
-    pub accepted_per_sec: f64,
-    /// Latency from the due time (see the module docs); decides pass/fail.
-    pub latency: Percentiles,
-    /// Latency from the actual send.
-    pub service: Percentiles,
-    /// How late requests started; large values mean the client could not keep up.
-    pub start_lag: Percentiles,
-    /// Cores used by each watched process group during the step.
-    pub cpu_cores: BTreeMap<String, f64>,
-    pub passed: bool,
-    /// Why the step failed (and the stepping stopped).
-    pub stop_reason: Option<String>,
-}
-
-/// One reading of the sampler.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Sample {
-    /// Seconds since the benchmark started.
-    pub t_s: f64,
-    /// Payments the backend reports processed (both processors), when it answered.
-    pub processed: Option<u64>,
-    /// Payments accepted (2xx) by then.
-    pub accepted: u64,
-    /// `accepted - processed`.
-    pub backlog: Option<i64>,
-    /// Processed payments per second since the previous reading that had a count.
-    pub processed_per_sec: Option<f64>,
-    /// Watched processes, by group name.
-    pub procs: BTreeMap<String, GroupSample>,
-}
-
-/// End-to-end processing over the whole run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Processed {
-    /// Accepted by the gateway over the run.
-    pub accepted: u64,
-    /// Processed by the end of the drain.
-    pub processed: Option<u64>,
-    /// Still queued at the end.
-    pub backlog_end: Option<i64>,
-    /// Processed payments per second between the first and the last change of the count.
-    pub avg_per_sec: Option<f64>,
-    /// Highest processed/s over one sampling period.
-    pub peak_per_sec: Option<f64>,
-}
-
-/// One watched process group over the whole run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ProcessSummary {
-    pub name: String,
-    pub pids: Vec<u32>,
-    /// CPU seconds used between the first and the last sample.
-    pub cpu_seconds: f64,
-    /// Average cores used over that time.
-    pub avg_cores: f64,
-    /// Resident memory at the last sample, KiB.
-    pub rss_last_kb: u64,
-    /// Highest resident memory seen by a sample, KiB.
-    pub rss_max_sampled_kb: u64,
-    /// The kernel's high-water mark (`VmHWM`, summed over the group) at the last sample.
-    pub rss_peak_kb: u64,
-    /// CPU microseconds per accepted payment over the run (`None` without payments).
-    pub cpu_us_per_payment: Option<f64>,
-}
-
-/// The settings a report was produced with.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ThroughputSettings {
-    pub backend_url: String,
-    pub rates: Vec<u64>,
-    pub step_s: f64,
-    pub p99_limit_ms: f64,
-    pub connections: usize,
-    pub timeout_ms: u64,
-    pub max_lag_ms: u64,
-    pub drain_s: f64,
-    pub sample_every_ms: u64,
-}
-
-/// Everything a benchmark measured: written as `<out>/<name>.json`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ThroughputReport {
-    pub name: String,
-    pub started_at: String,
-    pub finished_at: String,
-    /// How busy the machine was (the load generator and the stack included).
-    pub load_average: LoadAverages,
-    pub settings: ThroughputSettings,
-    pub steps: Vec<StepReport>,
-    /// The highest target rate whose step passed.
-    pub max_passing_rate: Option<u64>,
-    pub processed: Processed,
-    pub processes: Vec<ProcessSummary>,
-    pub samples: Vec<Sample>,
-    /// Files written for this run (paths as given).
-    pub files: Vec<String>,
-}
-
 /// Whether a step passed, and why not.
 pub fn judge(scheduled: u64, accepted: u64, p99_ms: f64, limit_ms: f64) -> Option<String> {
     if p99_ms > limit_ms {
@@ -556,10 +438,6 @@ fn summarize_processed(samples: &[Sample], accepted: u64) -> Processed {
         avg_per_sec: avg,
         peak_per_sec: peak,
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 fn summarize_processes(
@@ -654,8 +532,7 @@ async fn sampler(
     }
 }
 
-/// Runs the benchmark and returns its report (also written to disk when `cfg.out_dir` is
-/// set).
+/// Runs the benchmark and returns its report.
 pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputReport> {
     anyhow::ensure!(!cfg.rates.is_empty(), "at least one rate is needed");
     anyhow::ensure!(cfg.rates.iter().all(|r| *r > 0), "rates must be positive");
@@ -783,7 +660,7 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
     let mut samples = std::mem::take(&mut *samples.lock().unwrap_or_else(PoisonError::into_inner));
     fill_processed_rates(&mut samples);
     let accepted = accepted_total.load(Ordering::Relaxed);
-    let mut report = ThroughputReport {
+    Ok(ThroughputReport {
         name: cfg.name.clone(),
         started_at: iso_ms(started_at),
         finished_at: iso_ms(finished_at),
@@ -808,17 +685,7 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
         processed: summarize_processed(&samples, accepted),
         processes: summarize_processes(&groups, &samples, accepted),
         samples,
-        files: Vec::new(),
-    };
-
-    super::report::write_files(
-        cfg.out_dir.as_deref(),
-        &cfg.name,
-        &mut report,
-        |r| &mut r.files,
-        super::plot::throughput_svg,
-    )?;
-    Ok(report)
+    })
 }
 
 #[cfg(test)]

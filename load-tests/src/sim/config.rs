@@ -1,7 +1,7 @@
 //! What a simulated processor is configured with at start ([`SimConfig`]).
 //!
 //! Before: a test builds it (usually from [`SimConfig::default_processor`] or
-//! [`SimConfig::fallback_processor`]), or the binary parses it from the environment
+//! [`SimConfig::fallback_processor`]), or the binary reads it from the environment
 //! ([`env`](mod@super::env)). After: [`Simulator::new`](super::Simulator::new) validates it
 //! into running state. Delay, failure and token can change later through the admin
 //! endpoints or the test handle; the fee and the limits cannot.

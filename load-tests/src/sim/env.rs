@@ -1,13 +1,13 @@
-//! The `processor-sim` binary's configuration: environment variables and `--port`.
+//! The `processor-sim` binary's configuration: environment variables and `--port`, read with
+//! the workspace's one parser (`common::config`): unset or blank takes the default.
 //!
-//! Before: `main` hands over a lookup closure (so tests pass a map) and the arguments.
-//! After: [`ServeConfig`] tells `main` where to bind and which [`SimConfig`] to run.
-//! A bad value is an [`EnvError`] whose one-line message names the variable.
+//! Before: `main` hands over an [`Env`] (the process environment; a map in tests) and the
+//! arguments. After: [`ServeConfig`] tells `main` where to bind and which [`SimConfig`] to
+//! run. A bad value is a [`ConfigError`] whose one-line message names the variable or flag.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
-use thiserror::Error;
+use common::config::{millis, parse, raw, ConfigError, Env};
 
 use super::config::{parse_fee, SimConfig, DEFAULT_PROCESSOR_FEE, DEFAULT_TOKEN, FEE_RULE};
 
@@ -43,93 +43,35 @@ pub struct ServeConfig {
     pub sim: SimConfig,
 }
 
-/// A configuration value the binary cannot start with.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum EnvError {
-    /// A variable or flag with a bad value.
-    #[error("invalid {name}={value:?}: {reason}")]
-    Invalid {
-        /// The variable or flag.
-        name: &'static str,
-        /// What it was set to.
-        value: String,
-        /// What was expected.
-        reason: &'static str,
-    },
-    /// An argument the binary does not know.
-    #[error("unexpected argument {0:?}; {USAGE}")]
-    Argument(String),
-}
-
 impl ServeConfig {
-    /// Reads the configuration through `lookup` (e.g. `std::env::var`) and `args`
-    /// (without the program name). Unset variables take their defaults.
-    pub fn from_lookup<L, A>(lookup: L, args: A) -> Result<Self, EnvError>
-    where
-        L: Fn(&str) -> Option<String>,
-        A: IntoIterator<Item = String>,
-    {
-        let invalid = |name: &'static str, value: &str, reason: &'static str| EnvError::Invalid {
-            name,
-            value: value.to_owned(),
-            reason,
-        };
-        let parse_port = |name: &'static str, value: &str| {
-            value
-                .parse::<u16>()
-                .map_err(|_| invalid(name, value, "expected a port number 0-65535"))
-        };
-
-        let mut port = match lookup(ENV_PORT) {
-            Some(value) => parse_port(ENV_PORT, &value)?,
-            None => DEFAULT_PORT,
-        };
+    /// Reads the configuration from `env` and `args` (without the program name).
+    pub fn from_env(
+        env: &dyn Env,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<Self, ConfigError> {
+        let port_flag = |v: &str| v.parse().map_err(|e| ConfigError::new(FLAG_PORT, v, e));
+        let mut port = parse(env, ENV_PORT, DEFAULT_PORT)?;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
-            if arg == FLAG_PORT {
-                let value = args
-                    .next()
-                    .ok_or_else(|| invalid(FLAG_PORT, "", "expected a port number after --port"))?;
-                port = parse_port(FLAG_PORT, &value)?;
-            } else if let Some(value) = arg.strip_prefix("--port=") {
-                port = parse_port(FLAG_PORT, value)?;
-            } else {
-                return Err(EnvError::Argument(arg));
-            }
+            port = match arg.strip_prefix("--port=") {
+                Some(value) => port_flag(value)?,
+                None if arg == FLAG_PORT => port_flag(&args.next().unwrap_or_default())?,
+                None => return Err(ConfigError::new("argument", arg, USAGE)),
+            };
         }
-
-        let bind = match lookup(ENV_BIND) {
-            Some(value) => value
-                .parse::<IpAddr>()
-                .map_err(|_| invalid(ENV_BIND, &value, "expected an IP address such as 0.0.0.0"))?,
-            None => DEFAULT_BIND,
-        };
-        let fee = lookup(ENV_TRANSACTION_FEE).unwrap_or_else(|| DEFAULT_PROCESSOR_FEE.to_owned());
-        parse_fee(&fee).map_err(|_| invalid(ENV_TRANSACTION_FEE, &fee, FEE_RULE))?;
-        let token = lookup(ENV_TOKEN).unwrap_or_else(|| DEFAULT_TOKEN.to_owned());
-        if token.is_empty() {
-            return Err(invalid(ENV_TOKEN, &token, "must not be empty"));
-        }
-        let health_window_ms = match lookup(ENV_HEALTH_WINDOW_MS) {
-            Some(value) => match value.parse::<u64>() {
-                Ok(ms) if ms > 0 => ms,
-                _ => {
-                    return Err(invalid(
-                        ENV_HEALTH_WINDOW_MS,
-                        &value,
-                        "expected a positive number of milliseconds",
-                    ))
-                }
-            },
-            None => DEFAULT_HEALTH_WINDOW_MS,
-        };
-
+        let fee = raw(env, ENV_TRANSACTION_FEE).unwrap_or_else(|| DEFAULT_PROCESSOR_FEE.into());
+        parse_fee(&fee).map_err(|_| ConfigError::new(ENV_TRANSACTION_FEE, &fee, FEE_RULE))?;
         Ok(Self {
-            listen: SocketAddr::new(bind, port),
+            listen: SocketAddr::new(parse(env, ENV_BIND, DEFAULT_BIND)?, port),
             sim: SimConfig {
                 fee,
-                token,
-                health_window: Duration::from_millis(health_window_ms),
+                token: raw(env, ENV_TOKEN).unwrap_or_else(|| DEFAULT_TOKEN.into()),
+                health_window: millis(
+                    env,
+                    ENV_HEALTH_WINDOW_MS,
+                    DEFAULT_HEALTH_WINDOW_MS,
+                    1..=3_600_000,
+                )?,
                 ..SimConfig::default_processor()
             },
         })
@@ -141,18 +83,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::collections::HashMap;
+    use std::time::Duration;
 
     use super::*;
 
-    fn parse(vars: &[(&str, &str)], args: &[&str]) -> Result<ServeConfig, EnvError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        ServeConfig::from_lookup(
-            |name| vars.get(name).cloned(),
-            args.iter().map(|a| (*a).to_owned()),
-        )
+    fn parse(vars: &[(&str, &str)], args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let env: HashMap<&str, &str> = vars.iter().copied().collect();
+        ServeConfig::from_env(&env, args.iter().map(|a| (*a).to_owned()))
     }
 
     #[test]
@@ -160,6 +97,8 @@ mod tests {
         let config = parse(&[], &[]).unwrap();
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.sim, SimConfig::default_processor());
+        // Blank is unset, as everywhere in the workspace.
+        assert_eq!(parse(&[("TOKEN", " ")], &[]).unwrap().sim.token, "123");
     }
 
     #[test]
@@ -191,17 +130,19 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let message =
-            |vars: &[(&str, &str)], args: &[&str]| parse(vars, args).unwrap_err().to_string();
-        assert!(message(&[("PORT", "80a")], &[]).starts_with("invalid PORT="));
-        assert!(message(&[("PORT", "70000")], &[]).starts_with("invalid PORT="));
-        assert!(message(&[], &["--port", "x"]).starts_with("invalid --port="));
-        assert!(message(&[], &["--port"]).starts_with("invalid --port="));
-        assert!(message(&[("BIND", "localhost")], &[]).starts_with("invalid BIND="));
-        assert!(message(&[("TRANSACTION_FEE", "5%")], &[]).starts_with("invalid TRANSACTION_FEE="));
-        assert!(message(&[("TOKEN", "")], &[]).starts_with("invalid TOKEN="));
-        assert!(message(&[("HEALTH_WINDOW_MS", "0")], &[]).starts_with("invalid HEALTH_WINDOW_MS="));
-        assert!(message(&[], &["--verbose"]).starts_with("unexpected argument"));
-        assert!(!message(&[("PORT", "x")], &[]).contains('\n'));
+        let var = |vars: &[(&str, &str)], args: &[&str]| parse(vars, args).unwrap_err().var;
+        assert_eq!(var(&[("PORT", "80a")], &[]), "PORT");
+        assert_eq!(var(&[("PORT", "70000")], &[]), "PORT");
+        assert_eq!(var(&[], &["--port", "x"]), "--port");
+        assert_eq!(var(&[], &["--port"]), "--port");
+        assert_eq!(var(&[("BIND", "localhost")], &[]), "BIND");
+        assert_eq!(var(&[("TRANSACTION_FEE", "5%")], &[]), "TRANSACTION_FEE");
+        assert_eq!(var(&[("HEALTH_WINDOW_MS", "0")], &[]), "HEALTH_WINDOW_MS");
+        assert_eq!(var(&[], &["--verbose"]), "argument");
+        let message = parse(&[("PORT", "x")], &[]).unwrap_err().to_string();
+        assert!(
+            message.contains("PORT=\"x\"") && !message.contains('\n'),
+            "{message}"
+        );
     }
 }

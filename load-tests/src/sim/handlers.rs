@@ -4,7 +4,7 @@
 //! After: handlers decide through [`admission`](super::admission),
 //! [`health`](super::health) and the [`store`](super::store), parse money with
 //! `common::money` (the gateway's parser, rounding to cents as the processors do) and time
-//! with [`timestamp`](super::timestamp), and turn failures into responses through
+//! with the workspace's `common::time::parse_ms`, and turn failures into responses through
 //! [`SimError`].
 //!
 //! `POST /payments` runs its queueing, delay and store in a spawned task: a client that
@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::money::{Cents, Decimal, SubCents};
+use common::time::parse_ms;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -31,7 +32,6 @@ use super::error::SimError;
 use super::health::{retry_after_secs, HealthAdmission};
 use super::state::{Counters, Simulator};
 use super::store::{Inserted, StoredPayment};
-use super::timestamp::parse_timestamp_ms;
 
 /// Largest request body accepted (a payment is ~120 bytes).
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -107,7 +107,7 @@ fn parse_payment(body: &[u8]) -> Result<StoredPayment, SimError> {
         serde_json::from_slice(body).map_err(|err| SimError::BadRequest(err.to_string()))?;
     let cents = Cents::parse_amount(request.amount.get(), SubCents::Round)
         .map_err(|err| SimError::BadRequest(err.to_string()))?;
-    let requested_at_ms = parse_timestamp_ms(&request.requested_at)
+    let requested_at_ms = parse_ms(&request.requested_at)
         .map_err(|err| SimError::BadRequest(format!("requestedAt: {err}")))?;
     Ok(StoredPayment {
         correlation_id: request.correlation_id,
@@ -256,8 +256,7 @@ fn admin_summary(sim: &Simulator, request: &Request<Incoming>) -> Result<Answer,
         query_param(query, name)?
             .filter(|value| !value.is_empty())
             .map(|value| {
-                parse_timestamp_ms(&value)
-                    .map_err(|err| SimError::BadRequest(format!("{name}: {err}")))
+                parse_ms(&value).map_err(|err| SimError::BadRequest(format!("{name}: {err}")))
             })
             .transpose()
     };

@@ -11,13 +11,14 @@
 //!   ([`run`] for the binary, [`spawn`] → [`SimHandle`] for tests).
 //! - [`handlers`]: routes; asks [`admission`] for a place (else `429`), parses the body
 //!   (the amount with the workspace's one parser, `common::money`, rounded to cents as the
-//!   processors do; `requestedAt` with [`timestamp`], UTC ms), then in a spawned task waits
-//!   for a slot, sleeps the delay, checks failure mode and inserts into [`store`].
+//!   processors do; `requestedAt` with its one timestamp parser, `common::time`, to UTC
+//!   ms), then in a spawned task waits for a slot, sleeps the delay, checks failure mode
+//!   and inserts into [`store`].
 //! - [`store`]: the payments; the admin summary and the handle read totals from it.
 //! - [`health`]: the rate limit of `GET /payments/service-health`.
 //! - [`state`]: the [`Simulator`] all of the above share (knobs, store, counters),
 //!   built from a [`SimConfig`] ([`config`]); the binary reads its configuration with
-//!   [`env`](mod@env).
+//!   [`env`](mod@env) (the workspace's `common::config` parser).
 //! - [`error`]: every failure and its one status mapping.
 
 pub mod admission;
@@ -29,10 +30,9 @@ pub mod health;
 pub mod server;
 pub mod state;
 pub mod store;
-pub mod timestamp;
 
 pub use config::{ConfigError, SimConfig};
-pub use env::{EnvError, ServeConfig};
+pub use env::ServeConfig;
 pub use server::{run, spawn, SimHandle};
 pub use state::{SimSummary, Simulator};
 pub use store::StoredPayment;

@@ -22,8 +22,8 @@ use paystream_load_tests::load::procstat::ProcGroup;
 use paystream_load_tests::load::procstat::Watch;
 use paystream_load_tests::load::score::{self, ScoreInput};
 use paystream_load_tests::load::{
-    run_drain, run_rinha, run_soak, run_throughput, DrainConfig, RinhaConfig, RinhaReport,
-    SoakConfig, ThroughputConfig,
+    plot, report, run_drain, run_rinha, run_soak, run_throughput, DrainConfig, RinhaConfig,
+    RinhaReport, SoakConfig, ThroughputConfig,
 };
 use stack::{spawn_stack, spawn_stack_with, Stack, COMPRESSED_WORKER};
 use time::format_description::well_known::Rfc3339;
@@ -52,9 +52,22 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn assert_svg(path: &Path) {
-    let svg = std::fs::read_to_string(path).unwrap();
-    assert!(svg.contains("<svg"), "{} is not an SVG", path.display());
+/// What the binary writes of a finished run: the report as JSON (returned, parsed and as
+/// text) and its picture, `<name>.svg` (checked to be one), both into [`out_dir`].
+fn written<R: serde::Serialize>(
+    report: &R,
+    name: &str,
+    svg: fn(&Path, &R) -> anyhow::Result<()>,
+) -> (serde_json::Value, String) {
+    let (_keep, out) = out_dir();
+    let text = serde_json::to_string_pretty(report).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join(format!("{name}.json")), &text).unwrap();
+    let path = out.join(format!("{name}.svg"));
+    svg(&path, report).unwrap();
+    let picture = std::fs::read_to_string(&path).unwrap();
+    assert!(picture.contains("<svg"), "{} is not an SVG", path.display());
+    (serde_json::from_str(&text).unwrap(), text)
 }
 
 /// A payment the stack accepted and processed before the run: the run's purge must remove it.
@@ -250,23 +263,18 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
     let in_backend = leftover_in_backend(&stack).await;
     let in_processor = leftover_in_processor(&stack).await;
 
-    let (_keep, out) = out_dir();
     let cfg = RinhaConfig {
         endpoints: stack.endpoints(Some(ADMIN_TOKEN)),
         max_requests: 20,
         duration: Duration::from_secs(6),
         stage: Duration::from_secs(1),
         settle: COMPRESSED_SETTLE,
-        out_dir: Some(out.clone()),
         name: "compressed".into(),
         redis_url: Some(stack.redis.url()),
         ..RinhaConfig::default()
     };
     let report = run_rinha(cfg).await.unwrap();
-    println!(
-        "{}",
-        paystream_load_tests::load::report::rinha_table(&report)
-    );
+    println!("{}", report::rinha_table(&report));
 
     // Set-up: purged everywhere (with the backend's token), and all six stages applied.
     assert_eq!(payment_status(&stack, &in_backend).await, 404);
@@ -381,23 +389,20 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
     );
 
     // Files: the JSON holds every figure with exact money, the SVG exists.
-    let json_path = out.join("compressed.json");
-    let json = read_json(&json_path);
+    let (json, text) = written(&report, "compressed", plot::rinha_svg);
     assert_eq!(json["name"], "compressed");
     assert_eq!(json["requests"]["requests"], r.requests);
     assert_eq!(json["checks"].as_array().unwrap().len(), 6);
     assert_eq!(json["stages"].as_array().unwrap().len(), 6);
     assert_eq!(json["settings"]["check_to_offset_ms"], 1500);
     assert_eq!(json["settings"]["check_from_offset_ms"], 2850);
-    let text = std::fs::read_to_string(&json_path).unwrap();
     assert!(
         text.contains(&format!("\"score\": {}", s.score)),
         "score not exact in JSON"
     );
-    assert_svg(&out.join("compressed.svg"));
 
     // The table has the headline figures.
-    let table = paystream_load_tests::load::report::rinha_table(&report);
+    let table = report::rinha_table(&report);
     for needle in ["SCORE", "p99", "inconsistencies", "lag", "fallback"] {
         assert!(table.contains(needle), "table lacks {needle}:\n{table}");
     }
@@ -418,7 +423,6 @@ async fn reference_run_fails_fast_without_a_backend() {
             fallback_url: format!("http://127.0.0.1:{port}"),
             ..Endpoints::default()
         },
-        out_dir: None,
         ..RinhaConfig::default()
     };
     let err = run_rinha(cfg).await.unwrap_err();
@@ -429,7 +433,6 @@ async fn reference_run_fails_fast_without_a_backend() {
 async fn small_throughput_run_reports_steps_samples_and_processes() {
     // No admin token: the purge goes through the explicit opt-in.
     let stack = spawn_stack(None).await;
-    let (_keep, out) = out_dir();
     // The gateway and the worker run in this process, which the benchmark always samples as
     // "load-generator"; redis-server is the one part of the stack with a process of its own.
     let redis = stack.redis_pid().await;
@@ -443,15 +446,11 @@ async fn small_throughput_run_reports_steps_samples_and_processes() {
         drain: Duration::from_secs(2),
         sample_every: Duration::from_millis(200),
         procs: vec![format!("redis={redis}").parse::<ProcGroup>().unwrap()],
-        out_dir: Some(out.clone()),
         name: "small".into(),
         ..ThroughputConfig::default()
     };
     let report = run_throughput(cfg).await.unwrap();
-    println!(
-        "{}",
-        paystream_load_tests::load::report::throughput_table(&report)
-    );
+    println!("{}", report::throughput_table(&report));
 
     assert!(!report.steps.is_empty());
     for (i, s) in report.steps.iter().enumerate() {
@@ -486,7 +485,7 @@ async fn small_throughput_run_reports_steps_samples_and_processes() {
     assert_eq!(names, vec!["load-generator", "redis"]);
     assert!(report.processes.iter().all(|p| p.rss_last_kb > 0));
 
-    let json = read_json(&out.join("small.json"));
+    let (json, _) = written(&report, "small", plot::throughput_svg);
     assert_eq!(json["steps"].as_array().unwrap().len(), report.steps.len());
     assert!(
         json["samples"][0]["procs"]["redis"]["rss_kb"]
@@ -494,8 +493,7 @@ async fn small_throughput_run_reports_steps_samples_and_processes() {
             .unwrap()
             > 0
     );
-    assert_svg(&out.join("small.svg"));
-    let table = paystream_load_tests::load::report::throughput_table(&report);
+    let table = report::throughput_table(&report);
     assert!(table.contains("highest passing rate"), "{table}");
 }
 
@@ -504,22 +502,17 @@ async fn small_drain_run_processes_the_backlog_once_on_the_default_processor() {
     // The worker's production settings: the drain is what they give.
     let stack = spawn_stack(Some(ADMIN_TOKEN)).await;
     let in_processor = leftover_in_processor(&stack).await;
-    let (_keep, out) = out_dir();
     let cfg = DrainConfig {
         endpoints: stack.endpoints(Some(ADMIN_TOKEN)),
         rate: 200,
         outage: Duration::from_secs(1),
         timeout: DRAIN_LIMIT,
         connections: 8,
-        out_dir: Some(out.clone()),
         name: "drain-small".into(),
         ..DrainConfig::default()
     };
     let report = run_drain(cfg).await.unwrap();
-    println!(
-        "{}",
-        paystream_load_tests::load::report::drain_table(&report)
-    );
+    println!("{}", report::drain_table(&report));
 
     // Purged first, and both processors left healthy with no delay.
     assert!(stack.default.stored(&in_processor).is_none());
@@ -576,7 +569,7 @@ async fn small_drain_run_processes_the_backlog_once_on_the_default_processor() {
     );
 
     // Files.
-    let json = read_json(&out.join("drain-small.json"));
+    let (json, _) = written(&report, "drain-small", plot::drain_svg);
     assert_eq!(json["name"], "drain-small");
     assert_eq!(json["accepted"], report.accepted);
     assert_eq!(json["settings"]["rate"], 200);
@@ -584,8 +577,7 @@ async fn small_drain_run_processes_the_backlog_once_on_the_default_processor() {
         json["samples"].as_array().unwrap().len(),
         report.samples.len()
     );
-    assert_svg(&out.join("drain-small.svg"));
-    let table = paystream_load_tests::load::report::drain_table(&report);
+    let table = report::drain_table(&report);
     for needle in [
         "DRAIN TIME",
         "99 % drained",
@@ -599,7 +591,6 @@ async fn small_drain_run_processes_the_backlog_once_on_the_default_processor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_soak_samples_checks_drains_and_judges() {
     let stack = spawn_stack_with(None, COMPRESSED_WORKER).await;
-    let (_keep, out) = out_dir();
     // A pid directory as up.sh writes it: redis-server is a process of its own; the gateway
     // and the worker run in this one.
     let pids = tempfile::tempdir().unwrap();
@@ -627,12 +618,11 @@ async fn compressed_soak_samples_checks_drains_and_judges() {
             fixed: vec![format!("redis-again={redis}").parse().unwrap()],
             pid_dir: Some(pids.path().to_path_buf()),
         },
-        out_dir: Some(out.clone()),
         name: "soak".into(),
         ..SoakConfig::default()
     };
     let report = run_soak(cfg).await.unwrap();
-    let table = paystream_load_tests::load::report::soak_table(&report);
+    let table = report::soak_table(&report);
     println!("{table}");
 
     // Load bookkeeping: every due payment sent or dropped, the intervals add up.
@@ -710,14 +700,13 @@ async fn compressed_soak_samples_checks_drains_and_judges() {
         assert!(names.contains(&needle), "{needle} missing from {names:?}");
     }
 
-    let json = read_json(&out.join("soak.json"));
+    let (json, _) = written(&report, "soak", plot::soak_svg);
     assert_eq!(json["settings"]["rate"], 200);
     assert_eq!(json["verdict"]["steady"], false);
     assert_eq!(
         json["samples"].as_array().unwrap().len(),
         report.samples.len()
     );
-    assert_svg(&out.join("soak.svg"));
     for needle in [
         "VERDICT",
         "inconsistencies",
@@ -737,8 +726,6 @@ fn cli_describes_its_commands() {
         &["throughput", "--help"],
         &["drain", "--help"],
         &["soak", "--help"],
-        &["redis-cost", "--help"],
-        &["state-scale", "--help"],
     ] {
         let out = std::process::Command::new(bin).args(args).output().unwrap();
         assert!(
@@ -756,44 +743,11 @@ fn cli_describes_its_commands() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=PID"));
     let out = std::process::Command::new(bin)
-        .args(["state-scale", "--payments", "0"])
+        .args(["drain", "--outage-secs=-1"])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("must be positive"));
-}
-
-/// The state-scale benchmark end to end on a tiny fill (the real one is 10 M payments and
-/// not run here): its own Redis, every state measured, every window exact, files written.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn state_scale_runs_end_to_end_on_a_small_fill() {
-    let dir = tempfile::tempdir().unwrap();
-    let report =
-        paystream_load_tests::load::run_state_scale(paystream_load_tests::load::StateScaleConfig {
-            payments: 3_000,
-            rate_per_sec: 20,
-            batch: 64,
-            lanes: 4,
-            reps: 5,
-            distinct_windows: 3,
-            detail_horizon: std::time::Duration::from_secs(3600),
-            out_dir: Some(dir.path().to_path_buf()),
-            name: "tiny".into(),
-        })
-        .await
-        .unwrap();
-    assert!(report.exact(), "{:?}", report.queries);
-    let states: Vec<&str> = report.memory.iter().map(|m| m.state.as_str()).collect();
-    assert_eq!(states, ["filled", "compacted", "compacted-all", "expired"]);
-    assert_eq!(report.fill.compacted_all, 3_000);
-    assert!(report.memory[3].bytes_per_payment < report.memory[0].bytes_per_payment);
-    // Three states x (1m-recent, all-edges, all-open): 150 s of data, none older than the
-    // horizon, no hour.
-    assert_eq!(report.queries.len(), 9);
-    assert!(report.queries.iter().all(|q| q.latency.count == 5));
-    for ext in ["json", "svg"] {
-        assert!(dir.path().join(format!("tiny.{ext}")).is_file(), "{ext}");
-    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("non-negative"));
 }
 
 #[test]
@@ -933,18 +887,13 @@ async fn k6_script_runs_a_compressed_reference_test_when_k6_is_installed() {
 #[ignore = "runs for about 75 s"]
 async fn full_length_reference_run() {
     let stack = spawn_stack(None).await;
-    let (_keep, out) = out_dir();
     let cfg = RinhaConfig {
         endpoints: stack.endpoints(None),
-        out_dir: Some(out.clone()),
         name: "full-length".into(),
         ..RinhaConfig::default()
     };
     let report = run_rinha(cfg).await.unwrap();
-    println!(
-        "{}",
-        paystream_load_tests::load::report::rinha_table(&report)
-    );
+    println!("{}", report::rinha_table(&report));
     assert_eq!(report.checks.len(), 6);
     assert_eq!(report.stages.len(), 6);
     assert_eq!(report.check_errors, 0, "{:?}", report.checks);
@@ -975,18 +924,13 @@ async fn full_length_reference_run() {
 #[ignore = "runs for about 15 s"]
 async fn full_scale_drain_run() {
     let stack = spawn_stack(None).await;
-    let (_keep, out) = out_dir();
     let cfg = DrainConfig {
         endpoints: stack.endpoints(None),
-        out_dir: Some(out.clone()),
         name: "drain-full".into(),
         ..DrainConfig::default()
     };
     let report = run_drain(cfg).await.unwrap();
-    println!(
-        "{}",
-        paystream_load_tests::load::report::drain_table(&report)
-    );
+    println!("{}", report::drain_table(&report));
     // About 5 500 accepted when the machine keeps up: printed by the table, not asserted.
     assert!(report.accepted > 0, "{}", report.accepted);
     assert!(report.drained, "backlog {}", report.backlog_end);

@@ -11,10 +11,10 @@ mod helpers;
 use std::io::ErrorKind;
 use std::time::Duration;
 
+use common::time::format_ms;
 use helpers::{
     eventually, payment_json, post_raw, TestSim, ACT_WITHIN_MS, AT, AT_MS, EVENT_DEADLINE, TOKEN,
 };
-use paystream_load_tests::sim::timestamp::format_timestamp_ms;
 use paystream_load_tests::sim::{self, SimConfig, SimSummary};
 use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
@@ -423,7 +423,7 @@ async fn purge_deletes_every_payment() {
 #[tokio::test]
 async fn the_summary_window_is_inclusive_at_millisecond_precision() {
     let sim = TestSim::start().await;
-    let at = |offset_ms: i64| format_timestamp_ms(AT_MS + offset_ms).unwrap();
+    let at = |offset_ms: i64| format_ms(AT_MS + offset_ms);
     for (offset, amount) in [(-1, "0.01"), (0, "0.10"), (1, "1.00"), (2, "10.00")] {
         let response = sim.post_payment(Uuid::new_v4(), amount, &at(offset)).await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -461,11 +461,11 @@ async fn the_summary_window_is_inclusive_at_millisecond_precision() {
 async fn without_both_bounds_the_summary_covers_everything() {
     let sim = TestSim::start().await;
     for offset in [0, 1_000, 2_000] {
-        let at = format_timestamp_ms(AT_MS + offset).unwrap();
+        let at = format_ms(AT_MS + offset);
         sim.post_payment(Uuid::new_v4(), "19.90", &at).await;
     }
-    let late = format_timestamp_ms(AT_MS + 10_000).unwrap();
-    let early = format_timestamp_ms(AT_MS - 10_000).unwrap();
+    let late = format_ms(AT_MS + 10_000);
+    let early = format_ms(AT_MS - 10_000);
 
     for query in [
         vec![],

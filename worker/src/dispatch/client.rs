@@ -8,6 +8,7 @@ use common::payment::{Cents, PaymentId, Processor};
 use common::time::{format_ms, parse_ms, Millis};
 use serde::Deserialize;
 
+use crate::dispatch::http1::{CallError, Pool};
 use crate::dispatch::outcome::{Lookup, SendOutcome};
 
 /// When a call must have started by: the send window after `begin` confirmed ownership,
@@ -34,28 +35,6 @@ impl SendDeadline {
     }
 }
 
-/// Which HTTP client carries the calls (`PROCESSOR_CLIENT`): both are kept so that the
-/// benchmark can compare them in one run (README, "Processor client").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// Our keep-alive pools on hyper's connection API ([`super::http1`]).
-    Hyper,
-    /// `reqwest::Client`.
-    Reqwest,
-}
-
-impl std::str::FromStr for Transport {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "hyper" => Ok(Transport::Hyper),
-            "reqwest" => Ok(Transport::Reqwest),
-            other => Err(format!("{other:?}: expected hyper or reqwest")),
-        }
-    }
-}
-
 /// How one HTTP exchange with a processor ended.
 enum Exchange {
     /// An answer: status and body.
@@ -66,16 +45,11 @@ enum Exchange {
     NoAnswer,
 }
 
-#[derive(Clone)]
-enum Http {
-    Hyper(std::sync::Arc<[super::http1::Pool; 2]>),
-    Reqwest(reqwest::Client),
-}
-
 /// One client for both processors; cheap to clone.
 #[derive(Clone)]
 pub struct ProcessorClient {
-    http: Http,
+    /// Keep-alive pools, indexed by `Processor::index()`.
+    pools: std::sync::Arc<[Pool; 2]>,
     /// Base URLs, indexed by `Processor::index()`.
     urls: [String; 2],
     timeout: Duration,
@@ -107,28 +81,12 @@ pub enum HealthAnswer {
 }
 
 impl ProcessorClient {
-    pub fn new(urls: [String; 2], timeout: Duration, transport: Transport) -> anyhow::Result<Self> {
+    pub fn new(urls: [String; 2], timeout: Duration) -> anyhow::Result<Self> {
         let connect_timeout = Duration::from_secs(2);
-        let http = match transport {
-            Transport::Hyper => {
-                let pool = |url: &str| {
-                    super::http1::Pool::new(url, 1024, connect_timeout)
-                        .map_err(|e| anyhow::anyhow!(e))
-                };
-                Http::Hyper(std::sync::Arc::new([pool(&urls[0])?, pool(&urls[1])?]))
-            }
-            Transport::Reqwest => Http::Reqwest(
-                reqwest::Client::builder()
-                    .pool_max_idle_per_host(1024)
-                    .pool_idle_timeout(Duration::from_secs(60))
-                    .tcp_nodelay(true)
-                    .connect_timeout(connect_timeout)
-                    .http1_only()
-                    .build()?,
-            ),
-        };
+        let pool =
+            |url: &str| Pool::new(url, 1024, connect_timeout).map_err(|e| anyhow::anyhow!(e));
         Ok(Self {
-            http,
+            pools: std::sync::Arc::new([pool(&urls[0])?, pool(&urls[1])?]),
             urls,
             timeout,
         })
@@ -147,40 +105,13 @@ impl ProcessorClient {
         body: Option<bytes::Bytes>,
         timeout: Duration,
     ) -> Exchange {
-        match &self.http {
-            Http::Hyper(pools) => {
-                match pools[processor.index()]
-                    .call(method, path, body, timeout)
-                    .await
-                {
-                    Ok((status, body)) => Exchange::Answer(status.as_u16(), body),
-                    Err(
-                        super::http1::CallError::Connect(_) | super::http1::CallError::NotSent(_),
-                    ) => Exchange::NotSent,
-                    Err(_) => Exchange::NoAnswer,
-                }
-            }
-            Http::Reqwest(client) => {
-                let url = format!("{}{path}", self.url(processor));
-                let mut request = client.request(method, url).timeout(timeout);
-                if let Some(body) = body {
-                    request = request
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(body);
-                }
-                match request.send().await {
-                    Ok(response) => {
-                        let status = response.status().as_u16();
-                        match response.bytes().await {
-                            Ok(body) => Exchange::Answer(status, body),
-                            Err(_) => Exchange::NoAnswer,
-                        }
-                    }
-                    // Refused before anything was sent: the processor cannot have it.
-                    Err(e) if e.is_connect() => Exchange::NotSent,
-                    Err(_) => Exchange::NoAnswer,
-                }
-            }
+        match self.pools[processor.index()]
+            .call(method, path, body, timeout)
+            .await
+        {
+            Ok((status, body)) => Exchange::Answer(status.as_u16(), body),
+            Err(CallError::Connect(_) | CallError::NotSent(_)) => Exchange::NotSent,
+            Err(_) => Exchange::NoAnswer,
         }
     }
 
