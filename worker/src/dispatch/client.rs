@@ -152,7 +152,7 @@ impl ProcessorClient {
         })
         .await?;
         let outcome = match result {
-            Exchange::Answer(status, _) => SendOutcome::from_status(status),
+            Exchange::Answer(status, body) => SendOutcome::from_answer(status, &body),
             Exchange::NotSent => SendOutcome::Failed { status: None },
             Exchange::NoAnswer => SendOutcome::Ambiguous,
         };

@@ -718,3 +718,43 @@ async fn a_post_delivered_long_after_the_client_gave_up_is_never_charged_twice()
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_each_stored_once(&stack, &ids).await;
 }
+
+/// A proxy in front of default forwards each POST, the processor stores it, and the proxy
+/// answers an error of its own: a mesh's `503`, an HTML `500`, a CDN's `520` / `524`, or a
+/// closed connection. None of these is the processor's own failure answer, so none may
+/// count as "not stored": the payment stays pinned to default, the lookup finds it there,
+/// and it is recorded once — never moved to fallback and charged twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_error_after_forwarding_is_an_unknown_outcome_never_a_failure() {
+    let stack = spawn_stack().await;
+    let relay = Relay::start(&stack.default.url(), Duration::ZERO).await;
+    let relay_url = relay.url();
+    let _worker = stack
+        .start_worker(&[
+            ("PROCESSOR_DEFAULT_URL", relay_url.as_str()),
+            ("ROUTING_POLICY", "cheapest-available"),
+            ("BREAKER_MIN_CALLS", "1"),
+            ("AMBIGUITY_GRACE_MS", "200"),
+            ("AMBIGUITY_POLL_MS", "20"),
+        ])
+        .await;
+    let mut all = Vec::new();
+    for answer in [Some(503), Some(500), Some(520), Some(524), None] {
+        relay.answer_after_forwarding(answer);
+        let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+        for id in &ids {
+            assert_eq!(stack.post(id, "1.00").await, 202);
+        }
+        all.extend(ids);
+        stack
+            .wait_processed(all.len() as u64, Duration::from_secs(60))
+            .await;
+    }
+    assert!(stack.default.stored_count() > 0, "no call reached default");
+    assert_each_stored_once(&stack, &all).await;
+    for id in &all {
+        if stack.default.stored(id).is_some() {
+            assert_eq!(stack.status(id).await["processor"], "default", "{id}");
+        }
+    }
+}

@@ -1,11 +1,14 @@
-//! A TCP relay in front of a processor, for late deliveries. It passes every exchange
-//! through, except that while holding it keeps each `POST /payments` for a while before
-//! forwarding it — whatever the client does meanwhile. That is what a proxy that buffers
-//! requests, a kernel retransmitting an abandoned request, or an accept queue read late do
-//! to a request the client gave up on: it still arrives, seconds later.
+//! A TCP relay in front of a processor: the proxies, meshes and networks payments cross in
+//! real deployments. It passes every exchange through, except for `POST /payments`:
+//! - while holding, it keeps each POST for a while before forwarding it, whatever the client
+//!   does meanwhile: what a proxy that buffers requests, a kernel retransmitting an abandoned
+//!   request, or an accept queue read late do to a request the client gave up on;
+//! - with an answer of its own set, it forwards the POST, lets the processor store it, and
+//!   answers the client its own error instead (an HTML page with that status, as a mesh, a
+//!   CDN or a load balancer does), or closes the connection without an answer.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +24,9 @@ struct Shared {
     upstream: SocketAddr,
     hold_for: Duration,
     holding: AtomicBool,
+    /// After forwarding a POST: 0 = pass the processor's answer on, 1 = close the
+    /// connection, else answer this status with an HTML page.
+    own_answer: AtomicU16,
     /// Held POSTs not yet delivered upstream.
     in_hold: AtomicUsize,
     /// Held POSTs delivered upstream (after their client gave up).
@@ -41,6 +47,7 @@ impl Relay {
             upstream,
             hold_for,
             holding: AtomicBool::new(false),
+            own_answer: AtomicU16::new(0),
             in_hold: AtomicUsize::new(0),
             delivered_late: AtomicUsize::new(0),
         });
@@ -59,6 +66,14 @@ impl Relay {
 
     pub fn hold(&self, on: bool) {
         self.shared.holding.store(on, Ordering::SeqCst);
+    }
+
+    /// After forwarding each POST, answer `status` with an HTML page of the relay's own
+    /// (`Some`), or close the connection without an answer (`None`).
+    pub fn answer_after_forwarding(&self, status: Option<u16>) {
+        self.shared
+            .own_answer
+            .store(status.unwrap_or(CLOSE), Ordering::SeqCst);
     }
 
     /// Held POSTs still waiting to be delivered.
@@ -109,10 +124,31 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
         let Some(response) = read_message(conn).await else {
             return;
         };
+        let response = match shared.own_answer.load(Ordering::SeqCst) {
+            PASS => response,
+            _ if !is_post => response,
+            CLOSE => return,
+            status => proxy_page(status),
+        };
         if client.write_all(&response).await.is_err() {
             return;
         }
     }
+}
+
+const PASS: u16 = 0;
+const CLOSE: u16 = 1;
+
+/// A proxy's error page: HTML, as nginx, Envoy or a CDN answer it.
+fn proxy_page(status: u16) -> Vec<u8> {
+    let body = format!(
+        "<html><head><title>{status} Error</title></head><body><center><h1>{status} Error</h1></center><hr><center>proxy</center></body></html>"
+    );
+    format!(
+        "HTTP/1.1 {status} Error\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// One HTTP/1.1 message (head and a `Content-Length` body), bytes as read; `None` at EOF.
