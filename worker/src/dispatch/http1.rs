@@ -1,7 +1,11 @@
 //! The HTTP/1.1 transport to the processors: per processor a pool of keep-alive
 //! connections driven by hyper's client connection API directly — no redirect, proxy,
 //! cookie, decompression or URL-parsing layers per call (what reqwest adds). Chosen over
-//! reqwest by measurement (README, "Processor client").
+//! reqwest by measurement (docs/benchmarks.md, "Crates not used").
+//!
+//! A call given up on (its timeout) closes its connection at once, with a reset: the
+//! connection is not left open waiting for an answer nobody reads, and the kernel does not
+//! retransmit the rest of the request to a processor that would store it late.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -44,12 +48,27 @@ impl CallError {
     }
 }
 
+/// One connection: the handle requests are sent on, and the task that drives it. Dropped
+/// anywhere but back into the idle list (a call cut off by its timeout, a connection that
+/// is no longer usable), it stops the task, which closes the socket: with `SO_LINGER(0)`,
+/// a reset that discards whatever of the request the kernel still holds.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Keep-alive connections to one `host:port`.
 pub struct Pool {
     /// `host:port` as in the processor's URL (resolved at each connect).
     authority: String,
     /// Idle connections, most recently used last.
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    idle: Mutex<Vec<Conn>>,
     /// Most idle connections kept.
     max_idle: usize,
     connect_timeout: Duration,
@@ -120,19 +139,19 @@ impl Pool {
         let mut request = request.body(Full::new(body.unwrap_or_default()))?;
         let mut fresh = false;
         loop {
-            let mut sender = match self.take_idle() {
-                Some(sender) if !fresh => sender,
+            let mut conn = match self.take_idle() {
+                Some(conn) if !fresh => conn,
                 _ => {
                     fresh = true;
                     self.connect().await?
                 }
             };
             handed_over.store(true, Ordering::Relaxed);
-            match sender.try_send_request(request).await {
+            match conn.sender.try_send_request(request).await {
                 Ok(response) => {
                     let status = response.status();
                     let bytes = response.into_body().collect().await?.to_bytes();
-                    self.put_idle(sender);
+                    self.put_idle(conn);
                     return Ok((status, bytes));
                 }
                 Err(mut e) => match e.take_message() {
@@ -149,21 +168,21 @@ impl Pool {
         }
     }
 
-    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn take_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
-        while let Some(sender) = idle.pop() {
+        while let Some(conn) = idle.pop() {
             // A connection the processor closed is dropped here, not used.
-            if sender.is_ready() {
-                return Some(sender);
+            if conn.sender.is_ready() {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn put_idle(&self, sender: SendRequest<Full<Bytes>>) {
+    fn put_idle(&self, conn: Conn) {
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < self.max_idle && sender.is_ready() {
-                idle.push(sender);
+            if idle.len() < self.max_idle && conn.sender.is_ready() {
+                idle.push(conn);
             }
         }
     }
@@ -172,7 +191,7 @@ impl Pool {
     /// doubling, before a fresh socket sends a fresh SYN: a SYN dropped by a full accept
     /// queue (a burst of connects) is otherwise sent again by the kernel only after a second,
     /// longer than most calls' timeout. A refusal is final (nothing listens).
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
+    async fn connect(&self) -> Result<Conn, CallError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         // The name is resolved once per connection, not once per try.
         let addrs: Vec<std::net::SocketAddr> =
@@ -194,16 +213,22 @@ impl Pool {
             }
         };
         let _ = stream.set_nodelay(true);
+        // Closed with RST, not FIN: a call given up on (its timeout) must not leave the kernel
+        // retransmitting the part of its request not yet acknowledged for tens of seconds.
+        // What already reached the processor's kernel, or a proxy, can still be read late:
+        // the worker allows for that with `LATE_DELIVERY_MS`.
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
         // The handshake only sets up the connection's state; no request is written yet.
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(CallError::NotSent)?;
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "processor connection closed");
             }
-        });
-        Ok(sender)
+        })
+        .abort_handle();
+        Ok(Conn { sender, task })
     }
 }
 
@@ -279,6 +304,33 @@ mod tests {
             "the request may have been stored: {result:?}"
         );
         server.abort();
+    }
+
+    /// A call given up on closes its connection at once, with a reset: it is not left open
+    /// waiting for an answer nobody reads, and the kernel drops what it had not delivered
+    /// of the request instead of retransmitting it to a processor that would store it late.
+    #[tokio::test]
+    async fn an_abandoned_call_resets_its_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Reads the request, never answers, then waits for what the client does next.
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0);
+            tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await
+        });
+        let pool = Pool::new(&format!("http://{addr}"), 4, Duration::from_secs(5)).expect("pool");
+        let result = post(&pool, Duration::from_millis(200)).await;
+        assert!(matches!(result, Err(CallError::Timeout)), "{result:?}");
+        match server.await.expect("server") {
+            Ok(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+            Ok(Ok(n)) => panic!("closed with FIN (or more data: {n} bytes), not reset"),
+            Err(_) => panic!("the abandoned connection stayed open"),
+        }
     }
 
     /// Answers every request `200` at once, accepting connections only after `accept_after`.
