@@ -1,9 +1,11 @@
 //! Bounded state: what is kept, for how long, and the one-shot steps that enforce it.
 //!
-//! Comes after: `record.lua` / `fail.lua` (they give a terminal status hash its expiry,
-//! `PAYMENT_RETENTION`). Run by: the worker's periodic retention task
-//! (`worker::retention`), which calls [`compact_summary`], [`roll_up_legacy_seconds`] and
-//! [`trim_dead_letters`].
+//! Before it: `record.lua` / `fail.lua` (they give a terminal status hash its expiry,
+//! `PAYMENT_RETENTION`, and write the summary detail these steps bound). Run by: the
+//! worker's periodic retention task (`worker::retention`), which calls
+//! [`compact_summary`], [`drop_summary_detail`], [`roll_up_legacy_seconds`] and
+//! [`trim_dead_letters`]. After it: [`crate::store::Store::summary`], which reads what is
+//! left. The settings ([`RetentionConfig`]) live in [`crate::config::retention`].
 //!
 //! What grows, and how it is bounded:
 //! - **Status hashes** expire `PAYMENT_RETENTION` after their terminal state (`processed`,
@@ -25,7 +27,7 @@
 //!   watermark records from which second it is kept: a window with a millisecond edge in a
 //!   dropped second is refused (`422`), one with whole-second edges stays exact at any age.
 //!   Without that step the detail (~11 bytes per millisecond with payments, ~1 GB a day at
-//!   1 000 payments/s) would grow for ever. Seconds recorded by a revision before the
+//!   1 000 payments/s) would grow for ever. Seconds recorded by a version before the
 //!   roll-ups are rolled up once (`rebuild.lua`); until then queries read around them,
 //!   exactly.
 
@@ -108,7 +110,7 @@ pub async fn drop_summary_detail(
     Ok(walked)
 }
 
-/// Rolls up the summary seconds recorded by revisions before the roll-ups (minutes, hours and
+/// Rolls up the summary seconds recorded by versions before the roll-ups (minutes, hours and
 /// days recomputed from them, `rebuild.lua`), `hours` hours per script call until none is
 /// left. Returns how many hours were rolled up; 0 at once when there is nothing to do.
 pub async fn roll_up_legacy_seconds(store: &Store, hours: usize) -> Result<u64, StoreError> {

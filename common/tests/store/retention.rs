@@ -135,7 +135,7 @@ async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_de
     // Every edge was read through the tenths.
     assert_eq!(store.summary_rereads(), 0);
 
-    // Seconds whose payments have no tenths (recorded by a revision before them), some
+    // Seconds whose payments have no tenths (recorded by a version before them), some
     // mixed with payments that have them: those windows are read again without tenths,
     // still exact, before and after compaction.
     let mut conn = store.connection();

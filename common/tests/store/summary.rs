@@ -123,7 +123,7 @@ pub(crate) async fn record_random(
     }
 }
 
-/// Writes `n` random payments' summary the way revisions before the roll-ups did: the
+/// Writes `n` random payments' summary the way versions before the roll-ups did: the
 /// second's count and cents, the seconds index, the per-payment member. No minute, hour or
 /// day.
 async fn record_random_before_roll_ups(
@@ -377,7 +377,7 @@ async fn seconds_recorded_before_the_roll_ups_are_read_exactly_then_rolled_up() 
     let range = (MIDNIGHT - 3 * HOUR, 2 * DAY);
     let crowd = (MIDNIGHT - 2 * SECOND, 4 * SECOND);
     let mut recorded = Vec::new();
-    // An older revision's summary, then this revision's records into the same time range
+    // An older version's summary, then the current version's records into the same time range
     // (some into the same seconds): until rolled up, queries read around the old seconds.
     record_random_before_roll_ups(store, &mut rng, range, 200, &mut recorded).await;
     record_random_before_roll_ups(store, &mut rng, crowd, 50, &mut recorded).await;

@@ -32,7 +32,7 @@ impl Store {
     /// millisecond: their whole tenths of a second from their buckets, and the rest (at most
     /// half a tenth at each end) per payment from `ev` and the compacted detail (Redis sends
     /// them; parsing them costs this process, not Redis' single thread). When an edge
-    /// second's tenths do not add up to it (payments recorded by a revision before the
+    /// second's tenths do not add up to it (payments recorded by a version before the
     /// tenths), the whole window is read again, in a second atomic step, without tenths.
     pub async fn summary(&self, window: Window) -> Result<Summary, StoreError> {
         let plan = SummaryPlan::of(window, Edges::Tenths);
