@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 type Reply<Resp> = oneshot::Sender<Result<Resp, StoreError>>;
 

@@ -12,7 +12,7 @@
 //! | `{p}:sum:<proc>:ev` | zset | one member `<uuid>:<cents>` per payment, score = requestedAt ms |
 //! | `{p}:sum:<proc>:ms` | hash | compacted `ev` (`retention`): UTC second → `<ms offset>:<count>:<cents> ...` |
 //! | `{p}:sum:<proc>:ms_from` | string | the first UTC second whose millisecond detail is kept (`drop_detail.lua`; absent until its first run: all of it) |
-//! | `{p}:sum:<proc>:secs` | zset | written by revisions before the roll-ups: seconds whose minutes, hours and day are not rolled up yet (`rebuild.lua` drains it) |
+//! | `{p}:sum:<proc>:secs` | zset | written by versions before the roll-ups (the first release): seconds whose minutes, hours and day are not rolled up yet (`rebuild.lua` drains it) |
 //! | `{p}:dead` | stream | dead letters: `id`, `amt`, `reason` (or `entry`, `reason` for an entry naming no payment) |
 
 use crate::payment::{PaymentId, Processor};
@@ -55,7 +55,7 @@ pub struct SummaryKeys {
     pub events: String,
     /// `events` older than the detail horizon, compacted per second (`compact.lua`).
     pub detail: String,
-    /// The seconds index of revisions before the roll-ups: seconds not rolled up yet.
+    /// The seconds index of versions before the roll-ups: seconds not rolled up yet.
     pub legacy_seconds: String,
     /// The first second whose millisecond detail is kept (`SUMMARY_DETAIL_RETENTION`).
     pub detail_kept_from: String,

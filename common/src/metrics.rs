@@ -69,11 +69,11 @@ pub const STREAM_GROUP_LAG: &str = "paystream_stream_group_lag_entries";
 /// Duration of one Redis operation of the store; label `op`.
 pub const REDIS_COMMAND_DURATION_SECONDS: &str = "paystream_redis_command_duration_seconds";
 /// Summaries read a second time without tenths of a second: an edge second whose tenths do
-/// not add up to it (payments recorded by a revision before the tenths; `Store::summary`).
+/// not add up to it (payments recorded by a version before the tenths; `Store::summary`).
 pub const SUMMARY_REREADS_TOTAL: &str = "paystream_summary_rereads_total";
 /// Payments whose summary detail was compacted (`common::retention`).
 pub const RETENTION_COMPACTED_TOTAL: &str = "paystream_retention_compacted_payments_total";
-/// Hours of summary seconds from a revision before the roll-ups, rolled up
+/// Hours of summary seconds from a version before the roll-ups, rolled up
 /// (`common::retention`; non-zero only after such an upgrade).
 pub const RETENTION_ROLLED_UP_HOURS_TOTAL: &str =
     "paystream_retention_summary_hours_rolled_up_total";

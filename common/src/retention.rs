@@ -1,9 +1,11 @@
 //! Bounded state: what is kept, for how long, and the one-shot steps that enforce it.
 //!
-//! Comes after: `record.lua` / `fail.lua` (they give a terminal status hash its expiry,
-//! `PAYMENT_RETENTION`). Run by: the worker's periodic retention task
-//! (`worker::retention`), which calls [`compact_summary`], [`roll_up_legacy_seconds`] and
-//! [`trim_dead_letters`].
+//! Before it: `record.lua` / `fail.lua` (they give a terminal status hash its expiry,
+//! `PAYMENT_RETENTION`, and write the summary detail these steps bound). Run by: the
+//! worker's periodic retention task (`worker::retention`), which calls
+//! [`compact_summary`], [`drop_summary_detail`], [`roll_up_legacy_seconds`] and
+//! [`trim_dead_letters`]. After it: [`crate::store::Store::summary`], which reads what is
+//! left. The settings ([`RetentionConfig`]) live in [`crate::config::retention`].
 //!
 //! What grows, and how it is bounded:
 //! - **Status hashes** expire `PAYMENT_RETENTION` after their terminal state (`processed`,
@@ -25,7 +27,7 @@
 //!   watermark records from which second it is kept: a window with a millisecond edge in a
 //!   dropped second is refused (`422`), one with whole-second edges stays exact at any age.
 //!   Without that step the detail (~11 bytes per millisecond with payments, ~1 GB a day at
-//!   1 000 payments/s) would grow for ever. Seconds recorded by a revision before the
+//!   1 000 payments/s) would grow for ever. Seconds recorded by a version before the
 //!   roll-ups are rolled up once (`rebuild.lua`); until then queries read around them,
 //!   exactly.
 
@@ -33,19 +35,16 @@ use std::time::Duration;
 
 use redis::Script;
 
-use crate::config::{self, ConfigError, Env};
+use crate::error::StoreError;
 use crate::payment::Processor;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
-/// The idempotency window: how long a terminal payment's status (and a dead letter) is kept.
-pub const DEFAULT_PAYMENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Age after which the summary's per-payment detail is compacted.
-pub const DEFAULT_DETAIL_HORIZON: Duration = Duration::from_secs(3600);
-/// How long the summary's millisecond detail is kept (then only whole-second windows are
-/// answered for that time): the idempotency window's default.
-pub const DEFAULT_DETAIL_RETENTION: Duration = DEFAULT_PAYMENT_RETENTION;
-/// How often the worker's retention task runs.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+// The settings live with the rest of the configuration (a leaf); these paths stay.
+pub use crate::config::retention::{
+    vars, RetentionConfig, DEFAULT_DETAIL_HORIZON, DEFAULT_DETAIL_RETENTION, DEFAULT_INTERVAL,
+    DEFAULT_PAYMENT_RETENTION,
+};
+
 /// Payments moved per `compact.lua` call: bounds the time Redis spends in one script.
 pub const COMPACT_BATCH: usize = 5_000;
 /// Seconds walked per `drop_detail.lua` call (an `HDEL` of up to 21 fields each: the
@@ -53,13 +52,6 @@ pub const COMPACT_BATCH: usize = 5_000;
 pub const DROP_DETAIL_BATCH_SECS: usize = 2_000;
 /// Hours rolled up per `rebuild.lua` call (each reads up to 3 600 seconds): the same bound.
 pub const ROLL_UP_BATCH_HOURS: usize = 2;
-
-pub mod vars {
-    pub const PAYMENT_RETENTION: &str = "PAYMENT_RETENTION";
-    pub const SUMMARY_DETAIL_HORIZON: &str = "SUMMARY_DETAIL_HORIZON";
-    pub const SUMMARY_DETAIL_RETENTION: &str = "SUMMARY_DETAIL_RETENTION";
-    pub const RETENTION_INTERVAL: &str = "RETENTION_INTERVAL";
-}
 
 static COMPACT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("scripts/compact.lua")));
@@ -69,67 +61,6 @@ static DROP_DETAIL: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("scripts/drop_detail.lua")));
 static TRIM_DEAD: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("scripts/trim_dead.lua")));
-
-/// Retention settings, read once at start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetentionConfig {
-    /// Terminal status hashes and dead letters live this long (the idempotency window).
-    pub payment_retention: Duration,
-    /// The summary's per-payment detail older than this is compacted.
-    pub detail_horizon: Duration,
-    /// The compacted millisecond detail older than this is dropped.
-    pub detail_retention: Duration,
-    /// Period of the worker's retention task.
-    pub interval: Duration,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            payment_retention: DEFAULT_PAYMENT_RETENTION,
-            detail_horizon: DEFAULT_DETAIL_HORIZON,
-            detail_retention: DEFAULT_DETAIL_RETENTION,
-            interval: DEFAULT_INTERVAL,
-        }
-    }
-}
-
-impl RetentionConfig {
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let positive = |var: &'static str, default: Duration| {
-            let d = config::duration(env, var, default)?;
-            if d.is_zero() {
-                return Err(ConfigError::new(var, "0", "must be more than zero"));
-            }
-            Ok(d)
-        };
-        let detail_horizon =
-            config::duration(env, vars::SUMMARY_DETAIL_HORIZON, DEFAULT_DETAIL_HORIZON)?;
-        let detail_retention = config::duration(
-            env,
-            vars::SUMMARY_DETAIL_RETENTION,
-            DEFAULT_DETAIL_RETENTION,
-        )?;
-        // The detail is dropped from its compacted form only: it must be compacted first.
-        if detail_retention <= detail_horizon {
-            return Err(ConfigError::new(
-                vars::SUMMARY_DETAIL_RETENTION,
-                config::raw(env, vars::SUMMARY_DETAIL_RETENTION)
-                    .unwrap_or_else(|| format!("{detail_retention:?} (the default)")),
-                format!(
-                    "must be longer than {} ({detail_horizon:?})",
-                    vars::SUMMARY_DETAIL_HORIZON
-                ),
-            ));
-        }
-        Ok(Self {
-            payment_retention: positive(vars::PAYMENT_RETENTION, DEFAULT_PAYMENT_RETENTION)?,
-            detail_horizon,
-            detail_retention,
-            interval: positive(vars::RETENTION_INTERVAL, DEFAULT_INTERVAL)?,
-        })
-    }
-}
 
 /// Compacts the summary detail older than `horizon`, both processors, `batch` payments
 /// per script call until none is left. Returns how many payments were moved.
@@ -179,7 +110,7 @@ pub async fn drop_summary_detail(
     Ok(walked)
 }
 
-/// Rolls up the summary seconds recorded by revisions before the roll-ups (minutes, hours and
+/// Rolls up the summary seconds recorded by versions before the roll-ups (minutes, hours and
 /// days recomputed from them, `rebuild.lua`), `hours` hours per script call until none is
 /// left. Returns how many hours were rolled up; 0 at once when there is nothing to do.
 pub async fn roll_up_legacy_seconds(store: &Store, hours: usize) -> Result<u64, StoreError> {
@@ -228,45 +159,4 @@ pub async fn trim_dead_letters(store: &Store, retention: Duration) -> Result<u64
         .arg(retention.as_millis() as u64)
         .invoke_async(&mut conn)
         .await?)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    #[test]
-    fn settings_parse_with_units_and_name_the_variable() {
-        assert_eq!(
-            RetentionConfig::from_env(&HashMap::<&str, &str>::new()).unwrap(),
-            RetentionConfig::default()
-        );
-        let env = HashMap::from([
-            (vars::PAYMENT_RETENTION, "24h"),
-            (vars::SUMMARY_DETAIL_HORIZON, "0"),
-            (vars::RETENTION_INTERVAL, "500ms"),
-            (vars::SUMMARY_DETAIL_RETENTION, "2d"),
-        ]);
-        let cfg = RetentionConfig::from_env(&env).unwrap();
-        assert_eq!(cfg.payment_retention, Duration::from_secs(86_400));
-        assert_eq!(cfg.detail_horizon, Duration::ZERO);
-        assert_eq!(cfg.interval, Duration::from_millis(500));
-        assert_eq!(cfg.detail_retention, Duration::from_secs(2 * 86_400));
-        for (var, value) in [
-            (vars::PAYMENT_RETENTION, "0"),
-            (vars::PAYMENT_RETENTION, "7 weeks"),
-            (vars::SUMMARY_DETAIL_HORIZON, "-1h"),
-            (vars::SUMMARY_DETAIL_RETENTION, "1h"),
-            (vars::SUMMARY_DETAIL_RETENTION, "30m"),
-            (vars::RETENTION_INTERVAL, "0s"),
-        ] {
-            let bad = HashMap::from([(var, value)]);
-            assert_eq!(RetentionConfig::from_env(&bad).unwrap_err().var, var);
-        }
-        // A horizon past the default detail retention: the retention is what must change.
-        let bad = HashMap::from([(vars::SUMMARY_DETAIL_HORIZON, "8d")]);
-        let e = RetentionConfig::from_env(&bad).unwrap_err();
-        assert_eq!(e.var, vars::SUMMARY_DETAIL_RETENTION);
-    }
 }

@@ -1,4 +1,4 @@
--- Roll up the summary seconds recorded by revisions before the roll-ups (they listed every
+-- Roll up the summary seconds recorded by versions before the roll-ups (they listed every
 -- second in a seconds index and wrote no minute, hour or day): for the earliest hours still
 -- listed, every minute of the hour, the hour and its day are recomputed from their parts,
 -- and the hour's seconds leave the index. Recomputing from the parts is right whenever it

@@ -6,7 +6,7 @@
 -- first and from the last whole day (at most 2 x 59 + 2 x 59 + 2 x 23 buckets), and whole
 -- days, found through the days index.
 -- A roll-up bucket is read through its parts instead when it is saturated ('sat', see
--- record.lua) or spans a second not rolled up yet (the seconds index of older revisions,
+-- record.lua) or spans a second not rolled up yet (the seconds index of versions before them,
 -- rebuild.lua), so every total stays exact.
 -- KEYS[1..4] default: counts by bucket, cents by bucket, days index, seconds not rolled up yet  KEYS[5..8] the same for fallback
 -- ARGV[1], ARGV[2] whole days range (scores, may be -inf/+inf; '' = none)

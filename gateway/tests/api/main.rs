@@ -4,13 +4,10 @@
 
 mod helpers;
 mod operability;
-mod retention;
-mod store;
-mod summary;
 
 use common::payment::{Cents, PaymentId, Processor};
 use common::store::Window;
-use helpers::{payment_body, spawn_app, spawn_app_with};
+use helpers::{payment_body, spawn_app, spawn_app_with, spawn_patient_app};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -245,6 +242,43 @@ async fn summary_window_edges_are_inclusive_to_the_millisecond() {
     assert_eq!(bad.status(), 400);
     let bad = app.get("/payments-summary?from=tomorrow").await;
     assert_eq!(bad.status(), 400);
+}
+
+/// The store's own tests (common/tests/store) check which windows the summary refuses; here,
+/// how the gateway answers one: 422, a problem document naming the setting to change.
+#[tokio::test]
+async fn a_millisecond_edge_in_a_dropped_second_is_answered_422() {
+    let app = spawn_patient_app().await;
+    let at = common::time::parse_ms("2025-07-15T12:00:00.500Z").unwrap();
+    record(&app, Processor::Default, at, 1990).await;
+    // The detail is kept from the next second on (what `drop_detail.lua` leaves behind).
+    let mut conn = app.store.connection();
+    for p in Processor::ALL {
+        let _: () = redis::cmd("SET")
+            .arg(&app.store.keys().summary(p).detail_kept_from)
+            .arg(at / 1000 + 1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let response = app
+        .get("/payments-summary?from=2025-07-15T12:00:00.250Z&to=2025-07-15T13:00:00Z")
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("/problems/detail_dropped") && body.contains("SUMMARY_DETAIL_RETENTION"),
+        "{body}"
+    );
+    // Whole-second edges need no detail.
+    let whole = app
+        .get("/payments-summary?from=2025-07-15T12:00:00Z&to=2025-07-15T13:00:00Z")
+        .await;
+    assert_eq!(whole.status(), 200);
 }
 
 #[tokio::test]

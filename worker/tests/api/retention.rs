@@ -5,7 +5,7 @@
 //! dead letters older than `PAYMENT_RETENTION`. A status expiry is
 //! too long to wait for here (the worker refuses a retention below its in-flight bounds:
 //! minutes), so the expiry set on the terminal hashes is checked instead; the expiry itself
-//! is `gateway/tests/api/retention.rs`.
+//! is `common/tests/store/retention.rs`.
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@ use common::retention;
 use common::store::{Accepted, FailMode, Store, StoreError, Window};
 use uuid::Uuid;
 
-use crate::helpers::{payment_body, spawn_app_with, spawn_patient_app};
+use crate::helpers::{patient_store, store_with};
 use crate::summary::{assert_summary_exact, record_random, Lcg};
 
 fn new_id() -> PaymentId {
@@ -85,7 +85,7 @@ pub(crate) async fn assert_tenths_add_up(store: &Store, without: &[i64]) -> usiz
 
 #[tokio::test]
 async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_detail() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let mut rng = Lcg(0xc0ffee);
     // Long past: every second of it is older than any horizon.
@@ -135,7 +135,7 @@ async fn the_summary_equals_a_brute_force_count_for_any_window_over_compacted_de
     // Every edge was read through the tenths.
     assert_eq!(store.summary_rereads(), 0);
 
-    // Seconds whose payments have no tenths (recorded by a revision before them), some
+    // Seconds whose payments have no tenths (recorded by a version before them), some
     // mixed with payments that have them: those windows are read again without tenths,
     // still exact, before and after compaction.
     let mut conn = store.connection();
@@ -213,7 +213,7 @@ async fn assert_exact(store: &Store, recorded: &[(Processor, i64, i64)], window:
 
 #[tokio::test]
 async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_stay_exact() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let mut rng = Lcg(0xd7_0b);
     let now = common::time::now_ms();
@@ -349,8 +349,8 @@ async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_st
         0
     );
 
-    // A millisecond edge in a dropped second: refused by the store and by the API (422,
-    // problem+json naming the setting), whatever the other edge.
+    // A millisecond edge in a dropped second: refused, whatever the other edge (the
+    // gateway's tests check its answer, 422).
     for window in [
         old_edge,
         Window {
@@ -373,25 +373,6 @@ async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_st
             other => panic!("{window:?}: {other:?}"),
         }
     }
-    let iso = common::time::format_ms;
-    let response = app
-        .get(&format!(
-            "/payments-summary?from={}&to={}",
-            iso(old + 1_234),
-            iso(recent + 2_345)
-        ))
-        .await;
-    assert_eq!(response.status(), 422);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body = response.text().await.unwrap();
-    assert!(
-        body.contains("/problems/detail_dropped") && body.contains("SUMMARY_DETAIL_RETENTION"),
-        "{body}"
-    );
-
     // Whole-second edges over the dropped range, and millisecond edges in kept seconds,
     // stay exact.
     // An edge in a dropped second without payments needs no detail.
@@ -428,7 +409,7 @@ async fn millisecond_detail_older_than_its_retention_is_dropped_whole_seconds_st
 
 #[tokio::test]
 async fn terminal_statuses_expire_after_the_retention_then_the_id_is_new() {
-    let app = spawn_app_with(&[("PAYMENT_RETENTION", "2s")]).await;
+    let app = store_with(|o| o.payment_retention = Duration::from_secs(2));
     let store = &app.store;
     let keys = store.keys().clone();
     let (processed, failed, queued) = (new_id(), new_id(), new_id());
@@ -459,8 +440,12 @@ async fn terminal_statuses_expire_after_the_retention_then_the_id_is_new() {
     // A live payment never expires.
     assert_eq!(pttl(store, &keys.payment(&queued)).await, -1);
     // Within the window: idempotent (same amount replays, another amount conflicts).
-    let body = payment_body(processed.as_uuid(), "20.00");
-    assert_eq!(app.post_payment(&body).await.status(), 409);
+    assert_eq!(
+        store.accept(&processed, Cents::new(2000), 0).await.unwrap(),
+        Accepted::Conflict {
+            stored: Cents::new(1990)
+        }
+    );
 
     // A re-drive makes a failed payment live again: no expiry while it is.
     assert_eq!(store.redrive_dead_letters(10).await.unwrap(), 1);
@@ -475,13 +460,16 @@ async fn terminal_statuses_expire_after_the_retention_then_the_id_is_new() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // After the window the correlationId is a new payment.
-    assert_eq!(app.post_payment(&body).await.status(), 202);
+    assert_eq!(
+        store.accept(&processed, Cents::new(2000), 0).await.unwrap(),
+        Accepted::Enqueued
+    );
     assert_eq!(pttl(store, &keys.payment(&queued)).await, -1);
 }
 
 #[tokio::test]
 async fn dead_letters_older_than_the_retention_are_trimmed_and_the_stream_is_left_alone() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let mut conn = store.connection();
     let dead = store.keys().dead_letters().to_string();
@@ -513,10 +501,10 @@ async fn dead_letters_older_than_the_retention_are_trimmed_and_the_stream_is_lef
     // The payment stream is never trimmed by retention: its entries leave only when the
     // script that records or dead-letters them acknowledges them.
     store.ensure_group().await.unwrap();
-    let before = app.backlog().await;
+    let before = store.backlog().await.unwrap();
     let live = new_id();
     store.accept(&live, Cents::new(100), 0).await.unwrap();
-    assert_eq!(app.backlog().await, before + 1);
+    assert_eq!(store.backlog().await.unwrap(), before + 1);
     assert_eq!(
         retention::compact_summary(store, Duration::ZERO, 10)
             .await
@@ -526,12 +514,12 @@ async fn dead_letters_older_than_the_retention_are_trimmed_and_the_stream_is_lef
     retention::trim_dead_letters(store, Duration::from_millis(1))
         .await
         .unwrap();
-    assert_eq!(app.backlog().await, before + 1);
+    assert_eq!(store.backlog().await.unwrap(), before + 1);
 }
 
 #[tokio::test]
 async fn the_default_retention_is_seven_days() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let id = new_id();
     app.store.accept(&id, Cents::new(100), 0).await.unwrap();
     app.store

@@ -9,7 +9,7 @@ use common::retention;
 use common::store::{RecordRequest, Recorded, Store, Window};
 use uuid::Uuid;
 
-use crate::helpers::spawn_patient_app;
+use crate::helpers::patient_store;
 
 const SECOND: i64 = 1_000;
 const HOUR: i64 = 3_600_000;
@@ -123,7 +123,7 @@ pub(crate) async fn record_random(
     }
 }
 
-/// Writes `n` random payments' summary the way revisions before the roll-ups did: the
+/// Writes `n` random payments' summary the way versions before the roll-ups did: the
 /// second's count and cents, the seconds index, the per-payment member. No minute, hour or
 /// day.
 async fn record_random_before_roll_ups(
@@ -176,7 +176,7 @@ async fn hget(store: &Store, key: &str, field: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_summary_equals_a_brute_force_count_for_any_window() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let mut rng = Lcg(0x5eed);
     let range = (MIDNIGHT + 12 * HOUR + 34 * 60_000 + 56 * SECOND, 6 * SECOND);
@@ -193,7 +193,7 @@ async fn the_summary_equals_a_brute_force_count_for_any_window() {
 
 #[tokio::test]
 async fn the_summary_equals_a_brute_force_count_across_minutes_hours_and_days() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let mut rng = Lcg(0xda75);
     // Three days from 2 h before a midnight, plus crowds of payments a few seconds either
@@ -238,7 +238,7 @@ async fn the_summary_equals_a_brute_force_count_across_minutes_hours_and_days() 
 
 #[tokio::test]
 async fn a_bucket_that_would_overflow_fails_its_payment_alone() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let (full, fine) = (new_id(), new_id());
     for id in [&full, &fine] {
@@ -283,7 +283,7 @@ async fn a_bucket_that_would_overflow_fails_its_payment_alone() {
 
 #[tokio::test]
 async fn sums_beyond_2_53_per_call_and_2_63_per_day_stay_exact() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let keys = store.keys().summary(Processor::Default);
     let mut recorded = Vec::new();
@@ -371,13 +371,13 @@ async fn sums_beyond_2_53_per_call_and_2_63_per_day_stay_exact() {
 
 #[tokio::test]
 async fn seconds_recorded_before_the_roll_ups_are_read_exactly_then_rolled_up() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let mut rng = Lcg(0x01d);
     let range = (MIDNIGHT - 3 * HOUR, 2 * DAY);
     let crowd = (MIDNIGHT - 2 * SECOND, 4 * SECOND);
     let mut recorded = Vec::new();
-    // An older revision's summary, then this revision's records into the same time range
+    // An older version's summary, then the current version's records into the same time range
     // (some into the same seconds): until rolled up, queries read around the old seconds.
     record_random_before_roll_ups(store, &mut rng, range, 200, &mut recorded).await;
     record_random_before_roll_ups(store, &mut rng, crowd, 50, &mut recorded).await;
@@ -417,7 +417,7 @@ async fn seconds_recorded_before_the_roll_ups_are_read_exactly_then_rolled_up() 
 
 #[tokio::test]
 async fn a_purge_deletes_every_summary_key() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let mut rng = Lcg(0x9e);
     let range = (MIDNIGHT, 2 * DAY);

@@ -1,13 +1,15 @@
-//! Configuration from the environment, parsed once into typed values. Every reader takes a
-//! lookup function, so tests pass a map instead of touching the process environment, and
-//! every failure names the variable.
+//! Reading the environment: where values come from ([`Env`]: the process, or a map in
+//! tests), the one error ([`ConfigError`], naming the variable), the parsers every setting
+//! uses (numbers, ranges, durations with units, flags, URLs, listen addresses), and the
+//! shared variables' names and defaults.
+//!
+//! A leaf: it imports nothing of the crate. Before it: the process environment. After it:
+//! the settings built from it ([`super::redis`], [`super::retention`], the binaries' own
+//! configs), and [`crate::telemetry`], [`crate::runtime`].
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
-
-use crate::keys::Keys;
-use crate::store::RedisOptions;
 
 /// Names of the environment variables shared by the binaries.
 pub mod vars {
@@ -237,50 +239,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Redis settings and key prefix, shared by the gateway and the worker.
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    pub options: RedisOptions,
-    pub keys: Keys,
-    /// What is kept in Redis and for how long (the worker enforces it).
-    pub retention: crate::retention::RetentionConfig,
-}
-
-impl RedisConfig {
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let url = raw(env, vars::REDIS_URL).unwrap_or_else(|| defaults::REDIS_URL.to_string());
-        redis::Client::open(url.as_str())
-            .map_err(|e| ConfigError::new(vars::REDIS_URL, url.clone(), e))?;
-        let prefix = raw(env, vars::KEY_PREFIX).unwrap_or_else(|| defaults::KEY_PREFIX.to_string());
-        if !prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(ConfigError::new(
-                vars::KEY_PREFIX,
-                prefix,
-                "only letters, digits, '-' and '_' are allowed",
-            ));
-        }
-        let timeout = millis(
-            env,
-            vars::REDIS_TIMEOUT_MS,
-            defaults::REDIS_TIMEOUT_MS,
-            10..=60_000,
-        )?;
-        let mut options = RedisOptions::new(url);
-        options.response_timeout = timeout;
-        options.connect_timeout = timeout.min(std::time::Duration::from_secs(1));
-        let retention = crate::retention::RetentionConfig::from_env(env)?;
-        options.payment_retention = retention.payment_retention;
-        Ok(Self {
-            options,
-            keys: Keys::new(&prefix),
-            retention,
-        })
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -309,22 +267,6 @@ mod tests {
         assert_eq!(parse::<u32>(&env, "BLANK", 7).unwrap(), 7);
         assert_eq!(parse::<u32>(&env, "UNSET", 8).unwrap(), 8);
         assert_eq!(http_url(&env, "U", "http://h:1/").unwrap(), "http://h:1");
-    }
-
-    #[test]
-    fn redis_config_validates_url_and_prefix() {
-        let bad_url = HashMap::from([(vars::REDIS_URL, "postgres://x")]);
-        assert_eq!(
-            RedisConfig::from_env(&bad_url).unwrap_err().var,
-            vars::REDIS_URL
-        );
-        let bad_prefix = HashMap::from([(vars::KEY_PREFIX, "a}b")]);
-        assert_eq!(
-            RedisConfig::from_env(&bad_prefix).unwrap_err().var,
-            vars::KEY_PREFIX
-        );
-        let ok = RedisConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
-        assert_eq!(ok.keys.stream(), "{ps}:stream");
     }
 
     #[test]

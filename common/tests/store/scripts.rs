@@ -11,7 +11,7 @@ use common::store::{
 };
 use uuid::Uuid;
 
-use crate::helpers::spawn_patient_app;
+use crate::helpers::patient_store;
 
 fn new_id() -> PaymentId {
     PaymentId::new(Uuid::new_v4())
@@ -70,7 +70,7 @@ async fn begin(
 
 #[tokio::test]
 async fn recording_twice_counts_once() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let id = new_id();
     let store = &app.store;
     assert_eq!(
@@ -104,7 +104,7 @@ async fn recording_twice_counts_once() {
 
 #[tokio::test]
 async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -194,7 +194,7 @@ async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
 
 #[tokio::test]
 async fn a_pin_left_without_a_bound_gets_the_longest_bound_not_none() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -228,7 +228,7 @@ async fn a_pin_left_without_a_bound_gets_the_longest_bound_not_none() {
 
 #[tokio::test]
 async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -283,7 +283,7 @@ async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
 async fn a_heartbeat_over_several_script_calls_reports_every_lost_entry() {
     // More entries than one touch call carries: the lost ones of every call are reported,
     // and the rest stay with the consumer.
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = &app.store;
     let mut entries = Vec::new();
     for _ in 0..(2 * common::store::MAX_BATCH + 10) {
@@ -321,7 +321,7 @@ async fn a_heartbeat_over_several_script_calls_reports_every_lost_entry() {
 
 /// A second store on `app`'s Redis and keys with at most `max` payments per script call
 /// and the given lingers.
-fn capped_store(app: &crate::helpers::TestApp, max: usize, lingers: Lingers) -> Store {
+fn capped_store(app: &crate::helpers::TestStore, max: usize, lingers: Lingers) -> Store {
     Store::connect_lazy(
         &RedisOptions::new(app.redis.url()),
         app.store.keys().clone(),
@@ -358,7 +358,7 @@ async fn script_calls(store: &Store) -> u64 {
 async fn begin_and_record_batches_are_split_at_the_stores_batch_max() {
     // SCRIPT_BATCH_MAX: a worker's begin and record batches never carry more than its
     // maximum, so no one script call holds Redis (and every accept behind it) for longer.
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let linger = Duration::from_millis(200);
     let store = capped_store(
         &app,
@@ -422,7 +422,7 @@ async fn begin_and_record_batches_are_split_at_the_stores_batch_max() {
 async fn a_heartbeat_is_split_at_the_stores_batch_max() {
     // The worker's heartbeat touches its in-flight entries in calls of SCRIPT_BATCH_MAX,
     // for the same reason as its begins and records: five entries at most two a call.
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let store = capped_store(&app, 2, Lingers::default());
     let mut entries = Vec::new();
     for _ in 0..5 {
@@ -437,7 +437,7 @@ async fn a_heartbeat_is_split_at_the_stores_batch_max() {
 
 #[tokio::test]
 async fn a_consumer_that_lost_its_entry_cannot_begin_and_its_heartbeat_says_so() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "frozen").await;
@@ -485,7 +485,7 @@ async fn a_consumer_that_lost_its_entry_cannot_begin_and_its_heartbeat_says_so()
 
 #[tokio::test]
 async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -526,7 +526,7 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
 
 #[tokio::test]
 async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;
@@ -606,7 +606,7 @@ async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
 
 #[tokio::test]
 async fn a_purge_racing_posts_never_strands_a_queued_payment() {
-    let app = std::sync::Arc::new(spawn_patient_app().await);
+    let app = std::sync::Arc::new(patient_store());
     let store = app.store.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut posters = tokio::task::JoinSet::new();
@@ -667,7 +667,7 @@ async fn a_purge_racing_posts_never_strands_a_queued_payment() {
 
 #[tokio::test]
 async fn a_kept_pin_never_expires() {
-    let app = spawn_patient_app().await;
+    let app = patient_store();
     let id = new_id();
     let store = &app.store;
     let entry = accept_and_deliver(store, &id, 100, "c1").await;

@@ -1,0 +1,65 @@
+//! The one error type of every Redis operation: what a caller needs to tell apart
+//! (certainly not run, maybe run, a reply no script gives, a summary edge that cannot be
+//! answered exactly).
+//!
+//! A leaf: it imports only [`crate::time`], so every module can import it and none is
+//! imported back. Raised by: every [`crate::store`] operation, [`crate::batch`] (which hands
+//! a failed script call to each of its callers) and [`crate::retention`]. Read by: the
+//! gateway's error mapping (503, 504, 422) and the worker's back-off.
+
+use crate::time::Millis;
+
+/// A Redis failure as the callers need to tell it apart.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The command was certainly not executed: Redis refused the connection, or answered
+    /// with an error before running anything (loading, busy). The caller may back off and
+    /// retry; the gateway answers 503.
+    #[error("redis unavailable: {0}")]
+    Unavailable(#[source] redis::RedisError),
+    /// The command was sent but no answer came (timeout, connection lost while waiting):
+    /// it may or may not have run. The gateway answers 504 "outcome unknown".
+    #[error("redis outcome unknown: {0}")]
+    Unknown(#[source] redis::RedisError),
+    /// Redis answered something a script never returns: a bug or a foreign key layout.
+    #[error("unexpected redis reply: {0}")]
+    Unexpected(String),
+    /// A summary window has a millisecond edge in a second whose detail was dropped
+    /// (`SUMMARY_DETAIL_RETENTION`, `drop_detail.lua`): it cannot be answered exactly. The
+    /// detail is kept from `kept_from` (ms) on; the gateway answers 422.
+    #[error("summary detail dropped before {kept_from} ms")]
+    DetailDropped { kept_from: Millis },
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        if written_maybe(&e) {
+            StoreError::Unknown(e)
+        } else {
+            StoreError::Unavailable(e)
+        }
+    }
+}
+
+/// Whether a failed command may have reached Redis and run. Only a refused connection
+/// (nothing was ever sent on it) and an error reply (Redis answered without running the
+/// script: LOADING, BUSY, NOSCRIPT, ...) are certain; every other I/O failure —
+/// a timeout, a reset or EOF while waiting for the answer — may follow a write.
+fn written_maybe(e: &redis::RedisError) -> bool {
+    if e.is_connection_refusal() {
+        return false;
+    }
+    !matches!(e.kind(), redis::ErrorKind::Server(_))
+}
+
+impl StoreError {
+    /// Bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "redis_unavailable",
+            StoreError::Unknown(_) => "redis_unknown",
+            StoreError::Unexpected(_) => "redis_unexpected",
+            StoreError::DetailDropped { .. } => "summary_detail_dropped",
+        }
+    }
+}

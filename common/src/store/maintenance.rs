@@ -1,0 +1,194 @@
+//! Operations outside a payment's own path: dead letters re-driven and counted, the
+//! stream's backlog and the consumer group's figures, the purge of everything, raw commands
+//! for the worker's stream upkeep, and the decoding of the entries it reads.
+//!
+//! Before it: the admin endpoints, the worker's reclaim and metrics tasks. After it: the
+//! stream, from which [`super::attempt`] takes payments again (a re-drive).
+
+use std::sync::LazyLock;
+
+use redis::aio::ConnectionLike;
+use redis::{Script, Value};
+
+use super::Store;
+use crate::entry::{self, as_str, StreamEntry};
+use crate::error::StoreError;
+use crate::keys::GROUP;
+use crate::payment::Processor;
+
+static REDRIVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../scripts/redrive.lua")));
+static PURGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../scripts/purge.lua")));
+
+impl Store {
+    /// Re-queues up to `limit` dead-lettered payments, reading the dead letters once from
+    /// the oldest; returns how many moved. Letters that name no payment stay.
+    pub async fn redrive_dead_letters(&self, limit: u64) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut moved = 0u64;
+        let mut after = String::from("0-0");
+        while moved < limit {
+            let (n, last): (u64, String) = REDRIVE
+                .key(self.keys.dead_letters())
+                .key(self.keys.stream())
+                .arg(self.keys.payment_prefix())
+                .arg((limit - moved).min(1_000))
+                .arg(&after)
+                .invoke_async(&mut conn)
+                .await?;
+            moved += n;
+            if last.is_empty() {
+                break;
+            }
+            after = last;
+        }
+        Ok(moved)
+    }
+
+    /// Number of dead letters waiting.
+    pub async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("XLEN")
+            .arg(self.keys.dead_letters())
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// The consumer group's pending entries and lag (entries not yet delivered).
+    pub async fn group_info(&self) -> Result<(u64, u64), StoreError> {
+        let mut conn = self.conn.clone();
+        let groups: Vec<std::collections::HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(self.keys.stream())
+            .query_async(&mut conn)
+            .await?;
+        let int = |v: Option<&Value>| match v {
+            Some(Value::Int(n)) => (*n).max(0) as u64,
+            _ => 0,
+        };
+        Ok(groups
+            .iter()
+            .find(|g| matches!(g.get("name"), Some(v) if as_str(v) == Some(GROUP)))
+            .map(|g| (int(g.get("pending")), int(g.get("lag"))))
+            .unwrap_or_default())
+    }
+
+    /// Number of entries in the stream (queued or in flight: processed ones are deleted).
+    pub async fn backlog(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("XLEN")
+            .arg(self.keys.stream())
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Deletes every payment, status, summary and dead letter; keeps the consumer group.
+    /// A payment goes together with its stream entry (`purge.lua`), and payments accepted
+    /// while the purge runs are kept whole: a concurrent POST never leaves a "queued"
+    /// status without its entry.
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let info: Result<std::collections::HashMap<String, Value>, _> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(self.keys.stream())
+            .query_async(&mut conn)
+            .await;
+        let last = match info {
+            Ok(info) => info
+                .get("last-generated-id")
+                .and_then(as_str)
+                .unwrap_or("0-0")
+                .to_string(),
+            // No stream yet.
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
+                "0-0".to_string()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut deleted = 0u64;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.keys.payment_pattern())
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !batch.is_empty() {
+                let mut invocation = PURGE.prepare_invoke();
+                invocation.key(self.keys.stream());
+                for key in &batch {
+                    invocation.key(key);
+                }
+                invocation.arg(GROUP).arg(&last);
+                let n: u64 = invocation.invoke_async(&mut conn).await?;
+                deleted += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut pipe = redis::pipe();
+        for processor in Processor::ALL {
+            pipe.cmd("UNLINK")
+                .arg(&self.keys.summary(processor).all())
+                .ignore();
+        }
+        pipe.cmd("UNLINK").arg(self.keys.dead_letters()).ignore();
+        // Entries up to where the purge started whose payment is gone (all of them now).
+        pipe.cmd("XTRIM")
+            .arg(self.keys.stream())
+            .arg("MINID")
+            .arg(next_entry_id(&last))
+            .ignore();
+        let _: () = pipe.query_async(&mut conn).await?;
+        Ok(deleted)
+    }
+
+    /// Runs a raw command on the shared connection (for worker-side stream maintenance).
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        let value = conn.req_packed_command(cmd).await?;
+        redis::from_redis_value(value).map_err(|e| StoreError::Unexpected(e.to_string()))
+    }
+
+    /// Decodes XREADGROUP / XCLAIM style entries (`[[id, [field, value, ...]], ...]`).
+    pub fn decode_entries(
+        entries: &[Value],
+    ) -> (Vec<StreamEntry>, Vec<(String, entry::EntryError)>) {
+        let mut good = Vec::with_capacity(entries.len());
+        let mut bad = Vec::new();
+        for item in entries {
+            let Value::Array(parts) = item else { continue };
+            let (Some(id), fields) = (parts.first().and_then(as_str), parts.get(1)) else {
+                continue;
+            };
+            let fields: &[Value] = match fields {
+                Some(Value::Array(f)) => f,
+                _ => &[],
+            };
+            match entry::decode(id.to_string(), fields) {
+                Ok(e) => good.push(e),
+                Err(e) => bad.push((id.to_string(), e)),
+            }
+        }
+        (good, bad)
+    }
+}
+
+/// The smallest stream entry id after `id` (`XTRIM MINID` keeps ids at or above it).
+fn next_entry_id(id: &str) -> String {
+    match id.split_once('-') {
+        Some((ms, seq)) => match seq.parse::<u64>() {
+            Ok(seq) if seq < u64::MAX => format!("{ms}-{}", seq + 1),
+            _ => format!("{}-0", ms.parse::<u64>().unwrap_or(0).saturating_add(1)),
+        },
+        None => "0-1".to_string(),
+    }
+}
