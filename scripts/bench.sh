@@ -3,7 +3,7 @@
 # Each section runs on its own fresh stack in RUN_DIR/<section> (RUN_DIR: a
 # new mktemp -d, printed, or an empty directory you name), stopped when the section ends:
 #
-#   ref      The reference scenario (SPEC §5, `paystream-load rinha` as demo.sh runs it)
+#   ref      The reference scenario (docs/protocol.md §5, `paystream-load rinha` as demo.sh runs it)
 #            against a static nginx on STATIC_PORT (9998) — `return 202` to POST /payments, a
 #            fixed zero summary to GET /payments-summary — and against the stack (as demo.sh
 #            starts it, AOF `appendfsync` REDIS_APPENDFSYNC), alternating, REF_ROUNDS (2)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: builds everything, installs what is missing (redis-server, nginx, curl via
 # apt-get when root), starts two simulated processors on :8001/:8002 and the full stack on
-# :9999 (scripts/up.sh), runs the reference load test (SPEC section 5) and prints its
+# :9999 (scripts/up.sh), runs the reference load test (docs/protocol.md §5) and prints its
 # score, then prints our summary next to the processors' own. Stops everything it started.
 # Runs on a fresh RUN_DIR (a new mktemp -d, printed) so no earlier backlog distorts it.
 #

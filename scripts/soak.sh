@@ -2,7 +2,7 @@
 # The soak (a benchmark, not CI): builds everything, starts two simulated processors and the
 # full local stack (scripts/up.sh: Redis with AOF, two workers, two gateways, nginx) with a
 # retention short enough to pass within the run, then `paystream-load soak`: open-loop
-# payments through nginx :9999 at RATE for DURATION_SECS while SPEC section 5's six processor
+# payments through nginx :9999 at RATE for DURATION_SECS while docs/protocol.md §5's six processor
 # conditions cycle every 10 s; the checker every 10 s on the recent window and on one
 # OLD_CHECK_AGE_SECS back (compacted detail); every SAMPLE_SECS the RSS and CPU of every
 # stack process (re-read from up.sh's pid files, so a restarted one is followed) and of the

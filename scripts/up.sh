@@ -17,18 +17,18 @@
 #   UPSTREAM: unix (nginx reaches the gateways over Unix sockets in $RUN_DIR) or tcp
 #     (127.0.0.1:GATEWAY_PORTS);
 #   REDIS_TRANSPORT: unix (gateways and worker use Redis' Unix socket) or tcp;
-#   REDIS_AOF (yes), REDIS_APPENDFSYNC (always): persistence. `always` keeps SPEC §2's
+#   REDIS_AOF (yes), REDIS_APPENDFSYNC (always): persistence. `always` keeps docs/protocol.md §2's
 #     promise that a 2xx means durably in Redis (the reply waits for the fsync);
 #     `everysec` answers first and a host crash can lose the last second of accepted
-#     payments (README, "Durability"). AOF off = nothing survives a Redis restart;
+#     payments (docs/protocol.md §10). AOF off = nothing survives a Redis restart;
 #   REDIS_ACTIVE_EXPIRE_EFFORT (10): how hard Redis reclaims expired keys. Retention
 #     (PAYMENT_RETENTION) bounds memory only once expired status hashes are reclaimed;
-#     Redis' default (1) lets 10 % or more of them linger (README, "Soak");
+#     Redis' default (1) lets 10 % or more of them linger (docs/operations.md, "Soak");
 #   WORKER_NICE (10): the worker yields the CPU to the request path;
 #   ADMIN_TOKEN: required by the admin endpoints (purge, re-drive), unless
 #   PAYSTREAM_PROFILE=contest: the contest profile runs them without a token, because the
 #     reference load test purges without one (it sets PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN);
-#   plus every variable of the gateway and worker (README, "Configuration").
+#   plus every variable of the gateway and worker (docs/operations.md, "Configuration").
 #
 # Each component's pid is in $RUN_DIR/pids/<name>.pid (redis, worker-<i>, gateway-<i>,
 # nginx) while it runs.

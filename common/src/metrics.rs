@@ -1,4 +1,4 @@
-//! Metric names, one constant each, so the gateway, the worker, the README and the tests
+//! Metric names, one constant each, so the gateway, the worker, the docs and the tests
 //! agree. Naming: `paystream_<noun>_<unit>[_total]`, base units, bounded labels.
 
 /// HTTP requests served by the gateway; labels `route`, `status`.

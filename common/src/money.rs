@@ -3,8 +3,8 @@
 //!
 //! - [`Cents`]: one payment's amount, a whole number of cents (`i64`). Built from the text
 //!   of a JSON number by [`Cents::parse_amount`], under the rule of whoever reads it
-//!   ([`SubCents`]): the gateway refuses digits finer than a cent (SPEC §2, `422`), the
-//!   processors round them away (SPEC §3, "amount rounded to 2 decimals"). Everything else
+//!   ([`SubCents`]): the gateway refuses digits finer than a cent (docs/protocol.md §2, `422`), the
+//!   processors round them away (docs/protocol.md §3, "amount rounded to 2 decimals"). Everything else
 //!   about an amount (grammar, sign, the 1e13 cap) is the same for both.
 //! - [`Decimal`]: `units × 10^-scale` in an `i128`, for what is finer than a cent or larger
 //!   than a payment: fees (5 % of 19.90 is 0.995), sums of cents, the load test's score.
@@ -13,7 +13,7 @@
 //! `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, nothing around it), read digit by
 //! digit and never through `f64` (`19.9 * 100.0` is `1989.9999999999998`). One rounding
 //! rule: half away from zero (`0.005` → `0.01`, `-2.985` → `-2.99`), what money is
-//! usually rounded with and what SPEC §5's score has always used here. One rendering:
+//! usually rounded with and what docs/protocol.md §5's score has always used here. One rendering:
 //! `Display` prints exactly the decimals a value carries (`19.90`, `0.0015`);
 //! [`Decimal::trimmed`] and [`Decimal::round`] choose how many.
 //!
@@ -24,7 +24,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-/// Largest accepted amount, in whole currency units (SPEC §2).
+/// Largest accepted amount, in whole currency units (docs/protocol.md §2).
 pub const MAX_AMOUNT_UNITS: i64 = 10_000_000_000_000;
 /// Largest accepted amount in cents.
 pub const MAX_CENTS: i64 = MAX_AMOUNT_UNITS * 100;
@@ -174,10 +174,10 @@ pub struct Cents(i64);
 /// amounts: everything else of [`Cents::parse_amount`] is one rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubCents {
-    /// The gateway (SPEC §2): at most 2 decimals, else [`AmountError::TooPrecise`]
+    /// The gateway (docs/protocol.md §2): at most 2 decimals, else [`AmountError::TooPrecise`]
     /// (`19.900` is fine: trailing zeros add no precision).
     Reject,
-    /// The processors (SPEC §3): the amount is rounded to 2 decimals, half away from zero
+    /// The processors (docs/protocol.md §3): the amount is rounded to 2 decimals, half away from zero
     /// (`0.005` → 1 cent, `19.994` → 1999); what rounds to zero is
     /// [`AmountError::NotPositive`].
     Round,

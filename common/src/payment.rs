@@ -122,7 +122,7 @@ impl FromStr for Status {
     }
 }
 
-/// A payment request that passed every rule of SPEC §2. Only [`ValidPayment::parse`]
+/// A payment request that passed every rule of docs/protocol.md §2. Only [`ValidPayment::parse`]
 /// builds one, so holding one is proof of validity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValidPayment {

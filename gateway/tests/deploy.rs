@@ -1,5 +1,5 @@
 //! The deployment files, checked by reading them (no container engine runs where the tests
-//! do): `docker-compose.yml` keeps the contest's limits and wiring (SPEC section 5), the
+//! do): `docker-compose.yml` keeps the contest's limits and wiring (docs/protocol.md §5), the
 //! simulators' compose file creates the network it joins, the `Dockerfile` has one
 //! non-root target per binary, and `scripts/up.sh` can still rewrite `nginx.conf`.
 
@@ -234,7 +234,7 @@ fn services_are_wired_to_each_other() {
     let command = strings(&redis["command"]).join(" ");
     for flag in [
         "--appendonly yes",
-        // A 2xx means the payment is on disk (SPEC §2): Redis answers after the fsync.
+        // A 2xx means the payment is on disk (docs/protocol.md §2): Redis answers after the fsync.
         "--appendfsync always",
         "--maxmemory-policy noeviction",
     ] {
@@ -409,7 +409,7 @@ fn up_sh_refuses_to_start_without_a_token_or_the_contest_profile() {
 
 #[test]
 fn every_stack_runs_redis_with_a_durable_2xx() {
-    // SPEC §2: a 2xx means durably in Redis. With `everysec` Redis answers before the
+    // docs/protocol.md §2: a 2xx means durably in Redis. With `everysec` Redis answers before the
     // write reaches the disk and a host crash loses about the last second of accepted
     // payments; `always` answers after the fsync. The local stack defaults to it too.
     let up = repo_file("scripts/up.sh");

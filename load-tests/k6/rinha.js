@@ -1,4 +1,4 @@
-// Paystream's reference load test (SPEC section 5) as a k6 script.
+// Paystream's reference load test (docs/protocol.md §5) as a k6 script.
 //
 // The same scenario as `paystream-load rinha`, for comparing against the public contest's
 // tooling: virtual users ramp linearly from 1 to MAX_REQUESTS over six stages; each posts a

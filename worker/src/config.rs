@@ -68,14 +68,15 @@ pub mod defaults {
     /// payments/s they put several payments in one script call (and one fsync) where each
     /// had its own; 5 / 10 ms measured ~12 % less CPU per payment for the backend than
     /// 0 / 1 ms; 10 / 50 ms fewer script calls again and the lowest CPU in both rounds of
-    /// its comparison, by a margin the rounds' spread leaves unsettled (README, *Lingers*).
+    /// its comparison, by a margin the rounds' spread leaves unsettled (docs/benchmarks.md,
+    /// "Lingers").
     pub const BEGIN_LINGER_MS: u64 = 10;
     pub const RECORD_LINGER_MS: u64 = 50;
     /// Most payments per `begin` / `record` call, and entries per heartbeat `touch` call.
     /// Redis runs nothing else during a script, and batches of 100+ held it 2.4–6 ms while
     /// a backlog was released, every accept waiting behind them; 16 against 128 cut the
     /// reference run's p99 in that second to about a third and its p99 by a quarter, with
-    /// no CPU difference the runs resolve and possibly ~9 % less drain capacity (README,
+    /// no CPU difference the runs resolve and possibly ~9 % less drain capacity (docs/benchmarks.md,
     /// *Smaller script batches*).
     pub const SCRIPT_BATCH_MAX: usize = 16;
     pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
@@ -384,7 +385,7 @@ impl WorkerConfig {
         self.claim_idle + self.processor_timeout + self.ambiguity_grace
     }
 
-    /// The least `PAYMENT_RETENTION` this configuration allows (README, "Retention and the
+    /// The least `PAYMENT_RETENTION` this configuration allows (docs/operations.md, "Retention and the
     /// idempotency window"). Two things need a terminal status hash to outlive the payment's
     /// last traces:
     /// - the reused-id check ([`REUSE_MARGIN`]): an id accepted again after its status
@@ -396,7 +397,7 @@ impl WorkerConfig {
     ///   within the in-flight bound, and a `200` is recorded without the reused-id check. Its
     ///   record must still find the terminal status (a duplicate: nothing counted), which
     ///   holds while the id cannot have been accepted again. A worker frozen for longer
-    ///   with an answer in hand is not covered by any retention (README, "What this rests on").
+    ///   with an answer in hand is not covered by any retention (docs/protocol.md §9).
     ///
     /// Hence the margin plus [`RETENTION_SAFETY_FACTOR`] times the in-flight bound: that term
     /// is the tolerance for a worker clock running ahead, and covers a grace raised at run

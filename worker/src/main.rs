@@ -44,7 +44,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     }
     let shutdown = Shutdown::on_signals();
     // `WORKER_METRICS_ADDR=off` also turns recording off: without a recorder every metric
-    // call is a no-op (the cost is measured in the README).
+    // call is a no-op (docs/benchmarks.md measures the cost).
     if let Some(addr) = config.metrics_addr {
         let metrics = common::telemetry::install_metrics();
         let listener = tokio::net::TcpListener::bind(addr)

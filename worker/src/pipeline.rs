@@ -75,7 +75,7 @@ pub enum Finish {
 /// Handles one stream entry to the end (or until shutdown releases it, or the entry is
 /// found to belong to another consumer: `lost` is set by the heartbeat).
 /// The span is at `debug`: at the default `info` level building it (the fmt layer formats
-/// its field) cost 1.4 us per payment (README, "Where a gateway's and a worker's us go"), so
+/// its field) cost 1.4 us per payment (docs/benchmarks.md, *Retired studies*), so
 /// the events this module logs at `info` and above carry the correlation id themselves.
 #[tracing::instrument(level = "debug", skip_all, fields(correlation_id = %entry.payment))]
 pub async fn process(ctx: &Context, entry: &StreamEntry, lost: &AtomicBool) -> Finish {
@@ -536,7 +536,7 @@ impl<'a> Payment<'a> {
     }
 
     /// A permit to send the payment again to the processor its unresolved attempt is pinned
-    /// to, before the safe time: SPEC §3 allows a retry there at any time (its `200` stores
+    /// to, before the safe time: docs/protocol.md §3 allows a retry there at any time (its `200` stores
     /// it once, its `422` says it holds it; `begin` keeps the earlier attempt's bound). Only
     /// once a payment call to that processor has succeeded since the unresolved call started
     /// (or since the attempt was learned unresolved, for one this task did not make) — a

@@ -175,8 +175,8 @@ impl Store {
     /// no longer owns (claimed by another consumer, or acknowledged); see `touch.lua`.
     /// One script call per batch of the store's batch maximum ([`Store::with_batch_max`];
     /// the worker's `SCRIPT_BATCH_MAX`): a worker with hundreds in flight held Redis for up
-    /// to 5.6 ms in one call, and accepts arriving meanwhile waited behind it (README,
-    /// "What the p99 is made of"). Each entry is touched on its own, so the split changes
+    /// to 5.6 ms in one call, and accepts arriving meanwhile waited behind it (docs/benchmarks.md,
+    /// *Smaller script batches*). Each entry is touched on its own, so the split changes
     /// nothing else; a call that fails part-way leaves the earlier calls' entries touched.
     pub async fn touch(
         &self,

@@ -1,4 +1,4 @@
-//! Exhaustive model checking of the payment protocol (issue 9) with stateright.
+//! Exhaustive model checking of the payment protocol with stateright.
 //!
 //! - [`scripts`]: Redis as the Lua scripts of `common/src/scripts/` change it, one function
 //!   per script, and the scripts' contracts ([`contract`] checks them against the files).

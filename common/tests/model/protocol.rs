@@ -6,7 +6,7 @@
 //! same rate. Nothing bounds how long a worker's task takes between two of its steps (it can
 //! be slow anywhere); only the heartbeat of a worker that is not frozen runs on time (once
 //! per tick, `claim_idle` ≥ 3 ticks), so only a freeze or a crash lets a claim take an entry.
-//! The processors keep to SPEC §3 as the brief states it: a POST is received within `t` of
+//! The processors keep to docs/protocol.md §3: a POST is received within `t` of
 //! its send start (or never) and stored — or answered 500 or 422 — at most `g` after; a
 //! client timeout does not cancel it. A lookup is answered within `t` of being asked, from
 //! the processor's state at that moment.
@@ -89,7 +89,7 @@ pub struct Budget {
     pub redis_losses: u8,
     /// An operator re-drives the dead letters.
     pub redrives: u8,
-    /// A task calls begin.lua again while its attempt is unresolved, at any moment (SPEC §3
+    /// A task calls begin.lua again while its attempt is unresolved, at any moment (docs/protocol.md §3
     /// allows a retry on the pinned processor; the worker makes one once that processor
     /// answers again, and begin.lua sends a task wanting the other one back to resolving).
     /// Not a fault: budgeted only so that the states stay finite (each retry can leave one

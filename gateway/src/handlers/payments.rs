@@ -17,7 +17,7 @@ use crate::limits;
 use crate::responses::{self, Body};
 use crate::AppState;
 
-/// Largest accepted request body (SPEC §2).
+/// Largest accepted request body (docs/protocol.md §2).
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
 
 pub async fn create(

@@ -28,15 +28,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The reference test of SPEC section 5: ramping VUs, six processor stages, checker, score.
+    /// The reference test of docs/protocol.md §5: ramping VUs, six processor stages, checker, score.
     Rinha(RinhaArgs),
     /// Open-loop benchmark stepping through fixed arrival rates.
     Throughput(ThroughputArgs),
     /// Backlog drain: both processors fail while payments queue, then the default recovers;
     /// measures how fast the backlog is processed. Leaves both processors healthy, no delay.
     Drain(DrainArgs),
-    /// The soak (a benchmark, not CI): open-loop payments for a long run while SPEC section
-    /// 5's processor conditions cycle; checks, memory of every process and of Redis, a
+    /// The soak (a benchmark, not CI): open-loop payments for a long run while the processor
+    /// conditions of docs/protocol.md §5 cycle; checks, memory of every process and of Redis, a
     /// drain and the final totals; judges flatness once retention holds state steady.
     /// Leaves both processors healthy, no delay. Exits non-zero when the verdict fails.
     Soak(SoakArgs),

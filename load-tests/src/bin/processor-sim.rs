@@ -1,4 +1,4 @@
-//! `processor-sim`: one simulated payment processor (SPEC section 3) on a TCP port.
+//! `processor-sim`: one simulated payment processor (docs/protocol.md §3) on a TCP port.
 //!
 //! Configuration (env, `--port` wins over `PORT`): `PORT` (8080), `BIND` (0.0.0.0),
 //! `TRANSACTION_FEE` (0.05), `TOKEN` (123), `HEALTH_WINDOW_MS` (5000); `RUST_LOG` for

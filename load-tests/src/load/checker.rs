@@ -1,4 +1,4 @@
-//! The consistency checker of the reference test (SPEC section 5).
+//! The consistency checker of the reference test (docs/protocol.md §5).
 //!
 //! Every stage length, [`rinha`](super::rinha) asks the backend and both processors for the
 //! same recent window and compares the request counts; any difference is one inconsistency
@@ -6,7 +6,7 @@
 //! report.
 //!
 //! The window. The contest checks `[now - 15 s, now - 1.5 s]` every 10 s. The `to` offset is a
-//! property of the backend (SPEC 4.2 promises agreement for windows ending at least ~1.5 s in
+//! property of the backend (docs/protocol.md §4.2 promises agreement for windows ending at least ~1.5 s in
 //! the past), not of the schedule, so it stays 1.5 s in compressed runs; the window length
 //! (13.5 s = 1.35 stages) scales with the stage. A 10 s stage gives exactly the contest's
 //! window; a 1 s stage checks `[now - 2.85 s, now - 1.5 s]`.

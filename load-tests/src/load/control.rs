@@ -1,6 +1,6 @@
 //! Every HTTP call of a run that is not load: purging, setting processor conditions, and
 //! reading the summaries (backend `GET /payments-summary`, processors'
-//! `GET /admin/payments-summary`, SPEC sections 2 and 3).
+//! `GET /admin/payments-summary`, docs/protocol.md §2 and §3).
 //!
 //! [`rinha`](super::rinha) drives these around its load; [`checker`](super::checker) compares
 //! the summaries; [`score`](super::score) scores the final ones. Amounts are read as exact
@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use common::money::Decimal;
 
-/// Header carrying the processors' admin token (SPEC section 3).
+/// Header carrying the processors' admin token (docs/protocol.md §3).
 pub const PROCESSOR_TOKEN_HEADER: &str = "X-Rinha-Token";
 /// Header carrying the backend's admin token for `POST /purge-payments`.
 pub const BACKEND_TOKEN_HEADER: &str = "X-Admin-Token";
@@ -139,7 +139,7 @@ pub struct Endpoints {
 }
 
 impl Default for Endpoints {
-    /// The local stack (`scripts/up.sh`, SPEC section 6).
+    /// The local stack (`scripts/up.sh`, docs/protocol.md §6).
     fn default() -> Self {
         Endpoints {
             backend_url: "http://127.0.0.1:9999".into(),

@@ -1,4 +1,4 @@
-//! The reference load test (SPEC section 5): `paystream-load rinha`.
+//! The reference load test (docs/protocol.md §5): `paystream-load rinha`.
 //!
 //! One run, in order:
 //! 1. purge the backend and both processors ([`control`](super::control)), set stage 0;
@@ -64,7 +64,7 @@ pub struct RinhaConfig {
 }
 
 impl Default for RinhaConfig {
-    /// The contest's settings against the local stack (`scripts/up.sh`, SPEC section 6).
+    /// The contest's settings against the local stack (`scripts/up.sh`, docs/protocol.md §6).
     fn default() -> Self {
         RinhaConfig {
             endpoints: Endpoints::default(),
@@ -91,7 +91,7 @@ const fn cond(delay_ms: u64, failing: bool) -> Conditions {
     Conditions { delay_ms, failing }
 }
 
-/// The six stages of SPEC section 5, one per stage length.
+/// The six stages of docs/protocol.md §5, one per stage length.
 pub const STAGES: [Stage; 6] = [
     Stage {
         default: cond(0, false),

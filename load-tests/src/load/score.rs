@@ -1,4 +1,4 @@
-//! The reference test's score (SPEC section 5), in exact decimals.
+//! The reference test's score (docs/protocol.md §5), in exact decimals.
 //!
 //! Comes before: the final summaries ([`control`](super::control)), the run's p99
 //! ([`stats`](super::stats)) and the checker's verdicts ([`checker`](super::checker)).

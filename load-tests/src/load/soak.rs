@@ -7,7 +7,7 @@
 //! 2. post fresh payments of 19.90 open-loop at `rate` for `duration` (the
 //!    [`throughput`](super::throughput) client: keep-alive connections, latency from the due
 //!    time, a payment that cannot start within `max_lag` is dropped);
-//! 3. meanwhile cycle SPEC §5's six processor conditions ([`rinha`](super::rinha)'s stages),
+//! 3. meanwhile cycle docs/protocol.md §5's six processor conditions ([`rinha`](super::rinha)'s stages),
 //!    one per `stage`, for the whole run; every `stage` run the
 //!    [`checker`](super::checker) on the recent window (`now - 15 s .. now - 1.5 s` with 10 s
 //!    stages) and on the same window `old_check_age` earlier, whose detail is compacted; and

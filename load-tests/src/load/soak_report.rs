@@ -13,7 +13,7 @@
 //!
 //! Redis' memory is judged without the summary's kept time series (per-second counts and
 //! cents, their index, the compacted per-millisecond detail and the tenths of a second):
-//! the README states it is
+//! docs/operations.md states it is
 //! kept for good, growing with time (~11 bytes per millisecond with payments), not with
 //! payments; its growth is reported beside the verdict.
 
@@ -45,7 +45,7 @@ pub struct SoakSettings {
     /// Payments posted per second (open loop).
     pub rate: u64,
     pub duration_s: f64,
-    /// Length of each processor condition (SPEC §5's six, cycling) and the checker's period.
+    /// Length of each processor condition (docs/protocol.md §5's six, cycling) and the checker's period.
     pub stage_s: f64,
     pub sample_every_s: f64,
     pub connections: usize,

@@ -1,4 +1,4 @@
-//! Routing and the HTTP handlers of the processor API (SPEC section 3).
+//! Routing and the HTTP handlers of the processor API (docs/protocol.md §3).
 //!
 //! Before: [`server`](super::server) hands each request of a connection to [`handle`].
 //! After: handlers decide through [`admission`](super::admission),

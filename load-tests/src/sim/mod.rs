@@ -1,4 +1,4 @@
-//! A faithful simulator of the external payment processors (SPEC section 3).
+//! A faithful simulator of the external payment processors (docs/protocol.md §3).
 //!
 //! The worker's tests and the local stack need processors that behave like the real
 //! ones in every detail that decides correctness: the delay runs before the store and

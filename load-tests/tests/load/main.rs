@@ -161,7 +161,7 @@ fn assert_backend_matches_processors(
 /// grace at worst); a bound on a hang, not a performance claim.
 const AGREE_LIMIT: Duration = Duration::from_secs(30);
 
-/// SPEC 4.2's promise without its timing: for every window `(from, to)` (ISO-8601, as the
+/// docs/protocol.md §4.2's promise without its timing: for every window `(from, to)` (ISO-8601, as the
 /// checks sent them), the backend's summary comes to equal both processors' admin
 /// summaries of that exact window, count and amount, within [`AGREE_LIMIT`].
 async fn assert_windows_agree(stack: &Stack, windows: &[(String, String)]) {
@@ -188,7 +188,7 @@ async fn assert_windows_agree(stack: &Stack, windows: &[(String, String)]) {
     }
 }
 
-/// The report's score is what SPEC section 5's formula gives for the report's own summaries.
+/// The report's score is what docs/protocol.md §5's formula gives for the report's own summaries.
 fn assert_score_recomputes(report: &RinhaReport) {
     let s = &report.score;
     let summary = &report.summary;
@@ -351,7 +351,7 @@ async fn compressed_reference_run_scores_and_writes_its_files() {
         assert!(c.from < c.to, "{} .. {}", c.from, c.to);
         assert!(c.backend.is_some() && c.default.is_some() && c.fallback.is_some());
     }
-    // SPEC 4.2: the summary agrees with the processors for every window a check asked for,
+    // docs/protocol.md §4.2: the summary agrees with the processors for every window a check asked for,
     // and over the final window. Whether it already agreed when asked depends on the
     // machine's speed, so that figure (and what follows from it: the fine, the lag after
     // the settle time, a disqualification by a payment recorded between two reads) is
@@ -768,7 +768,7 @@ fn k6_script_is_self_contained() {
             "non built-in import {module:?}"
         );
     }
-    // The stages of SPEC section 5 are all there.
+    // The stages of docs/protocol.md §5 are all there.
     for needle in [
         "ramping-vus",
         "2000",
@@ -844,7 +844,7 @@ async fn k6_script_runs_a_compressed_reference_test_when_k6_is_installed() {
     assert_eq!(json["settings"]["check_from_offset_ms"], 2850);
     assert!(json["score"].as_str().unwrap().parse::<f64>().is_ok());
     // Every check's window is in the result, and the backend comes to agree with the
-    // processors over each (SPEC 4.2, as in the compressed run: whether it already agreed
+    // processors over each (docs/protocol.md §4.2, as in the compressed run: whether it already agreed
     // when k6 asked depends on the machine's speed, so that count is printed).
     let windows: Vec<(String, String)> = json["check_windows"]
         .as_array()

@@ -169,7 +169,7 @@ impl Router {
     }
 
     /// How long after an unanswered call ended the processor may still store it: its
-    /// queue wait plus its delay. SPEC §3: at most 500 requests wait for 800 slots, so a
+    /// queue wait plus its delay. docs/protocol.md §3: at most 500 requests wait for 800 slots, so a
     /// waiting request gets a slot within one delay, then runs its own: twice the reported
     /// delay, plus a second for the report's age and the network. Never below the
     /// configured floor (`AMBIGUITY_GRACE_MS`), which covers processors with no report yet.

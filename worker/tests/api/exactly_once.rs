@@ -225,7 +225,7 @@ async fn a_frozen_worker_that_wakes_while_another_owns_the_entry_stops_without_s
     assert_each_stored_once(&stack, &[id]).await;
 }
 
-/// Hole 2, the queue. A processor with few slots queues requests (SPEC §3), and a queued
+/// Hole 2, the queue. A processor with few slots queues requests (docs/protocol.md §3), and a queued
 /// request runs its whole delay once it gets a slot: it can be stored up to queue wait +
 /// delay after it arrived — here 2 × 1.5 s, beyond the old "delay + 1 s" grace counted
 /// from the send. A 404 before that proves nothing; moving the payment then stores it twice.
@@ -474,7 +474,7 @@ async fn a_502_after_the_store_is_ambiguous_not_a_failure() {
     }
 }
 
-/// SPEC §3's other way out of an ambiguous outcome: a retry on the processor the payment is
+/// docs/protocol.md §3's other way out of an ambiguous outcome: a retry on the processor the payment is
 /// pinned to. A proxy in front of default answers `502` without forwarding anything, so the
 /// first payment's outcome is unknown and default does not have it; its safe time is a minute
 /// away (`AMBIGUITY_GRACE_MS`). Once default takes calls again (the second payment succeeds

@@ -1,5 +1,5 @@
 //! Faults the worker must survive without losing or double-charging a payment: the
-//! processor condition schedule of SPEC §5 (compressed), `kill -9` of a worker process,
+//! processor condition schedule of docs/protocol.md §5 (compressed), `kill -9` of a worker process,
 //! a Redis restart under load, and the death of the health poller's leader.
 
 use std::sync::{Arc, Mutex};
@@ -100,7 +100,7 @@ async fn the_reference_schedule_compressed_stays_consistent_at_every_check() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let posting = post_loop(stack.clone(), 8, Duration::from_millis(20), stop.clone());
     let started = common::time::now_ms();
-    // SPEC §5 stages, 1 s each, delays scaled by 1/10: (default delay, failing), (fallback ...).
+    // docs/protocol.md §5 stages, 1 s each, delays scaled by 1/10: (default delay, failing), (fallback ...).
     let stages = [
         ((0, false), (0, false)),
         ((10, false), (0, false)),

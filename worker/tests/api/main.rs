@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod docs;
 mod exactly_once;
 mod faults;
 mod helpers;
