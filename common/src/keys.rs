@@ -172,13 +172,6 @@ impl Keys {
         }
     }
 
-    /// A per-millisecond bucket of one processor and UTC second (fields `n<ms offset>`,
-    /// `c<ms offset>`: count, cents). Not part of the layout the scripts use: it is the
-    /// alternative to `ev` that `paystream-load redis-cost` prices.
-    pub fn summary_ms_bucket(&self, processor: Processor, second: i64) -> String {
-        format!("{}:sum:{}:msb:{second}", self.tag, processor.as_str())
-    }
-
     /// Key of the health report of a processor (written by the health leader).
     pub fn health(&self, processor: Processor) -> String {
         format!("{}:health:{}", self.tag, processor.as_str())
@@ -206,7 +199,6 @@ mod tests {
             keys.payment_pattern(),
             keys.health(Processor::Default),
             keys.health_lease(Processor::Fallback),
-            keys.summary_ms_bucket(Processor::Default, 1_700_000_000),
         ];
         for p in Processor::ALL {
             all.extend(keys.summary(p).all().map(str::to_owned));

@@ -8,7 +8,6 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
 use super::{observe, Store};
@@ -47,16 +46,6 @@ impl Store {
         &self,
         batch: &[(PaymentId, Cents, u64)],
     ) -> Result<Vec<Accepted>, StoreError> {
-        self.accept_batch_on(&mut self.conn.clone(), batch).await
-    }
-
-    /// [`Store::accept_batch`] over another connection: what `paystream-load redis-pool`
-    /// uses to run the same script call over pooled connections.
-    pub async fn accept_batch_on<C: ConnectionLike + Send>(
-        &self,
-        conn: &mut C,
-        batch: &[(PaymentId, Cents, u64)],
-    ) -> Result<Vec<Accepted>, StoreError> {
         let Some((_, _, backlog_limit)) = batch.first() else {
             return Ok(Vec::new());
         };
@@ -70,7 +59,7 @@ impl Store {
                 .arg(id.encode(&mut buf))
                 .arg(amount.get());
         }
-        let replies: Vec<Value> = invocation.invoke_async(conn).await?;
+        let replies: Vec<Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
         observe("accept", started);
         replies.iter().map(accepted).collect()
     }

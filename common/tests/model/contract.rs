@@ -11,7 +11,8 @@ use crate::scripts::CONTRACTS;
 pub fn header(lua: &str) -> [String; 3] {
     let mut sections: [Vec<&str>; 3] = Default::default();
     let mut current = None;
-    for line in lua.lines() {
+    // A shebang line (`#!lua flags=...`) comes before the comment.
+    for line in lua.lines().skip_while(|line| line.starts_with("#!")) {
         let Some(text) = line.strip_prefix("--") else {
             break;
         };

@@ -497,6 +497,13 @@ pub const CONTRACTS: &[Contract] = &[
         returns: "Returns the number of payments moved (below ARGV[2] once nothing older is left).",
     },
     Contract {
+        script: "drop_consumers",
+        modelled: false,
+        keys: "KEYS[1] stream",
+        argv: "ARGV[1] group ARGV[2] least idle ms ARGV[3] this consumer",
+        returns: "Returns the names deleted.",
+    },
+    Contract {
         script: "drop_detail",
         modelled: false,
         keys: "KEYS[1] compacted detail (hash: second -> string) KEYS[2] watermark (string: the first second whose detail is kept) KEYS[3] days index KEYS[4] seconds not rolled up yet (older revisions; their days may be missing from the days index) KEYS[5] counts by bucket KEYS[6] cents by bucket (their tenths of a second)",

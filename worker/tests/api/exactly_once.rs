@@ -124,7 +124,7 @@ async fn a_worker_frozen_before_its_send(
     (frozen, id)
 }
 
-/// Hole 1. Worker A pins a payment to default and freezes (SIGSTOP) right before its send,
+/// Worker A pins a payment to default and freezes (SIGSTOP) right before its send,
 /// longer than the claim idle time. Worker B takes the entry over, learns default does not
 /// hold it, and moves it to fallback during a default outage. A wakes up with default
 /// healthy again: it must not send (its send window passed, and `begin` says the entry is
@@ -167,7 +167,7 @@ async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry
     assert_eq!(stack.totals().await, (0, 0, 1, 1234));
 }
 
-/// Hole 1, the fence itself. As above, but when A wakes up the payment is not done: B owns
+/// The fence itself. As above, but when A wakes up the payment is not done: B owns
 /// the entry and keeps retrying through an outage of both processors. A's send window has
 /// passed, so it confirms ownership again: `begin` answers "lost" and A's task stops
 /// without sending; the payment is stored once when the processors come back.
@@ -225,7 +225,7 @@ async fn a_frozen_worker_that_wakes_while_another_owns_the_entry_stops_without_s
     assert_each_stored_once(&stack, &[id]).await;
 }
 
-/// Hole 2, the queue. A processor with few slots queues requests (docs/protocol.md §3), and a queued
+/// The queue. A processor with few slots queues requests (docs/protocol.md §3), and a queued
 /// request runs its whole delay once it gets a slot: it can be stored up to queue wait +
 /// delay after it arrived — here 2 × 1.5 s, beyond the old "delay + 1 s" grace counted
 /// from the send. A 404 before that proves nothing; moving the payment then stores it twice.
@@ -285,7 +285,7 @@ async fn absence_is_only_judged_after_the_queue_wait_and_the_delay() {
     );
 }
 
-/// Hole 2, the clocks. Worker A's wall clock is a minute behind. It sends a payment to a
+/// The clocks. Worker A's wall clock is a minute behind. It sends a payment to a
 /// slow default processor and dies (kill -9) with the call in flight. Default is then
 /// reported failing, so worker B wants fallback for the payment it takes over: a rule
 /// computed from A's clock would think the grace long past, see a 404 while default is
@@ -339,7 +339,7 @@ async fn a_worker_with_a_wrong_clock_cannot_make_absence_look_proven() {
     assert!(stack.store.read_health().await.unwrap()[0].unwrap().failing);
 }
 
-/// Hole 4. Redis freezes under load: the gateway's calls time out after the script may
+/// Redis freezes under load: the gateway's calls time out after the script may
 /// have been sent (a frozen Redis still completes TCP handshakes, so nothing is refused).
 /// Those answers must not claim "not accepted" (503, which means nothing was written):
 /// they are 504 "outcome unknown", and some of them are charged once Redis resumes. (The
@@ -442,7 +442,7 @@ async fn a_frozen_redis_gets_504_outcome_unknown_never_a_503_that_charges() {
     );
 }
 
-/// Hole 5. A proxy in front of the default processor answers 502 after the processor
+/// A proxy in front of the default processor answers 502 after the processor
 /// stored the payment (the answer got lost on the way back). A 502 is not "not stored":
 /// the payment stays pinned and the lookup finds it; moving it to fallback would charge
 /// it twice.
@@ -506,7 +506,7 @@ async fn an_unforwarded_call_is_retried_on_its_processor_once_that_answers_again
     assert_eq!(stack.fallback.stored_count(), 0);
 }
 
-/// Hole 5. The processor answers 422 ("already stored") but its lookup keeps saying 404.
+/// The processor answers 422 ("already stored") but its lookup keeps saying 404.
 /// The payment must neither retry for ever nor move to the other processor: after
 /// MAX_ATTEMPTS it is dead-lettered with the reason, still pinned where it may be held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -574,7 +574,7 @@ async fn an_id_reused_after_its_status_expired_is_dead_lettered_not_counted_twic
     assert_eq!(stack.store.backlog().await.unwrap(), 0);
 }
 
-/// Hole 5. Stream entries nobody can decode are dead-lettered with the reason (and the
+/// Stream entries nobody can decode are dead-lettered with the reason (and the
 /// payment they name shows "failed"), never acknowledged silently with a status that says
 /// "queued" for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -655,7 +655,7 @@ async fn undecodable_entries_are_dead_lettered_with_a_reason() {
         .all(|(_, fields)| fields.iter().any(|(k, _)| k == "entry")));
 }
 
-/// Hole 5. `AMBIGUITY_GRACE_MS` is what protects payments while a processor has no health
+/// `AMBIGUITY_GRACE_MS` is what protects payments while a processor has no health
 /// report; below a delay a processor already reported, the worker refuses to start.
 #[tokio::test]
 async fn a_grace_below_a_reported_delay_stops_the_worker_naming_the_variable() {
