@@ -24,6 +24,9 @@
 #   REDIS_ACTIVE_EXPIRE_EFFORT (10): how hard Redis reclaims expired keys. Retention
 #     (PAYMENT_RETENTION) bounds memory only once expired status hashes are reclaimed;
 #     Redis' default (1) lets 10 % or more of them linger (docs/operations.md, "Soak");
+#   REDIS_MAXMEMORY (2gb): Redis' memory limit (noeviction). The gateways shed accepts from
+#     MEMORY_HIGH_WATER (90 %) of it on; sized with BACKLOG_LIMIT and PAYMENT_RETENTION
+#     (docs/operations.md, "Memory sizing");
 #   WORKER_NICE (10): the worker yields the CPU to the request path;
 #   ADMIN_TOKEN: required by the admin endpoints (purge, re-drive), unless
 #   PAYSTREAM_PROFILE=contest: the contest profile runs them without a token, because the
@@ -151,6 +154,7 @@ say "run dir: $RUN_DIR"
 say "redis on :$REDIS_PORT (data in $RUN_DIR/redis)"
 supervise redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
   --appendonly "${REDIS_AOF:-yes}" --appendfsync "${REDIS_APPENDFSYNC:-always}" --save "" --maxmemory-policy noeviction \
+  --maxmemory "${REDIS_MAXMEMORY:-2gb}" \
   --active-expire-effort "${REDIS_ACTIVE_EXPIRE_EFFORT:-10}" \
   --unixsocket "$RUN_DIR/redis.sock" --unixsocketperm 700 \
   --protected-mode no --daemonize no --logfile "$RUN_DIR/redis/redis.log"

@@ -13,8 +13,8 @@ use crate::time::Millis;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The command was certainly not executed: Redis refused the connection, or answered
-    /// with an error before running anything (loading, busy). The caller may back off and
-    /// retry; the gateway answers 503.
+    /// with an error before running anything (memory full, loading, busy). The caller may
+    /// back off and retry; the gateway answers 503.
     #[error("redis unavailable: {0}")]
     Unavailable(#[source] redis::RedisError),
     /// The command was sent but no answer came (timeout, connection lost while waiting):
@@ -42,14 +42,16 @@ impl From<redis::RedisError> for StoreError {
 }
 
 /// Whether a failed command may have reached Redis and run. Only a refused connection
-/// (nothing was ever sent on it) and an error reply (Redis answered without running the
-/// script: LOADING, BUSY, NOSCRIPT, ...) are certain; every other I/O failure —
-/// a timeout, a reset or EOF while waiting for the answer — may follow a write.
+/// (nothing was ever sent on it) and an error reply are certain: Redis answered without
+/// running the script — `OOM` (memory full: every script that grows state declares it, so
+/// Redis refuses it before its first command), `BUSY`, `LOADING`, `NOSCRIPT`, ... — whether
+/// redis-rs knows the code or not. Every other failure — a timeout, a reset or EOF while
+/// waiting for the answer — may follow a write.
 fn written_maybe(e: &redis::RedisError) -> bool {
     if e.is_connection_refusal() {
         return false;
     }
-    !matches!(e.kind(), redis::ErrorKind::Server(_))
+    e.code().is_none()
 }
 
 impl StoreError {

@@ -27,6 +27,9 @@ pub const STREAM_BACKLOG: &str = "paystream_stream_backlog_entries";
 /// payment with 503 (absent until it first does). The worker's `STREAM_BACKLOG` is the
 /// live value.
 pub const GATEWAY_SHED_BACKLOG: &str = "paystream_gateway_shed_backlog_entries";
+/// Redis' `used_memory / maxmemory` as the gateway last read it (0 without a `maxmemory`);
+/// accepts are shed from `MEMORY_HIGH_WATER` on.
+pub const REDIS_MEMORY_USED_RATIO: &str = "paystream_redis_memory_used_ratio";
 /// Clients the gateway's per-client rate limiter currently tracks (after its periodic cleanup).
 pub const RATE_LIMIT_TRACKED_CLIENTS: &str = "paystream_gateway_rate_limit_clients";
 /// Payments being handled by this worker right now.

@@ -13,6 +13,7 @@ pub mod vars {
     pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
     pub const ALLOW_UNAUTHENTICATED_ADMIN: &str = "PAYSTREAM_ALLOW_UNAUTHENTICATED_ADMIN";
     pub const BACKLOG_LIMIT: &str = "BACKLOG_LIMIT";
+    pub const MEMORY_HIGH_WATER: &str = "MEMORY_HIGH_WATER";
     pub const DRAIN_TIMEOUT_MS: &str = "DRAIN_TIMEOUT_MS";
     pub const RATE_LIMIT_PER_CLIENT: &str = "RATE_LIMIT_PER_CLIENT";
     pub const RATE_LIMIT_GLOBAL: &str = "RATE_LIMIT_GLOBAL";
@@ -27,6 +28,11 @@ pub mod defaults {
     pub const THREADS: usize = 1;
     /// Entries in the stream (queued + in flight) beyond which `POST /payments` sheds load.
     pub const BACKLOG_LIMIT: u64 = 500_000;
+    /// Percent of Redis' `maxmemory` from which `POST /payments` sheds load: the rest is
+    /// headroom for finishing what was accepted (records, dead letters, retention).
+    pub const MEMORY_HIGH_WATER: u8 = 90;
+    /// How often each gateway reads Redis' memory.
+    pub const MEMORY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
     pub const DRAIN_TIMEOUT_MS: u64 = 5_000;
     /// Rate limits are off unless configured: the reference load test must not meet them.
     pub const RATE_LIMIT_PER_CLIENT: u32 = 0;
@@ -81,6 +87,9 @@ pub struct GatewayConfig {
     pub admin: AdminAccess,
     /// 0 disables load shedding.
     pub backlog_limit: u64,
+    /// Percent of Redis' `maxmemory` from which accepts are shed; 0 = off (and off while
+    /// Redis has no `maxmemory`).
+    pub memory_high_water: u8,
     /// How long open connections get to finish after shutdown starts.
     pub drain_timeout: Duration,
     /// `POST /payments` rate limits (off by default).
@@ -165,6 +174,12 @@ impl GatewayConfig {
             redis: RedisConfig::from_env(env)?,
             admin: AdminAccess::from_env(env)?,
             backlog_limit: parse(env, vars::BACKLOG_LIMIT, defaults::BACKLOG_LIMIT)?,
+            memory_high_water: config::parse_in(
+                env,
+                vars::MEMORY_HIGH_WATER,
+                defaults::MEMORY_HIGH_WATER,
+                0..=100,
+            )?,
             drain_timeout: config::millis(
                 env,
                 vars::DRAIN_TIMEOUT_MS,
@@ -213,6 +228,9 @@ mod tests {
         assert!(!cfg.rate_limit.is_enabled());
         let bad = HashMap::from([(vars::LISTEN, "nope")]);
         assert_eq!(from_env(bad).unwrap_err().var, vars::LISTEN);
+        assert_eq!(cfg.memory_high_water, 90);
+        let bad = HashMap::from([(vars::MEMORY_HIGH_WATER, "101")]);
+        assert_eq!(from_env(bad).unwrap_err().var, vars::MEMORY_HIGH_WATER);
         let bad = HashMap::from([(vars::BACKLOG_LIMIT, "-1")]);
         assert_eq!(from_env(bad).unwrap_err().var, vars::BACKLOG_LIMIT);
         let bad = HashMap::from([(vars::ALLOW_UNAUTHENTICATED_ADMIN, "perhaps")]);

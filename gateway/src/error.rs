@@ -25,6 +25,10 @@ pub enum ApiError {
     Conflict { stored: String },
     #[error("backlog is full ({backlog} payments waiting); retry later")]
     Busy { backlog: u64 },
+    /// Redis memory is above `MEMORY_HIGH_WATER`: accepts stop before memory is full, so
+    /// the payments already accepted can still be finished and recorded.
+    #[error("storage is nearly full; nothing was written; retry later")]
+    MemoryHigh,
     #[error("storage unavailable, nothing was written; retry later")]
     Unavailable(#[source] StoreError),
     /// Redis did not answer after the request was sent: it may have taken effect.
@@ -75,7 +79,9 @@ impl ApiError {
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Busy { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy { .. } | ApiError::MemoryHigh | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -94,6 +100,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { .. } => "conflict",
             ApiError::Busy { .. } => "busy",
+            ApiError::MemoryHigh => "memory_high",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::OutcomeUnknown(_) => "outcome_unknown",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -113,6 +120,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Conflict { .. } => "Conflicting payment",
             ApiError::Busy { .. } => "Too many payments waiting",
+            ApiError::MemoryHigh => "Storage nearly full",
             ApiError::Unavailable(_) => "Service unavailable",
             ApiError::OutcomeUnknown(_) => "Outcome unknown",
             ApiError::RateLimited { .. } => "Too many requests",
@@ -138,7 +146,10 @@ impl ApiError {
             .status(status)
             .header(header::CONTENT_TYPE, "application/problem+json");
         match &self {
-            ApiError::Busy { .. } | ApiError::Unavailable(_) | ApiError::OutcomeUnknown(_) => {
+            ApiError::Busy { .. }
+            | ApiError::MemoryHigh
+            | ApiError::Unavailable(_)
+            | ApiError::OutcomeUnknown(_) => {
                 builder = builder.header(header::RETRY_AFTER, "1");
             }
             ApiError::RateLimited { retry_after_secs } => {

@@ -4,8 +4,8 @@
 //!
 //! A request passes: [`server`] (accept loop, keep-alive, header size cap, graceful drain) →
 //! [`router`] (method + path → handler, per-route metrics) → one of [`handlers`]:
-//! `payments` ([`limits`] first — per-client and global rate limits, when configured —,
-//! then parse the body into a `ValidPayment`, then one atomic script: status hash + `XADD`,
+//! `payments` ([`limits`] first — per-client and global rate limits, when configured, and
+//! Redis' memory against its high-water mark —, then parse the body into a `ValidPayment`, then one atomic script: status hash + `XADD`,
 //! which also sheds load when the backlog is over its limit), `status`, `summary`,
 //! `admin` (token or explicit opt-in), `health` → [`responses`] (static bodies, JSON
 //! writers) or [`error`] (the one error → problem+json mapping).
@@ -44,6 +44,8 @@ pub struct AppState {
     /// `POST /payments` rate limiters; `None` (the default) when every limit is off, so
     /// the hot path pays one branch.
     pub limits: Option<Arc<RateLimits>>,
+    /// Redis' memory against `MEMORY_HIGH_WATER`, updated by a task [`run`] starts.
+    pub memory: Arc<limits::MemoryWatch>,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
                 .metrics_addr
                 .map(|_| common::telemetry::install_metrics()),
             limits: RateLimits::from_config(&config.rate_limit).map(Arc::new),
+            memory: Arc::default(),
             config,
         }))
     }

@@ -101,6 +101,14 @@ pub async fn run(listener: impl Into<Listener>, state: Arc<AppState>, mut shutdo
         .limits
         .clone()
         .map(|l| tokio::spawn(limits::keep_bounded(l, limits::CLEANUP_INTERVAL)));
+    let memory = (state.config.memory_high_water > 0).then(|| {
+        tokio::spawn(limits::watch_memory(
+            state.store.clone(),
+            state.memory.clone(),
+            state.config.memory_high_water,
+            crate::config::defaults::MEMORY_POLL,
+        ))
+    });
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -120,7 +128,7 @@ pub async fn run(listener: impl Into<Listener>, state: Arc<AppState>, mut shutdo
         }
     }
     drop(listener);
-    if let Some(task) = cleanup {
+    for task in [cleanup, memory].into_iter().flatten() {
         task.abort();
     }
     let open = graceful.count();

@@ -486,3 +486,41 @@ fn up_sh_gives_every_process_its_own_metrics_port() {
         assert!(up.contains(needle), "up.sh no longer has {needle:?}");
     }
 }
+
+/// Bytes of a queued payment in Redis (its status hash and stream entry; docs/operations.md,
+/// "Memory sizing").
+const QUEUED_PAYMENT_BYTES: f64 = 253.0;
+
+#[test]
+fn compose_sizes_the_backlog_within_redis_memory() {
+    // A full backlog must fit under the gateways' high-water mark with room to spare for
+    // what finishes (records, retained statuses), or accepts would stop at memory, not at
+    // BACKLOG_LIMIT, and the limit would be a promise the memory cannot keep.
+    let compose = yaml("docker-compose.yml");
+    let command = strings(&compose["services"]["redis"]["command"]);
+    let at = command
+        .iter()
+        .position(|a| a == "--maxmemory")
+        .expect("redis runs with a maxmemory");
+    let maxmemory_mb = memory_mb(&command[at + 1]);
+    for name in GATEWAYS {
+        let gateway = &compose["services"][name];
+        let backlog: f64 = env(gateway, "BACKLOG_LIMIT")
+            .expect("BACKLOG_LIMIT set to what Redis can hold")
+            .parse()
+            .unwrap();
+        let high_water: f64 = env(gateway, "MEMORY_HIGH_WATER")
+            .map(|v| v.parse().unwrap())
+            .unwrap_or(90.0);
+        let backlog_mb = backlog * QUEUED_PAYMENT_BYTES / (1024.0 * 1024.0);
+        assert!(
+            backlog_mb <= maxmemory_mb * high_water / 100.0 / 2.0,
+            "{name}: a full backlog ({backlog_mb:.0} MB) takes over half of Redis' usable {maxmemory_mb} MB"
+        );
+        assert!(
+            env(gateway, "PAYMENT_RETENTION").is_some(),
+            "{name}: retention sized"
+        );
+    }
+    assert!(env(&compose["services"]["worker"], "PAYMENT_RETENTION").is_some());
+}

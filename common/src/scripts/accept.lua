@@ -1,3 +1,4 @@
+#!lua
 -- Accept payments: for each, create its status hash and append it to the stream, atomically.
 -- A correlation id seen before is never appended twice (idempotent replay / conflict), also
 -- within one call. Several concurrent requests share one call (the gateway batches them).

@@ -1,3 +1,4 @@
+#!lua
 -- Begin one send attempt per payment of a batch: confirm this consumer still owns the
 -- payment's stream entry, pin the payment to a processor BEFORE the call is made, and mark
 -- the attempt in flight until its outcome is known. A payment whose pinned processor may

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Compact the summary's per-payment detail of one processor: payments in `ev` whose
 -- requestedAt lies in a whole UTC second older than the horizon move, in one step, into
 -- one string per second of per-millisecond counts and cents. A query's partial edge

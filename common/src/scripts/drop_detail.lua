@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Drop one processor's compacted millisecond detail (compact.lua's per-second strings) for
 -- the seconds older than SUMMARY_DETAIL_RETENTION, and move the watermark that tells
 -- Store::summary from which second on the detail is still kept. The per-second, minute,

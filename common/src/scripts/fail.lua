@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Dead-letter a payment: status failed with the reason, a copy on the dead-letter stream,
 -- and the stream entry acknowledged — together. A processed payment is never failed, and
 -- neither is one that a processor may still hold (an attempt without a known outcome) unless

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- The deployment-wide health poller of one processor. The processors allow one health
 -- call per window for everybody together, so exactly one process holds a lease and only
 -- the holder polls, at most once per interval, whoever held the lease before.

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Purge one batch of payments found by SCAN: a payment goes with its stream entry or not at
 -- all, so a POST concurrent with a purge is either wholly cleared or wholly kept (never a
 -- "queued" status whose entry was trimmed). Terminal payments have no entry left; a payment

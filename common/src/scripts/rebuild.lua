@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Roll up the summary seconds recorded by versions before the roll-ups (they listed every
 -- second in a seconds index and wrote no minute, hour or day): for the earliest hours still
 -- listed, every minute of the hour, the hour and its day are recomputed from their parts,

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Record payments the processors stored (a group commit: several per call): for each,
 -- status, summary and acknowledgement change together or not at all. Recording twice is a
 -- no-op, so redelivery after a crash cannot double count. No ownership check: a processor's

@@ -1,3 +1,4 @@
+#!lua
 -- Re-drive dead letters: each dead-lettered payment becomes queued again with a fresh
 -- stream entry, and leaves the dead-letter stream — one entry at a time, atomically.
 -- The attempt counter goes on (a late answer to an old attempt can never be taken for a new

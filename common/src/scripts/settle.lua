@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- The processor definitely does not hold the payment: clear the in-flight mark so the payment
 -- may move to the other processor. Two ways to know it:
 --  'failed': this attempt got a definite failure (5xx of its failure mode, 429, connection

@@ -1,17 +1,21 @@
--- Read both processors' whole buckets for one window. Store::summary runs it in one
--- MULTI/EXEC with the reads of the window's partial edge seconds (the per-payment index and
--- the compacted detail, parsed by the caller: Lua would spend ~0.2-0.7 us per payment on
--- them), so the two totals always describe the same instant. Sums are done by the caller in
--- 128-bit integers. The caller splits the window: whole seconds, minutes and hours up to the
--- first and from the last whole day (at most 2 x 59 + 2 x 59 + 2 x 23 buckets), and whole
--- days, found through the days index.
+#!lua flags=no-writes
+-- Read both processors' whole buckets for one window, and then the reads of the window's
+-- partial edge seconds (the per-payment index and the compacted detail, returned raw and
+-- parsed by the caller: Lua would spend ~0.2-0.7 us per payment on them), all in this one
+-- script, so the two totals always describe the same instant. One script, not MULTI/EXEC:
+-- a transaction is refused while Redis memory is full, and a summary must still answer then
+-- (no-writes: it runs under a full memory, and Redis refuses any write it would attempt).
+-- Sums are done by the caller in 128-bit integers. The caller splits the window: whole
+-- seconds, minutes and hours up to the first and from the last whole day (at most
+-- 2 x 59 + 2 x 59 + 2 x 23 buckets), and whole days, found through the days index.
 -- A roll-up bucket is read through its parts instead when it is saturated ('sat', see
 -- record.lua) or spans a second not rolled up yet (the seconds index of versions before them,
 -- rebuild.lua), so every total stays exact.
 -- KEYS[1..4] default: counts by bucket, cents by bucket, days index, seconds not rolled up yet  KEYS[5..8] the same for fallback
 -- ARGV[1], ARGV[2] whole days range (scores, may be -inf/+inf; '' = none)
--- ARGV[3..] other whole buckets: fields '<second>', 'm<minute>', 'h<hour>'
--- Returns per processor {count, {cents of each bucket read}}
+-- ARGV[3] m, the number of other whole buckets  ARGV[4..3+m] those buckets: fields '<second>', 'm<minute>', 'h<hour>'
+-- ARGV[4+m..] edge reads, each as <argument count> <command> <arguments> (GET, HGET, HMGET, ZRANGEBYSCORE)
+-- Returns {{per processor {count, {cents of each bucket read}}}, {each edge read's reply, in order}}
 local SIZE = {d = 86400, h = 3600, m = 60}
 -- A roll-up bucket's kind and number ('d12' -> 'd', 12); nil for a second.
 local function rollup(field)
@@ -48,7 +52,7 @@ local function side(k)
   local n, c, days, legacy = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local pending = redis.call('EXISTS', legacy) == 1
   local fields = {}
-  for j = 3, #ARGV do
+  for j = 4, 3 + tonumber(ARGV[3]) do
     fields[#fields + 1] = ARGV[j]
   end
   if ARGV[1] ~= '' then
@@ -108,4 +112,16 @@ local function side(k)
   end
   return {count, cents}
 end
-return {side(1), side(5)}
+local READS = {GET = true, HGET = true, HMGET = true, ZRANGEBYSCORE = true}
+local reads = {}
+local i = 4 + tonumber(ARGV[3])
+while i <= #ARGV do
+  local argc = tonumber(ARGV[i])
+  local command = ARGV[i + 1]
+  if not READS[command] then
+    return redis.error_reply('summary: not an edge read: ' .. tostring(command))
+  end
+  reads[#reads + 1] = redis.call(unpack(ARGV, i + 1, i + argc))
+  i = i + argc + 1
+end
+return {{side(1), side(5)}, reads}

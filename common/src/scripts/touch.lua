@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Heartbeat: reset the idle time of the entries this consumer is still working on, so that
 -- reclaim (XAUTOCLAIM min-idle) only ever takes entries of consumers that stopped. An entry
 -- that is no longer pending on this consumer (another one claimed it, or it was acknowledged)

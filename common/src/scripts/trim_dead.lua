@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Drop dead letters older than the retention, on Redis' clock. Dead letters are a stream
 -- without a consumer group (nothing to acknowledge): their age is their entry id's time.
 -- KEYS[1] dead-letter stream

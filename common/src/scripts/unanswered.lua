@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- An attempt's call ended without a usable answer (timeout, reset, 502/504/408, or a 422 whose
 -- lookup did not find the payment): nothing of it can reach the processor after now, so the
 -- processor can only store it until now + its queue wait + delay (ARGV[3]). Shortens 'safe' to

@@ -157,9 +157,21 @@ impl Store {
     }
 
     /// Creates the stream and its consumer group if absent (reading from the start, so
-    /// entries appended before the group existed are consumed too).
+    /// entries appended before the group existed are consumed too). Looks first: creating
+    /// is refused while Redis memory is full, and a worker must still start then to finish
+    /// the payments already accepted.
     pub async fn ensure_group(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
+        let groups: Result<Vec<std::collections::HashMap<String, redis::Value>>, _> =
+            redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(self.keys.stream())
+                .query_async(&mut conn)
+                .await;
+        let named = |g: &std::collections::HashMap<String, redis::Value>| matches!(g.get("name"), Some(v) if crate::entry::as_str(v) == Some(GROUP));
+        if groups.is_ok_and(|groups| groups.iter().any(named)) {
+            return Ok(());
+        }
         let created: Result<String, redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(self.keys.stream())

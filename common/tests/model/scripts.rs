@@ -563,8 +563,8 @@ pub const CONTRACTS: &[Contract] = &[
         script: "summary",
         modelled: false,
         keys: "KEYS[1..4] default: counts by bucket, cents by bucket, days index, seconds not rolled up yet KEYS[5..8] the same for fallback",
-        argv: "ARGV[1], ARGV[2] whole days range (scores, may be -inf/+inf; '' = none) ARGV[3..] other whole buckets: fields '<second>', 'm<minute>', 'h<hour>'",
-        returns: "Returns per processor {count, {cents of each bucket read}}",
+        argv: "ARGV[1], ARGV[2] whole days range (scores, may be -inf/+inf; '' = none) ARGV[3] m, the number of other whole buckets ARGV[4..3+m] those buckets: fields '<second>', 'm<minute>', 'h<hour>' ARGV[4+m..] edge reads, each as <argument count> <command> <arguments> (GET, HGET, HMGET, ZRANGEBYSCORE)",
+        returns: "Returns {{per processor {count, {cents of each bucket read}}}, {each edge read's reply, in order}}",
     },
     Contract {
         script: "touch",

@@ -10,6 +10,7 @@
 // The gateway's and worker's name for this crate, so these tests read like theirs.
 extern crate paystream_common as common;
 
+mod consumers;
 mod helpers;
 mod retention;
 mod scripts;

@@ -54,6 +54,10 @@ async fn accept(
                 retry_after_secs: limits::retry_after_secs(wait),
             })?;
     }
+    // Redis' memory near full: stop accepting so what was accepted can still finish.
+    if state.memory.is_high() {
+        return Err(ApiError::MemoryHigh);
+    }
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         if !ct.starts_with("application/json") && !ct.contains("+json") {

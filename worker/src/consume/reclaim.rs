@@ -5,8 +5,8 @@
 //!   time) have their tasks stopped;
 //! - reclaim: `XAUTOCLAIM` entries idle longer than `claim_idle` — they belong to a
 //!   consumer that died — and process them here;
-//! - every so often, delete consumers that have nothing pending and have been idle long,
-//!   and publish the backlog gauge.
+//! - every so often, delete consumers that have nothing pending and have been idle long
+//!   (checked and deleted in one script), and publish the backlog gauge.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,11 +57,16 @@ pub async fn run(pool: Arc<Pool>) {
             metrics::gauge!(names::STREAM_GROUP_LAG).set(lag as f64);
         }
         if round % 30 == 0 {
-            if let Err(e) =
-                remove_stale_consumers(&ctx.store, &ctx.config.consumer, ctx.config.claim_idle * 10)
-                    .await
+            match ctx
+                .store
+                .drop_stale_consumers(&ctx.config.consumer, ctx.config.claim_idle * 10)
+                .await
             {
-                tracing::debug!(error = %e, "stale consumer cleanup failed");
+                Ok(gone) if !gone.is_empty() => {
+                    tracing::info!(consumers = ?gone, "removed stale consumers");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "stale consumer cleanup failed"),
             }
         }
     }
@@ -128,36 +133,4 @@ async fn reclaim(pool: &Arc<Pool>) -> Result<(), common::store::StoreError> {
         }
         cursor = next;
     }
-}
-
-/// Deletes consumers with no pending entries that have been idle longer than `idle`.
-async fn remove_stale_consumers(
-    store: &Store,
-    me: &str,
-    idle: Duration,
-) -> Result<(), common::store::StoreError> {
-    let mut cmd = redis::cmd("XINFO");
-    cmd.arg("CONSUMERS").arg(store.keys().stream()).arg(GROUP);
-    let consumers: Vec<std::collections::HashMap<String, Value>> = store.query(&cmd).await?;
-    for consumer in consumers {
-        let name = match consumer.get("name") {
-            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-            _ => continue,
-        };
-        let pending = matches!(consumer.get("pending"), Some(Value::Int(0)));
-        let idle_ms = match consumer.get("idle") {
-            Some(Value::Int(ms)) => *ms as u128,
-            _ => 0,
-        };
-        if name != me && pending && idle_ms > idle.as_millis() {
-            let mut del = redis::cmd("XGROUP");
-            del.arg("DELCONSUMER")
-                .arg(store.keys().stream())
-                .arg(GROUP)
-                .arg(&name);
-            let _: i64 = store.query(&del).await?;
-            tracing::info!(consumer = %name, "removed a stale consumer");
-        }
-    }
-    Ok(())
 }

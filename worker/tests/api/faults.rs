@@ -472,3 +472,76 @@ async fn kill_9_during_a_group_commit_counts_each_payment_once() {
         ids.len() as u64
     );
 }
+
+/// Sets Redis' `maxmemory` (0 = none) through the stack's own connection.
+async fn set_maxmemory(stack: &Stack, bytes: u64) {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("SET").arg("maxmemory").arg(bytes);
+    let _: String = stack.store.query(&cmd).await.unwrap();
+}
+
+/// Redis memory fills while payments arrive and default is failing. Accepts are shed (`503`,
+/// never `504`) from the high-water mark on, reads keep answering, no payment is sent to a
+/// processor while nothing could be recorded, a worker started meanwhile comes up, and once
+/// memory is freed and default recovers every accepted payment is processed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_sheds_accepts_keeps_reads_and_sends_nothing_it_cannot_record() {
+    let stack = Arc::new(spawn_stack().await);
+    stack.default.set_failure(true);
+    let policy = [("ROUTING_POLICY", "default-only")];
+    let _worker = stack.start_worker(&policy).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let posters = post_loop(stack.clone(), 4, Duration::from_millis(2), stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Above the high-water mark (90 %), below full: the gateway sheds once it has read it.
+    let (used, _) = stack.store.memory().await.unwrap();
+    set_maxmemory(&stack, used * 100 / 95).await;
+    let shed = Uuid::new_v4();
+    let mut refused = false;
+    for _ in 0..100 {
+        match stack.post(&shed, "1.00").await {
+            503 => {
+                refused = true;
+                break;
+            }
+            202 | 200 => {}
+            other => panic!("unexpected status {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "accepts not shed above the high-water mark");
+
+    // Full: every write that grows state is refused, a begin included.
+    set_maxmemory(&stack, used / 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let posts_before = stack.default.payment_posts() + stack.fallback.payment_posts();
+    let second = stack.start_worker(&policy);
+    let _second = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("a worker starts while Redis memory is full");
+    let summary = stack
+        .client
+        .get(stack.url("/payments-summary"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(summary.status(), 200, "the summary is readable");
+    let accepted = stack.accepted_in_redis().await;
+    assert!(accepted > 0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        stack.default.payment_posts() + stack.fallback.payment_posts(),
+        posts_before,
+        "payments sent to a processor while nothing could be recorded"
+    );
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let posted = posters.await.unwrap();
+    assert_eq!(posted.unknown, 0, "a POST answered neither 2xx nor 503");
+    assert!(!posted.refused.is_empty(), "no POST was refused");
+    set_maxmemory(&stack, 0).await;
+    stack.default.set_failure(false);
+    assert_exactly_once(&stack, &posted.accepted).await;
+    assert_eq!(stack.post(&Uuid::new_v4(), "1.00").await, 202);
+}

@@ -1,7 +1,8 @@
 //! `GET /payments-summary`: both processors' totals over a window, exact to the millisecond
 //! and the cent, read in one atomic step: `summary.lua` adds the whole buckets the
-//! [`plan`] lists, and the partial seconds at the window's edges are read here, through
-//! their tenths of a second and per payment (`ev` and the compacted detail).
+//! [`plan`] lists and returns, raw, the reads of the partial seconds at the window's edges,
+//! which are parsed here, through their tenths of a second and per payment (`ev` and the
+//! compacted detail).
 //!
 //! Before it: the summary buckets written by [`super::record`] (`record.lua`), compacted and
 //! dropped by [`crate::retention`]. After it: the gateway's summary handler, which renders
@@ -26,8 +27,8 @@ static SUMMARY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../scripts/summary.lua")));
 
 impl Store {
-    /// Both processors' totals over `window`, read in one atomic step (`MULTI`/`EXEC`):
-    /// `summary.lua` adds the whole buckets — at most ~300 plus the days of the window,
+    /// Both processors' totals over `window`, read in one atomic step (one `summary.lua`
+    /// call, which also runs while Redis memory is full): it adds the whole buckets — at most ~300 plus the days of the window,
     /// whatever its length — and the partial seconds at its edges are read here to the
     /// millisecond: their whole tenths of a second from their buckets, and the rest (at most
     /// half a tenth at each end) per payment from `ev` and the compacted detail (Redis sends
@@ -70,69 +71,74 @@ impl Store {
         for arg in plan.args() {
             invocation.arg(arg);
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let buckets = plan.reads_buckets();
-        if buckets {
-            pipe.invoke_script(&invocation);
-        }
+        // The edge reads run inside the script, after its bucket reads: one atomic step
+        // that also works while Redis memory is full (a MULTI would be refused then).
+        let mut reads = EdgeReads::default();
         for k in &keys {
             if plan.reads_edges() {
                 // From which second the detail is kept (`drop_detail.lua`).
-                pipe.cmd("GET").arg(&k.detail_kept_from);
+                reads.push(&["GET", &k.detail_kept_from]);
             }
             for e in &plan.edges {
-                let second = e.from.div_euclid(1000);
-                pipe.cmd("ZRANGEBYSCORE")
-                    .arg(&k.events)
-                    .arg(e.from)
-                    .arg(e.to);
-                pipe.cmd("HGET").arg(&k.detail).arg(second);
+                let second = e.from.div_euclid(1000).to_string();
+                reads.push(&[
+                    "ZRANGEBYSCORE",
+                    &k.events,
+                    &e.from.to_string(),
+                    &e.to.to_string(),
+                ]);
+                reads.push(&["HGET", &k.detail, &second]);
                 // Whether the second has payments: one without needs no detail.
-                pipe.cmd("HGET").arg(&k.counts).arg(second);
+                reads.push(&["HGET", &k.counts, &second]);
             }
             for e in &plan.fine {
                 let second = e.second();
-                pipe.cmd("HGET").arg(&k.detail).arg(second);
+                reads.push(&["HGET", &k.detail, &second.to_string()]);
                 // The second's count and cents, then its ten tenths'.
-                let tenths = (second * 10..second * 10 + 10).map(|t| Bucket::Tenth(t).field());
-                pipe.cmd("HMGET")
-                    .arg(&k.counts)
-                    .arg(second)
-                    .arg(tenths.clone().collect::<Vec<_>>());
-                pipe.cmd("HMGET")
-                    .arg(&k.cents)
-                    .arg(second)
-                    .arg(tenths.collect::<Vec<_>>());
+                let tenths: Vec<String> = (second * 10..second * 10 + 10)
+                    .map(|t| Bucket::Tenth(t).field())
+                    .collect();
+                for hash in [&k.counts, &k.cents] {
+                    let mut hmget = vec!["HMGET", hash.as_str()];
+                    let second = second.to_string();
+                    hmget.push(&second);
+                    hmget.extend(tenths.iter().map(String::as_str));
+                    reads.push(&hmget);
+                }
                 for piece in &e.pieces {
-                    pipe.cmd("ZRANGEBYSCORE")
-                        .arg(&k.events)
-                        .arg(piece.from)
-                        .arg(piece.to);
+                    reads.push(&[
+                        "ZRANGEBYSCORE",
+                        &k.events,
+                        &piece.from.to_string(),
+                        &piece.to.to_string(),
+                    ]);
                 }
             }
         }
+        for arg in reads.args {
+            invocation.arg(arg);
+        }
         let mut conn = self.conn.clone();
         let started = std::time::Instant::now();
-        let reply: Vec<Value> = match pipe.query_async(&mut conn).await {
-            // After a Redis restart (or SCRIPT FLUSH): load it, then once more.
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                invocation.load_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await?
-            }
-            other => other?,
-        };
+        let reply: Value = invocation.invoke_async(&mut conn).await?;
         observe("summary", started);
-        let mut reply = reply.into_iter();
-        let mut sums = [Sum::default(); 2];
-        if buckets {
-            match reply.next() {
-                Some(Value::Array(sides)) if sides.len() == 2 => {
-                    for (sum, side) in sums.iter_mut().zip(sides) {
-                        add_buckets(sum, side)?;
+        let (sides, reads) = match reply {
+            Value::Array(parts) if parts.len() == 2 => {
+                let mut parts = parts.into_iter();
+                match (parts.next(), parts.next()) {
+                    (Some(Value::Array(sides)), Some(Value::Array(reads))) if sides.len() == 2 => {
+                        (sides, reads)
                     }
+                    other => return Err(StoreError::Unexpected(format!("summary: {other:?}"))),
                 }
-                other => return Err(StoreError::Unexpected(format!("summary: {other:?}"))),
+            }
+            other => return Err(StoreError::Unexpected(format!("summary: {other:?}"))),
+        };
+        let mut reply = reads.into_iter();
+        let mut sums = [Sum::default(); 2];
+        if plan.reads_buckets() {
+            for (sum, side) in sums.iter_mut().zip(sides) {
+                add_buckets(sum, side)?;
             }
         }
         let missing = || StoreError::Unexpected("summary: edges missing".into());
@@ -328,6 +334,20 @@ fn add_compacted(sum: &mut Sum, packed: &str, lo: i64, hi: i64) -> Result<(), St
         sum.cents += cents;
     }
     Ok(())
+}
+
+/// The edge reads `summary.lua` runs after its bucket reads, as its trailing arguments:
+/// each command as `<argument count> <command> <arguments>`.
+#[derive(Default)]
+struct EdgeReads {
+    args: Vec<String>,
+}
+
+impl EdgeReads {
+    fn push(&mut self, command: &[&str]) {
+        self.args.push(command.len().to_string());
+        self.args.extend(command.iter().map(|a| a.to_string()));
+    }
 }
 
 #[cfg(test)]

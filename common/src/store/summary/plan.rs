@@ -165,9 +165,9 @@ impl SummaryPlan {
 
     /// `summary.lua`'s arguments: the days range, then the other buckets' fields.
     pub(super) fn args(&self) -> Vec<String> {
-        let mut args = Vec::with_capacity(2 + self.buckets.len());
+        let mut args = Vec::with_capacity(3 + self.buckets.len());
         let (d1, d2) = self.days.clone().unwrap_or_default();
-        args.extend([d1, d2]);
+        args.extend([d1, d2, self.buckets.len().to_string()]);
         args.extend(self.buckets.iter().map(|b| b.field()));
         args
     }
@@ -473,7 +473,10 @@ mod tests {
         let plan = SummaryPlan::of(Window::default(), Edges::Payments);
         assert_eq!(plan.days, Some(("-inf".into(), "+inf".into())));
         assert!(plan.buckets.is_empty());
-        assert_eq!(plan.args(), ["-inf".to_string(), "+inf".to_string()]);
+        assert_eq!(
+            plan.args(),
+            ["-inf".to_string(), "+inf".to_string(), "0".to_string()]
+        );
         // 2025-07-15T12:34:56.789Z .. 2025-07-18T01:02:03.004Z: partial seconds, then 3 s,
         // 25 min, 11 h to the first midnight; 2 days; 1 h, 2 min, 3 s after the last.
         let from = 1_752_582_896_789;
@@ -499,7 +502,8 @@ mod tests {
         assert_eq!(count(|b| matches!(b, Bucket::Second(_))), 3 + 3);
         assert_eq!(count(|b| matches!(b, Bucket::Minute(_))), 25 + 2);
         assert_eq!(count(|b| matches!(b, Bucket::Hour(_))), 11 + 1);
-        assert_eq!(plan.args()[2..].len(), plan.buckets.len());
+        assert_eq!(plan.args()[2], plan.buckets.len().to_string());
+        assert_eq!(plan.args()[3..].len(), plan.buckets.len());
         assert!(plan.args().contains(&"h486839".to_string()));
     }
 }
