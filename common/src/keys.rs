@@ -26,6 +26,9 @@ pub mod field {
     pub const STATUS: &str = "st";
     pub const PROCESSOR: &str = "proc";
     pub const REQUESTED_AT: &str = "req";
+    /// The earliest `requestedAt` any attempt of this payment sent (written by `begin.lua`
+    /// before the send): a processor showing an older one holds an earlier payment.
+    pub const FIRST_REQUESTED_AT: &str = "rq0";
     pub const ATTEMPTS: &str = "att";
     pub const ACCEPTED_AT: &str = "at";
     pub const UPDATED_AT: &str = "upd";

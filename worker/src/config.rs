@@ -390,9 +390,10 @@ impl WorkerConfig {
     /// last traces:
     /// - the reused-id check ([`REUSE_MARGIN`]): an id accepted again after its status
     ///   expired is told from the old payment by a processor's stored `requestedAt` older
-    ///   than its acceptance by more than the margin. The old `requestedAt` is at least the
-    ///   retention older, so the retention must exceed the margin plus what a worker clock
-    ///   ahead of Redis' adds;
+    ///   than the earliest this payment sent. The old one was sent at least the retention
+    ///   earlier, so the check holds while the old payment's worker was not ahead of the new
+    ///   one's by more than that: the margin is the worker-to-worker clock difference it
+    ///   tolerates;
     /// - a late answer: a call still open when another consumer recorded the payment ends
     ///   within the in-flight bound, and a `200` is recorded without the reused-id check. Its
     ///   record must still find the terminal status (a duplicate: nothing counted), which
@@ -409,9 +410,10 @@ impl WorkerConfig {
     }
 }
 
-/// How far a worker's clock (which stamps `requestedAt`) may be behind Redis' (which stamps
-/// acceptance) before a payment a processor shows is taken for an earlier one with the same
-/// id (`pipeline::record_found`). Below the least `PAYMENT_RETENTION` by the safety term of
+/// How far the worker that sent an earlier payment's `requestedAt` may be ahead of the workers
+/// of a later payment with the same id (accepted again after the first one's status expired)
+/// before the later one's lookup takes the earlier payment for its own
+/// (`pipeline::record_found`). Below the least `PAYMENT_RETENTION` by the safety term of
 /// [`WorkerConfig::min_payment_retention`]; far above any sane clock difference.
 pub const REUSE_MARGIN: Duration = Duration::from_secs(10 * 60);
 

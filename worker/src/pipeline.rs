@@ -224,6 +224,9 @@ impl<'a> Payment<'a> {
                 + ctx.config.processor_timeout
                 + ctx.config.late_delivery
                 + ctx.router.grace(wanted);
+            // Chosen before `begin`, which keeps the earliest one a payment sent: what tells
+            // this payment from an earlier one with the same id (`record_found`).
+            let requested_at = wall_now();
             let begun = store
                 .begin_attempt(
                     id,
@@ -231,6 +234,7 @@ impl<'a> Payment<'a> {
                     &ctx.config.consumer,
                     &self.entry.entry_id,
                     bound,
+                    requested_at,
                 )
                 .await;
             let attempt = match begun {
@@ -263,7 +267,10 @@ impl<'a> Payment<'a> {
                 metrics::counter!(names::RETRIES_TOTAL, "processor" => wanted.as_str())
                     .increment(1);
             }
-            if let Some(finish) = self.send(wanted, permit, attempt, start_by).await? {
+            if let Some(finish) = self
+                .send(wanted, permit, attempt, start_by, requested_at)
+                .await?
+            {
                 return Ok(finish);
             }
         }
@@ -290,21 +297,21 @@ impl<'a> Payment<'a> {
         Duration::from_millis(wall_now().saturating_sub(self.accepted_at).max(0) as u64)
     }
 
-    /// One attempt on `processor`, pinned there by `begin`; the call starts before
-    /// `start_by` or not at all. `None` = keep going.
+    /// One attempt on `processor`, pinned there by `begin`, sending `requested_at`; the call
+    /// starts before `start_by` or not at all. `None` = keep going.
     async fn send(
         &mut self,
         processor: Processor,
         permit: Permit,
         attempt: u32,
         start_by: SendDeadline,
+        requested_at: Millis,
     ) -> Result<Option<Finish>, StoreError> {
         let (ctx, entry) = (self.ctx, self.entry);
         #[cfg(feature = "test-hooks")]
         if let Some(hook) = &ctx.hooks.before_send {
             hook(&entry.payment);
         }
-        let requested_at = wall_now();
         let started = Instant::now();
         let successes_before = ctx.router.successes(processor);
         let timeout = ctx.router.timeout(processor);
@@ -551,23 +558,25 @@ impl<'a> Payment<'a> {
     }
 
     /// Records what a processor's lookup found, unless it is not this payment: a
-    /// `requestedAt` from before this payment was accepted (beyond [`REUSE_MARGIN_MS`] of
-    /// clock difference) belongs to an earlier payment that used the same correlationId
-    /// before this one's status expired (`PAYMENT_RETENTION`). That one can never be stored
-    /// there (422 for ever) and must not go elsewhere under the same id: it is dead-lettered
-    /// with its pin kept, and nothing is counted twice.
+    /// `requestedAt` older than the earliest one any attempt of this payment sent (`begin`
+    /// keeps it before each send) belongs to an earlier payment that used the same
+    /// correlationId before this one's status expired (`PAYMENT_RETENTION`). That one can
+    /// never be stored there (422 for ever) and must not go elsewhere under the same id: it is
+    /// dead-lettered with its pin kept, and nothing is counted twice. Both values come from
+    /// workers' clocks, and one of this payment's own is never older than the earliest: no
+    /// worker clock, however wrong, makes a stored payment look like an earlier one.
     async fn record_found(
         &self,
         processor: Processor,
         requested_at: Millis,
     ) -> Result<Finish, StoreError> {
-        let accepted_at = self
+        let first_sent = self
             .ctx
             .store
             .payment(&self.entry.payment)
             .await?
-            .map(|view| view.accepted_at);
-        if accepted_at.is_some_and(|at| requested_at < at - REUSE_MARGIN_MS) {
+            .and_then(|view| view.first_requested_at);
+        if first_sent.is_some_and(|first| requested_at < first) {
             let reason = format!(
                 "correlationId already used: the {processor} processor holds an earlier payment with it, requested at {}",
                 common::time::format_ms(requested_at)
@@ -644,7 +653,8 @@ impl<'a> Payment<'a> {
 }
 
 /// This process' wall clock (UTC ms), used only for what is not a safety decision: the
-/// `requestedAt` sent (and recorded as sent) and a payment's age for the routing policy.
+/// `requestedAt` sent (and recorded as sent; compared only with other `requestedAt`s) and a
+/// payment's age for the routing policy.
 /// Every bound the exactly-once rules compare comes from Redis' clock or from this
 /// process' monotonic clock. Test builds can skew it to prove that.
 fn wall_now() -> Millis {
@@ -666,9 +676,6 @@ pub static CLOCK_SKEW_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::Atom
 fn unconfirmed_422(processor: Processor) -> String {
     format!("{processor} processor answered 422 but its lookup does not find the payment")
 }
-
-/// [`REUSE_MARGIN`](crate::config::REUSE_MARGIN) in milliseconds.
-pub const REUSE_MARGIN_MS: Millis = crate::config::REUSE_MARGIN.as_millis() as Millis;
 
 /// Bounded metric label of a dead-letter reason.
 pub fn dead_letter_kind(reason: &str) -> &'static str {

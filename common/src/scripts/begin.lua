@@ -11,8 +11,11 @@
 -- still be stored: now + the payment's bound, which covers the window in which the caller may
 -- still start the call, its client timeout and the processor's queue wait + delay. 'safe0' is
 -- the same bound for the attempts before this one (0 when none is unresolved).
+-- 'rq0' keeps the earliest requestedAt any attempt sent, written before the send: a processor
+-- that shows this payment's id with an older requestedAt holds an earlier payment (an id used
+-- again after its status expired), told apart without comparing two machines' clocks.
 -- KEYS[1] stream  KEYS[1+i] status hash of payment i
--- ARGV[1] group  ARGV[2] this consumer  ARGV[3i] wanted processor of payment i  ARGV[3i+1] its stream entry id  ARGV[3i+2] its bound (ms)
+-- ARGV[1] group  ARGV[2] this consumer  ARGV[4i-1] wanted processor of payment i  ARGV[4i] its stream entry id  ARGV[4i+1] its bound (ms)  ARGV[4i+2] the requestedAt it will send (ms)
 -- Returns one reply per payment, in order:
 --   {'go', processor, attempt, earlier attempt unresolved '0'|'1'}
 --   | {'pinned', processor, safe (ms), attempt, now (ms)}  (use that processor or confirm absence)
@@ -21,8 +24,8 @@
 --   | {'lost'}                                             (not pending on this consumer: stop)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function begin(key, wanted, entry, bound)
-  local h = redis.call('HMGET', key, 'amt', 'st', 'proc', 'amb', 'safe', 'att')
+local function begin(key, wanted, entry, bound, requested)
+  local h = redis.call('HMGET', key, 'amt', 'st', 'proc', 'amb', 'safe', 'att', 'rq0')
   if not h[1] then
     return {'missing'}
   end
@@ -51,12 +54,16 @@ local function begin(key, wanted, entry, bound)
   end
   local att = tonumber(h[6] or '0') + 1
   local safe = math.max(prior, now + tonumber(bound))
+  local rq0 = requested
+  if h[7] and tonumber(h[7]) < tonumber(requested) then
+    rq0 = h[7]
+  end
   redis.call('HSET', key, 'st', 'processing', 'proc', wanted, 'amb', '1', 'ambat', now,
-    'safe', safe, 'safe0', prior, 'att', att, 'upd', now)
+    'safe', safe, 'safe0', prior, 'att', att, 'upd', now, 'rq0', rq0)
   return {'go', wanted, att, prev_amb}
 end
 local out = {}
 for i = 1, #KEYS - 1 do
-  out[i] = begin(KEYS[1 + i], ARGV[3 * i], ARGV[3 * i + 1], ARGV[3 * i + 2])
+  out[i] = begin(KEYS[1 + i], ARGV[4 * i - 1], ARGV[4 * i], ARGV[4 * i + 1], ARGV[4 * i + 2])
 end
 return out

@@ -78,12 +78,14 @@ impl Store {
                 field::UPDATED_AT,
                 field::ATTEMPTS,
                 field::REASON,
+                field::FIRST_REQUESTED_AT,
             ])
             .query_async(&mut conn)
             .await?;
-        let [amt, st, proc, req, at, upd, att, err]: [Option<String>; 8] = values
-            .try_into()
-            .map_err(|v| StoreError::Unexpected(format!("HMGET: {v:?}")))?;
+        let [amt, st, proc, req, at, upd, att, err, rq0]: [Option<String>; 9] =
+            values
+                .try_into()
+                .map_err(|v| StoreError::Unexpected(format!("HMGET: {v:?}")))?;
         let (Some(amt), Some(st)) = (amt, st) else {
             return Ok(None);
         };
@@ -102,6 +104,7 @@ impl Store {
             },
             status,
             requested_at: parse_ms(req),
+            first_requested_at: parse_ms(rq0),
             accepted_at: parse_ms(at).unwrap_or_default(),
             updated_at: parse_ms(upd).unwrap_or_default(),
             attempts: att.and_then(|a| a.parse().ok()).unwrap_or_default(),

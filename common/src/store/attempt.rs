@@ -19,6 +19,7 @@ use crate::error::StoreError;
 use crate::keys::GROUP;
 use crate::payment::{PaymentId, Processor, Status};
 use crate::store::types::{Attempt, BeginRequest, SafeAt, Settle, Settled};
+use crate::time::Millis;
 
 static BEGIN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/begin.lua")));
@@ -32,7 +33,8 @@ static TOUCH: LazyLock<Script> =
 impl Store {
     /// Confirms `consumer` still owns `entry_id`, pins the payment to `wanted` and marks an
     /// attempt in flight; see `begin.lua`. `bound`: from now, how long a call of this
-    /// attempt could still end up stored (send window + client timeout + queue and delay).
+    /// attempt could still end up stored (send window + client timeout + queue and delay);
+    /// `requested_at`: what the attempt will send (the earliest is kept, before the send).
     /// Concurrent calls share one script call.
     pub async fn begin_attempt(
         &self,
@@ -41,6 +43,7 @@ impl Store {
         consumer: &str,
         entry_id: &str,
         bound: Duration,
+        requested_at: Millis,
     ) -> Result<Attempt, StoreError> {
         let batcher = self.batcher(
             &self.batches.begin,
@@ -56,6 +59,7 @@ impl Store {
                 consumer: consumer.to_string(),
                 entry_id: entry_id.to_string(),
                 bound,
+                requested_at,
             })
             .await
     }
@@ -92,7 +96,8 @@ impl Store {
                 .key(self.keys.payment(&r.id))
                 .arg(r.wanted.as_str())
                 .arg(&r.entry_id)
-                .arg(r.bound.as_millis() as u64);
+                .arg(r.bound.as_millis() as u64)
+                .arg(r.requested_at);
         }
         let mut conn = self.conn.clone();
         let replies: Vec<Value> = invocation.invoke_async(&mut conn).await?;

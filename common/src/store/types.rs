@@ -114,6 +114,9 @@ pub struct PaymentView {
     pub status: Status,
     pub processor: Option<Processor>,
     pub requested_at: Option<Millis>,
+    /// The earliest `requestedAt` an attempt of this payment sent (`None` before the first
+    /// attempt).
+    pub first_requested_at: Option<Millis>,
     pub accepted_at: Millis,
     pub updated_at: Millis,
     pub attempts: u32,
@@ -169,6 +172,9 @@ pub struct BeginRequest {
     pub consumer: String,
     pub entry_id: String,
     pub bound: Duration,
+    /// The `requestedAt` this attempt will send, kept (the earliest of all attempts) before
+    /// the send.
+    pub requested_at: Millis,
 }
 
 /// One payment's part of a batched `record.lua` call.

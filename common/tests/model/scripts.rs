@@ -486,7 +486,7 @@ pub const CONTRACTS: &[Contract] = &[
         script: "begin",
         modelled: true,
         keys: "KEYS[1] stream KEYS[1+i] status hash of payment i",
-        argv: "ARGV[1] group ARGV[2] this consumer ARGV[3i] wanted processor of payment i ARGV[3i+1] its stream entry id ARGV[3i+2] its bound (ms)",
+        argv: "ARGV[1] group ARGV[2] this consumer ARGV[4i-1] wanted processor of payment i ARGV[4i] its stream entry id ARGV[4i+1] its bound (ms) ARGV[4i+2] the requestedAt it will send (ms)",
         returns: "Returns one reply per payment, in order: {'go', processor, attempt, earlier attempt unresolved '0'|'1'} | {'pinned', processor, safe (ms), attempt, now (ms)} (use that processor or confirm absence) | {'done', status, processor} (already processed / dead-lettered) | {'missing'} (purged) | {'lost'} (not pending on this consumer: stop)",
     },
     Contract {

@@ -63,7 +63,7 @@ async fn begin(
     entry: &str,
 ) -> Attempt {
     store
-        .begin_attempt(id, p, consumer, entry, LONG)
+        .begin_attempt(id, p, consumer, entry, LONG, common::time::now_ms())
         .await
         .unwrap()
 }
@@ -392,7 +392,14 @@ async fn begin_and_record_batches_are_split_at_the_stores_batch_max() {
         let store = store.clone();
         begins.spawn(async move {
             store
-                .begin_attempt(&id, Processor::Default, "c", &entry, LONG)
+                .begin_attempt(
+                    &id,
+                    Processor::Default,
+                    "c",
+                    &entry,
+                    LONG,
+                    common::time::now_ms(),
+                )
                 .await
         });
     }

@@ -758,3 +758,43 @@ async fn a_proxy_error_after_forwarding_is_an_unknown_outcome_never_a_failure() 
         }
     }
 }
+
+/// A worker whose clock is 15 minutes behind Redis' sends payments whose answers a proxy
+/// loses (`502` after the store). Each lookup finds its payment with that worker's
+/// `requestedAt`, a quarter of an hour before Redis accepted it. It is still this payment (no
+/// attempt of it sent an earlier `requestedAt`): recorded at default, never dead-lettered as
+/// an id used before. No decision compares the worker's clock with Redis'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_clock_15_minutes_behind_records_what_the_processor_stored() {
+    let stack = spawn_stack().await;
+    stack.default.set_status_after_store(502);
+    let mut behind = stack.spawn_worker_process(&[
+        ("ROUTING_POLICY", "default-only"),
+        ("AMBIGUITY_GRACE_MS", "300"),
+        ("AMBIGUITY_POLL_MS", "20"),
+        ("PAYSTREAM_TEST_CLOCK_SKEW_MS", "-900000"),
+    ]);
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "2.00").await, 202);
+    }
+    let terminal = || async {
+        let mut done = 0;
+        for id in &ids {
+            let status = stack.status(id).await;
+            if status["status"] == "processed" || status["status"] == "failed" {
+                done += 1;
+            }
+        }
+        done == ids.len()
+    };
+    wait_for(Duration::from_secs(60), "every payment finished", terminal).await;
+    behind.kill().unwrap();
+    behind.wait().unwrap();
+    for id in &ids {
+        let status = stack.status(id).await;
+        assert_eq!(status["status"], "processed", "{id}: {status}");
+        assert_eq!(status["processor"], "default", "{id}");
+    }
+    assert_each_stored_once(&stack, &ids).await;
+}
