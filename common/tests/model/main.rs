@@ -226,6 +226,40 @@ fn fault_f_grace_counted_from_a_reset_stores_twice() {
     assert_eq!(property, protocol::NEVER_BOTH);
 }
 
+#[test]
+fn fault_h_a_proxy_error_taken_for_a_failure_stores_twice() {
+    // A proxy that forwarded the POST answers an error of its own; taking it for the
+    // processor's definite failure clears the pin while the processor holds the payment.
+    let mut cfg = fixed();
+    cfg.faults.proxy_error_is_failure = true;
+    let (property, _) =
+        check::expect_violation("(h) a proxy error as a failure", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+}
+
+/// Late delivery: a POST may reach the processor up to `late` after the client gave up. The
+/// worker's bounds include it (`LATE_DELIVERY_MS`): every promise holds.
+fn late_delivery() -> Config {
+    let mut cfg = fixed();
+    cfg.late = 1;
+    cfg.budget.crashes = 0;
+    cfg.budget.redrives = 0;
+    cfg
+}
+
+#[test]
+fn promises_hold_with_late_deliveries() {
+    assert_promises("late deliveries, 1 freeze/message", late_delivery(), 2);
+}
+
+#[test]
+fn fault_i_bounds_without_the_late_delivery_store_twice() {
+    let mut cfg = late_delivery();
+    cfg.faults.no_late_bound = true;
+    let (property, _) = check::expect_violation("(i) no late-delivery bound", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+}
+
 /// `MODEL_PAYMENTS=1 cargo test --test model explore -- --ignored --nocapture`: progress
 /// of the safety search, for sizing configurations.
 #[test]

@@ -119,6 +119,13 @@ pub struct Faults {
     /// its `safe` only from now, `safe0` empty, so a definite failure of the retry clears a
     /// pin whose first POST may still be stored.
     pub retry_forgets_earlier: bool,
+    /// (h) an error answer that is not the processor's own (a proxy's 503 / HTML 500 after
+    /// forwarding) taken for the processor's definite failure: settle 'failed' instead of
+    /// unanswered (the worker before `dispatch/outcome.rs` required the processor's body).
+    pub proxy_error_is_failure: bool,
+    /// (i) the worker's bounds without the late-delivery allowance (`LATE_DELIVERY_MS`): a
+    /// request the worker gave up on that arrives late is stored after the payment moved.
+    pub no_late_bound: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -131,6 +138,9 @@ pub struct Config {
     pub t: Time,
     /// Processor queue wait + delay: a received POST is stored (or refused) within `g`.
     pub g: Time,
+    /// Late delivery: a POST may reach the processor up to `late` after its client timeout
+    /// (a proxy holding it, a retransmitted request, an accept queue read late).
+    pub late: Time,
     /// XAUTOCLAIM min-idle; the heartbeat runs every tick (`claim_idle / 3` with 3 ticks).
     pub claim_idle: Time,
     /// Definite failures (and 422 anomalies) before a dead letter.
@@ -167,6 +177,7 @@ impl Config {
             d: 1,
             t: 1,
             g: 1,
+            late: 0,
             claim_idle: 3,
             max_attempts: 2,
             durability: Durability::Always,
@@ -196,15 +207,25 @@ impl Config {
         }
     }
 
-    /// begin.lua ARGV[5]: send window + client timeout + processor queue wait and delay.
+    /// The late-delivery allowance the worker adds to every bound (`LATE_DELIVERY_MS`).
+    pub fn worker_late(&self) -> Time {
+        if self.faults.no_late_bound {
+            0
+        } else {
+            self.late
+        }
+    }
+
+    /// begin.lua's bound: send window + client timeout + late delivery + processor queue
+    /// wait and delay.
     pub fn bound(&self) -> Time {
-        self.d + self.t + self.worker_grace()
+        self.d + self.t + self.worker_late() + self.worker_grace()
     }
 
     /// The largest constant two times are compared with, plus one: wider gaps are shrunk.
     fn widest_gap(&self) -> Time {
         self.bound()
-            .max(self.t + self.g)
+            .max(self.t + self.late + self.g)
             .max(self.claim_idle)
             .max(self.d)
             + 1
@@ -340,7 +361,9 @@ pub enum Action {
     Freeze(u8),
     /// POST #i never reaches its processor.
     Drop(u8),
-    /// Task: the connection is reset (or 502/504) → unanswered.lua at once.
+    /// Task: the connection is reset, or an error answer that is not the processor's own
+    /// (a proxy's 502/503/504, an HTML 500) arrives, before or after the processor handled
+    /// the POST → unanswered.lua at once.
     Reset(u8, u8),
     /// Redis restarts from its last fsync.
     RedisLoss,
@@ -594,7 +617,7 @@ impl Protocol {
                         proc,
                         att,
                         sent: now,
-                        deadline: now + cfg.t + cfg.g,
+                        deadline: now + cfg.t + cfg.late + cfg.g,
                         to: Some(w as u8),
                     });
                     set_step(
@@ -681,12 +704,43 @@ impl Protocol {
                     proc,
                     att,
                     sent,
-                    reply: None,
+                    reply,
                 } = task.step
                 else {
                     return None;
                 };
+                // A timeout only while no answer came; a reset, or a proxy's error answer in
+                // place of the processor's (which may have stored the payment), at any time.
+                if reply.is_some() && !matches!(action, Action::Reset(..)) {
+                    return None;
+                }
                 if let Action::Reset(..) = action {
+                    if cfg.faults.proxy_error_is_failure {
+                        n.budget.messages = n.budget.messages.checked_sub(1)?;
+                        say!(
+                            log,
+                            "FAULT proxy error: worker {} takes it for {}'s failure -> settle(p{}, att={att}, failed) -> ",
+                            worker_name(w),
+                            proc.name(),
+                            p + 1
+                        );
+                        for post in n.posts.iter_mut() {
+                            if post.payment as usize == p && post.proc == proc && post.att == att {
+                                post.to = None;
+                            }
+                        }
+                        // scripts/settle.lua — common/src/scripts/settle.lua
+                        let reply = scripts::settle(
+                            &mut n.redis,
+                            p,
+                            proc,
+                            att,
+                            Settle::Failed,
+                            cfg.strict_safe,
+                        );
+                        self.after_settle(&mut n, w, p, reply, proc, att, None, log);
+                        return Some(n);
+                    }
                     n.budget.messages = n.budget.messages.checked_sub(1)?;
                     say!(log, "FAULT connection reset: worker {}: ", worker_name(w));
                     for post in n.posts.iter_mut() {
@@ -720,7 +774,7 @@ impl Protocol {
                 } else {
                     (sent + cfg.t).saturating_sub(now)
                 };
-                let grace = cfg.worker_grace() + left;
+                let grace = cfg.worker_grace() + left + cfg.worker_late();
                 // scripts/unanswered.lua — common/src/scripts/unanswered.lua
                 let r = scripts::unanswered(&mut n.redis, p, proc, att, grace, false, now);
                 say!(
@@ -1497,13 +1551,13 @@ impl Model for Protocol {
                         Step::AwaitPost { sent, reply, .. } => {
                             if reply.is_some() {
                                 actions.push(Action::Reply(wu, pu));
-                            } else {
-                                if s.now >= sent + cfg.t {
-                                    actions.push(Action::Timeout(wu, pu));
-                                }
-                                if s.budget.messages > 0 {
-                                    actions.push(Action::Reset(wu, pu));
-                                }
+                            } else if s.now >= sent + cfg.t {
+                                actions.push(Action::Timeout(wu, pu));
+                            }
+                            // A reset before any answer, or a proxy's error in place of the
+                            // processor's answer (after it stored the payment, or not).
+                            if s.budget.messages > 0 {
+                                actions.push(Action::Reset(wu, pu));
                             }
                         }
                         Step::Resolve { safe, .. } => {
