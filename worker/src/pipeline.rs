@@ -332,7 +332,11 @@ impl<'a> Payment<'a> {
             ctx.router.release(processor, permit);
             metrics::counter!(names::SEND_WINDOW_MISSED_TOTAL).increment(1);
             tracing::info!(correlation_id = %self.entry.payment, %processor, "send window passed before the call; confirming ownership again");
-            return self.settle_failed(processor, attempt).await.map(|_| None);
+            self.settle_failed(processor, attempt).await?;
+            // Redis (or this process) slower than the send window would otherwise make every
+            // begin miss it again at once: back off like after any failed attempt.
+            self.backoff.wait().await;
+            return Ok(None);
         };
         let failed = matches!(outcome, SendOutcome::Failed { .. } | SendOutcome::Ambiguous);
         ctx.router
@@ -350,9 +354,10 @@ impl<'a> Payment<'a> {
                 // An earlier attempt got there: record it with the requestedAt the
                 // processor holds, which is what its own summary counts.
                 match ctx.client.lookup(processor, &entry.payment).await {
-                    Lookup::Found { requested_at } => {
-                        self.record_found(processor, requested_at).await.map(Some)
-                    }
+                    Lookup::Found { requested_at } => self
+                        .record_found(processor, requested_at, attempt)
+                        .await
+                        .map(Some),
                     Lookup::Absent | Lookup::Unknown => {
                         // The processor claims it and cannot show it: the payment never
                         // leaves it on a 404 ("held"), and this counts towards the limit —
@@ -361,7 +366,9 @@ impl<'a> Payment<'a> {
                             .unanswered(processor, attempt, true, Duration::ZERO, successes_before)
                             .await?
                         {
-                            return self.held_failure(&unconfirmed_422(processor)).await;
+                            return self
+                                .held_failure(&unconfirmed_422(processor), attempt)
+                                .await;
                         }
                         self.backoff.wait().await;
                         Ok(None)
@@ -377,7 +384,10 @@ impl<'a> Payment<'a> {
                     // A payment the processor said it holds is given up with its pin kept.
                     let finish = match settled {
                         Settled::Cleared => self.dead_letter(&reason, FailMode::Final).await?,
-                        Settled::Held => self.dead_letter(&reason, FailMode::KeepPin).await?,
+                        Settled::Held => {
+                            self.dead_letter(&reason, FailMode::KeepPin { attempt })
+                                .await?
+                        }
                         Settled::Stale | Settled::Early(_) => None,
                     };
                     if finish.is_some() {
@@ -400,7 +410,7 @@ impl<'a> Payment<'a> {
                         self.backoff.wait().await;
                         Ok(None)
                     }
-                    Settled::Held => self.held_failure(&reason).await,
+                    Settled::Held => self.held_failure(&reason, attempt).await,
                 }
             }
             SendOutcome::Ambiguous => {
@@ -417,11 +427,18 @@ impl<'a> Payment<'a> {
     }
 
     /// One more failure of a payment its processor claims to hold (422): at `MAX_ATTEMPTS`
-    /// it is dead-lettered with its pin kept, else the task backs off.
-    async fn held_failure(&mut self, reason: &str) -> Result<Option<Finish>, StoreError> {
+    /// it is dead-lettered with its pin kept (if `attempt` is still the payment's latest and
+    /// this consumer still owns its entry), else the task backs off.
+    async fn held_failure(
+        &mut self,
+        reason: &str,
+        attempt: u32,
+    ) -> Result<Option<Finish>, StoreError> {
         self.failures += 1;
         if self.failures >= self.ctx.config.max_attempts {
-            return self.dead_letter(reason, FailMode::KeepPin).await;
+            return self
+                .dead_letter(reason, FailMode::KeepPin { attempt })
+                .await;
         }
         self.backoff.wait().await;
         Ok(None)
@@ -487,7 +504,10 @@ impl<'a> Payment<'a> {
             let asked = Instant::now();
             match ctx.client.lookup(u.processor, &self.entry.payment).await {
                 Lookup::Found { requested_at } => {
-                    return self.record_found(u.processor, requested_at).await.map(Some);
+                    return self
+                        .record_found(u.processor, requested_at, u.attempt)
+                        .await
+                        .map(Some);
                 }
                 Lookup::Absent if asked > u.safe_at => {
                     let how = Settle::Absent {
@@ -504,7 +524,9 @@ impl<'a> Payment<'a> {
                         }
                         Settled::Stale => return Ok(None),
                         Settled::Held => {
-                            return self.held_failure(&unconfirmed_422(u.processor)).await;
+                            return self
+                                .held_failure(&unconfirmed_422(u.processor), u.attempt)
+                                .await;
                         }
                         Settled::Early(safe) => {
                             u = Unresolved::new(
@@ -569,6 +591,7 @@ impl<'a> Payment<'a> {
         &self,
         processor: Processor,
         requested_at: Millis,
+        attempt: u32,
     ) -> Result<Finish, StoreError> {
         let first_sent = self
             .ctx
@@ -582,7 +605,7 @@ impl<'a> Payment<'a> {
                 common::time::format_ms(requested_at)
             );
             return Ok(self
-                .dead_letter(&reason, FailMode::KeepPin)
+                .dead_letter(&reason, FailMode::KeepPin { attempt })
                 .await?
                 .unwrap_or(Finish::AlreadyDone));
         }
@@ -637,6 +660,7 @@ impl<'a> Payment<'a> {
                 reason,
                 &entry.entry_id,
                 mode,
+                &self.ctx.config.consumer,
             )
             .await?;
         Ok(match outcome {

@@ -106,6 +106,7 @@ impl Store {
         reason: &str,
         entry_id: &str,
         mode: FailMode,
+        consumer: &str,
     ) -> Result<Recorded, StoreError> {
         let mut buf = [0u8; 36];
         let started = std::time::Instant::now();
@@ -121,16 +122,22 @@ impl Store {
             .arg(GROUP)
             .arg(match mode {
                 FailMode::Final => "",
-                FailMode::KeepPin => "keep",
+                FailMode::KeepPin { .. } => "keep",
                 FailMode::Entry => "entry",
             })
             .arg(self.retention_ms)
+            .arg(consumer)
+            .arg(match mode {
+                FailMode::KeepPin { attempt } => attempt.to_string(),
+                _ => String::new(),
+            })
             .invoke_async(&mut conn)
             .await?;
         observe("dead_letter", started);
         match reply.as_str() {
             "processed" => Ok(Recorded::AlreadyDone),
-            "unresolved" => Ok(Recorded::Unresolved),
+            // Another consumer owns the entry, or a newer attempt: that task decides.
+            "unresolved" | "stale" => Ok(Recorded::Unresolved),
             "foreign" => Ok(Recorded::Missing),
             other => recorded(other),
         }

@@ -89,8 +89,10 @@ pub enum FailMode {
     /// Refused while an attempt is unresolved; the pin is released.
     Final,
     /// Allowed while an attempt is unresolved; the pin and the mark stay (a re-drive must
-    /// learn from that processor first).
-    KeepPin,
+    /// learn from that processor first). Only by the consumer that owns the entry, for the
+    /// payment's latest attempt: a task that lost its entry, or whose attempt another
+    /// consumer's newer one replaced, must not fail a payment that is being handled.
+    KeepPin { attempt: u32 },
     /// For an undecodable stream entry: like `KeepPin` if it is the payment's own entry,
     /// otherwise only the entry is dead-lettered and the payment is left alone.
     Entry,

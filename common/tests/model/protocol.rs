@@ -273,8 +273,8 @@ pub enum Step {
         after_422: bool,
         answer: Option<Option<Time>>,
     },
-    /// Call fail.lua (`keep`: leave the pin, after 422 anomalies).
-    Fail { keep: bool },
+    /// Call fail.lua (`keep`: leave the pin, after 422 anomalies of that attempt).
+    Fail { keep: Option<Att> },
 }
 
 /// One payment being handled by a worker (its stream entry, counters and step).
@@ -970,17 +970,22 @@ impl Protocol {
                     return None;
                 };
                 // scripts/fail.lua — common/src/scripts/fail.lua
-                let reply = scripts::fail(&mut n.redis, p, Some(task.entry), keep);
+                let reply = scripts::fail(
+                    &mut n.redis,
+                    p,
+                    Some(task.entry),
+                    keep.map(|att| (w as u8, att)),
+                );
                 say!(
                     log,
                     "worker {}: fail(p{}{}) -> {reply:?}",
                     worker_name(w),
                     p + 1,
-                    if keep { ", keep" } else { "" }
+                    if keep.is_some() { ", keep" } else { "" }
                 );
                 let slot = &mut n.workers[w].tasks[p];
                 match reply {
-                    FailReply::Unresolved => set_step(slot, Step::Begin),
+                    FailReply::Unresolved | FailReply::Stale => set_step(slot, Step::Begin),
                     FailReply::Ok | FailReply::Processed | FailReply::Missing => *slot = None,
                 }
             }
@@ -1147,7 +1152,7 @@ impl Protocol {
                         "cleared; {} definite failures: dead-letter",
                         task.failures
                     );
-                    task.step = Step::Fail { keep: false };
+                    task.step = Step::Fail { keep: None };
                 } else {
                     say!(log, "cleared");
                     task.step = Step::Begin;
@@ -1169,7 +1174,7 @@ impl Protocol {
                         "held ({} anomalies): dead-letter, keep the pin",
                         task.anomalies
                     );
-                    task.step = Step::Fail { keep: true };
+                    task.step = Step::Fail { keep: Some(att) };
                 } else {
                     say!(log, "held (anomaly {})", task.anomalies);
                     task.step = Step::Resolve {
@@ -1328,8 +1333,9 @@ impl State {
         for w in self.workers.iter_mut() {
             if let Some(t) = w.tasks[p].as_mut() {
                 match &mut t.step {
-                    Step::Begin | Step::Fail { .. } => {}
-                    Step::Send { att, .. }
+                    Step::Begin | Step::Fail { keep: None } => {}
+                    Step::Fail { keep: Some(att) }
+                    | Step::Send { att, .. }
                     | Step::AwaitPost { att, .. }
                     | Step::Resolve { att, .. }
                     | Step::AwaitLookup { att, .. } => f(att),

@@ -110,7 +110,7 @@ impl Redis {
     }
 
     /// XPENDING of one entry: its consumer, if it is pending.
-    fn owner(&self, payment: usize, id: Gen) -> Option<u8> {
+    pub fn owner(&self, payment: usize, id: Gen) -> Option<u8> {
         self.entry_at(payment, id)
             .and_then(|i| self.stream[i].pending)
             .map(|(c, _)| c)
@@ -376,10 +376,21 @@ pub enum FailReply {
     Processed,
     Unresolved,
     Missing,
+    /// 'keep' by a consumer that does not own the entry, or for an attempt not the latest.
+    Stale,
 }
 
-/// scripts/fail.lua — `common/src/scripts/fail.lua`: dead letter + ack, together.
-pub fn fail(r: &mut Redis, payment: usize, entry: Option<Gen>, keep: bool) -> FailReply {
+/// scripts/fail.lua — `common/src/scripts/fail.lua`: dead letter + ack, together. `keep`:
+/// `Some((consumer, attempt))` for the 'keep' mode (pin kept), checked against the entry's
+/// owner and the payment's latest attempt. (The model's processors never answer 422 for a
+/// payment their lookup cannot show, so no schedule reaches 'keep'; the check is tested
+/// against a real Redis: `common/tests/store/scripts.rs`.)
+pub fn fail(
+    r: &mut Redis,
+    payment: usize,
+    entry: Option<Gen>,
+    keep: Option<(u8, Att)>,
+) -> FailReply {
     let ack = |r: &mut Redis| {
         if let Some(id) = entry {
             r.ack(payment, id);
@@ -393,8 +404,13 @@ pub fn fail(r: &mut Redis, payment: usize, entry: Option<Gen>, keep: bool) -> Fa
         ack(r);
         return FailReply::Processed;
     }
-    if h.amb && !keep {
+    if h.amb && keep.is_none() {
         return FailReply::Unresolved;
+    }
+    if let (Some((consumer, att)), Some(id)) = (keep, entry) {
+        if r.owner(payment, id) != Some(consumer) || h.att != att {
+            return FailReply::Stale;
+        }
     }
     h.st = St::Failed;
     r.status[payment] = Some(h);
@@ -514,8 +530,8 @@ pub const CONTRACTS: &[Contract] = &[
         script: "fail",
         modelled: true,
         keys: "KEYS[1] status hash KEYS[2] stream KEYS[3] dead-letter stream",
-        argv: "ARGV[1] correlation id ARGV[2] cents ('' = the status hash's) ARGV[3] reason ARGV[4] stream entry id ('' = none) ARGV[5] group ARGV[6] 'keep' | 'entry' | '' ARGV[7] retention ms ('' = keep) 'entry': the stream entry could not be decoded. It may not be the payment's own (a stray or corrupt copy): unless it is the entry the status hash names, the payment is left alone and only the entry goes to the dead letters; the same when no such payment exists.",
-        returns: "Returns 'ok' | 'processed' | 'unresolved' | 'missing' | 'foreign'",
+        argv: "ARGV[1] correlation id ARGV[2] cents ('' = the status hash's) ARGV[3] reason ARGV[4] stream entry id ('' = none) ARGV[5] group ARGV[6] 'keep' | 'entry' | '' ARGV[7] retention ms ('' = keep) ARGV[8] this consumer ARGV[9] the caller's attempt ('keep' only) 'entry': the stream entry could not be decoded. It may not be the payment's own (a stray or corrupt copy): unless it is the entry the status hash names, the payment is left alone and only the entry goes to the dead letters; the same when no such payment exists. 'keep' only for the consumer that owns the entry and the payment's latest attempt: a task that lost its entry, or whose attempt a newer one replaced, gets 'stale' and fails nothing.",
+        returns: "Returns 'ok' | 'processed' | 'unresolved' | 'missing' | 'foreign' | 'stale'",
     },
     Contract {
         script: "health_slot",

@@ -430,7 +430,7 @@ async fn terminal_statuses_expire_after_the_retention_then_the_id_is_new() {
         .await
         .unwrap();
     store
-        .dead_letter(&failed, "", "test", "", FailMode::Final)
+        .dead_letter(&failed, "", "test", "", FailMode::Final, "")
         .await
         .unwrap();
     for id in [&processed, &failed] {
@@ -488,7 +488,7 @@ async fn dead_letters_older_than_the_retention_are_trimmed_and_the_stream_is_lef
     let fresh = new_id();
     store.accept(&fresh, Cents::new(100), 0).await.unwrap();
     store
-        .dead_letter(&fresh, "", "fresh", "", FailMode::Final)
+        .dead_letter(&fresh, "", "fresh", "", FailMode::Final, "")
         .await
         .unwrap();
     assert_eq!(store.dead_letter_count().await.unwrap(), 2);

@@ -502,7 +502,7 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
     };
     assert_eq!(
         store
-            .dead_letter(&id, "100", "test", &entry, FailMode::Final)
+            .dead_letter(&id, "100", "test", &entry, FailMode::Final, "c1")
             .await
             .unwrap(),
         Recorded::Unresolved
@@ -516,7 +516,7 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
     );
     assert_eq!(
         store
-            .dead_letter(&id, "100", "test", &entry, FailMode::Final)
+            .dead_letter(&id, "100", "test", &entry, FailMode::Final, "c1")
             .await
             .unwrap(),
         Recorded::Now
@@ -561,7 +561,14 @@ async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
     // other processor must wait for a lookup on the first.
     assert_eq!(
         store
-            .dead_letter(&id, "100", "422 unconfirmed", &entry, FailMode::KeepPin)
+            .dead_letter(
+                &id,
+                "100",
+                "422 unconfirmed",
+                &entry,
+                FailMode::KeepPin { attempt: 1 },
+                "c1",
+            )
             .await
             .unwrap(),
         Recorded::Now
@@ -684,7 +691,14 @@ async fn a_kept_pin_never_expires() {
     ));
     assert_eq!(
         store
-            .dead_letter(&id, "", "held", &entry, FailMode::KeepPin)
+            .dead_letter(
+                &id,
+                "",
+                "held",
+                &entry,
+                FailMode::KeepPin { attempt: 1 },
+                "c1"
+            )
             .await
             .unwrap(),
         Recorded::Now
@@ -696,4 +710,43 @@ async fn a_kept_pin_never_expires() {
         .await
         .unwrap();
     assert_eq!(ttl, -1, "a payment a processor may hold keeps its status");
+}
+
+/// A task may dead-letter a payment with its pin kept only while it owns the entry and its
+/// attempt is the payment's latest: otherwise another consumer is handling the payment (it
+/// took the entry over, or began a newer attempt) and nothing is failed.
+#[tokio::test]
+async fn a_kept_pin_dead_letter_needs_the_entry_and_the_latest_attempt() {
+    let app = patient_store();
+    let id = new_id();
+    let store = &app.store;
+    let entry = accept_and_deliver(store, &id, 100, "c1").await;
+    assert!(matches!(
+        begin(store, &id, Processor::Default, "c1", &entry).await,
+        Attempt::Go { attempt: 1, .. }
+    ));
+    let held = |attempt, consumer| {
+        store.dead_letter(
+            &id,
+            "",
+            "held",
+            &entry,
+            FailMode::KeepPin { attempt },
+            consumer,
+        )
+    };
+    // Not the owner of the entry.
+    assert_eq!(held(1, "c2").await.unwrap(), Recorded::Unresolved);
+    // A newer attempt began (the same consumer, or one that took the entry over).
+    assert!(matches!(
+        begin(store, &id, Processor::Default, "c1", &entry).await,
+        Attempt::Go { attempt: 2, .. }
+    ));
+    assert_eq!(held(1, "c1").await.unwrap(), Recorded::Unresolved);
+    let view = store.payment(&id).await.unwrap().unwrap();
+    assert_eq!(view.status, Status::Processing, "nothing was failed");
+    assert_eq!(store.dead_letter_count().await.unwrap(), 0);
+    // The owner with the latest attempt may.
+    assert_eq!(held(2, "c1").await.unwrap(), Recorded::Now);
+    assert_eq!(store.dead_letter_count().await.unwrap(), 1);
 }

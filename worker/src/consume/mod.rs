@@ -97,7 +97,7 @@ pub async fn dead_letter_undecodable(
         match error.payment {
             Some(payment) => {
                 ctx.store
-                    .dead_letter(&payment, "", &reason, &entry_id, FailMode::Entry)
+                    .dead_letter(&payment, "", &reason, &entry_id, FailMode::Entry, "")
                     .await?;
             }
             None => ctx.store.dead_letter_entry(&entry_id, &reason).await?,
