@@ -41,17 +41,44 @@ impl From<redis::RedisError> for StoreError {
     }
 }
 
+/// Error replies Redis gives before running a command or script at all: memory full (every
+/// script that grows state declares it, so Redis refuses it before its first command),
+/// another script running, loading, an unknown script, a replica, a disk or replication
+/// problem, cluster redirections, a transaction aborted before it ran, and `ERR` (our
+/// scripts raise their own errors before their first write). Any other code — `WRONGTYPE`
+/// from a command inside a script, say — may come after the script wrote something: Redis
+/// does not roll a script back.
+const NOT_RUN: [&str; 14] = [
+    "ERR",
+    "OOM",
+    "BUSY",
+    "LOADING",
+    "NOSCRIPT",
+    "READONLY",
+    "MASTERDOWN",
+    "MISCONF",
+    "NOREPLICAS",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "MOVED",
+    "ASK",
+    "EXECABORT",
+];
+
 /// Whether a failed command may have reached Redis and run. Only a refused connection
-/// (nothing was ever sent on it) and an error reply are certain: Redis answered without
-/// running the script — `OOM` (memory full: every script that grows state declares it, so
-/// Redis refuses it before its first command), `BUSY`, `LOADING`, `NOSCRIPT`, ... — whether
-/// redis-rs knows the code or not. Every other failure — a timeout, a reset or EOF while
-/// waiting for the answer — may follow a write.
+/// (nothing was ever sent on it) and an error reply of [`NOT_RUN`] are certain. Every
+/// other failure — a timeout, a reset or EOF while waiting for the answer, another error
+/// reply — may follow a write.
 fn written_maybe(e: &redis::RedisError) -> bool {
     if e.is_connection_refusal() {
         return false;
     }
-    e.code().is_none()
+    !e.code().is_some_and(|code| NOT_RUN.contains(&code))
+}
+
+/// Whether Redis refused a write because its memory is full (nothing ran).
+pub fn is_out_of_memory(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(e) if e.code() == Some("OOM"))
 }
 
 impl StoreError {

@@ -17,7 +17,9 @@ use common::entry::StreamEntry;
 use common::metrics as names;
 use common::payment::Processor;
 use common::shutdown::Shutdown;
-use common::store::{Attempt, FailMode, Recorded, SafeAt, Settle, Settled, Store, StoreError};
+use common::store::{
+    Attempt, FailMode, PaymentView, Recorded, SafeAt, Settle, Settled, Store, StoreError,
+};
 use common::time::{now_ms, Millis};
 use tokio::time::Instant;
 
@@ -593,13 +595,18 @@ impl<'a> Payment<'a> {
         requested_at: Millis,
         attempt: u32,
     ) -> Result<Finish, StoreError> {
-        let first_sent = self
-            .ctx
-            .store
-            .payment(&self.entry.payment)
-            .await?
-            .and_then(|view| view.first_requested_at);
-        if first_sent.is_some_and(|first| requested_at < first) {
+        let view = self.ctx.store.payment(&self.entry.payment).await?;
+        let earlier = match view {
+            Some(PaymentView {
+                first_requested_at: Some(first),
+                ..
+            }) => requested_at < first,
+            // Begun only by a worker of a version that kept no `rq0`: the acceptance time
+            // with a margin for that worker's clock, as that version judged it.
+            Some(view) => requested_at < view.accepted_at - REUSE_MARGIN_MS,
+            None => false,
+        };
+        if earlier {
             let reason = format!(
                 "correlationId already used: the {processor} processor holds an earlier payment with it, requested at {}",
                 common::time::format_ms(requested_at)
@@ -695,6 +702,9 @@ fn wall_now() -> Millis {
 /// Test builds: milliseconds added to this process' wall clock.
 #[cfg(feature = "test-hooks")]
 pub static CLOCK_SKEW_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// [`REUSE_MARGIN`](crate::config::REUSE_MARGIN) in milliseconds.
+const REUSE_MARGIN_MS: Millis = crate::config::REUSE_MARGIN.as_millis() as Millis;
 
 /// Why a payment is given up when its processor says 422 but never shows it.
 fn unconfirmed_422(processor: Processor) -> String {

@@ -750,3 +750,55 @@ async fn a_kept_pin_dead_letter_needs_the_entry_and_the_latest_attempt() {
     assert_eq!(held(2, "c1").await.unwrap(), Recorded::Now);
     assert_eq!(store.dead_letter_count().await.unwrap(), 1);
 }
+
+/// An error reply means "nothing ran" only for the codes Redis gives before running a script
+/// (here `OOM`: a full memory refuses `accept.lua` whole). A `WRONGTYPE` from a command inside
+/// a script may follow writes (Redis does not roll a script back): outcome unknown.
+#[tokio::test]
+async fn only_errors_redis_gives_before_running_mean_nothing_was_written() {
+    let app = patient_store();
+    let store = &app.store;
+    // A stream key of the wrong type: accept.lua's XLEN fails inside the script.
+    let mut conn = store.connection();
+    let _: () = redis::cmd("SET")
+        .arg(store.keys().stream())
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let err = store
+        .accept(&new_id(), Cents::new(100), 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, common::error::StoreError::Unknown(_)),
+        "WRONGTYPE inside a script: {err:?}"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(store.keys().stream())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Memory full: refused before the script's first command.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let err = store
+        .accept(&new_id(), Cents::new(100), 0)
+        .await
+        .unwrap_err();
+    assert!(common::error::is_out_of_memory(&err), "{err:?}");
+    // Reads still answer.
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}

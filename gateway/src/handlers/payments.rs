@@ -54,10 +54,6 @@ async fn accept(
                 retry_after_secs: limits::retry_after_secs(wait),
             })?;
     }
-    // Redis' memory near full: stop accepting so what was accepted can still finish.
-    if state.memory.is_high() {
-        return Err(ApiError::MemoryHigh);
-    }
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         if !ct.starts_with("application/json") && !ct.contains("+json") {
@@ -66,11 +62,25 @@ async fn accept(
     }
     let body = read_body(req).await?;
     let payment = ValidPayment::parse(&body)?;
-    match state
+    // Redis' memory near full (or full): stop accepting new payments so what was accepted
+    // can still finish — but a retry of one Redis holds still gets its replay or conflict
+    // (a read, which works at a full memory), never a 503 that would say "not accepted".
+    if state.memory.is_high() {
+        return known(state, &payment).await?.ok_or(ApiError::MemoryHigh);
+    }
+    let accepted = match state
         .store
         .accept(&payment.id, payment.amount, state.config.backlog_limit)
-        .await?
+        .await
     {
+        Err(e) if common::error::is_out_of_memory(&e) => {
+            return known(state, &payment)
+                .await?
+                .ok_or(ApiError::Unavailable(e));
+        }
+        other => other?,
+    };
+    match accepted {
         Accepted::Enqueued => {
             tracing::debug!(correlation_id = %payment.id, amount = %payment.amount, "payment accepted");
             Ok((payment.id, Outcome::Enqueued))
@@ -83,6 +93,23 @@ async fn accept(
             metrics::gauge!(names::GATEWAY_SHED_BACKLOG).set(backlog as f64);
             Err(ApiError::Busy { backlog })
         }
+    }
+}
+
+/// The answer for a payment Redis already holds (a replay, or a conflict on its amount), or
+/// `None` when it holds none: the accept path's read-only half, for when writes are shed.
+async fn known(
+    state: &AppState,
+    payment: &ValidPayment,
+) -> Result<Option<(PaymentId, Outcome)>, ApiError> {
+    match state.store.payment(&payment.id).await? {
+        Some(view) if view.amount == payment.amount => {
+            Ok(Some((payment.id, Outcome::Replayed(view.status))))
+        }
+        Some(view) => Err(ApiError::Conflict {
+            stored: view.amount.to_string(),
+        }),
+        None => Ok(None),
     }
 }
 

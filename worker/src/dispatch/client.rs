@@ -9,7 +9,7 @@ use common::time::{format_ms, parse_ms, Millis};
 use serde::Deserialize;
 
 use crate::dispatch::http1::{CallError, Pool};
-use crate::dispatch::outcome::{Lookup, SendOutcome};
+use crate::dispatch::outcome::{is_json_object, Lookup, SendOutcome};
 
 /// When a call must have started by: the send window after `begin` confirmed ownership,
 /// on two clocks. The monotonic clock ignores wall-clock steps but stops while the machine
@@ -178,7 +178,9 @@ impl ProcessorClient {
             .exchange(processor, hyper::Method::GET, &path, None, self.timeout)
             .await;
         match exchange {
-            Exchange::Answer(404, _) => Lookup::Absent,
+            // Only the processor's own 404 says it does not hold the payment: a proxy's 404
+            // page (the processor unregistered, restarting) says nothing about it.
+            Exchange::Answer(404, body) if is_json_object(&body) => Lookup::Absent,
             Exchange::Answer(200, body) => match serde_json::from_slice::<StoredPayment>(&body) {
                 Ok(p) => match parse_ms(&p.requested_at) {
                     Ok(requested_at) => Lookup::Found { requested_at },

@@ -60,7 +60,7 @@ impl SendOutcome {
 }
 
 /// Whether `body` is a JSON object, the form of every answer the processors give.
-fn is_json_object(body: &[u8]) -> bool {
+pub fn is_json_object(body: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct AnyObject {}
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')

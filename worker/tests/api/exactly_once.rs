@@ -798,3 +798,59 @@ async fn a_worker_clock_15_minutes_behind_records_what_the_processor_stored() {
     }
     assert_each_stored_once(&stack, &ids).await;
 }
+
+/// A router in front of default answers lookups with its own `404` page (the processor's
+/// backend unregistered) while a payment's outcome there is unknown (a proxy's error after
+/// the store). Only the processor's own `404` says it does not hold the payment: the payment
+/// stays pinned, and once lookups reach default again it is found and recorded there —
+/// never moved to fallback on a proxy's word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxys_404_on_a_lookup_is_not_an_absence() {
+    let stack = spawn_stack().await;
+    let relay = Relay::start(&stack.default.url(), Duration::ZERO).await;
+    let relay_url = relay.url();
+    let _worker = stack
+        .start_worker(&[
+            ("PROCESSOR_DEFAULT_URL", relay_url.as_str()),
+            ("ROUTING_POLICY", "cheapest-available"),
+            ("BREAKER_MIN_CALLS", "1"),
+            ("WORKER_CLAIM_IDLE_MS", "600"),
+            ("PROCESSOR_TIMEOUT_MS", "300"),
+            ("AMBIGUITY_GRACE_MS", "100"),
+            ("AMBIGUITY_POLL_MS", "20"),
+            ("LATE_DELIVERY_MS", "0"),
+            ("HEALTH_POLL_MS", "600000"),
+        ])
+        .await;
+    relay.answer_after_forwarding(Some(502));
+    relay.answer_lookups(Some(404));
+    let ids: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        assert_eq!(stack.post(id, "1.00").await, 202);
+    }
+    // The first ones reach default (stored, answered 502); the breaker then opens and the
+    // rest go to fallback.
+    wait_for(
+        Duration::from_secs(20),
+        "every payment stored somewhere",
+        || async { stack.default.stored_count() + stack.fallback.stored_count() >= ids.len() },
+    )
+    .await;
+    assert!(
+        stack.default.stored_count() > 0,
+        "no payment reached default"
+    );
+    // Default reported failing from now on: a payment cleared from it would go to fallback.
+    publish_health(&stack, common::payment::Processor::Default, true, 0).await;
+    // Past every bound (send window 200 ms, timeout 300 ms, a grace of at most 1 s for the
+    // reported delay of 0, no late allowance): a 404 would have counted by now.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    for id in &ids {
+        let both = stack.default.stored(id).is_some() && stack.fallback.stored(id).is_some();
+        assert!(!both, "{id} moved to fallback on a proxy's 404");
+    }
+    relay.answer_after_forwarding(None);
+    relay.answer_lookups(None);
+    stack.wait_processed(20, Duration::from_secs(30)).await;
+    assert_each_stored_once(&stack, &ids).await;
+}

@@ -5,7 +5,9 @@
 //!   request, or an accept queue read late do to a request the client gave up on;
 //! - with an answer of its own set, it forwards the POST, lets the processor store it, and
 //!   answers the client its own error instead (an HTML page with that status, as a mesh, a
-//!   CDN or a load balancer does), or closes the connection without an answer.
+//!   CDN or a load balancer does), or closes the connection without an answer;
+//! - with a lookup answer set, it answers `GET /payments/{id}` itself with that status and an
+//!   HTML page, without forwarding (a router whose backend is gone).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
@@ -27,6 +29,8 @@ struct Shared {
     /// After forwarding a POST: 0 = pass the processor's answer on, 1 = close the
     /// connection, else answer this status with an HTML page.
     own_answer: AtomicU16,
+    /// 0 = pass lookups through, else answer them this status with an HTML page.
+    lookup_answer: AtomicU16,
     /// Held POSTs not yet delivered upstream.
     in_hold: AtomicUsize,
     /// Held POSTs delivered upstream (after their client gave up).
@@ -48,6 +52,7 @@ impl Relay {
             hold_for,
             holding: AtomicBool::new(false),
             own_answer: AtomicU16::new(0),
+            lookup_answer: AtomicU16::new(0),
             in_hold: AtomicUsize::new(0),
             delivered_late: AtomicUsize::new(0),
         });
@@ -74,6 +79,14 @@ impl Relay {
         self.shared
             .own_answer
             .store(status.unwrap_or(CLOSE), Ordering::SeqCst);
+    }
+
+    /// Answer every `GET /payments/{id}` with `status` and an HTML page of the relay's own,
+    /// without forwarding it (`None`: pass lookups through again).
+    pub fn answer_lookups(&self, status: Option<u16>) {
+        self.shared
+            .lookup_answer
+            .store(status.unwrap_or(PASS), Ordering::SeqCst);
     }
 
     /// Held POSTs still waiting to be delivered.
@@ -111,6 +124,16 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
             let mut rest = [0u8; 512];
             while matches!(client.read(&mut rest).await, Ok(n) if n > 0) {}
             return;
+        }
+        let lookup_answer = shared.lookup_answer.load(Ordering::SeqCst);
+        if lookup_answer != PASS
+            && request.starts_with(b"GET /payments/")
+            && !request.starts_with(b"GET /payments/service-health")
+        {
+            if client.write_all(&proxy_page(lookup_answer)).await.is_err() {
+                return;
+            }
+            continue;
         }
         if upstream.is_none() {
             upstream = TcpStream::connect(shared.upstream).await.ok();
