@@ -13,7 +13,7 @@ use load_tests::sim::SimConfig;
 use uuid::Uuid;
 
 use crate::helpers::{spawn_stack, spawn_stack_with, wait_for, Stack, StackOptions};
-use crate::relay::{all_delivered, Relay};
+use crate::relay::{all_delivered, worker_behind_relay};
 
 /// Sends `signal` (`STOP`, `CONT`, `TERM`, `KILL`) to a process.
 fn signal(pid: u32, signal: &str) {
@@ -682,11 +682,10 @@ async fn a_grace_below_a_reported_delay_stops_the_worker_naming_the_variable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_delivered_long_after_the_client_gave_up_is_never_charged_twice() {
     let stack = spawn_stack().await;
-    let relay = Relay::start(&stack.default.url(), Duration::from_millis(2500)).await;
-    let relay_url = relay.url();
-    let _worker = stack
-        .start_worker(&[
-            ("PROCESSOR_DEFAULT_URL", relay_url.as_str()),
+    let (relay, _worker) = worker_behind_relay(
+        &stack,
+        Duration::from_millis(2500),
+        &[
             // A send window of 200 ms: without the move bound, a 404 would count ~0.7 s
             // after the send.
             ("WORKER_CLAIM_IDLE_MS", "600"),
@@ -696,8 +695,9 @@ async fn a_post_delivered_long_after_the_client_gave_up_is_never_charged_twice()
             ("AMBIGUITY_GRACE_MS", "200"),
             ("AMBIGUITY_POLL_MS", "20"),
             ("LATE_DELIVERY_MS", "3000"),
-        ])
-        .await;
+        ],
+    )
+    .await;
     relay.hold(true);
     let ids: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
     for id in &ids {
@@ -727,17 +727,17 @@ async fn a_post_delivered_long_after_the_client_gave_up_is_never_charged_twice()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_error_after_forwarding_is_an_unknown_outcome_never_a_failure() {
     let stack = spawn_stack().await;
-    let relay = Relay::start(&stack.default.url(), Duration::ZERO).await;
-    let relay_url = relay.url();
-    let _worker = stack
-        .start_worker(&[
-            ("PROCESSOR_DEFAULT_URL", relay_url.as_str()),
+    let (relay, _worker) = worker_behind_relay(
+        &stack,
+        Duration::ZERO,
+        &[
             ("ROUTING_POLICY", "cheapest-available"),
             ("BREAKER_MIN_CALLS", "1"),
             ("AMBIGUITY_GRACE_MS", "200"),
             ("AMBIGUITY_POLL_MS", "20"),
-        ])
-        .await;
+        ],
+    )
+    .await;
     let mut all = Vec::new();
     for answer in [Some(503), Some(500), Some(520), Some(524), None] {
         relay.answer_after_forwarding(answer);
@@ -807,11 +807,10 @@ async fn a_worker_clock_15_minutes_behind_records_what_the_processor_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxys_404_on_a_lookup_is_not_an_absence() {
     let stack = spawn_stack().await;
-    let relay = Relay::start(&stack.default.url(), Duration::ZERO).await;
-    let relay_url = relay.url();
-    let _worker = stack
-        .start_worker(&[
-            ("PROCESSOR_DEFAULT_URL", relay_url.as_str()),
+    let (relay, _worker) = worker_behind_relay(
+        &stack,
+        Duration::ZERO,
+        &[
             ("ROUTING_POLICY", "cheapest-available"),
             ("BREAKER_MIN_CALLS", "1"),
             ("WORKER_CLAIM_IDLE_MS", "600"),
@@ -820,8 +819,9 @@ async fn a_proxys_404_on_a_lookup_is_not_an_absence() {
             ("AMBIGUITY_POLL_MS", "20"),
             ("LATE_DELIVERY_MS", "0"),
             ("HEALTH_POLL_MS", "600000"),
-        ])
-        .await;
+        ],
+    )
+    .await;
     relay.answer_after_forwarding(Some(502));
     relay.answer_lookups(Some(404));
     let ids: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();

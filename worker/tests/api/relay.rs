@@ -219,3 +219,17 @@ pub async fn all_delivered(relay: &Relay, limit: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A relay in front of `stack`'s default processor (holding POSTs for `hold_for` while on),
+/// and a worker that reaches default through it, with `settings` on top.
+pub async fn worker_behind_relay(
+    stack: &crate::helpers::Stack,
+    hold_for: Duration,
+    settings: &[(&str, &str)],
+) -> (Relay, paystream_worker::WorkerHandle) {
+    let relay = Relay::start(&stack.default.url(), hold_for).await;
+    let url = relay.url();
+    let via = [("PROCESSOR_DEFAULT_URL", url.as_str())];
+    let worker = stack.start_worker(&[&via[..], settings].concat()).await;
+    (relay, worker)
+}
