@@ -594,16 +594,7 @@ impl Protocol {
                         p + 1,
                         proc.name()
                     );
-                    // scripts/settle.lua — common/src/scripts/settle.lua
-                    let reply = scripts::settle(
-                        &mut n.redis,
-                        p,
-                        proc,
-                        att,
-                        Settle::Failed,
-                        cfg.strict_safe,
-                    );
-                    self.after_settle(&mut n, w, p, reply, proc, att, None, log);
+                    self.settle_failed(&mut n, w, p, proc, att, log);
                 } else {
                     say!(
                         log,
@@ -664,16 +655,7 @@ impl Protocol {
                         if let Some(t) = n.workers[w].tasks[p].as_mut() {
                             t.failures += 1;
                         }
-                        // scripts/settle.lua — common/src/scripts/settle.lua
-                        let reply = scripts::settle(
-                            &mut n.redis,
-                            p,
-                            proc,
-                            att,
-                            Settle::Failed,
-                            cfg.strict_safe,
-                        );
-                        self.after_settle(&mut n, w, p, reply, proc, att, None, log);
+                        self.settle_failed(&mut n, w, p, proc, att, log);
                     }
                     Reply::AlreadyStored => {
                         say!(
@@ -729,16 +711,7 @@ impl Protocol {
                                 post.to = None;
                             }
                         }
-                        // scripts/settle.lua — common/src/scripts/settle.lua
-                        let reply = scripts::settle(
-                            &mut n.redis,
-                            p,
-                            proc,
-                            att,
-                            Settle::Failed,
-                            cfg.strict_safe,
-                        );
-                        self.after_settle(&mut n, w, p, reply, proc, att, None, log);
+                        self.settle_failed(&mut n, w, p, proc, att, log);
                         return Some(n);
                     }
                     n.budget.messages = n.budget.messages.checked_sub(1)?;
@@ -1125,6 +1098,29 @@ impl Protocol {
             }
         );
         n.workers[w].tasks[p] = None;
+    }
+
+    /// settle.lua 'failed' for the task's attempt (a definite "not stored"), then what the
+    /// task does with its answer.
+    fn settle_failed(
+        &self,
+        n: &mut State,
+        w: usize,
+        p: usize,
+        proc: Proc,
+        att: Att,
+        log: &mut Option<String>,
+    ) {
+        // scripts/settle.lua — common/src/scripts/settle.lua
+        let reply = scripts::settle(
+            &mut n.redis,
+            p,
+            proc,
+            att,
+            Settle::Failed,
+            self.cfg.strict_safe,
+        );
+        self.after_settle(n, w, p, reply, proc, att, None, log);
     }
 
     /// What the task does with settle.lua's answer.
