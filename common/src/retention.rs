@@ -151,12 +151,25 @@ async fn until_done(
     }
 }
 
-/// Removes dead letters older than `retention`. Returns how many.
+/// Removes dead letters older than `retention` (a letter whose payment a processor may still
+/// hold is appended again first, so a re-drive can still reach it). Returns how many.
 pub async fn trim_dead_letters(store: &Store, retention: Duration) -> Result<u64, StoreError> {
     let mut conn = store.connection();
-    Ok(TRIM_DEAD
-        .key(store.keys().dead_letters())
-        .arg(retention.as_millis() as u64)
-        .invoke_async(&mut conn)
-        .await?)
+    let mut removed = 0;
+    loop {
+        let n: u64 = TRIM_DEAD
+            .key(store.keys().dead_letters())
+            .arg(retention.as_millis() as u64)
+            .arg(store.keys().payment_prefix())
+            .arg(TRIM_BATCH)
+            .invoke_async(&mut conn)
+            .await?;
+        removed += n;
+        if n < TRIM_BATCH {
+            return Ok(removed);
+        }
+    }
 }
+
+/// Dead letters looked at per `trim_dead.lua` call.
+const TRIM_BATCH: u64 = 1_000;

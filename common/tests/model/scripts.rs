@@ -593,7 +593,7 @@ pub const CONTRACTS: &[Contract] = &[
         script: "trim_dead",
         modelled: false,
         keys: "KEYS[1] dead-letter stream",
-        argv: "ARGV[1] retention in ms",
+        argv: "ARGV[1] retention in ms ARGV[2] status hash key prefix (followed by the correlation id) ARGV[3] most letters per call",
         returns: "Returns the number of dead letters removed.",
     },
     Contract {

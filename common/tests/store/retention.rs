@@ -536,3 +536,84 @@ async fn the_default_retention_is_seven_days() {
     let week = retention::DEFAULT_PAYMENT_RETENTION.as_millis() as i64;
     assert!(ttl > week - 60_000 && ttl <= week, "PTTL {ttl}");
 }
+
+/// A dead letter whose payment a processor may still hold (dead-lettered with its pin kept:
+/// its status never expires) stays within reach of a re-drive after the retention: the trim
+/// appends it again, fresh, and drops only the old copy. Other old letters go.
+#[tokio::test]
+async fn a_held_dead_letter_outlives_the_retention_and_can_be_redriven() {
+    let app = patient_store();
+    let store = &app.store;
+    store.ensure_group().await.unwrap();
+    let held = new_id();
+    store.accept(&held, Cents::new(100), 0).await.unwrap();
+    let mut conn = store.connection();
+    let reply: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(common::keys::GROUP)
+        .arg("c1")
+        .arg("STREAMS")
+        .arg(store.keys().stream())
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (entries, _) = common::store::Store::decode_entries(match &reply {
+        redis::Value::Array(streams) => match streams.first() {
+            Some(redis::Value::Array(stream)) => match stream.get(1) {
+                Some(redis::Value::Array(entries)) => entries,
+                _ => panic!("{reply:?}"),
+            },
+            _ => panic!("{reply:?}"),
+        },
+        _ => panic!("{reply:?}"),
+    });
+    let entry = entries[0].entry_id.clone();
+    store
+        .begin_attempt(
+            &held,
+            common::payment::Processor::Default,
+            "c1",
+            &entry,
+            Duration::from_secs(60),
+            common::time::now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .dead_letter(
+                &held,
+                "",
+                "held",
+                &entry,
+                FailMode::KeepPin { attempt: 1 },
+                "c1"
+            )
+            .await
+            .unwrap(),
+        common::store::Recorded::Now
+    );
+    // A plain dead letter beside it.
+    let plain = new_id();
+    store.accept(&plain, Cents::new(100), 0).await.unwrap();
+    store
+        .dead_letter(&plain, "", "plain", "", FailMode::Final, "")
+        .await
+        .unwrap();
+    assert_eq!(store.dead_letter_count().await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Both are older than a 10 ms retention: the plain one goes, the held one stays.
+    let removed = retention::trim_dead_letters(store, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2, "both old copies removed");
+    assert_eq!(
+        store.dead_letter_count().await.unwrap(),
+        1,
+        "the held letter kept"
+    );
+    assert_eq!(store.redrive_dead_letters(10).await.unwrap(), 1);
+    let view = store.payment(&held).await.unwrap().unwrap();
+    assert_eq!(view.status, common::payment::Status::Queued);
+}
