@@ -1,6 +1,6 @@
-//! The crate's shape, checked: its modules import each other without a circle (leaves such
-//! as `error`, `config`, `keys` import nothing back), and no source file outgrows what one
-//! reader can hold (1 000 lines).
+//! The workspace's shape, checked: in every crate, modules import each other without a
+//! circle (in `common`, leaves such as `error`, `config`, `keys` import nothing back), and no
+//! source file outgrows what one reader can hold (1 000 lines).
 //!
 //! An edge is a `crate::…`, `super::…`, `self::…` or child-module path in a module's code
 //! (doc comments and `#[cfg(test)]` parts left out), resolved to the deepest module it
@@ -245,10 +245,36 @@ fn modules_import_each_other_without_a_circle() {
     }
 }
 
+/// The `src` of every crate of the workspace.
+fn workspace_srcs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    ["common", "gateway", "worker", "load-tests"]
+        .iter()
+        .map(|c| root.join(c).join("src"))
+        .collect()
+}
+
 #[test]
-fn no_source_file_is_longer_than_one_reader_can_hold() {
-    for (module, path) in modules(&src()) {
-        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
-        assert!(lines <= MAX_LINES, "{module}: {lines} lines");
+fn every_crate_imports_its_modules_without_a_circle() {
+    for src in workspace_srcs() {
+        let g = graph(&src);
+        assert!(g.len() > 5, "{}: modules not found", src.display());
+        if let Some(c) = circle(&g) {
+            panic!("{}: circle {}", src.display(), c.join(" -> "));
+        }
+    }
+}
+
+#[test]
+fn no_source_file_of_the_workspace_outgrows_one_reader() {
+    for src in workspace_srcs() {
+        for (module, path) in modules(&src) {
+            let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+            assert!(
+                lines <= MAX_LINES,
+                "{}: {module}: {lines} lines",
+                src.display()
+            );
+        }
     }
 }
