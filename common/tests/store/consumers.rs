@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::keys::GROUP;
-use common::payment::{Cents, PaymentId};
+use common::payment::Cents;
 use common::store::Accepted;
 
-use crate::helpers::patient_store;
+use crate::helpers::{first_entry_id, new_id, patient_store};
 
 /// A reader that takes one entry at a time and acknowledges it a moment later, while the
 /// cleanup runs back to back with an idle threshold of zero: every entry the reader got must
@@ -23,7 +23,7 @@ async fn the_cleanup_never_deletes_a_consumer_that_just_read_entries() {
     store.ensure_group().await.unwrap();
     const N: usize = 600;
     for _ in 0..N {
-        let id: PaymentId = uuid::Uuid::new_v4().to_string().parse().unwrap();
+        let id = new_id();
         let accepted = store.accept(&id, Cents::new(100), 0).await.unwrap();
         assert!(matches!(accepted, Accepted::Enqueued), "{accepted:?}");
     }
@@ -80,34 +80,13 @@ async fn the_cleanup_never_deletes_a_consumer_that_just_read_entries() {
     );
 }
 
-/// The first entry id of an `XREADGROUP` reply (`[[stream, [[id, fields], ...]]]`).
-fn first_entry_id(reply: &redis::Value) -> Option<String> {
-    use redis::Value;
-    let Value::Array(streams) = reply else {
-        return None;
-    };
-    let Some(Value::Array(stream)) = streams.first() else {
-        return None;
-    };
-    let Some(Value::Array(entries)) = stream.get(1) else {
-        return None;
-    };
-    let Some(Value::Array(entry)) = entries.first() else {
-        return None;
-    };
-    match entry.first() {
-        Some(Value::BulkString(id)) => Some(String::from_utf8_lossy(id).into_owned()),
-        _ => None,
-    }
-}
-
 /// What the cleanup deletes and what it keeps.
 #[tokio::test]
 async fn the_cleanup_deletes_only_idle_consumers_with_nothing_pending() {
     let t = patient_store();
     let store = t.store.clone();
     store.ensure_group().await.unwrap();
-    let id: PaymentId = uuid::Uuid::new_v4().to_string().parse().unwrap();
+    let id = new_id();
     store.accept(&id, Cents::new(100), 0).await.unwrap();
     let stream = store.keys().stream().to_string();
     for consumer in ["busy", "idle", "me"] {

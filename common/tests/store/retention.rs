@@ -6,17 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use common::payment::{Cents, PaymentId, Processor, MAX_CENTS};
+use common::payment::{Cents, Processor, MAX_CENTS};
 use common::retention;
 use common::store::{Accepted, FailMode, Store, StoreError, Window};
-use uuid::Uuid;
 
-use crate::helpers::{patient_store, store_with};
+use crate::helpers::{accept_and_deliver, begin, new_id, patient_store, store_with};
 use crate::summary::{assert_summary_exact, record_random, Lcg};
-
-fn new_id() -> PaymentId {
-    PaymentId::new(Uuid::new_v4())
-}
 
 async fn pttl(store: &Store, key: &str) -> i64 {
     let mut conn = store.connection();
@@ -544,42 +539,16 @@ async fn the_default_retention_is_seven_days() {
 async fn a_held_dead_letter_outlives_the_retention_and_can_be_redriven() {
     let app = patient_store();
     let store = &app.store;
-    store.ensure_group().await.unwrap();
     let held = new_id();
-    store.accept(&held, Cents::new(100), 0).await.unwrap();
-    let mut conn = store.connection();
-    let reply: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(common::keys::GROUP)
-        .arg("c1")
-        .arg("STREAMS")
-        .arg(store.keys().stream())
-        .arg(">")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let (entries, _) = common::store::Store::decode_entries(match &reply {
-        redis::Value::Array(streams) => match streams.first() {
-            Some(redis::Value::Array(stream)) => match stream.get(1) {
-                Some(redis::Value::Array(entries)) => entries,
-                _ => panic!("{reply:?}"),
-            },
-            _ => panic!("{reply:?}"),
-        },
-        _ => panic!("{reply:?}"),
-    });
-    let entry = entries[0].entry_id.clone();
-    store
-        .begin_attempt(
-            &held,
-            common::payment::Processor::Default,
-            "c1",
-            &entry,
-            Duration::from_secs(60),
-            common::time::now_ms(),
-        )
-        .await
-        .unwrap();
+    let entry = accept_and_deliver(store, &held, 100, "c1").await;
+    begin(
+        store,
+        &held,
+        common::payment::Processor::Default,
+        "c1",
+        &entry,
+    )
+    .await;
     assert_eq!(
         store
             .dead_letter(

@@ -4,69 +4,13 @@
 use std::time::Duration;
 
 use common::keys::GROUP;
-use common::payment::{Cents, PaymentId, Processor, Status};
+use common::payment::{Cents, Processor, Status};
 use common::store::{
     Accepted, Attempt, FailMode, Lingers, Recorded, RedisOptions, SafeAt, Settle, Settled, Store,
     Window,
 };
-use uuid::Uuid;
 
-use crate::helpers::patient_store;
-
-fn new_id() -> PaymentId {
-    PaymentId::new(Uuid::new_v4())
-}
-
-const LONG: Duration = Duration::from_secs(60);
-
-/// Accepts a payment and delivers its entry to `consumer`, as XREADGROUP does for a
-/// worker; returns the entry id.
-async fn accept_and_deliver(store: &Store, id: &PaymentId, cents: i64, consumer: &str) -> String {
-    store.ensure_group().await.unwrap();
-    assert_eq!(
-        store.accept(id, Cents::new(cents), 0).await.unwrap(),
-        Accepted::Enqueued
-    );
-    let mut conn = store.connection();
-    let reply: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(GROUP)
-        .arg(consumer)
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(store.keys().stream())
-        .arg(">")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let text = format!("{reply:?}");
-    // The entry id is the first "<ms>-<seq>" in the reply.
-    text.split(['"', '\'', '(', ')', ',', ' ', '['])
-        .find(|t| {
-            t.split_once('-').is_some_and(|(a, b)| {
-                !a.is_empty()
-                    && a.chars().all(|c| c.is_ascii_digit())
-                    && b.chars().all(|c| c.is_ascii_digit())
-                    && !b.is_empty()
-            })
-        })
-        .unwrap_or_else(|| panic!("no entry in {text}"))
-        .to_string()
-}
-
-async fn begin(
-    store: &Store,
-    id: &PaymentId,
-    p: Processor,
-    consumer: &str,
-    entry: &str,
-) -> Attempt {
-    store
-        .begin_attempt(id, p, consumer, entry, LONG, common::time::now_ms())
-        .await
-        .unwrap()
-}
+use crate::helpers::{accept_and_deliver, begin, new_id, patient_store, LONG};
 
 #[tokio::test]
 async fn recording_twice_counts_once() {

@@ -7,19 +7,14 @@ use common::keys::Bucket;
 use common::payment::{Cents, PaymentId, Processor, MAX_CENTS};
 use common::retention;
 use common::store::{RecordRequest, Recorded, Store, Window};
-use uuid::Uuid;
 
-use crate::helpers::patient_store;
+use crate::helpers::{new_id, patient_store};
 
 const SECOND: i64 = 1_000;
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
 /// 2025-07-15T00:00:00Z.
 const MIDNIGHT: i64 = 20_284 * DAY;
-
-fn new_id() -> PaymentId {
-    PaymentId::new(Uuid::new_v4())
-}
 
 /// A small deterministic generator (no extra dependency): the same cases every run.
 pub(crate) struct Lcg(pub(crate) u64);
