@@ -182,10 +182,10 @@ pub async fn watch_memory(
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut was_high = false;
     loop {
         tick.tick().await;
         if let Ok((used, max)) = store.memory().await {
+            let was_high = watch.is_high();
             let high = watch.update(used, max, high_water);
             if high != was_high {
                 tracing::warn!(
@@ -195,7 +195,6 @@ pub async fn watch_memory(
                     high,
                     "redis memory high-water mark crossed"
                 );
-                was_high = high;
             }
         }
     }
