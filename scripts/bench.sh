@@ -17,6 +17,12 @@
 #            (CONFIG SET on the same Redis). Writes throughput-gateway{,-fsync-*}.
 #   nginx    (b) The same stepping through nginx + two gateways, the workers running.
 #            Writes throughput-nginx.
+#   closed   Closed loop through :9999: CLOSED_CONNECTIONS (64) connections, each sending its
+#            next payment (unique ids) as soon as the last is answered, for CLOSED_SECS (10)
+#            s, the workers running, against the static nginx and the stack alternating,
+#            CLOSED_ROUNDS (2) times. The stack's runs then drain and fail unless what both
+#            processors stored equals what the backend processed, and covers every 2xx
+#            (exactly once). Writes closed-{static,stack}-<r>.
 #   drain    Backlog drain: both processors fail while payments queue, default recovers; the
 #            required scenario (DRAIN_RATE for DRAIN_OUTAGE_SECS, default back at
 #            DRAIN_RECOVERY_MS) and a capacity run (zero delay). Writes drain, drain-capacity.
@@ -31,7 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ALL_SECTIONS="ref gateway nginx drain"
+ALL_SECTIONS="ref closed gateway nginx drain"
 SECTIONS=${SECTIONS:-$ALL_SECTIONS}
 for s in $SECTIONS; do
   [[ " $ALL_SECTIONS " == *" $s "* ]] || die "unknown section '$s' in SECTIONS (one of: $ALL_SECTIONS)"
@@ -228,6 +234,33 @@ section_gateway() {
   redis-cli -p "${REDIS_PORT:-6390}" CONFIG SET appendfsync "$REDIS_APPENDFSYNC" >/dev/null
   # shellcheck disable=SC2086
   kill -CONT $workers
+}
+
+section_closed() {
+  start_demo_stack BACKLOG_LIMIT="$BACKLOG_LIMIT"
+  start_static_nginx
+  local round target order
+  for round in $(seq 1 "${CLOSED_ROUNDS:-2}"); do
+    order="static stack"
+    [ $((round % 2)) = 0 ] && order="stack static"
+    for target in $order; do
+      say "closed loop: $target, round $round"
+      if [ "$target" = static ]; then
+        "$BIN/paystream-load" throughput --backend "http://127.0.0.1:$STATIC_PORT" --no-purge \
+          --rates 0 --step-secs "${CLOSED_SECS:-10}" --p99-limit-ms 60000 \
+          --connections "${CLOSED_CONNECTIONS:-64}" --drain-secs 0 \
+          --pid "nginx-static=$STATIC_PIDS" --out "$RESULTS" --name "closed-static-$round"
+      else
+        # shellcheck disable=SC2046
+        "$BIN/paystream-load" throughput --backend http://127.0.0.1:9999 \
+          --rates 0 --step-secs "${CLOSED_SECS:-10}" --p99-limit-ms 60000 \
+          --connections "${CLOSED_CONNECTIONS:-64}" --drain-secs 120 $(stack_pids) \
+          --processors http://127.0.0.1:8001,http://127.0.0.1:8002 \
+          --out "$RESULTS" --name "closed-stack-$round"
+        wait_stream_empty 60
+      fi
+    done
+  done
 }
 
 section_nginx() {

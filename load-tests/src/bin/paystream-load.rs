@@ -132,7 +132,8 @@ struct ThroughputArgs {
     /// Do not purge the backend first.
     #[arg(long)]
     no_purge: bool,
-    /// Arrival rates to step through, req/s.
+    /// Arrival rates to step through, req/s; 0 is a closed-loop step (each connection sends
+    /// its next request as soon as the previous one is answered).
     #[arg(
         long,
         value_delimiter = ',',
@@ -153,6 +154,10 @@ struct ThroughputArgs {
     /// Watch a process group's CPU and memory: NAME=PID[,PID...] (repeatable).
     #[arg(long = "pid", value_name = "NAME=PID")]
     pids: Vec<ProcGroup>,
+    /// The processors' base URLs, DEFAULT,FALLBACK: purged first, and what they stored is
+    /// reported beside what was accepted and processed.
+    #[arg(long, value_delimiter = ',')]
+    processors: Option<Vec<String>>,
     #[command(flatten)]
     output: Output,
 }
@@ -339,6 +344,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 sample_every: Duration::from_millis(500),
                 procs: a.pids,
                 name: name.clone(),
+                processors: match a.processors.as_deref() {
+                    None => None,
+                    Some([default, fallback]) => Some((default.clone(), fallback.clone())),
+                    Some(other) => anyhow::bail!(
+                        "--processors takes two URLs, DEFAULT,FALLBACK; got {other:?}"
+                    ),
+                },
             };
             let r = run_throughput(cfg).await?;
             write_run(
@@ -348,6 +360,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 report::throughput_table,
                 plot::throughput_svg,
             )?;
+            let p = &r.processed;
+            if let Some(stored) = p.stored_by_processors {
+                // Every 2xx processed, each once: what the processors hold is what the
+                // backend counts (an answer lost to a client timeout may add payments that
+                // were accepted without the client knowing, never fewer).
+                anyhow::ensure!(
+                    p.processed == Some(stored) && stored >= p.accepted,
+                    "not exactly once: {} accepted, {:?} processed, {stored} stored by the processors",
+                    p.accepted,
+                    p.processed
+                );
+            }
         }
         Command::Drain(a) => {
             let name = a.output.name("drain");

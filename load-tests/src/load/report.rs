@@ -233,6 +233,9 @@ pub fn throughput_table(r: &ThroughputReport) -> String {
         opt(p.avg_per_sec),
         opt(p.peak_per_sec),
     );
+    if let Some(stored) = p.stored_by_processors {
+        let _ = writeln!(out, "stored by the processors: {stored}");
+    }
     for g in &r.processes {
         let _ = writeln!(
             out,

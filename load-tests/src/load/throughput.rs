@@ -12,6 +12,10 @@
 //! by the connection count. A request that cannot start within `max_lag` of its due time is
 //! *dropped* (counted, never sent).
 //!
+//! A rate of 0 is a *closed-loop* step instead: every connection sends its next request as
+//! soon as the previous one is answered, for the step's length; it measures how many
+//! payments the backend takes at most through that many connections.
+//!
 //! Beside the load, a sampler polls every 500 ms the backend's `GET /payments-summary`
 //! totals (processed payments, hence backlog and end-to-end processed/s) and the CPU and
 //! memory of the watched processes ([`procstat`](super::procstat)). The run stops stepping at
@@ -77,6 +81,10 @@ pub struct ThroughputConfig {
     pub procs: Vec<ProcGroup>,
     /// The run's name (the binary names its files after it).
     pub name: String,
+    /// The processors' base URLs (default, fallback): when set, both are purged first and
+    /// their admin summaries are read after the drain, so the report shows what they
+    /// stored beside what was accepted and processed.
+    pub processors: Option<(String, String)>,
 }
 
 impl Default for ThroughputConfig {
@@ -95,6 +103,7 @@ impl Default for ThroughputConfig {
             sample_every: Duration::from_millis(500),
             procs: Vec::new(),
             name: "throughput".into(),
+            processors: None,
         }
     }
 }
@@ -185,6 +194,8 @@ pub(super) struct Step {
     stats: Mutex<StepStats>,
     /// Requests accepted over the whole run (read by the sampler for the backlog).
     accepted_total: Arc<AtomicU64>,
+    /// A closed-loop step: no due times, requests are sent back to back until then.
+    closed_until: Option<Instant>,
 }
 
 impl Step {
@@ -206,7 +217,20 @@ impl Step {
             timeout,
             stats: Mutex::default(),
             accepted_total,
+            closed_until: None,
         }
+    }
+
+    /// A closed-loop step of length `length`: each connection sends its next request as
+    /// soon as the previous one is answered.
+    pub(super) fn closed(
+        length: Duration,
+        timeout: Duration,
+        accepted_total: Arc<AtomicU64>,
+    ) -> Self {
+        let mut step = Step::new(0, u64::MAX, Duration::MAX, timeout, accepted_total);
+        step.closed_until = Some(step.t0 + length);
+        step
     }
 
     /// What the step measured (taken out, so call it once the step has run).
@@ -235,7 +259,11 @@ async fn sender_task(
         if seq >= step.slots {
             return sender;
         }
-        let due = step.due(seq);
+        let due = match step.closed_until {
+            Some(until) if Instant::now() >= until => return sender,
+            Some(_) => Instant::now().max(step.t0),
+            None => step.due(seq),
+        };
         let now = Instant::now();
         let measure_from = if due > now {
             sleep_until(due).await;
@@ -437,6 +465,7 @@ fn summarize_processed(samples: &[Sample], accepted: u64) -> Processed {
         backlog_end: final_value.map(|p| signed(accepted) - signed(p)),
         avg_per_sec: avg,
         peak_per_sec: peak,
+        stored_by_processors: None,
     }
 }
 
@@ -535,15 +564,18 @@ async fn sampler(
 /// Runs the benchmark and returns its report.
 pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputReport> {
     anyhow::ensure!(!cfg.rates.is_empty(), "at least one rate is needed");
-    anyhow::ensure!(cfg.rates.iter().all(|r| *r > 0), "rates must be positive");
     anyhow::ensure!(cfg.connections > 0, "at least one connection is needed");
     anyhow::ensure!(!cfg.step.is_zero(), "step length must be positive");
 
     let mut client = LoadClient::open(&cfg.backend_url, cfg.connections).await?;
+    let (default_url, fallback_url) = cfg
+        .processors
+        .clone()
+        .unwrap_or_else(|| ("http://127.0.0.1:0".into(), "http://127.0.0.1:0".into()));
     let control = Control::new(
         &cfg.backend_url,
-        "http://127.0.0.1:0",
-        "http://127.0.0.1:0",
+        &default_url,
+        &fallback_url,
         cfg.admin_token.clone(),
         DEFAULT_PROCESSOR_TOKEN.into(),
         Duration::from_secs(2),
@@ -553,6 +585,12 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
             .purge_backend()
             .await
             .context("purging the backend")?;
+    }
+    if cfg.processors.is_some() {
+        control
+            .purge_all()
+            .await
+            .context("purging the processors")?;
     }
 
     let mut groups = vec![ProcGroup {
@@ -580,20 +618,28 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
     let mut steps = Vec::new();
     let limit_ms = cfg.p99_limit.as_secs_f64() * 1000.0;
     for (index, rate) in cfg.rates.iter().copied().enumerate() {
-        let scheduled =
+        let mut scheduled =
             u64::try_from(u128::from(rate) * cfg.step.as_millis() / 1000).unwrap_or(u64::MAX);
         tracing::info!(index, rate, scheduled, "step started");
-        let step = Arc::new(Step::new(
-            rate,
-            scheduled,
-            cfg.max_lag,
-            cfg.timeout,
-            accepted_total.clone(),
-        ));
+        let step = Arc::new(if rate == 0 {
+            Step::closed(cfg.step, cfg.timeout, accepted_total.clone())
+        } else {
+            Step::new(
+                rate,
+                scheduled,
+                cfg.max_lag,
+                cfg.timeout,
+                accepted_total.clone(),
+            )
+        });
         let started_s = round3(step.t0.saturating_duration_since(t_start).as_secs_f64());
         client.run(&step).await?;
         let elapsed_s = round3(step.t0.elapsed().as_secs_f64());
         let stats = step.take_stats();
+        if rate == 0 {
+            // Closed loop: what was sent is what was due.
+            scheduled = stats.outcomes.requests;
+        }
         let latency = stats.latency.percentiles();
         let stop_reason = judge(scheduled, stats.outcomes.accepted, latency.p99_ms, limit_ms);
         let ended_s = started_s + elapsed_s;
@@ -655,6 +701,13 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
     tokio::time::sleep(cfg.sample_every).await;
     let _ = stop_tx.send(true);
     sampler_task.await.context("the sampler panicked")?;
+    let stored = match cfg.processors {
+        Some(_) => {
+            let (_, d, f) = control.final_summaries(None, None).await?;
+            Some(d.total_requests + f.total_requests)
+        }
+        None => None,
+    };
     let finished_at = OffsetDateTime::now_utc();
 
     let mut samples = std::mem::take(&mut *samples.lock().unwrap_or_else(PoisonError::into_inner));
@@ -682,7 +735,10 @@ pub async fn run_throughput(cfg: ThroughputConfig) -> anyhow::Result<ThroughputR
             .map(|s| s.target_rate)
             .max(),
         steps,
-        processed: summarize_processed(&samples, accepted),
+        processed: Processed {
+            stored_by_processors: stored,
+            ..summarize_processed(&samples, accepted)
+        },
         processes: summarize_processes(&groups, &samples, accepted),
         samples,
     })
@@ -725,6 +781,7 @@ mod tests {
             timeout: Duration::ZERO,
             stats: Mutex::default(),
             accepted_total: Arc::default(),
+            closed_until: None,
         };
         assert_eq!(step.due(0), step.t0);
         assert_eq!(step.due(1) - step.t0, Duration::from_millis(250));

@@ -13,9 +13,9 @@ use super::stats::{Outcomes, Percentiles};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepReport {
     pub index: usize,
-    /// The arrival rate asked for, requests per second.
+    /// The arrival rate asked for, requests per second (0: a closed-loop step).
     pub target_rate: u64,
-    /// Requests due in the step (`rate * step`).
+    /// Requests due in the step (`rate * step`; a closed-loop step: the requests sent).
     pub scheduled: u64,
     /// Seconds since the benchmark started.
     pub started_s: f64,
@@ -71,6 +71,9 @@ pub struct Processed {
     pub avg_per_sec: Option<f64>,
     /// Highest processed/s over one sampling period.
     pub peak_per_sec: Option<f64>,
+    /// Payments both processors hold after the drain (when the run was given their URLs):
+    /// equal to `accepted` and `processed` when every payment was processed exactly once.
+    pub stored_by_processors: Option<u64>,
 }
 
 /// One watched process group over the whole run.

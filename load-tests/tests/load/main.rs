@@ -498,6 +498,40 @@ async fn small_throughput_run_reports_steps_samples_and_processes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_loop_step_sends_back_to_back_and_reports_what_the_processors_stored() {
+    let stack = spawn_stack(Some(ADMIN_TOKEN)).await;
+    let endpoints = stack.endpoints(Some(ADMIN_TOKEN));
+    let cfg = ThroughputConfig {
+        backend_url: stack.url(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        rates: vec![0],
+        step: Duration::from_secs(1),
+        p99_limit: Duration::from_secs(10),
+        connections: 4,
+        drain: DRAIN_LIMIT,
+        sample_every: Duration::from_millis(200),
+        name: "closed".into(),
+        processors: Some((endpoints.default_url, endpoints.fallback_url)),
+        ..ThroughputConfig::default()
+    };
+    let report = run_throughput(cfg).await.unwrap();
+    println!("{}", report::throughput_table(&report));
+    let step = &report.steps[0];
+    assert_eq!(step.target_rate, 0);
+    // What was sent is what was due: nothing dropped, every request answered.
+    assert!(step.outcomes.requests > 0);
+    assert_eq!(step.scheduled, step.outcomes.requests, "{step:?}");
+    assert_eq!(step.dropped, 0);
+    assert_eq!(step.outcomes.accepted, step.outcomes.requests, "{step:?}");
+    let p = &report.processed;
+    assert_eq!(p.accepted, step.outcomes.accepted);
+    assert_eq!(p.processed, Some(p.accepted), "{p:?}");
+    assert_eq!(p.stored_by_processors, Some(p.accepted), "{p:?}");
+    let table = report::throughput_table(&report);
+    assert!(table.contains("stored by the processors"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_drain_run_processes_the_backlog_once_on_the_default_processor() {
     // The worker's production settings: the drain is what they give.
     let stack = spawn_stack(Some(ADMIN_TOKEN)).await;
