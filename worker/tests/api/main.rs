@@ -329,3 +329,42 @@ fn invalid_configuration_stops_the_worker_naming_the_variable() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_worker_slower_than_its_send_window_backs_off_instead_of_looping() {
+    // Every call is held past the send window before it would start (as when Redis or this
+    // process is slower than the window): nothing may be sent, and the worker must not spin
+    // on begin → window missed → begin.
+    let stack = spawn_stack().await;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let hooks = Hooks {
+        before_send: Some(Arc::new(move |_id| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // Past the 100 ms window of a 300 ms claim idle time.
+            std::thread::sleep(Duration::from_millis(150));
+        })),
+        ..Hooks::default()
+    };
+    let _worker = stack
+        .start_worker_with(
+            &[
+                ("WORKER_CLAIM_IDLE_MS", "300"),
+                ("RETRY_BASE_MS", "2000"),
+                ("RETRY_MAX_MS", "2000"),
+            ],
+            hooks,
+        )
+        .await;
+    let id = Uuid::new_v4();
+    assert_eq!(stack.post(&id, "1.00").await, 202);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls = calls.load(Ordering::SeqCst);
+    // Without a backoff each round takes ~150 ms (about 20 in 3 s); with delays drawn from
+    // 1–2000 ms, ten rounds in 3 s would need nine draws summing under 1.5 s (p ≈ 2e-7).
+    assert!((1..10).contains(&calls), "{calls} rounds in 3 s");
+    assert_eq!(
+        stack.default.payment_posts() + stack.fallback.payment_posts(),
+        0
+    );
+}
