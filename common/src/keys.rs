@@ -161,6 +161,12 @@ impl Keys {
         format!("{}:pay:*", self.tag)
     }
 
+    /// Set while a purge runs (`purge.lua`): `record.lua` refuses meanwhile, so no payment's
+    /// summary share lands between the purge's start and its final wipe of the summary.
+    pub fn purging(&self) -> String {
+        format!("{}:purging", self.tag)
+    }
+
     /// The summary keys of one processor.
     pub fn summary(&self, processor: Processor) -> SummaryKeys {
         let base = format!("{}:sum:{}", self.tag, processor.as_str());

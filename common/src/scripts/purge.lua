@@ -4,8 +4,12 @@
 -- "queued" status whose entry was trimmed). Terminal payments have no entry left; a payment
 -- whose entry is newer than the purge's starting point (ARGV[2]) was accepted during the purge
 -- and is kept.
--- KEYS[1] stream  KEYS[2..] status hashes
--- ARGV[1] group  ARGV[2] last stream entry id when the purge started ('0-0' = empty)
+-- Every call (the first with no status hash, before the starting point is read) sets the
+-- purge flag for ARGV[3] ms: record.lua refuses while it is set, so a payment kept here
+-- cannot add its share to the summary before the purge's last step wipes the summary and
+-- clears the flag together (Store::purge). The expiry ends a purge that died half-way.
+-- KEYS[1] stream  KEYS[2] purge flag  KEYS[3..] status hashes
+-- ARGV[1] group  ARGV[2] last stream entry id when the purge started ('0-0' = empty)  ARGV[3] purge flag expiry ms
 -- Returns the number of payments deleted.
 local function older(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -19,8 +23,9 @@ local function older(a, b)
   end
   return tonumber(as) <= tonumber(bs)
 end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 local deleted = 0
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local h = redis.call('HMGET', KEYS[i], 'st', 'sid')
   if h[1] then
     if h[1] == 'processed' or h[1] == 'failed' then

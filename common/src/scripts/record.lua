@@ -9,11 +9,16 @@
 -- hashes), so a window of any length reads a bounded number of buckets (summary.lua). Each
 -- bucket is added to once per call, not once per payment. So is the tenth of a second
 -- (field 't<tenth>', see below).
--- KEYS[1] stream  KEYS[2..5] default: counts by bucket, cents by bucket, days index, events by requestedAt  KEYS[6..9] the same for fallback  KEYS[9+i] status hash of payment i
+-- While a purge runs (its flag is set) nothing is recorded: the call fails with TRYAGAIN and
+-- the worker records again after the purge, into the summary the purge left.
+-- KEYS[1] stream  KEYS[2..5] default: counts by bucket, cents by bucket, days index, events by requestedAt  KEYS[6..9] the same for fallback  KEYS[10] purge flag  KEYS[10+i] status hash of payment i
 -- ARGV[1] group  ARGV[2] retention ms ('' = keep)  ARGV[6i-3] correlation id of payment i  ARGV[6i-2] its processor  ARGV[6i-1] requestedAt (ms)  ARGV[6i] requestedAt second  ARGV[6i+1] cents  ARGV[6i+2] stream entry id ('' = none)
 -- Returns one reply per payment, in order: 'ok' | 'dup' | 'missing'
 --   | 'overflow' (its second's bucket would overflow; nothing is recorded for it. A minute,
 --   hour or day bucket that would overflow is marked 'sat' instead: readers add its parts)
+if redis.call('EXISTS', KEYS[10]) == 1 then
+  return redis.error_reply('TRYAGAIN a purge is in progress')
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local base = {default = 2, fallback = 6}
@@ -24,8 +29,8 @@ local LIMIT = 9.2e18
 local out = {}
 local todo = {}
 local seen = {}
-for i = 1, #KEYS - 9 do
-  local key = KEYS[9 + i]
+for i = 1, #KEYS - 10 do
+  local key = KEYS[10 + i]
   local st = redis.call('HGET', key, 'st')
   local proc = ARGV[6 * i - 2]
   local cents = tonumber(ARGV[6 * i + 1])
@@ -182,14 +187,14 @@ end
 for _, i in ipairs(todo) do
   local k = base[ARGV[6 * i - 2]]
   redis.call('ZADD', KEYS[k + 3], ARGV[6 * i - 1], ARGV[6 * i - 3] .. ':' .. ARGV[6 * i + 1])
-  redis.call('HSET', KEYS[9 + i], 'st', 'processed', 'proc', ARGV[6 * i - 2],
+  redis.call('HSET', KEYS[10 + i], 'st', 'processed', 'proc', ARGV[6 * i - 2],
     'req', ARGV[6 * i - 1], 'amb', '0', 'upd', now)
-  redis.call('HDEL', KEYS[9 + i], 'err', 'safe', 'safe0', 'held')
+  redis.call('HDEL', KEYS[10 + i], 'err', 'safe', 'safe0', 'held')
   if ARGV[2] ~= '' then
-    redis.call('PEXPIRE', KEYS[9 + i], ARGV[2])
+    redis.call('PEXPIRE', KEYS[10 + i], ARGV[2])
   end
 end
-for i = 1, #KEYS - 9 do
+for i = 1, #KEYS - 10 do
   local entry = ARGV[6 * i + 2]
   if entry ~= '' and out[i] ~= 'overflow' then
     redis.call('XACK', KEYS[1], ARGV[1], entry)

@@ -16,6 +16,17 @@ use crate::error::StoreError;
 use crate::keys::GROUP;
 use crate::payment::Processor;
 
+/// How long a purge flag outlives the purge call that last renewed it: a purge that died
+/// half-way holds records back no longer than this.
+const PURGE_FLAG_EXPIRY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where a running purge started (see [`Store::purge`]).
+#[derive(Debug, Clone)]
+pub struct PurgeRun {
+    stream_last: String,
+    dead_last: String,
+}
+
 static REDRIVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/redrive.lua")));
 static PURGE: LazyLock<Script> =
@@ -127,28 +138,33 @@ impl Store {
     /// Deletes every payment, status, summary and dead letter; keeps the consumer group.
     /// A payment goes together with its stream entry (`purge.lua`), and payments accepted
     /// while the purge runs are kept whole: a concurrent POST never leaves a "queued"
-    /// status without its entry.
+    /// status without its entry, and a payment recorded after the purge is counted in the
+    /// summary it leaves (`record.lua` waits for the purge's end).
     pub async fn purge(&self) -> Result<u64, StoreError> {
+        let run = self.purge_start().await?;
+        let deleted = self.purge_sweep(&run).await?;
+        self.purge_finish(&run).await?;
+        Ok(deleted)
+    }
+
+    /// The purge's first step: sets the purge flag, then notes where both streams end.
+    /// Everything up to there is deleted; what comes after is kept.
+    pub async fn purge_start(&self) -> Result<PurgeRun, StoreError> {
         let mut conn = self.conn.clone();
-        let info: Result<std::collections::HashMap<String, Value>, _> = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(self.keys.stream())
-            .query_async(&mut conn)
-            .await;
-        let last = match info {
-            Ok(info) => info
-                .get("last-generated-id")
-                .and_then(as_str)
-                .unwrap_or("0-0")
-                .to_string(),
-            // No stream yet.
-            Err(e)
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
-            {
-                "0-0".to_string()
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let _: u64 = self
+            .purge_invocation(&[], "0-0")
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(PurgeRun {
+            stream_last: self.last_entry_id(self.keys.stream()).await?,
+            dead_last: self.last_entry_id(self.keys.dead_letters()).await?,
+        })
+    }
+
+    /// Deletes the payments (with their stream entries) that `run` covers, in batches found
+    /// by SCAN; each batch renews the purge flag. Returns how many were deleted.
+    pub async fn purge_sweep(&self, run: &PurgeRun) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
         let mut deleted = 0u64;
         let mut cursor: u64 = 0;
         loop {
@@ -161,13 +177,10 @@ impl Store {
                 .query_async(&mut conn)
                 .await?;
             if !batch.is_empty() {
-                let mut invocation = PURGE.prepare_invoke();
-                invocation.key(self.keys.stream());
-                for key in &batch {
-                    invocation.key(key);
-                }
-                invocation.arg(GROUP).arg(&last);
-                let n: u64 = invocation.invoke_async(&mut conn).await?;
+                let n: u64 = self
+                    .purge_invocation(&batch, &run.stream_last)
+                    .invoke_async(&mut conn)
+                    .await?;
                 deleted += n;
             }
             if next == 0 {
@@ -175,21 +188,75 @@ impl Store {
             }
             cursor = next;
         }
+        Ok(deleted)
+    }
+
+    /// The purge's last step, atomic: wipes the summary, trims both streams up to where
+    /// the purge started (entries and dead letters written since stay) and clears the
+    /// purge flag, so the next record lands in the summary this leaves.
+    pub async fn purge_finish(&self, run: &PurgeRun) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for processor in Processor::ALL {
             pipe.cmd("UNLINK")
                 .arg(&self.keys.summary(processor).all())
                 .ignore();
         }
-        pipe.cmd("UNLINK").arg(self.keys.dead_letters()).ignore();
-        // Entries up to where the purge started whose payment is gone (all of them now).
-        pipe.cmd("XTRIM")
-            .arg(self.keys.stream())
-            .arg("MINID")
-            .arg(next_entry_id(&last))
-            .ignore();
+        for (stream, last) in [
+            (self.keys.dead_letters(), &run.dead_last),
+            (self.keys.stream(), &run.stream_last),
+        ] {
+            pipe.cmd("XTRIM")
+                .arg(stream)
+                .arg("MINID")
+                .arg(next_entry_id(last))
+                .ignore();
+        }
+        pipe.cmd("DEL").arg(self.keys.purging()).ignore();
         let _: () = pipe.query_async(&mut conn).await?;
-        Ok(deleted)
+        Ok(())
+    }
+
+    fn purge_invocation(
+        &self,
+        statuses: &[String],
+        stream_last: &str,
+    ) -> redis::ScriptInvocation<'static> {
+        let mut invocation = PURGE.prepare_invoke();
+        invocation.key(self.keys.stream()).key(self.keys.purging());
+        for key in statuses {
+            invocation.key(key);
+        }
+        invocation
+            .arg(GROUP)
+            .arg(stream_last)
+            .arg(PURGE_FLAG_EXPIRY.as_millis() as u64);
+        invocation
+    }
+
+    /// The last id a stream generated (`0-0`: no stream).
+    async fn last_entry_id(&self, stream: &str) -> Result<String, StoreError> {
+        let mut conn = self.conn.clone();
+        let info: Result<std::collections::HashMap<String, Value>, _> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(stream)
+            .query_async(&mut conn)
+            .await;
+        match info {
+            Ok(info) => Ok(info
+                .get("last-generated-id")
+                .and_then(as_str)
+                .unwrap_or("0-0")
+                .to_string()),
+            // No stream yet.
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
+                Ok("0-0".to_string())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs a raw command on the shared connection (for worker-side stream maintenance).

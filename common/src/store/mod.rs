@@ -33,6 +33,7 @@ mod accept;
 mod attempt;
 mod health;
 mod maintenance;
+pub use maintenance::PurgeRun;
 mod record;
 mod summary;
 pub mod types;

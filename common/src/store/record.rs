@@ -24,7 +24,8 @@ static RECORD: LazyLock<Script> =
 static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../scripts/fail.lua")));
 
 impl Store {
-    /// holds it, updates the summary and acknowledges `entry_id` — atomically, idempotently.
+    /// Marks a payment processed by `processor` (which holds it), updates the summary and
+    /// acknowledges `entry_id` — atomically, idempotently.
     /// Concurrent calls share one script call (a group commit).
     pub async fn record(
         &self,
@@ -77,6 +78,7 @@ impl Store {
                 .key(k.days)
                 .key(k.events);
         }
+        invocation.key(self.keys.purging());
         for r in batch {
             invocation
                 .key(self.keys.payment(&r.id))

@@ -546,8 +546,8 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "purge",
         modelled: false,
-        keys: "KEYS[1] stream KEYS[2..] status hashes",
-        argv: "ARGV[1] group ARGV[2] last stream entry id when the purge started ('0-0' = empty)",
+        keys: "KEYS[1] stream KEYS[2] purge flag KEYS[3..] status hashes",
+        argv: "ARGV[1] group ARGV[2] last stream entry id when the purge started ('0-0' = empty) ARGV[3] purge flag expiry ms",
         returns: "Returns the number of payments deleted.",
     },
     Contract {
@@ -560,7 +560,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "record",
         modelled: true,
-        keys: "KEYS[1] stream KEYS[2..5] default: counts by bucket, cents by bucket, days index, events by requestedAt KEYS[6..9] the same for fallback KEYS[9+i] status hash of payment i",
+        keys: "KEYS[1] stream KEYS[2..5] default: counts by bucket, cents by bucket, days index, events by requestedAt KEYS[6..9] the same for fallback KEYS[10] purge flag KEYS[10+i] status hash of payment i",
         argv: "ARGV[1] group ARGV[2] retention ms ('' = keep) ARGV[6i-3] correlation id of payment i ARGV[6i-2] its processor ARGV[6i-1] requestedAt (ms) ARGV[6i] requestedAt second ARGV[6i+1] cents ARGV[6i+2] stream entry id ('' = none)",
         returns: "Returns one reply per payment, in order: 'ok' | 'dup' | 'missing' | 'overflow' (its second's bucket would overflow; nothing is recorded for it. A minute, hour or day bucket that would overflow is marked 'sat' instead: readers add its parts)",
     },

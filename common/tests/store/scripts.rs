@@ -7,7 +7,7 @@ use common::keys::GROUP;
 use common::payment::{Cents, Processor, Status};
 use common::store::{
     Accepted, Attempt, FailMode, Lingers, Recorded, RedisOptions, SafeAt, Settle, Settled, Store,
-    Window,
+    StoreError, Window,
 };
 
 use crate::helpers::{accept_and_deliver, begin, new_id, patient_store, LONG};
@@ -560,6 +560,64 @@ async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
             unresolved_before: true
         }
     ));
+}
+
+#[tokio::test]
+async fn a_payment_recorded_while_a_purge_runs_counts_in_the_summary_the_purge_leaves() {
+    let app = patient_store();
+    let store = &app.store;
+    // In flight before the purge: purged with its entry.
+    let old = new_id();
+    let old_entry = accept_and_deliver(store, &old, 100, "w1").await;
+    begin(store, &old, Processor::Default, "w1", &old_entry).await;
+    let run = store.purge_start().await.unwrap();
+    // Accepted, sent and stored by its processor while the purge runs: kept.
+    let new = new_id();
+    let new_entry = accept_and_deliver(store, &new, 250, "w1").await;
+    begin(store, &new, Processor::Default, "w1", &new_entry).await;
+    let now = common::time::now_ms();
+    let record = |id, entry| store.record(id, Cents::new(250), Processor::Default, now, entry);
+    // Counted now, it would be wiped by the purge's last step while its status says
+    // processed: the record waits for the purge instead.
+    let during = record(&new, &new_entry).await;
+    assert!(
+        matches!(during, Err(StoreError::Unavailable(_))),
+        "{during:?}"
+    );
+    // A payment that fails while the purge runs keeps its dead letter.
+    let failing = new_id();
+    let failing_entry = accept_and_deliver(store, &failing, 300, "w1").await;
+    assert_eq!(
+        store
+            .dead_letter(
+                &failing,
+                "300",
+                "test",
+                &failing_entry,
+                FailMode::Final,
+                "w1"
+            )
+            .await
+            .unwrap(),
+        Recorded::Now
+    );
+    store.purge_sweep(&run).await.unwrap();
+    store.purge_finish(&run).await.unwrap();
+
+    assert_eq!(record(&new, &new_entry).await.unwrap(), Recorded::Now);
+    assert_eq!(record(&old, &old_entry).await.unwrap(), Recorded::Missing);
+    let summary = store.summary(Window::default()).await.unwrap();
+    assert_eq!(
+        (summary.default.requests, summary.default.cents),
+        (1, 250),
+        "the payment recorded after the purge, alone"
+    );
+    assert_eq!(
+        store.payment(&new).await.unwrap().unwrap().status,
+        Status::Processed
+    );
+    assert!(store.payment(&old).await.unwrap().is_none());
+    assert_eq!(store.dead_letter_count().await.unwrap(), 1);
 }
 
 #[tokio::test]
