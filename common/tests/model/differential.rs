@@ -33,7 +33,8 @@
 //! dead letters' and entries' other fields, and the consumer group's last-delivered id (no
 //! modelled script reads it: the setup claims entries with `FORCE` and leaves it at 0-0).
 //! Not generated, because the model abstracts it: the modes the model leaves out (fail.lua's
-//! `entry`, record.lua's `overflow`, begin.lua's upgrade of a pin without `safe` — so a
+//! `entry`, record.lua's `overflow` and its refusal while a purge runs (the purge is not
+//! modelled; its flag is never set here), begin.lua's upgrade of a pin without `safe` — so a
 //! pinned, unresolved status is written with `safe = '0'` when the model has none), a
 //! `keep` dead letter without an entry id (the worker always has one), a summary event for a
 //! payment that is not processed (the model has no expiry that would let an id come back),
