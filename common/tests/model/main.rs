@@ -2,6 +2,8 @@
 //!
 //! - [`scripts`]: Redis as the Lua scripts of `common/src/scripts/` change it, one function
 //!   per script, and the scripts' contracts ([`contract`] checks them against the files).
+//! - [`differential`]: each of those functions against its script on a real Redis, state and
+//!   reply, for generated states and inputs.
 //! - [`protocol`]: the whole protocol as a state machine — gateway, workers (crash, freeze,
 //!   claim), processors (queue and delay not cancelled by a timeout, 422, lookups), message
 //!   loss, Redis losing its unsynced tail — with its properties and seeded faults.
@@ -11,6 +13,7 @@
 
 mod check;
 mod contract;
+mod differential;
 mod liveness;
 mod protocol;
 mod scripts;

@@ -442,9 +442,12 @@ pub fn redrive(r: &mut Redis, now: Time, old: bool, mut fresh: impl FnMut(usize)
                 h.amb = false;
                 h.proc = None;
             } else if h.proc.is_some() {
+                // Never below the bound it had: a dead letter that kept its pin ('keep') may
+                // still be stored until then.
+                let safe = h.safe.max(Some(now));
                 h.amb = true;
-                h.safe = Some(now);
-                h.safe0 = Some(now);
+                h.safe = safe;
+                h.safe0 = safe;
             }
             r.status[payment] = Some(h);
             moved += 1;
