@@ -16,6 +16,11 @@ impl State {
             stored: [[None; NP]; 2],
             accepted: [false; NP],
             budget: cfg.budget,
+            purge: None,
+            purged: [false; NP],
+            accepted_in_purge: [false; NP],
+            full: false,
+            cleanup: None,
         };
         if !cfg.accept_steps {
             for p in 0..cfg.payments {
@@ -32,7 +37,9 @@ impl State {
     /// Whether a task has a step it can take now (not waiting for an answer or for time).
     pub(super) fn can_step(&self, cfg: &Config, t: &Task) -> bool {
         match t.step {
-            Step::Begin | Step::Send { .. } | Step::Fail { .. } => true,
+            // Redis refuses begin.lua while memory is full: the task waits.
+            Step::Begin => !self.full,
+            Step::Send { .. } | Step::Fail { .. } => true,
             Step::AwaitPost { sent, reply, .. } => reply.is_some() || self.now >= sent + cfg.t,
             Step::Resolve { safe, .. } => self.absence_would_count(cfg, safe),
             Step::AwaitLookup { answer, .. } => answer.is_some(),
@@ -166,7 +173,13 @@ impl State {
             for e in r.stream.iter_mut().filter(|e| e.payment as usize == p) {
                 f(&mut e.id);
             }
+            for e in r.orphans.iter_mut().filter(|e| e.payment as usize == p) {
+                f(&mut e.id);
+            }
         });
+        if let Some(last) = self.purge.as_mut().and_then(|run| run.last.as_mut()) {
+            f(&mut last[p]);
+        }
         for w in self.workers.iter_mut() {
             if let Some(t) = w.tasks[p].as_mut() {
                 f(&mut t.entry);
@@ -242,13 +255,19 @@ impl State {
         self.posts.sort();
         self.for_each_redis(&mut |r| {
             r.stream.sort();
+            r.orphans.sort();
             r.summary.sort();
         });
     }
 
     pub(super) fn swap_workers(&mut self) {
         self.workers.swap(0, 1);
+        if let Some((w, found)) = self.cleanup.as_mut() {
+            *w = 1 - *w;
+            *found = ((*found & 1) << 1) | ((*found >> 1) & 1);
+        }
         self.for_each_redis(&mut |r| {
+            r.deleted.swap(0, 1);
             for e in r.stream.iter_mut() {
                 if let Some((c, _)) = e.pending.as_mut() {
                     *c = 1 - *c;
@@ -266,7 +285,7 @@ impl State {
         self.for_each_redis(&mut |r| {
             r.status.swap(0, 1);
             r.dead.swap(0, 1);
-            for e in r.stream.iter_mut() {
+            for e in r.stream.iter_mut().chain(r.orphans.iter_mut()) {
                 e.payment = 1 - e.payment;
             }
             for e in r.summary.iter_mut() {
@@ -283,6 +302,18 @@ impl State {
             q.swap(0, 1);
         }
         self.accepted.swap(0, 1);
+        self.purged.swap(0, 1);
+        self.accepted_in_purge.swap(0, 1);
+        if let Some(run) = self.purge.as_mut() {
+            if let Some(last) = run.last.as_mut() {
+                last.swap(0, 1);
+            }
+            if let Some(d) = run.dead_before.as_mut() {
+                d.swap(0, 1);
+            }
+            run.listed.swap(0, 1);
+            run.swept.swap(0, 1);
+        }
     }
 }
 

@@ -23,14 +23,21 @@
 //! a worker's crash or freeze is, for each payment, a crash or freeze of that payment's task.
 //! So every run with several payments, restricted to one payment, is a run of the
 //! one-payment model with no more faults; each property is about one payment at a time.
-//! The two-payment configurations are a cross-check of that argument.
+//! The two-payment configurations are a cross-check of that argument. Memory is the one
+//! thing payments share: a full memory is freed by any payment's deletion, so the memory
+//! configuration has two payments, and a step frees it from outside (other payments, the
+//! retention, an operator).
+//!
+//! The steps live by concern: [`task`] (a payment task and the processors), [`ops`] (the
+//! clock and heartbeat, accept, reads and claims, re-drive, faults), [`upkeep`] (the purge,
+//! the stale-consumer cleanup, memory), [`canon`] (the canonical form), [`props`] (the
+//! properties and what "finished" means).
 
+use std::fmt::Write as _;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use stateright::{Model, Property};
-
-use crate::scripts::St;
 
 /// Appends to the step's description when one is wanted (trace printing only).
 macro_rules! say {
@@ -46,9 +53,9 @@ mod ops;
 mod props;
 mod task;
 mod types;
+mod upkeep;
 
 pub use props::*;
-use props::{all_processed, first_violation};
 pub use types::*;
 
 fn show(t: Option<Time>) -> String {
@@ -60,7 +67,7 @@ pub struct Protocol {
     pub cfg: Config,
     pub normalize: bool,
     /// Per safety property: a violation was reported already (see [`first_violation`]).
-    reported: Arc<[AtomicBool; 4]>,
+    reported: Arc<[AtomicBool; 6]>,
 }
 
 impl Protocol {
@@ -104,6 +111,12 @@ impl Protocol {
             | Action::Fail(..)
             | Action::Process(..) => self.task_step(s, &mut n, action, log)?,
             _ => self.other_step(s, &mut n, action, log)?,
+        }
+        // Deleting a stream entry or a payment frees memory (records, dead letters, acks of
+        // finished payments, the purge).
+        if n.full && n.redis.held() < s.redis.held() {
+            n.full = false;
+            say!(log, "; memory freed");
         }
         n.canonicalize(&self.cfg, self.normalize);
         Some(n)
@@ -228,6 +241,7 @@ impl Model for Protocol {
         if s.budget.redis_losses > 0 && s.durable.as_ref().is_some_and(|d| *d != s.redis) {
             actions.push(Action::RedisLoss);
         }
+        self.upkeep_actions(s, actions);
     }
 
     fn next_state(&self, s: &State, action: Action) -> Option<State> {
@@ -239,30 +253,6 @@ impl Model for Protocol {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
-            Property::always(NEVER_BOTH, |m, s| {
-                first_violation(m, 0, never_stored_by_both(s))
-            }),
-            Property::always(DEAD_NOT_STORED, |m, s| {
-                first_violation(m, 1, dead_letter_never_stored(s))
-            }),
-            Property::always(SUMMARY_TRUE, |m, s| {
-                first_violation(m, 2, summary_counts_only_stored_once(s))
-            }),
-            Property::always(ACCEPTED_KEPT, |m, s| {
-                first_violation(m, 3, accepted_never_forgotten(s))
-            }),
-            Property::sometimes(SOME_FALLBACK, |_, s: &State| {
-                s.redis
-                    .status
-                    .iter()
-                    .flatten()
-                    .any(|h| h.st == St::Processed && h.proc == Some(Proc::Fallback) && h.att >= 2)
-            }),
-            Property::sometimes(SOME_DEAD, |_, s: &State| {
-                s.redis.status.iter().flatten().any(|h| h.st == St::Failed)
-            }),
-            Property::sometimes(SOME_FINISHED, |_, s| all_processed(s)),
-        ]
+        props::properties(&self.cfg)
     }
 }

@@ -53,6 +53,10 @@ impl Protocol {
             }
             Action::Accept(p) => {
                 let p = p as usize;
+                // Refused at a full memory (503): nothing changes, the client posts again.
+                if !self.runs(s, "accept") {
+                    return None;
+                }
                 let sid = Self::fresh_gen(n, p);
                 // scripts/accept.lua — common/src/scripts/accept.lua
                 match scripts::accept(&mut n.redis, p, sid) {
@@ -62,6 +66,7 @@ impl Protocol {
                     }
                 }
                 n.accepted[p] = true;
+                n.accepted_in_purge[p] = n.purge.is_some_and(|run| run.last.is_some());
             }
             Action::Read(w, i) | Action::Claim(w, i) => {
                 let (w, i) = (w as usize, i as usize);
@@ -96,6 +101,9 @@ impl Protocol {
                 });
             }
             Action::Redrive => {
+                if !self.runs(s, "redrive") {
+                    return None;
+                }
                 n.budget.redrives = n.budget.redrives.checked_sub(1)?;
                 let mut next: [Gen; NP] = [0; NP];
                 for (p, g) in next.iter_mut().enumerate() {
@@ -108,6 +116,10 @@ impl Protocol {
                     g
                 });
                 say!(log, "operator: redrive -> {moved} re-queued");
+                // It reads and removes every letter, the oldest first.
+                if let Some(d) = n.purge.as_mut().and_then(|run| run.dead_before.as_mut()) {
+                    *d = [0; NP];
+                }
             }
             Action::Unfreeze(w) => {
                 n.workers[w as usize].frozen = false;
@@ -116,6 +128,9 @@ impl Protocol {
             Action::Crash(w) => {
                 n.budget.crashes = n.budget.crashes.checked_sub(1)?;
                 n.workers[w as usize] = Worker::default();
+                if n.cleanup.is_some_and(|(by, _)| by == w) {
+                    n.cleanup = None;
+                }
                 say!(
                     log,
                     "FAULT worker {} crashes (restarts with no task)",
@@ -143,7 +158,7 @@ impl Protocol {
                 n.redis = n.durable.clone()?;
                 say!(log, "FAULT redis restarts and loses its unsynced writes");
             }
-            _ => return None,
+            _ => return self.upkeep_step(s, n, action, log),
         }
         Some(())
     }

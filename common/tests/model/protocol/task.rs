@@ -21,6 +21,11 @@ impl Protocol {
             Action::Begin(w, p, wanted) => {
                 let (w, p) = (w as usize, p as usize);
                 let task = s.workers[w].tasks[p]?;
+                // At a full memory Redis refuses begin.lua before it runs: nothing changes,
+                // the task backs off and calls it again, as if it had not yet.
+                if !self.runs(s, "begin") {
+                    return None;
+                }
                 let fence = !cfg.faults.no_fence;
                 say!(
                     log,
@@ -154,7 +159,9 @@ impl Protocol {
                             p + 1
                         );
                         if let Some(t) = n.workers[w].tasks[p].as_mut() {
-                            t.failures += 1;
+                            if !cfg.faults.uncounted_failures {
+                                t.failures += 1;
+                            }
                         }
                         self.settle_failed(n, w, p, proc, att, log);
                     }
@@ -249,6 +256,9 @@ impl Protocol {
                     (sent + cfg.t).saturating_sub(now)
                 };
                 let grace = cfg.worker_grace() + left + cfg.worker_late();
+                if self.refused(n, w, p, "unanswered", log) {
+                    return Some(());
+                }
                 // scripts/unanswered.lua — common/src/scripts/unanswered.lua
                 let r = scripts::unanswered(&mut n.redis, p, proc, att, grace, false, now);
                 say!(
@@ -373,12 +383,15 @@ impl Protocol {
                     self.record(n, w, p, proc, requested_at, log);
                 } else if after_422 {
                     let grace = cfg.worker_grace();
+                    say!(log, "worker {}: 404 after 422 -> ", worker_name(w));
+                    if self.refused(n, w, p, "unanswered", log) {
+                        return Some(());
+                    }
                     // scripts/unanswered.lua — common/src/scripts/unanswered.lua
                     let r = scripts::unanswered(&mut n.redis, p, proc, att, grace, true, now);
                     say!(
                         log,
-                        "worker {}: 404 after 422 -> unanswered(p{}, {}, att={att}, held) -> {} safe={}",
-                        worker_name(w),
+                        "unanswered(p{}, {}, att={att}, held) -> {} safe={}",
                         p + 1,
                         proc.name(),
                         if r.ok { "ok" } else { "stale" },
@@ -413,6 +426,9 @@ impl Protocol {
                             p + 1,
                             proc.name()
                         );
+                        if self.refused(n, w, p, "settle", log) {
+                            return Some(());
+                        }
                         // scripts/settle.lua — common/src/scripts/settle.lua
                         let reply = scripts::settle(
                             &mut n.redis,
@@ -529,13 +545,28 @@ impl Protocol {
         log: &mut Option<String>,
     ) {
         let entry = n.workers[w].tasks[p].map(|t| t.entry);
-        // scripts/record.lua — common/src/scripts/record.lua
-        let reply = scripts::record(&mut n.redis, p, proc, requested_at, entry);
         say!(
             log,
-            "record(p{}, {}, requestedAt={requested_at}) -> {}",
+            "record(p{}, {}, requestedAt={requested_at}) -> ",
             p + 1,
-            proc.name(),
+            proc.name()
+        );
+        if self.refused(n, w, p, "record", log) {
+            return;
+        }
+        // scripts/record.lua — common/src/scripts/record.lua
+        let honour_flag = !self.cfg.faults.record_ignores_purge;
+        let Some(reply) =
+            scripts::record_unless_purging(&mut n.redis, p, proc, requested_at, entry, honour_flag)
+        else {
+            // A Redis error: the task runs again from the top (pipeline.rs `process`).
+            say!(log, "TRYAGAIN (a purge runs): begin again");
+            set_step(&mut n.workers[w].tasks[p], Step::Begin);
+            return;
+        };
+        say!(
+            log,
+            "{}",
             match reply {
                 RecordReply::Ok => "ok",
                 RecordReply::Dup => "dup",
@@ -543,6 +574,36 @@ impl Protocol {
             }
         );
         n.workers[w].tasks[p] = None;
+    }
+
+    /// Whether Redis runs `script` in state `s`: while memory is full, only the scripts
+    /// whose first line says `allow-oom` ([`scripts::allow_oom`]; seeded fault (l) takes it
+    /// from record, settle and unanswered).
+    pub(super) fn runs(&self, s: &State, script: &str) -> bool {
+        if !s.full {
+            return true;
+        }
+        let stripped =
+            self.cfg.faults.no_allow_oom && matches!(script, "record" | "settle" | "unanswered");
+        scripts::allow_oom(script) && !stripped
+    }
+
+    /// A script call of task (w, p) that Redis refuses (memory full): an error reply, so the
+    /// task runs again from the top after backing off (pipeline.rs `process`): begin again.
+    fn refused(
+        &self,
+        n: &mut State,
+        w: usize,
+        p: usize,
+        script: &str,
+        log: &mut Option<String>,
+    ) -> bool {
+        if self.runs(n, script) {
+            return false;
+        }
+        say!(log, "{script} refused (OOM): begin again");
+        set_step(&mut n.workers[w].tasks[p], Step::Begin);
+        true
     }
 
     /// settle.lua 'failed' for the task's attempt (a definite "not stored"), then what the
@@ -556,6 +617,9 @@ impl Protocol {
         att: Att,
         log: &mut Option<String>,
     ) {
+        if self.refused(n, w, p, "settle", log) {
+            return;
+        }
         // scripts/settle.lua — common/src/scripts/settle.lua
         let reply = scripts::settle(
             &mut n.redis,

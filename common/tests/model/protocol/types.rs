@@ -63,6 +63,15 @@ pub struct Budget {
     /// Not a fault: budgeted only so that the states stay finite (each retry can leave one
     /// more POST in a processor's queue).
     pub retries: u8,
+    /// An operator purges every payment (`POST /purge-payments`): its first step is budgeted
+    /// like a fault, the rest follow as the operator's steps.
+    pub purges: u8,
+    /// A worker's stale-consumer cleanup (every 30 heartbeats) deletes consumers. Not a
+    /// fault: budgeted so that the states stay finite.
+    pub cleanups: u8,
+    /// Redis memory reaches `maxmemory` (`noeviction`): scripts without `allow-oom` are
+    /// refused until something is deleted.
+    pub memory_fills: u8,
 }
 
 /// Seeded bugs: each must make the checker find a violation.
@@ -94,6 +103,20 @@ pub struct Faults {
     /// (i) the worker's bounds without the late-delivery allowance (`LATE_DELIVERY_MS`): a
     /// request the worker gave up on that arrives late is stored after the payment moved.
     pub no_late_bound: bool,
+    /// (j) record.lua without its purge-flag check: a payment the purge keeps is counted in
+    /// the summary the purge's last step wipes, while its status says processed.
+    pub record_ignores_purge: bool,
+    /// (k) the stale-consumer cleanup as two calls, the check (XINFO CONSUMERS) and the
+    /// delete (XGROUP DELCONSUMER): a consumer that reads in between loses the entries it
+    /// read to the delete.
+    pub split_consumer_cleanup: bool,
+    /// (l) record.lua, settle.lua and unanswered.lua without `allow-oom`: at a full memory a
+    /// worker cannot carry an attempt it made to Redis, and no deletion frees memory.
+    pub no_allow_oom: bool,
+    /// (m) a definite failure (a processor's own 500) not counted towards `max_attempts`:
+    /// a processor failing every attempt keeps the worker sending forever (a livelock: a
+    /// finished state stays reachable all along).
+    pub uncounted_failures: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -133,6 +156,12 @@ pub struct Config {
     /// Payments are accepted by the gateway as steps of the model (else all are accepted
     /// before anything else happens, which gives fewer states).
     pub accept_steps: bool,
+    /// The purge as this model proposes to change it (not built): purge.lua keeps a payment
+    /// whose entry is newer than where the purge started whatever its status (as built it
+    /// deletes every processed or failed one), and `purge_start` notes where the dead-letter
+    /// stream ends before where the payment stream ends (as built, after: a payment accepted
+    /// in between and dead-lettered loses its letter to the purge's trim).
+    pub purge_fix: bool,
 }
 
 impl Config {
@@ -156,6 +185,9 @@ impl Config {
                 redis_losses: 0,
                 redrives: 1,
                 retries: 1,
+                purges: 0,
+                cleanups: 0,
+                memory_fills: 0,
             },
             faults: Faults::default(),
             reset_reaches_later: false,
@@ -163,6 +195,7 @@ impl Config {
             early_lookups: false,
             prompt_workers: false,
             accept_steps: false,
+            purge_fix: false,
         }
     }
 
@@ -289,6 +322,34 @@ pub struct State {
     /// The gateway answered 2xx for it.
     pub accepted: [bool; NP],
     pub budget: Budget,
+    /// A purge under way: where it started and how far it got (the operator's `PurgeRun`).
+    pub purge: Option<Purge>,
+    /// Per payment: a purge deleted its status.
+    pub purged: [bool; NP],
+    /// Per payment: accepted after a purge started (noted where the stream ended), so that
+    /// purge must keep it.
+    pub accepted_in_purge: [bool; NP],
+    /// Redis memory is at `maxmemory` (`noeviction`).
+    pub full: bool,
+    /// Seeded fault (k): a cleanup between its check and its delete: (worker, the consumers
+    /// the check found, one bit each).
+    pub cleanup: Option<(u8, u8)>,
+}
+
+/// A purge under way (`Store::purge_start` / `purge_sweep` / `purge_finish`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Purge {
+    /// Per payment: its newest entry id when the purge noted where the stream ended (`None`
+    /// until then). Entry ids are per payment in the model, and every later one is newer.
+    pub last: Option<[Gen; NP]>,
+    /// Per payment: the dead letters held when the purge noted where the dead-letter stream
+    /// ended (`None` until then). The sweep starts once both are noted.
+    pub dead_before: Option<[u8; NP]>,
+    /// Per payment: its status existed when the sweep's SCAN began, so SCAN returns it.
+    pub listed: [bool; NP],
+    /// Per payment: the sweep ran purge.lua on it (SCAN may return a key more than once; a
+    /// second run changes nothing a first one left, so once is enough).
+    pub swept: [bool; NP],
 }
 
 /// Every step of the model. Those that run a script are named after it.
@@ -335,11 +396,43 @@ pub enum Action {
     Reset(u8, u8),
     /// Redis restarts from its last fsync.
     RedisLoss,
+    /// Operator: `purge_start`, purge.lua with no payment (the flag), then where the payment
+    /// stream ends (with `purge_fix`: where the dead-letter stream ends). Budgeted like a
+    /// fault.
+    PurgeStart,
+    /// Operator: `purge_start` goes on: where the other stream ends.
+    PurgeNoteEnd,
+    /// Operator: `purge_sweep`'s purge.lua on a SCAN batch holding payment #p.
+    PurgeSweep(u8),
+    /// Operator: `purge_finish`, one MULTI.
+    PurgeFinish,
+    /// Worker: drop_consumers.lua.
+    DropConsumers(u8),
+    /// Seeded fault (k): the worker's check of the consumers (XINFO CONSUMERS)…
+    CheckConsumers(u8),
+    /// …and its XGROUP DELCONSUMER of those the check found.
+    DelConsumers(u8),
+    /// Redis memory reaches `maxmemory`.
+    FillMemory,
+    /// Memory freed by what the model leaves out: other payments recorded, the retention,
+    /// an operator.
+    FreeMemory,
+}
+
+/// Fairness classes (bits): steps that, once enabled and staying so, are taken.
+pub mod fair {
+    /// The operator's purge goes on.
+    pub const PURGE: u8 = 1;
+    /// Memory is freed from outside.
+    pub const MEMORY: u8 = 2;
+    /// Worker `w` resumes: `UNFREEZE << w`.
+    pub const UNFREEZE: u8 = 4;
 }
 
 impl Action {
-    /// Faults (and the operator's redrive): the liveness check asks what can still be reached
-    /// without them.
+    /// Faults (and the operator's redrive and purge): the liveness check asks what can still
+    /// be reached without them. A purge once started is carried through: its later steps
+    /// are not faults.
     pub fn is_fault(self) -> bool {
         matches!(
             self,
@@ -349,7 +442,25 @@ impl Action {
                 | Action::Reset(..)
                 | Action::RedisLoss
                 | Action::Redrive
+                | Action::PurgeStart
+                | Action::FillMemory
         )
+    }
+
+    /// Help from outside the model: memory freed by other payments or an operator. The
+    /// memory check asks what in-flight work reaches without it.
+    pub fn is_help(self) -> bool {
+        matches!(self, Action::FreeMemory)
+    }
+
+    /// The fairness classes the step belongs to ([`fair`]).
+    pub fn fairness(self) -> u8 {
+        match self {
+            Action::PurgeNoteEnd | Action::PurgeSweep(_) | Action::PurgeFinish => fair::PURGE,
+            Action::FreeMemory => fair::MEMORY,
+            Action::Unfreeze(w) => fair::UNFREEZE << w,
+            _ => 0,
+        }
     }
 }
 
