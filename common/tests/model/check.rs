@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use stateright::{Checker, HasDiscoveries, Model};
 
-use crate::liveness;
+use crate::liveness::{self, Kind, Live};
 use crate::protocol::{self, worker_name, Action, Proc, Protocol, State, NW};
 use crate::scripts::NP;
 
@@ -44,8 +44,38 @@ pub fn safety(model: &Protocol, threads: usize, first_failure: bool) -> Safety {
     }
 }
 
+impl Live for Protocol {
+    fn kind(&self, action: &Action) -> Kind {
+        if action.is_fault() {
+            Kind::Fault
+        } else if *action == Action::Tick {
+            Kind::Tick
+        } else if action.is_help() {
+            Kind::Help
+        } else {
+            Kind::Step
+        }
+    }
+
+    fn fairness(&self, action: &Action) -> u8 {
+        action.fairness()
+    }
+
+    fn finished(&self, state: &State) -> bool {
+        protocol::finished(state)
+    }
+
+    fn must_settle(&self, state: &State) -> bool {
+        state.full
+    }
+
+    fn settled(&self, state: &State) -> bool {
+        protocol::carried_to_redis(state)
+    }
+}
+
 pub fn liveness(model: &Protocol) -> liveness::Liveness<Action> {
-    liveness::check(model, |a| a.is_fault(), protocol::finished)
+    liveness::check(model)
 }
 
 /// The schedule with real times: each checked (normalized) step is matched by the step of
@@ -77,6 +107,22 @@ pub fn render(model: &Protocol, actions: &[Action]) -> String {
         abstract_state = next;
     }
     out.push_str(&describe(&s, model.cfg.payments, model.cfg.workers));
+    out
+}
+
+/// A schedule, then the steps that repeat forever from its end.
+pub fn render_loop(model: &Protocol, path: &[Action], repeat: &[Action]) -> String {
+    let whole: Vec<Action> = path.iter().chain(repeat).copied().collect();
+    let text = render(model, &whole);
+    let mut lines: Vec<&str> = text.lines().collect();
+    let end = lines.pop().unwrap_or_default();
+    let at = lines.len().saturating_sub(repeat.len());
+    let mut out = lines[..at].join("\n");
+    out.push_str("\n-- from here on, forever:\n");
+    out.push_str(&lines[at..].join("\n"));
+    out.push('\n');
+    out.push_str(end);
+    out.push('\n');
     out
 }
 

@@ -1,6 +1,6 @@
-//! One source of truth: the scripts' headers (`KEYS`, `ARGV`, `Returns`) must be the ones the
-//! model was written against ([`crate::scripts::CONTRACTS`]), and every modelled step must
-//! name its script.
+//! One source of truth: the scripts' headers (`KEYS`, `ARGV`, `Returns`) and their memory flag
+//! (`#!lua flags=allow-oom`: run while memory is full) must be the ones the model was written
+//! against ([`crate::scripts::CONTRACTS`]), and every modelled step must name its script.
 
 use std::path::Path;
 
@@ -58,6 +58,16 @@ fn script_headers_match_the_model() {
     for c in CONTRACTS {
         let lua = std::fs::read_to_string(dir.join(format!("{}.lua", c.script))).unwrap();
         let [keys, argv, returns] = header(&lua);
+        let allow_oom = lua
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("#!") && l.contains("allow-oom"));
+        if allow_oom != c.allow_oom {
+            wrong.push(format!(
+                "{}.lua allow-oom changed:\n  script: {allow_oom}\n  model:  {}",
+                c.script, c.allow_oom
+            ));
+        }
         for (what, model, script) in [
             ("keys", c.keys, keys),
             ("argv", c.argv, argv),
@@ -80,7 +90,14 @@ fn script_headers_match_the_model() {
 
 #[test]
 fn every_modelled_script_has_a_step_naming_it() {
-    let sources = [include_str!("protocol.rs"), include_str!("scripts.rs")].concat();
+    let sources = [
+        include_str!("protocol/mod.rs"),
+        include_str!("protocol/task.rs"),
+        include_str!("protocol/ops.rs"),
+        include_str!("protocol/upkeep.rs"),
+        include_str!("scripts.rs"),
+    ]
+    .concat();
     for c in CONTRACTS.iter().filter(|c| c.modelled) {
         let path = format!("common/src/scripts/{}.lua", c.script);
         assert!(sources.contains(&path), "no model step names {path}");

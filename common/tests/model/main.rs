@@ -5,9 +5,12 @@
 //! - [`differential`]: each of those functions against its script on a real Redis, state and
 //!   reply, for generated states and inputs.
 //! - [`protocol`]: the whole protocol as a state machine — gateway, workers (crash, freeze,
-//!   claim), processors (queue and delay not cancelled by a timeout, 422, lookups), message
-//!   loss, Redis losing its unsynced tail — with its properties and seeded faults.
-//! - [`liveness`]: "eventually" as "a finished state stays reachable without faults".
+//!   claim, stale-consumer cleanup), processors (queue and delay not cancelled by a timeout,
+//!   422, lookups), message loss, Redis losing its unsynced tail or filling its memory, the
+//!   operator's re-drive and purge — with its properties and seeded faults.
+//! - [`liveness`]: "eventually" as three checks: a finished state stays reachable without
+//!   faults, no livelock (progress between two ticks is bounded), and at a full memory the
+//!   work in flight reaches Redis.
 //! - [`check`]: runs the checkers and prints counterexamples as schedules.
 #![allow(clippy::unwrap_used)]
 
@@ -35,7 +38,9 @@ fn fixed() -> Config {
 }
 
 /// Every safety property holds in every reachable state, every "sometimes" is reachable
-/// (the model is not vacuous), and a finished state stays reachable without faults.
+/// (the model is not vacuous), and the three liveness checks pass (`liveness`): a finished
+/// state stays reachable without faults, no livelock, and at a full memory the work in
+/// flight reaches Redis.
 fn assert_promises(name: &str, cfg: Config, threads: usize) {
     let model = Protocol::new(cfg);
     let safety = check::safety(&model, threads, false);
@@ -51,7 +56,7 @@ fn assert_promises(name: &str, cfg: Config, threads: usize) {
             );
         }
     }
-    for property in protocol::SOMETIMES {
+    for property in protocol::sometimes(&model.cfg) {
         assert!(
             safety.found.contains_key(property),
             "{name}: never reached: {property}"
@@ -59,13 +64,27 @@ fn assert_promises(name: &str, cfg: Config, threads: usize) {
     }
     let live = check::liveness(&model);
     println!(
-        "{name}: liveness: {} states, {} fault-free steps, {:.1?}",
-        live.states, live.edges, live.elapsed
+        "{name}: liveness: {} states, {} fault-free steps, at most {} steps between ticks, \
+         {} loop(s) waiting on a fair step, {:.1?}",
+        live.states, live.edges, live.bound, live.waiting_loops, live.elapsed
     );
     if let Some(path) = &live.stuck {
         panic!(
             "{name}: from the end of this schedule no fault-free schedule finishes every \
              payment\n{}",
+            check::render(&model, path)
+        );
+    }
+    if let Some((path, repeat)) = &live.livelock {
+        panic!(
+            "{name}: livelock\n{}",
+            check::render_loop(&model, path, repeat)
+        );
+    }
+    if let Some(path) = &live.wedged {
+        panic!(
+            "{name}: memory full: from the end of this schedule the work in flight never \
+             reaches Redis without help\n{}",
             check::render(&model, path)
         );
     }
@@ -261,6 +280,188 @@ fn fault_i_bounds_without_the_late_delivery_store_twice() {
     cfg.faults.no_late_bound = true;
     let (property, _) = check::expect_violation("(i) no late-delivery bound", &Protocol::new(cfg));
     assert_eq!(property, protocol::NEVER_BOTH);
+}
+
+/// A purge as `Store::purge` runs it, while payments are accepted (one payment, accepted as
+/// a step of the model, before or during the purge), with a crash, a lost message and a
+/// re-drive; `purge_fix`: with the changes this model proposes (see `purge_as_built_…`).
+fn purging(purge_fix: bool) -> Config {
+    let mut cfg = fixed();
+    cfg.accept_steps = true;
+    cfg.budget.purges = 1;
+    cfg.budget.freezes = 0;
+    cfg.purge_fix = purge_fix;
+    cfg
+}
+
+/// Found by this model: the purge as built forgets a payment accepted after it started
+/// that is dead-lettered while it runs. purge.lua deletes every failed status, whatever its
+/// entry (so a re-drive later drops its dead letter: its payment is gone); and when the
+/// payment fails between `purge_start`'s two XINFO calls, `purge_finish` trims its dead
+/// letter too. When purge.lua and `purge_start` change, this test turns into
+/// `promises_hold_across_a_purge` without the flag.
+#[test]
+fn purge_as_built_forgets_a_payment_dead_lettered_while_it_runs() {
+    let (property, trace) =
+        check::expect_violation("the purge as built", &Protocol::new(purging(false)));
+    assert_eq!(property, protocol::ACCEPTED_KEPT);
+    assert!(trace.contains("deleted (failed)"), "{trace}");
+}
+
+#[test]
+fn promises_hold_across_a_purge() {
+    assert_promises(
+        "a purge (with the fix), 1 crash/message/redrive",
+        purging(true),
+        2,
+    );
+}
+
+#[test]
+#[ignore = "seconds to minutes: run on demand"]
+fn promises_hold_across_a_purge_when_tasks_are_slow() {
+    let mut cfg = purging(true);
+    cfg.prompt_workers = false;
+    assert_promises(
+        "a purge (with the fix), slow tasks, 1 crash/message/redrive",
+        cfg,
+        2,
+    );
+}
+
+#[test]
+fn fault_j_a_record_ignoring_the_purge_flag_leaves_a_processed_payment_uncounted() {
+    let mut cfg = purging(true);
+    cfg.faults.record_ignores_purge = true;
+    let (property, trace) =
+        check::expect_violation("(j) record ignores the purge flag", &Protocol::new(cfg));
+    assert_eq!(property, protocol::SUMMARY_COMPLETE);
+    assert!(trace.contains("purge_finish"), "{trace}");
+}
+
+/// The workers' stale-consumer cleanup, once, with a freeze (whose entries a claim takes,
+/// leaving its consumer with nothing pending) and a lost message.
+fn cleaning() -> Config {
+    let mut cfg = fixed();
+    cfg.budget.cleanups = 1;
+    cfg.budget.crashes = 0;
+    cfg.budget.redrives = 0;
+    cfg
+}
+
+#[test]
+fn promises_hold_with_the_consumer_cleanup() {
+    assert_promises("a consumer cleanup, 1 freeze/message", cleaning(), 2);
+}
+
+#[test]
+#[ignore = "minutes: run on demand"]
+fn promises_hold_with_the_consumer_cleanup_all_faults() {
+    let mut cfg = fixed();
+    cfg.budget.cleanups = 1;
+    assert_promises("a consumer cleanup, 1 crash/freeze/message/redrive", cfg, 2);
+}
+
+#[test]
+fn fault_k_a_cleanup_checking_apart_from_deleting_strands_a_payment() {
+    let mut cfg = cleaning();
+    cfg.faults.split_consumer_cleanup = true;
+    let (property, trace) =
+        check::expect_violation("(k) cleanup in two calls", &Protocol::new(cfg));
+    assert_eq!(property, protocol::ENTRY_KEPT);
+    assert!(trace.contains("DELCONSUMER"), "{trace}");
+}
+
+/// Memory full once, two payments (one's record frees memory for the other), a lost
+/// message and a re-drive. Without crashes, freezes or retries: those leave a payment to a
+/// task that must call begin first (`memory_full_a_task_that_must_begin_again_waits`).
+fn memory_full() -> Config {
+    let mut cfg = fixed();
+    cfg.payments = 2;
+    cfg.budget.memory_fills = 1;
+    cfg.budget.crashes = 0;
+    cfg.budget.freezes = 0;
+    cfg.budget.retries = 0;
+    cfg
+}
+
+#[test]
+fn promises_hold_when_memory_fills() {
+    assert_promises(
+        "memory full, 2 payments, 1 message/redrive",
+        memory_full(),
+        2,
+    );
+}
+
+#[test]
+#[ignore = "minutes: run on demand"]
+fn promises_hold_when_memory_fills_and_tasks_are_slow() {
+    let mut cfg = memory_full();
+    cfg.prompt_workers = false;
+    cfg.budget.redrives = 0;
+    assert_promises("memory full, 2 payments, slow tasks, 1 message", cfg, 2);
+}
+
+/// Found by this model, by design: at a full memory a task that has to call begin again
+/// waits until memory is freed from outside, even for a payment its processor already
+/// stored. A retry on the pinned processor is a begin (refused), and the worker then starts
+/// over from begin instead of looking the payment up; a task that takes over the entry of
+/// a crashed or frozen worker must begin first too. Nothing is lost or counted twice: once
+/// memory is freed, begin answers and the payment is recorded.
+#[test]
+fn memory_full_a_task_that_must_begin_again_waits() {
+    let mut cfg = memory_full();
+    cfg.payments = 1;
+    cfg.budget.retries = 1;
+    let model = Protocol::new(cfg);
+    let live = check::liveness(&model);
+    assert!(live.stuck.is_none() && live.livelock.is_none());
+    let path = live
+        .wedged
+        .expect("a retry at a full memory resolves by itself");
+    let trace = check::render(&model, &path);
+    println!(
+        "a retry at a full memory: {} states, waits:\n{trace}",
+        live.states
+    );
+    assert!(trace.contains("begin again"), "{trace}");
+}
+
+#[test]
+fn fault_l_scripts_without_allow_oom_wedge_the_worker() {
+    let mut cfg = memory_full();
+    cfg.payments = 1;
+    cfg.faults.no_allow_oom = true;
+    let model = Protocol::new(cfg);
+    let live = check::liveness(&model);
+    let path = live.wedged.expect("(l): the checker found no wedge");
+    let trace = check::render(&model, &path);
+    println!("(l) no allow-oom: {} states, wedged:\n{trace}", live.states);
+    assert!(trace.contains("FAULT redis memory full"), "{trace}");
+    // Memory freed from outside still finishes it: only check 3 sees the wedge.
+    assert!(live.stuck.is_none());
+}
+
+#[test]
+fn fault_m_uncounted_failures_livelock() {
+    let mut cfg = fixed();
+    cfg.faults.uncounted_failures = true;
+    cfg.budget.crashes = 0;
+    cfg.budget.freezes = 0;
+    cfg.budget.redrives = 0;
+    let model = Protocol::new(cfg);
+    let live = check::liveness(&model);
+    // A finished state stays reachable (the processor may store it at any turn): the old
+    // check passes, bounded progress does not.
+    assert!(live.stuck.is_none());
+    let (path, repeat) = live.livelock.expect("(m): the checker found no livelock");
+    let trace = check::render_loop(&model, &path, &repeat);
+    println!(
+        "(m) uncounted failures: {} states, livelock:\n{trace}",
+        live.states
+    );
+    assert!(trace.contains("500"), "{trace}");
 }
 
 /// `MODEL_PAYMENTS=1 cargo test --test model explore -- --ignored --nocapture`: progress

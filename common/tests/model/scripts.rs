@@ -2,9 +2,9 @@
 //! its pending entries list, dead-letter stream, summary) and one function per script of
 //! `common/src/scripts/`, named after it, doing what the Lua does in the same order.
 //!
-//! [`CONTRACTS`] copies each script's header (its `KEYS`, `ARGV` and `Returns` lines);
-//! `contract::script_headers_match_the_model` fails when a script's contract changes and this
-//! file was not updated with it.
+//! [`CONTRACTS`] copies each script's header (its `KEYS`, `ARGV` and `Returns` lines) and its
+//! memory flag; `contract::script_headers_match_the_model` fails when a script's contract
+//! changes and this file was not updated with it.
 //!
 //! `accept.lua`, `begin.lua` and `record.lua` take a batch of payments per call and run the
 //! one-payment step for each, in order, atomically: a batch is one of the interleavings the
@@ -13,7 +13,9 @@
 //! idempotency window, beyond any run here), `fail.lua`'s `entry` mode (undecodable stream
 //! entries), begin's longest bound for pins written by older versions, and `record.lua`'s
 //! `overflow` (its second's summary bucket at 2^63 cents: the payment stays pending, nothing
-//! changes).
+//! changes), the purge flag's expiry (it ends a purge that died half-way: the model's purges
+//! finish), and `drop_consumers.lua`'s idle threshold (every consumer without a pending
+//! entry may be idle long enough, which only adds schedules).
 
 use crate::protocol::{Att, Gen, Proc, Time};
 
@@ -83,6 +85,15 @@ pub struct Redis {
     pub dead: [u8; NP],
     /// What `record` added to the summary: (payment, processor, requestedAt), sorted.
     pub summary: Vec<(u8, Proc, Time)>,
+    /// The purge flag (`{p}:purging`): `record.lua` refuses while it is set.
+    pub purging: bool,
+    /// Entries of the payment stream that left the pending list with their consumer (XGROUP
+    /// DELCONSUMER): delivered already, so XREADGROUP `>` never hands them out again, and
+    /// pending on nobody, so XAUTOCLAIM never finds them. Only XDEL or XTRIM removes them.
+    pub orphans: Vec<Entry>,
+    /// Per consumer (one per worker): deleted from the group and not created again since
+    /// (XREADGROUP and XAUTOCLAIM create the consumer they name).
+    pub deleted: [bool; NP],
 }
 
 impl Redis {
@@ -97,6 +108,20 @@ impl Redis {
         if let Some(i) = self.entry_at(payment, id) {
             self.stream.remove(i);
         }
+        self.orphans
+            .retain(|e| !(e.payment as usize == payment && e.id == id));
+    }
+
+    /// How many stream entries and payments Redis holds (what deleting frees memory of).
+    pub fn held(&self) -> usize {
+        self.stream.len() + self.orphans.len() + self.status.iter().flatten().count()
+    }
+
+    /// Whether a consumer has entries pending (XINFO CONSUMERS `pending`).
+    pub fn has_pending(&self, consumer: u8) -> bool {
+        self.stream
+            .iter()
+            .any(|e| e.pending.is_some_and(|(c, _)| c == consumer))
     }
 
     /// XADD to the payment stream.
@@ -473,20 +498,131 @@ pub fn touch(r: &mut Redis, consumer: u8, entries: &[(usize, Gen)], now: Time) -
 /// XREADGROUP `>` (not a script): hands an undelivered entry to a consumer.
 pub fn read(r: &mut Redis, index: usize, consumer: u8, now: Time) {
     r.stream[index].pending = Some((consumer, now));
+    r.deleted[consumer as usize] = false;
 }
 
 /// XAUTOCLAIM min-idle (not a script): takes an entry pending at least `claim_idle`.
 pub fn autoclaim(r: &mut Redis, index: usize, consumer: u8, now: Time) {
     r.stream[index].pending = Some((consumer, now));
+    r.deleted[consumer as usize] = false;
+}
+
+/// record.lua's first line: while the purge flag is set it answers TRYAGAIN and changes
+/// nothing (`None`); else [`record`]. `honour_flag = false` is seeded fault (j): a record
+/// that ignores the flag.
+pub fn record_unless_purging(
+    r: &mut Redis,
+    payment: usize,
+    proc: Proc,
+    requested_at: Time,
+    entry: Option<Gen>,
+    honour_flag: bool,
+) -> Option<RecordReply> {
+    if r.purging && honour_flag {
+        return None;
+    }
+    Some(record(r, payment, proc, requested_at, entry))
+}
+
+/// scripts/purge.lua — `common/src/scripts/purge.lua`: sets the purge flag, then for each of
+/// `payments` (a SCAN batch): a processed or failed payment's status is deleted (its entry
+/// is gone already); a queued or in-flight one goes with its stream entry (XACK + XDEL)
+/// unless the entry is newer than `last`, where the stream ended when the purge started.
+/// Entry ids are per payment in the model: `last[p]` is the newest id of payment `p` then.
+/// Returns the payments deleted. `Store::purge_start` calls it with no payment (the flag).
+/// `keep_newer`: the change this model proposes (not built): a payment whose entry is newer
+/// than `last` is kept whatever its status (as built, a processed or failed one is deleted,
+/// though accepted after the purge started).
+pub fn purge(r: &mut Redis, payments: &[usize], last: &[Gen; NP], keep_newer: bool) -> Vec<usize> {
+    r.purging = true;
+    let mut deleted = Vec::new();
+    for &payment in payments {
+        let Some(h) = r.status[payment] else {
+            continue;
+        };
+        let newer = h.sid > last[payment];
+        match h.st {
+            St::Processed | St::Failed => {
+                if newer && keep_newer {
+                    continue;
+                }
+            }
+            St::Queued | St::Processing => {
+                if newer {
+                    continue;
+                }
+                r.ack(payment, h.sid);
+            }
+        }
+        r.status[payment] = None;
+        deleted.push(payment);
+    }
+    deleted
+}
+
+/// `Store::purge_finish`, one MULTI (refused while memory is full: Redis refuses to queue
+/// commands in a MULTI then): the summary wiped, the dead-letter stream trimmed of the
+/// `dead_before[p]` letters it held when the purge started (the oldest), the payment stream
+/// trimmed up to `last` (XTRIM MINID: pending or not), and the purge flag cleared.
+pub fn purge_finish(r: &mut Redis, last: &[Gen; NP], dead_before: &[u8; NP]) {
+    r.summary.clear();
+    for (dead, before) in r.dead.iter_mut().zip(dead_before) {
+        *dead -= (*before).min(*dead);
+    }
+    r.stream.retain(|e| e.id > last[e.payment as usize]);
+    r.orphans.retain(|e| e.id > last[e.payment as usize]);
+    r.purging = false;
+}
+
+/// The consumers of `consumers` other than `me` that hold no pending entry (XINFO
+/// CONSUMERS, the check of drop_consumers.lua). Idle long enough: the model lets every
+/// consumer be, which only adds schedules.
+pub fn idle_consumers(r: &Redis, me: u8, consumers: usize) -> Vec<u8> {
+    (0..consumers as u8)
+        .filter(|&c| c != me && !r.deleted[c as usize] && !r.has_pending(c))
+        .collect()
+}
+
+/// XGROUP DELCONSUMER (not a script): the consumer goes, and its pending entries leave the
+/// pending list with it (they stay in the stream, out of reach: [`Redis::orphans`]).
+pub fn del_consumer(r: &mut Redis, consumer: u8) {
+    let (gone, kept): (Vec<Entry>, Vec<Entry>) = r
+        .stream
+        .iter()
+        .partition(|e| e.pending.is_some_and(|(c, _)| c == consumer));
+    r.stream = kept;
+    r.orphans
+        .extend(gone.into_iter().map(|e| Entry { pending: None, ..e }));
+    r.orphans.sort();
+    r.deleted[consumer as usize] = true;
+}
+
+/// scripts/drop_consumers.lua — `common/src/scripts/drop_consumers.lua`: checks and deletes
+/// in one script, so a consumer deleted holds no pending entry. Returns those deleted.
+pub fn drop_consumers(r: &mut Redis, me: u8, consumers: usize) -> Vec<u8> {
+    let idle = idle_consumers(r, me, consumers);
+    for &c in &idle {
+        del_consumer(r, c);
+    }
+    idle
+}
+
+/// Whether Redis runs the script while memory is full: its first line says
+/// `#!lua flags=allow-oom` ([`CONTRACTS`], checked against the files by `contract`).
+pub fn allow_oom(script: &str) -> bool {
+    CONTRACTS.iter().any(|c| c.script == script && c.allow_oom)
 }
 
 /// One script's contract as its header states it.
 pub struct Contract {
     pub script: &'static str,
-    /// Whether the model has a step for it (purge, summary, health_slot, compact, rebuild
-    /// and trim_dead change no payment's state machine: they are listed so that every script
-    /// is accounted for).
+    /// Whether the model has a step for it (summary, health_slot, compact, drop_detail,
+    /// rebuild and trim_dead change no payment's state machine: they are listed so that every
+    /// script is accounted for).
     pub modelled: bool,
+    /// Its first line is `#!lua flags=allow-oom`: Redis runs it while memory is full (the
+    /// others are refused before their first command).
+    pub allow_oom: bool,
     pub keys: &'static str,
     pub argv: &'static str,
     pub returns: &'static str,
@@ -497,6 +633,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "accept",
         modelled: true,
+        allow_oom: false,
         keys: "KEYS[1] payment stream KEYS[1+i] status hash of payment i",
         argv: "ARGV[1] backlog limit (0 = none) ARGV[2i] correlation id of payment i ARGV[2i+1] its amount in cents",
         returns: "Returns one reply per payment, in order: {'ok', entry id} | {'dup', status} | {'conflict', stored cents} | {'busy', backlog}",
@@ -504,6 +641,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "begin",
         modelled: true,
+        allow_oom: false,
         keys: "KEYS[1] stream KEYS[1+i] status hash of payment i",
         argv: "ARGV[1] group ARGV[2] this consumer ARGV[4i-1] wanted processor of payment i ARGV[4i] its stream entry id ARGV[4i+1] its bound (ms) ARGV[4i+2] the requestedAt it will send (ms)",
         returns: "Returns one reply per payment, in order: {'go', processor, attempt, earlier attempt unresolved '0'|'1'} | {'pinned', processor, safe (ms), attempt, now (ms)} (use that processor or confirm absence) | {'done', status, processor} (already processed / dead-lettered) | {'missing'} (purged) | {'lost'} (not pending on this consumer: stop)",
@@ -511,13 +649,15 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "compact",
         modelled: false,
+        allow_oom: true,
         keys: "KEYS[1] events by requestedAt (ev) KEYS[2] compacted detail (second -> 'off:count:cents ...') KEYS[3] the first second whose detail is kept (drop_detail.lua; absent: all of it)",
         argv: "ARGV[1] horizon in ms ARGV[2] most payments moved by this call",
         returns: "Returns the number of payments moved (below ARGV[2] once nothing older is left).",
     },
     Contract {
         script: "drop_consumers",
-        modelled: false,
+        modelled: true,
+        allow_oom: true,
         keys: "KEYS[1] stream",
         argv: "ARGV[1] group ARGV[2] least idle ms ARGV[3] this consumer",
         returns: "Returns the names deleted.",
@@ -525,6 +665,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "drop_detail",
         modelled: false,
+        allow_oom: true,
         keys: "KEYS[1] compacted detail (hash: second -> string) KEYS[2] watermark (string: the first second whose detail is kept) KEYS[3] days index KEYS[4] seconds not rolled up yet (older revisions; their days may be missing from the days index) KEYS[5] counts by bucket KEYS[6] cents by bucket (their tenths of a second)",
         argv: "ARGV[1] SUMMARY_DETAIL_RETENTION in ms ARGV[2] most seconds walked by this call",
         returns: "Returns the number of seconds walked (below ARGV[2] once the watermark reached the cutoff).",
@@ -532,6 +673,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "fail",
         modelled: true,
+        allow_oom: true,
         keys: "KEYS[1] status hash KEYS[2] stream KEYS[3] dead-letter stream",
         argv: "ARGV[1] correlation id ARGV[2] cents ('' = the status hash's) ARGV[3] reason ARGV[4] stream entry id ('' = none) ARGV[5] group ARGV[6] 'keep' | 'entry' | '' ARGV[7] retention ms ('' = keep) ARGV[8] this consumer ARGV[9] the caller's attempt ('keep' only) 'entry': the stream entry could not be decoded. It may not be the payment's own (a stray or corrupt copy): unless it is the entry the status hash names, the payment is left alone and only the entry goes to the dead letters; the same when no such payment exists. 'keep' only for the consumer that owns the entry and the payment's latest attempt: a task that lost its entry, or whose attempt a newer one replaced, gets 'stale' and fails nothing.",
         returns: "Returns 'ok' | 'processed' | 'unresolved' | 'missing' | 'foreign' | 'stale'",
@@ -539,13 +681,15 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "health_slot",
         modelled: false,
+        allow_oom: true,
         keys: "KEYS[1] lease KEYS[2] health report hash Poll times come from Redis' clock, so workers with different clocks never share a window.",
         argv: "ARGV[1] this process ARGV[2] poll interval (ms) ARGV[3] lease ttl (ms)",
         returns: "Returns 1 = poll now (the poll time is taken), 0 = leader, not yet, -1 = not the leader.",
     },
     Contract {
         script: "purge",
-        modelled: false,
+        modelled: true,
+        allow_oom: true,
         keys: "KEYS[1] stream KEYS[2] purge flag KEYS[3..] status hashes",
         argv: "ARGV[1] group ARGV[2] last stream entry id when the purge started ('0-0' = empty) ARGV[3] purge flag expiry ms",
         returns: "Returns the number of payments deleted.",
@@ -553,6 +697,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "rebuild",
         modelled: false,
+        allow_oom: true,
         keys: "KEYS[1] counts by bucket KEYS[2] cents by bucket KEYS[3] days index KEYS[4] seconds not rolled up yet",
         argv: "ARGV[1] most hours rolled up by this call",
         returns: "Returns the number of hours rolled up (below ARGV[1] once none is left).",
@@ -560,6 +705,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "record",
         modelled: true,
+        allow_oom: true,
         keys: "KEYS[1] stream KEYS[2..5] default: counts by bucket, cents by bucket, days index, events by requestedAt KEYS[6..9] the same for fallback KEYS[10] purge flag KEYS[10+i] status hash of payment i",
         argv: "ARGV[1] group ARGV[2] retention ms ('' = keep) ARGV[6i-3] correlation id of payment i ARGV[6i-2] its processor ARGV[6i-1] requestedAt (ms) ARGV[6i] requestedAt second ARGV[6i+1] cents ARGV[6i+2] stream entry id ('' = none)",
         returns: "Returns one reply per payment, in order: 'ok' | 'dup' | 'missing' | 'overflow' (its second's bucket would overflow; nothing is recorded for it. A minute, hour or day bucket that would overflow is marked 'sat' instead: readers add its parts)",
@@ -567,6 +713,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "redrive",
         modelled: true,
+        allow_oom: false,
         keys: "KEYS[1] dead-letter stream KEYS[2] payment stream",
         argv: "ARGV[1] status key prefix ('{p}:pay:') ARGV[2] most letters to read ARGV[3] read after this letter id ('0-0' = from the start)",
         returns: "Returns {payments re-queued, id of the last letter read ('' = none left)}",
@@ -574,6 +721,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "settle",
         modelled: true,
+        allow_oom: true,
         keys: "KEYS[1] status hash",
         argv: "ARGV[1] processor ARGV[2] attempt ARGV[3] 'failed'|'absent' ARGV[4] lookup asked at (ms)",
         returns: "Returns {'cleared'} | {'stale'} | {'held'} | {'early', safe (ms), now (ms)}",
@@ -581,6 +729,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "summary",
         modelled: false,
+        allow_oom: false,
         keys: "KEYS[1..4] default: counts by bucket, cents by bucket, days index, seconds not rolled up yet KEYS[5..8] the same for fallback",
         argv: "ARGV[1], ARGV[2] whole days range (scores, may be -inf/+inf; '' = none) ARGV[3] m, the number of other whole buckets ARGV[4..3+m] those buckets: fields '<second>', 'm<minute>', 'h<hour>' ARGV[4+m..] edge reads, each as <argument count> <command> <arguments> (GET, HGET, HMGET, ZRANGEBYSCORE)",
         returns: "Returns {{per processor {count, {cents of each bucket read}}}, {each edge read's reply, in order}}",
@@ -588,6 +737,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "touch",
         modelled: true,
+        allow_oom: true,
         keys: "KEYS[1] stream",
         argv: "ARGV[1] group ARGV[2] this consumer ARGV[3..] entry ids",
         returns: "Returns the entry ids no longer owned by this consumer.",
@@ -595,6 +745,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "trim_dead",
         modelled: false,
+        allow_oom: true,
         keys: "KEYS[1] dead-letter stream",
         argv: "ARGV[1] retention in ms ARGV[2] status hash key prefix (followed by the correlation id) ARGV[3] most letters per call",
         returns: "Returns the number of dead letters removed.",
@@ -602,6 +753,7 @@ pub const CONTRACTS: &[Contract] = &[
     Contract {
         script: "unanswered",
         modelled: true,
+        allow_oom: true,
         keys: "KEYS[1] status hash",
         argv: "ARGV[1] processor ARGV[2] attempt ARGV[3] grace (ms) ARGV[4] held '0'|'1'",
         returns: "Returns {'ok'|'stale', safe (ms), now (ms)}; 'stale' when the attempt is not the latest unresolved one any more (recorded, settled, or a later attempt began).",
