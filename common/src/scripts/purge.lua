@@ -1,9 +1,9 @@
 #!lua flags=allow-oom
 -- Purge one batch of payments found by SCAN: a payment goes with its stream entry or not at
 -- all, so a POST concurrent with a purge is either wholly cleared or wholly kept (never a
--- "queued" status whose entry was trimmed). Terminal payments have no entry left; a payment
--- whose entry is newer than the purge's starting point (ARGV[2]) was accepted during the purge
--- and is kept.
+-- "queued" status whose entry was trimmed). A payment whose entry is newer than the purge's
+-- starting point (ARGV[2]) was accepted during the purge and is kept whatever its state: one
+-- dead-lettered meanwhile keeps its status beside its dead letter, which the purge keeps too.
 -- Every call (the first with no status hash, before the starting point is read) sets the
 -- purge flag for ARGV[3] ms: record.lua refuses while it is set, so a payment kept here
 -- cannot add its share to the summary before the purge's last step wipes the summary and
@@ -28,10 +28,7 @@ local deleted = 0
 for i = 3, #KEYS do
   local h = redis.call('HMGET', KEYS[i], 'st', 'sid')
   if h[1] then
-    if h[1] == 'processed' or h[1] == 'failed' then
-      redis.call('UNLINK', KEYS[i])
-      deleted = deleted + 1
-    elseif not h[2] or older(h[2], ARGV[2]) then
+    if not h[2] or older(h[2], ARGV[2]) then
       if h[2] then
         redis.call('XACK', KEYS[1], ARGV[1], h[2])
         redis.call('XDEL', KEYS[1], h[2])

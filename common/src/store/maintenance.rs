@@ -155,9 +155,14 @@ impl Store {
             .purge_invocation(&[], "0-0")
             .invoke_async(&mut conn)
             .await?;
+        // The dead letters' end first: a payment the purge keeps was accepted after the
+        // stream's end was read, so any dead letter of it comes after the dead letters' end
+        // and stays (read the other way round, one dead-lettered in between lost its letter).
+        let dead_last = self.last_entry_id(self.keys.dead_letters()).await?;
+        let stream_last = self.last_entry_id(self.keys.stream()).await?;
         Ok(PurgeRun {
-            stream_last: self.last_entry_id(self.keys.stream()).await?,
-            dead_last: self.last_entry_id(self.keys.dead_letters()).await?,
+            stream_last,
+            dead_last,
         })
     }
 

@@ -284,43 +284,39 @@ fn fault_i_bounds_without_the_late_delivery_store_twice() {
 
 /// A purge as `Store::purge` runs it, while payments are accepted (one payment, accepted as
 /// a step of the model, before or during the purge), with a crash, a lost message and a
-/// re-drive; `purge_fix`: with the changes this model proposes (see `purge_as_built_…`).
-fn purging(purge_fix: bool) -> Config {
+/// re-drive.
+fn purging() -> Config {
     let mut cfg = fixed();
     cfg.accept_steps = true;
     cfg.budget.purges = 1;
     cfg.budget.freezes = 0;
-    cfg.purge_fix = purge_fix;
     cfg
 }
 
-/// Found by this model: the purge as built forgets a payment accepted after it started
-/// that is dead-lettered while it runs. purge.lua deletes every failed status, whatever its
-/// entry (so a re-drive later drops its dead letter: its payment is gone); and when the
-/// payment fails between `purge_start`'s two XINFO calls, `purge_finish` trims its dead
-/// letter too. When purge.lua and `purge_start` change, this test turns into
-/// `promises_hold_across_a_purge` without the flag.
+/// Found by this model: the purge as first built forgot a payment accepted after it started
+/// that was dead-lettered while it ran. purge.lua deleted every failed status, whatever its
+/// entry (so a re-drive later dropped its dead letter: its payment was gone); and when the
+/// payment failed between `purge_start`'s two XINFO calls, `purge_finish` trimmed its dead
+/// letter too.
 #[test]
-fn purge_as_built_forgets_a_payment_dead_lettered_while_it_runs() {
+fn fault_n_a_purge_deleting_what_came_after_its_start_forgets_a_payment() {
+    let mut cfg = purging();
+    cfg.faults.purge_forgets_newer = true;
     let (property, trace) =
-        check::expect_violation("the purge as built", &Protocol::new(purging(false)));
+        check::expect_violation("(n) the purge as first built", &Protocol::new(cfg));
     assert_eq!(property, protocol::ACCEPTED_KEPT);
     assert!(trace.contains("deleted (failed)"), "{trace}");
 }
 
 #[test]
 fn promises_hold_across_a_purge() {
-    assert_promises(
-        "a purge (with the fix), 1 crash/message/redrive",
-        purging(true),
-        2,
-    );
+    assert_promises("a purge, 1 crash/message/redrive", purging(), 2);
 }
 
 #[test]
 #[ignore = "seconds to minutes: run on demand"]
 fn promises_hold_across_a_purge_when_tasks_are_slow() {
-    let mut cfg = purging(true);
+    let mut cfg = purging();
     cfg.prompt_workers = false;
     assert_promises(
         "a purge (with the fix), slow tasks, 1 crash/message/redrive",
@@ -331,7 +327,7 @@ fn promises_hold_across_a_purge_when_tasks_are_slow() {
 
 #[test]
 fn fault_j_a_record_ignoring_the_purge_flag_leaves_a_processed_payment_uncounted() {
-    let mut cfg = purging(true);
+    let mut cfg = purging();
     cfg.faults.record_ignores_purge = true;
     let (property, trace) =
         check::expect_violation("(j) record ignores the purge flag", &Protocol::new(cfg));

@@ -525,14 +525,13 @@ pub fn record_unless_purging(
 }
 
 /// scripts/purge.lua — `common/src/scripts/purge.lua`: sets the purge flag, then for each of
-/// `payments` (a SCAN batch): a processed or failed payment's status is deleted (its entry
-/// is gone already); a queued or in-flight one goes with its stream entry (XACK + XDEL)
-/// unless the entry is newer than `last`, where the stream ended when the purge started.
+/// `payments` (a SCAN batch): a payment whose entry is newer than `last` (where the stream
+/// ended when the purge started) is kept whatever its status; any other goes, a queued or
+/// in-flight one with its stream entry (XACK + XDEL; a processed or failed one has none left).
 /// Entry ids are per payment in the model: `last[p]` is the newest id of payment `p` then.
 /// Returns the payments deleted. `Store::purge_start` calls it with no payment (the flag).
-/// `keep_newer`: the change this model proposes (not built): a payment whose entry is newer
-/// than `last` is kept whatever its status (as built, a processed or failed one is deleted,
-/// though accepted after the purge started).
+/// `keep_newer = false` is seeded fault (n): a processed or failed status is deleted even
+/// when its payment was accepted after the purge started.
 pub fn purge(r: &mut Redis, payments: &[usize], last: &[Gen; NP], keep_newer: bool) -> Vec<usize> {
     r.purging = true;
     let mut deleted = Vec::new();

@@ -563,7 +563,7 @@ async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
 }
 
 #[tokio::test]
-async fn a_payment_recorded_while_a_purge_runs_counts_in_the_summary_the_purge_leaves() {
+async fn a_purge_keeps_whole_what_is_recorded_or_dead_lettered_while_it_runs() {
     let app = patient_store();
     let store = &app.store;
     // In flight before the purge: purged with its entry.
@@ -617,7 +617,18 @@ async fn a_payment_recorded_while_a_purge_runs_counts_in_the_summary_the_purge_l
         Status::Processed
     );
     assert!(store.payment(&old).await.unwrap().is_none());
+    // The payment dead-lettered while the purge ran is kept whole: its status beside its
+    // dead letter, so a re-drive brings it back.
     assert_eq!(store.dead_letter_count().await.unwrap(), 1);
+    assert_eq!(
+        store.payment(&failing).await.unwrap().unwrap().status,
+        Status::Failed
+    );
+    assert_eq!(store.redrive_dead_letters(10).await.unwrap(), 1);
+    assert_eq!(
+        store.payment(&failing).await.unwrap().unwrap().status,
+        Status::Queued
+    );
 }
 
 #[tokio::test]

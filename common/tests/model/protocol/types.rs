@@ -117,6 +117,11 @@ pub struct Faults {
     /// a processor failing every attempt keeps the worker sending forever (a livelock: a
     /// finished state stays reachable all along).
     pub uncounted_failures: bool,
+    /// (n) the purge before this model found its holes: purge.lua deletes every processed
+    /// or failed status whatever its entry, and `purge_start` notes where the payment stream
+    /// ends before where the dead-letter stream ends: a payment accepted during the purge
+    /// and dead-lettered meanwhile loses its status, or its letter to the purge's trim.
+    pub purge_forgets_newer: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -156,12 +161,6 @@ pub struct Config {
     /// Payments are accepted by the gateway as steps of the model (else all are accepted
     /// before anything else happens, which gives fewer states).
     pub accept_steps: bool,
-    /// The purge as this model proposes to change it (not built): purge.lua keeps a payment
-    /// whose entry is newer than where the purge started whatever its status (as built it
-    /// deletes every processed or failed one), and `purge_start` notes where the dead-letter
-    /// stream ends before where the payment stream ends (as built, after: a payment accepted
-    /// in between and dead-lettered loses its letter to the purge's trim).
-    pub purge_fix: bool,
 }
 
 impl Config {
@@ -195,7 +194,6 @@ impl Config {
             early_lookups: false,
             prompt_workers: false,
             accept_steps: false,
-            purge_fix: false,
         }
     }
 
@@ -397,7 +395,7 @@ pub enum Action {
     /// Redis restarts from its last fsync.
     RedisLoss,
     /// Operator: `purge_start`, purge.lua with no payment (the flag), then where the payment
-    /// stream ends (with `purge_fix`: where the dead-letter stream ends). Budgeted like a
+    /// stream ends (with fault (n): where the payment stream ends). Budgeted like a
     /// fault.
     PurgeStart,
     /// Operator: `purge_start` goes on: where the other stream ends.

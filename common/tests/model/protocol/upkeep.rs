@@ -24,7 +24,7 @@ impl Protocol {
                 }
                 n.budget.purges = n.budget.purges.checked_sub(1)?;
                 // scripts/purge.lua — common/src/scripts/purge.lua, with no payment: the flag.
-                scripts::purge(&mut n.redis, &[], &[0; NP], cfg.purge_fix);
+                scripts::purge(&mut n.redis, &[], &[0; NP], !cfg.faults.purge_forgets_newer);
                 n.purge = Some(Purge {
                     last: None,
                     dead_before: None,
@@ -32,7 +32,7 @@ impl Protocol {
                     swept: [false; NP],
                 });
                 say!(log, "operator: purge_start: flag set; ");
-                if cfg.purge_fix {
+                if !cfg.faults.purge_forgets_newer {
                     self.note_dead_end(n, log);
                 } else {
                     self.note_stream_end(n, log);
@@ -60,7 +60,8 @@ impl Protocol {
                     return None;
                 }
                 // scripts/purge.lua — common/src/scripts/purge.lua
-                let deleted = scripts::purge(&mut n.redis, &[p], &last, cfg.purge_fix);
+                let deleted =
+                    scripts::purge(&mut n.redis, &[p], &last, !cfg.faults.purge_forgets_newer);
                 n.purge.as_mut()?.swept[p] = true;
                 let st = s.redis.status[p]?;
                 if deleted.is_empty() {
