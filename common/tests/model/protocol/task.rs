@@ -256,29 +256,7 @@ impl Protocol {
                     (sent + cfg.t).saturating_sub(now)
                 };
                 let grace = cfg.worker_grace() + left + cfg.worker_late();
-                if self.refused(n, w, p, "unanswered", log) {
-                    return Some(());
-                }
-                // scripts/unanswered.lua — common/src/scripts/unanswered.lua
-                let r = scripts::unanswered(&mut n.redis, p, proc, att, grace, false, now);
-                say!(
-                    log,
-                    "unanswered(p{}, {}, att={att}, grace={grace}) -> {} safe={}",
-                    p + 1,
-                    proc.name(),
-                    if r.ok { "ok" } else { "stale" },
-                    show(r.safe)
-                );
-                let step = if r.ok {
-                    Step::Resolve {
-                        proc,
-                        att,
-                        safe: r.safe,
-                    }
-                } else {
-                    Step::Begin
-                };
-                set_step(&mut n.workers[w].tasks[p], step);
+                self.unanswered(n, w, p, proc, att, grace, false, log);
             }
             Action::Ask(w, p) => {
                 let (w, p) = (w as usize, p as usize);
@@ -384,29 +362,7 @@ impl Protocol {
                 } else if after_422 {
                     let grace = cfg.worker_grace();
                     say!(log, "worker {}: 404 after 422 -> ", worker_name(w));
-                    if self.refused(n, w, p, "unanswered", log) {
-                        return Some(());
-                    }
-                    // scripts/unanswered.lua — common/src/scripts/unanswered.lua
-                    let r = scripts::unanswered(&mut n.redis, p, proc, att, grace, true, now);
-                    say!(
-                        log,
-                        "unanswered(p{}, {}, att={att}, held) -> {} safe={}",
-                        p + 1,
-                        proc.name(),
-                        if r.ok { "ok" } else { "stale" },
-                        show(r.safe)
-                    );
-                    let step = if r.ok {
-                        Step::Resolve {
-                            proc,
-                            att,
-                            safe: r.safe,
-                        }
-                    } else {
-                        Step::Begin
-                    };
-                    set_step(&mut n.workers[w].tasks[p], step);
+                    self.unanswered(n, w, p, proc, att, grace, true, log);
                 } else {
                     let judged = if cfg.faults.absence_at_answer {
                         now
@@ -604,6 +560,51 @@ impl Protocol {
         say!(log, "{script} refused (OOM): begin again");
         set_step(&mut n.workers[w].tasks[p], Step::Begin);
         true
+    }
+
+    /// unanswered.lua for the task's attempt (its outcome unknown; `held`: the processor
+    /// said it holds the payment and cannot show it), then the task resolves the attempt by
+    /// lookups, or begins again if a newer attempt owns the outcome.
+    #[allow(clippy::too_many_arguments)]
+    fn unanswered(
+        &self,
+        n: &mut State,
+        w: usize,
+        p: usize,
+        proc: Proc,
+        att: Att,
+        grace: Time,
+        held: bool,
+        log: &mut Option<String>,
+    ) {
+        if self.refused(n, w, p, "unanswered", log) {
+            return;
+        }
+        // scripts/unanswered.lua — common/src/scripts/unanswered.lua
+        let r = scripts::unanswered(&mut n.redis, p, proc, att, grace, held, n.now);
+        say!(
+            log,
+            "unanswered(p{}, {}, att={att}, {}) -> {} safe={}",
+            p + 1,
+            proc.name(),
+            if held {
+                "held".to_string()
+            } else {
+                format!("grace={grace}")
+            },
+            if r.ok { "ok" } else { "stale" },
+            show(r.safe)
+        );
+        let step = if r.ok {
+            Step::Resolve {
+                proc,
+                att,
+                safe: r.safe,
+            }
+        } else {
+            Step::Begin
+        };
+        set_step(&mut n.workers[w].tasks[p], step);
     }
 
     /// settle.lua 'failed' for the task's attempt (a definite "not stored"), then what the
