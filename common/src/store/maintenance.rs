@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
+use super::types::PurgeRun;
 use super::Store;
 use crate::entry::{self, as_str, StreamEntry};
 use crate::error::StoreError;
@@ -19,13 +20,6 @@ use crate::payment::Processor;
 /// How long a purge flag outlives the purge call that last renewed it: a purge that died
 /// half-way holds records back no longer than this.
 const PURGE_FLAG_EXPIRY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Where a running purge started (see [`Store::purge`]).
-#[derive(Debug, Clone)]
-pub struct PurgeRun {
-    stream_last: String,
-    dead_last: String,
-}
 
 static REDRIVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/redrive.lua")));

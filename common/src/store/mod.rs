@@ -33,7 +33,6 @@ mod accept;
 mod attempt;
 mod health;
 mod maintenance;
-pub use maintenance::PurgeRun;
 mod record;
 mod summary;
 pub mod types;
@@ -42,7 +41,7 @@ pub mod types;
 pub use crate::config::RedisOptions;
 pub use crate::error::StoreError;
 pub use types::{
-    Accepted, Attempt, BeginRequest, FailMode, HealthReport, HealthSlot, PaymentView,
+    Accepted, Attempt, BeginRequest, FailMode, HealthReport, HealthSlot, PaymentView, PurgeRun,
     RecordRequest, Recorded, SafeAt, Settle, Settled, Summary, Totals, Window,
 };
 

@@ -188,3 +188,11 @@ pub struct RecordRequest {
     pub requested_at: Millis,
     pub entry_id: String,
 }
+
+/// Where a running purge started (see `Store::purge`): the last ids of the payment stream
+/// and of the dead-letter stream then.
+#[derive(Debug, Clone)]
+pub struct PurgeRun {
+    pub(super) stream_last: String,
+    pub(super) dead_last: String,
+}
