@@ -52,7 +52,10 @@ impl Store {
         let mut buf = [0u8; 36];
         let started = std::time::Instant::now();
         let mut invocation = ACCEPT.prepare_invoke();
-        invocation.key(self.keys.stream()).arg(*backlog_limit);
+        invocation
+            .key(self.keys.stream())
+            .arg(*backlog_limit)
+            .arg(self.first_attempt_ms);
         for (id, amount, _) in batch {
             invocation
                 .key(self.keys.payment(id))

@@ -62,6 +62,9 @@ pub struct Store {
     batch_max: usize,
     /// Summaries read a second time without tenths ([`Store::summary_rereads`]).
     rereads: Arc<std::sync::atomic::AtomicU64>,
+    /// The bound accept.lua gives the first attempt it pins (ms; 0 = it pins none):
+    /// [`Store::with_first_attempt`].
+    first_attempt_ms: u64,
 }
 
 /// How long a batch of `begin` and of `record` calls may gather after its first request
@@ -119,6 +122,7 @@ impl Store {
             lingers: Lingers::default(),
             batch_max: MAX_BATCH,
             rereads: Arc::default(),
+            first_attempt_ms: 0,
         })
     }
 
@@ -137,6 +141,14 @@ impl Store {
     /// call holds every accept behind it.
     pub fn with_batch_max(mut self, max: usize) -> Self {
         self.batch_max = max.clamp(1, MAX_BATCH);
+        self
+    }
+
+    /// The same store whose accepts pin each payment's first attempt to default, stored
+    /// by `bound` after the acceptance or never (see `accept.lua`); `Duration::ZERO` pins
+    /// none, and every attempt goes through `begin.lua`.
+    pub fn with_first_attempt(mut self, bound: Duration) -> Self {
+        self.first_attempt_ms = bound.as_millis().min(u128::from(u64::MAX)) as u64;
         self
     }
 
@@ -218,6 +230,7 @@ impl Store {
             lingers: self.lingers,
             batch_max: self.batch_max,
             rereads: self.rereads.clone(),
+            first_attempt_ms: self.first_attempt_ms,
         }
     }
 }

@@ -206,8 +206,12 @@ fn model(case: &Case) -> (Reply, String, Redis) {
         format!("{name}{path}")
     };
     let (reply, kind) = match case.input.clone() {
-        Input::Accept => {
-            let reply = scripts::accept(&mut r, 0, fresh(&case.state, 0));
+        Input::Accept { first } => {
+            let first = (first > 0).then_some(scripts::FirstAttempt {
+                now: NOW,
+                bound: first,
+            });
+            let reply = scripts::accept(&mut r, 0, fresh(&case.state, 0), first);
             let seen = match reply {
                 AcceptReply::Ok(_) => Accepted::Enqueued,
                 AcceptReply::Dup(st) => Accepted::Replay(
@@ -425,8 +429,11 @@ impl Real {
             clock.time(at.safe)
         };
         Ok(match input.clone() {
-            Input::Accept => {
+            Input::Accept { first } => {
+                let bound = Duration::from_millis(u64::from(first) * TICK_MS as u64);
                 let mut out = s
+                    .clone()
+                    .with_first_attempt(bound)
                     .accept_batch(&[(id, Cents::new(CENTS), 0)])
                     .await
                     .map_err(err)?;
@@ -616,10 +623,15 @@ impl Real {
                 return Err(format!("entry {id} names payment {p}"));
             }
             gens.insert(id.clone(), (p, g));
+            let at = match field(fields, "at") {
+                Some(ms) => clock.time(ms.parse().map_err(|_| format!("entry at {ms:?}"))?)?,
+                None => None,
+            };
             r.stream.push(Entry {
                 payment: p as u8,
                 id: g,
                 pending: None,
+                at,
             });
         }
         for (id, owner, idle, _) in &pending {

@@ -100,6 +100,15 @@ fn promises_hold_two_workers_one_payment() {
 }
 
 #[test]
+#[ignore = "minutes: run on demand"]
+fn promises_hold_without_first_attempts() {
+    // `FIRST_ATTEMPT_MS=0`: accept.lua pins nothing, every attempt goes through begin.lua.
+    let mut cfg = fixed();
+    cfg.first_attempt = false;
+    assert_promises("2 workers, 1 payment, every attempt begun", cfg, 2);
+}
+
+#[test]
 fn promises_hold_when_tasks_are_slow() {
     // Tasks may take any time between two steps (the heartbeat still runs): the deadline
     // check and the bounds must hold without relying on a prompt worker.
@@ -165,6 +174,9 @@ fn inclusive_safe_bound_stores_twice() {
 fn fault_a_no_fence_frozen_worker_stores_twice() {
     let mut cfg = fixed();
     cfg.faults.no_fence = true;
+    // The fence of begin.lua: with first attempts on, the missing send deadline shows first
+    // on a first attempt read late (fault (p) covers that window on its own).
+    cfg.first_attempt = false;
     // Without lost messages the schedule is the plain one: a timeout, not a reset.
     cfg.budget.messages = 0;
     let (property, trace) = check::expect_violation("(a) no fence", &Protocol::new(cfg));
@@ -180,6 +192,18 @@ fn fault_a_send_deadline_alone_is_the_fence_after_go() {
     cfg.faults.no_send_deadline = true;
     let (property, _) = check::expect_violation("(a') no send deadline", &Protocol::new(cfg));
     assert_eq!(property, protocol::NEVER_BOTH);
+}
+
+#[test]
+fn fault_p_a_first_attempt_timed_from_its_read_stores_twice() {
+    // The first attempt accept.lua pins is bounded from the acceptance: a consumer that
+    // reads the entry late and still sends it outlives the bound every later step trusts.
+    let mut cfg = fixed();
+    cfg.faults.first_from_read = true;
+    let (property, trace) =
+        check::expect_violation("(p) first attempt from its read", &Protocol::new(cfg));
+    assert_eq!(property, protocol::NEVER_BOTH);
+    assert!(trace.contains("XREADGROUP"), "{trace}");
 }
 
 #[test]

@@ -72,6 +72,10 @@ pub struct Entry {
     /// `None`: not delivered yet (XREADGROUP `>` hands it out). `Some`: pending on that
     /// consumer since that time (what XPENDING's idle is measured from).
     pub pending: Option<(u8, Time)>,
+    /// The acceptance time the entry carries (`at`), when accept.lua pinned its first attempt
+    /// (a re-driven entry carries none): a consumer that reads it within the send window of
+    /// that time sends the first attempt without begin.lua.
+    pub at: Option<Time>,
 }
 
 /// Everything Redis holds for the model, as one value so that a crash under `everysec` can
@@ -125,11 +129,12 @@ impl Redis {
     }
 
     /// XADD to the payment stream.
-    fn xadd(&mut self, payment: usize, id: Gen) {
+    fn xadd(&mut self, payment: usize, id: Gen, at: Option<Time>) {
         self.stream.push(Entry {
             payment: payment as u8,
             id,
             pending: None,
+            at,
         });
         self.stream.sort();
     }
@@ -158,21 +163,30 @@ pub enum AcceptReply {
     Dup(St),
 }
 
-/// scripts/accept.lua — `common/src/scripts/accept.lua`: status hash + XADD, together.
-pub fn accept(r: &mut Redis, payment: usize, sid: Gen) -> AcceptReply {
+/// The first attempt accept.lua pins: to default, sent by the consumer that reads the entry
+/// by `now + bound - (timeout + late + grace)`, so stored by `now + bound` or never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstAttempt {
+    pub now: Time,
+    pub bound: Time,
+}
+
+/// scripts/accept.lua — `common/src/scripts/accept.lua`: status hash + XADD, together; with
+/// `first`, the first attempt pinned to default as begin.lua would pin it.
+pub fn accept(r: &mut Redis, payment: usize, sid: Gen, first: Option<FirstAttempt>) -> AcceptReply {
     if let Some(h) = r.status[payment] {
         // One amount per payment in the model: never 'conflict'; no backlog limit: never 'busy'.
         return AcceptReply::Dup(h.st);
     }
-    r.xadd(payment, sid);
+    r.xadd(payment, sid, first.map(|f| f.now));
     r.status[payment] = Some(Status {
         st: St::Queued,
-        proc: None,
-        amb: false,
-        safe: None,
+        proc: first.map(|_| Proc::Default),
+        amb: first.is_some(),
+        safe: first.map(|f| f.now + f.bound),
         safe0: None,
         held: None,
-        att: 0,
+        att: Att::from(first.is_some()),
         sid,
     });
     AcceptReply::Ok(sid)
@@ -459,7 +473,7 @@ pub fn redrive(r: &mut Redis, now: Time, old: bool, mut fresh: impl FnMut(usize)
                 continue;
             }
             let sid = fresh(payment);
-            r.xadd(payment, sid);
+            r.xadd(payment, sid, None);
             h.st = St::Queued;
             h.sid = sid;
             if old {
@@ -634,7 +648,7 @@ pub const CONTRACTS: &[Contract] = &[
         modelled: true,
         allow_oom: false,
         keys: "KEYS[1] payment stream KEYS[1+i] status hash of payment i",
-        argv: "ARGV[1] backlog limit (0 = none) ARGV[2i] correlation id of payment i ARGV[2i+1] its amount in cents",
+        argv: "ARGV[1] backlog limit (0 = none) ARGV[2] first-attempt bound (ms, 0 = none) ARGV[2i+1] correlation id of payment i ARGV[2i+2] its amount in cents",
         returns: "Returns one reply per payment, in order: {'ok', entry id} | {'dup', status} | {'conflict', stored cents} | {'busy', backlog}",
     },
     Contract {

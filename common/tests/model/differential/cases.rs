@@ -18,7 +18,10 @@ pub const ALL_ST: [St; 4] = [St::Queued, St::Processing, St::Processed, St::Fail
 /// One script call and its inputs; the payment is payment 0 unless the input names others.
 #[derive(Clone, Debug)]
 pub enum Input {
-    Accept,
+    /// `first`: the first-attempt bound in ticks (0 = none).
+    Accept {
+        first: Time,
+    },
     Begin {
         wanted: Proc,
         consumer: u8,
@@ -152,6 +155,7 @@ fn state(rng: &mut Rng, present: u64, second: u64, sts: &[St], dead: u64) -> Red
                     payment: p as u8,
                     id,
                     pending,
+                    at: None,
                 });
             }
         }
@@ -191,7 +195,12 @@ fn case(rng: &mut Rng, state: Redis, input: Input) -> Case {
 
 pub fn gen_accept(rng: &mut Rng) -> Case {
     let r = state(rng, 4, 2, &ALL_ST, 1);
-    case(rng, r, Input::Accept)
+    let first = if rng.chance(1, 2) {
+        1 + Time::from(rng.small(4))
+    } else {
+        0
+    };
+    case(rng, r, Input::Accept { first })
 }
 
 pub fn gen_begin(rng: &mut Rng) -> Case {

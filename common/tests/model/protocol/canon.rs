@@ -24,7 +24,7 @@ impl State {
         };
         if !cfg.accept_steps {
             for p in 0..cfg.payments {
-                scripts::accept(&mut s.redis, p, 1);
+                scripts::accept(&mut s.redis, p, 1, cfg.first(0));
                 s.accepted[p] = true;
             }
         }
@@ -96,8 +96,11 @@ impl State {
                     f(t);
                 }
             }
-            for e in r.stream.iter_mut() {
+            for e in r.stream.iter_mut().chain(r.orphans.iter_mut()) {
                 if let Some((_, t)) = e.pending.as_mut() {
+                    f(t);
+                }
+                if let Some(t) = e.at.as_mut() {
                     f(t);
                 }
             }
@@ -207,6 +210,17 @@ impl State {
                 }
             }
         }
+        // An entry's acceptance time only matters to the consumer that reads it first.
+        self.for_each_redis(&mut |r| {
+            for e in r.stream.iter_mut().chain(r.orphans.iter_mut()) {
+                if e.pending.is_some() {
+                    e.at = None;
+                }
+            }
+            for e in r.orphans.iter_mut() {
+                e.at = None;
+            }
+        });
         if normalize {
             let gap = cfg.widest_gap();
             let mut times = Vec::new();

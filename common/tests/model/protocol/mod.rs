@@ -101,6 +101,7 @@ impl Protocol {
         match action {
             Action::Begin(..)
             | Action::Send(..)
+            | Action::Skip(..)
             | Action::Reply(..)
             | Action::Timeout(..)
             | Action::Reset(..)
@@ -174,7 +175,12 @@ impl Model for Protocol {
                             actions.push(Action::Begin(wu, pu, Proc::Default));
                             actions.push(Action::Begin(wu, pu, Proc::Fallback));
                         }
-                        Step::Send { .. } => actions.push(Action::Send(wu, pu)),
+                        Step::Send { first, .. } => {
+                            actions.push(Action::Send(wu, pu));
+                            if first {
+                                actions.push(Action::Skip(wu, pu));
+                            }
+                        }
                         Step::AwaitPost { sent, reply, .. } => {
                             if reply.is_some() {
                                 actions.push(Action::Reply(wu, pu));

@@ -59,7 +59,7 @@ impl Protocol {
                 }
                 let sid = Self::fresh_gen(n, p);
                 // scripts/accept.lua — common/src/scripts/accept.lua
-                match scripts::accept(&mut n.redis, p, sid) {
+                match scripts::accept(&mut n.redis, p, sid, cfg.first(now)) {
                     AcceptReply::Ok(_) => say!(log, "gateway: accept(p{}) -> ok, 202", p + 1),
                     AcceptReply::Dup(st) => {
                         say!(log, "gateway: accept(p{}) -> dup {}", p + 1, st.name())
@@ -93,11 +93,22 @@ impl Protocol {
                         e.pending.map_or('?', |(c, _)| worker_name(c as usize))
                     );
                 }
+                // The first consumer to read an entry that carries its acceptance time sends
+                // the first attempt accept.lua pinned, within the send window of that time.
+                let step = match (action, e.at) {
+                    (Action::Read(..), Some(at)) => Step::Send {
+                        proc: super::Proc::Default,
+                        att: 1,
+                        t0: if cfg.faults.first_from_read { now } else { at },
+                        first: true,
+                    },
+                    _ => Step::Begin,
+                };
                 n.workers[w].tasks[p] = Some(Task {
                     entry: e.id,
                     failures: 0,
                     anomalies: 0,
-                    step: Step::Begin,
+                    step,
                 });
             }
             Action::Redrive => {

@@ -21,6 +21,7 @@ pub const SOME_PURGED: &str = "sometimes: a purge deletes a payment a processor 
 pub const SOME_KEPT: &str = "sometimes: a payment accepted during a purge is recorded after it";
 pub const SOME_DROPPED: &str = "sometimes: a consumer deleted while a payment is in flight";
 pub const SOME_FULL: &str = "sometimes: memory full while an attempt is in flight";
+pub const SOME_FIRST: &str = "sometimes: processed by the first attempt, sent without begin";
 
 /// The safety properties, for tests that must not see any of them fail.
 pub const SAFETY: [&str; 6] = [
@@ -43,6 +44,9 @@ pub fn sometimes(cfg: &Config) -> Vec<&'static str> {
     }
     if cfg.budget.memory_fills > 0 {
         out.push(SOME_FULL);
+    }
+    if cfg.first_attempt {
+        out.push(SOME_FIRST);
     }
     out
 }
@@ -99,6 +103,14 @@ pub(super) fn properties(cfg: &Config) -> Vec<Property<Protocol>> {
                         .iter()
                         .flatten()
                         .any(|h| h.st == St::Processing)
+            }),
+            // Every begin.lua counts an attempt on from the one accept.lua pinned.
+            SOME_FIRST => Property::sometimes(SOME_FIRST, |_, s: &State| {
+                s.redis
+                    .status
+                    .iter()
+                    .flatten()
+                    .any(|h| h.st == St::Processed && h.att == 1)
             }),
             _ => Property::sometimes(SOME_FULL, |_, s: &State| s.full && past_begin(s)),
         });

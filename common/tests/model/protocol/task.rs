@@ -63,7 +63,15 @@ impl Protocol {
                             },
                             show(n.redis.status[p].and_then(|h| h.safe))
                         );
-                        set_step(slot, Step::Send { proc, att, t0: now });
+                        set_step(
+                            slot,
+                            Step::Send {
+                                proc,
+                                att,
+                                t0: now,
+                                first: false,
+                            },
+                        );
                     }
                     BeginReply::Pinned { proc, safe, att } => {
                         say!(log, "pinned {} att={att} safe={}", proc.name(), show(safe));
@@ -88,7 +96,7 @@ impl Protocol {
             Action::Send(w, p) => {
                 let (w, p) = (w as usize, p as usize);
                 let task = s.workers[w].tasks[p]?;
-                let Step::Send { proc, att, t0 } = task.step else {
+                let Step::Send { proc, att, t0, .. } = task.step else {
                     return None;
                 };
                 let checked = !cfg.faults.no_fence && !cfg.faults.no_send_deadline;
@@ -127,6 +135,20 @@ impl Protocol {
                         },
                     );
                 }
+            }
+            Action::Skip(w, p) => {
+                let (w, p) = (w as usize, p as usize);
+                let task = s.workers[w].tasks[p]?;
+                let Step::Send { first: true, .. } = task.step else {
+                    return None;
+                };
+                say!(
+                    log,
+                    "worker {}: p{}'s first attempt not sent: begin instead",
+                    worker_name(w),
+                    p + 1
+                );
+                set_step(&mut n.workers[w].tasks[p], Step::Begin);
             }
             Action::Reply(w, p) => {
                 let (w, p) = (w as usize, p as usize);

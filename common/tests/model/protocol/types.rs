@@ -1,7 +1,7 @@
 //! The model's vocabulary: configuration, fault budgets, seeded faults, the state and the
 //! actions.
 
-use crate::scripts::{Redis, NP};
+use crate::scripts::{self, Redis, NP};
 
 /// A Redis-clock time in ticks.
 pub type Time = u16;
@@ -122,6 +122,10 @@ pub struct Faults {
     /// ends before where the dead-letter stream ends: a payment accepted during the purge
     /// and dead-lettered meanwhile loses its status, or its letter to the purge's trim.
     pub purge_forgets_newer: bool,
+    /// (p) the first attempt's send window counted from when the entry was read instead of
+    /// from its acceptance: a consumer that reads an old entry sends after the bound
+    /// accept.lua promised, and a claimer that judges absence by that bound moves it.
+    pub first_from_read: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -161,6 +165,10 @@ pub struct Config {
     /// Payments are accepted by the gateway as steps of the model (else all are accepted
     /// before anything else happens, which gives fewer states).
     pub accept_steps: bool,
+    /// accept.lua pins each payment's first attempt to default with the bound `bound()`
+    /// from its acceptance (`FIRST_ATTEMPT_MS` > 0), and the consumer that reads the entry
+    /// within the send window of the acceptance sends it without begin.lua.
+    pub first_attempt: bool,
 }
 
 impl Config {
@@ -194,6 +202,7 @@ impl Config {
             early_lookups: false,
             prompt_workers: false,
             accept_steps: false,
+            first_attempt: true,
         }
     }
 
@@ -219,6 +228,14 @@ impl Config {
     /// wait and delay.
     pub fn bound(&self) -> Time {
         self.d + self.t + self.worker_late() + self.worker_grace()
+    }
+
+    /// What accept.lua is given: the first attempt pinned with the bound, from `now`.
+    pub fn first(&self, now: Time) -> Option<scripts::FirstAttempt> {
+        self.first_attempt.then(|| scripts::FirstAttempt {
+            now,
+            bound: self.bound(),
+        })
     }
 
     /// The largest constant two times are compared with, plus one: wider gaps are shrunk.
@@ -247,9 +264,15 @@ pub enum Reply {
 pub enum Step {
     /// Choose a processor and call begin.lua.
     Begin,
-    /// begin said go at `t0` (local clock, taken before the call): send the POST if still
+    /// begin said go at `t0` (local clock, taken before the call), or (`first`) the entry
+    /// read carries the first attempt accept.lua pinned at `t0`: send the POST if still
     /// before `t0 + d`, else settle this attempt as failed.
-    Send { proc: Proc, att: Att, t0: Time },
+    Send {
+        proc: Proc,
+        att: Att,
+        t0: Time,
+        first: bool,
+    },
     /// The POST is out; `reply` once the processor answered within the client timeout.
     AwaitPost {
         proc: Proc,
@@ -364,6 +387,9 @@ pub enum Action {
     Begin(u8, u8, Proc),
     /// Task: the local deadline check, then the POST (or settle.lua 'failed').
     Send(u8, u8),
+    /// Task: a first attempt the worker does not send at once (its router wants begin.lua
+    /// for it, or the window passed): begin.lua instead, the pin left as it is.
+    Skip(u8, u8),
     /// Task: the POST's answer → record.lua / settle.lua / a lookup.
     Reply(u8, u8),
     /// Task: the client timeout → unanswered.lua.
