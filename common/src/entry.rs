@@ -1,13 +1,25 @@
 //! The payment stream's entry: what the gateway appends and the worker reads.
-//! Two fields, `id` (canonical UUID) and `amt` (integer cents), nothing else: the status
-//! hash holds everything that changes.
+//! `id` (canonical UUID) and `amt` (integer cents), and, when the accept pinned the first
+//! attempt (`accept.lua`), `at` (the acceptance, Redis' clock) and `safe` (the bound that
+//! attempt must keep). The status hash holds everything that changes.
 
 use redis::Value;
 
 use crate::payment::{Cents, PaymentId};
+use crate::time::Millis;
 
 pub const FIELD_ID: &str = "id";
 pub const FIELD_AMOUNT: &str = "amt";
+pub const FIELD_ACCEPTED_AT: &str = "at";
+pub const FIELD_SAFE: &str = "safe";
+
+/// The first attempt the accept pinned to default: sent with requestedAt `at`, and only if
+/// it can be stored by `safe` (both Redis-clock ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstAttempt {
+    pub at: Millis,
+    pub safe: Millis,
+}
 
 /// One entry read from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +28,8 @@ pub struct StreamEntry {
     pub entry_id: String,
     pub payment: PaymentId,
     pub amount: Cents,
+    /// The pinned first attempt, when the entry carries one.
+    pub first: Option<FirstAttempt>,
 }
 
 /// Why an entry could not be decoded (a foreign or corrupted entry).
@@ -41,6 +55,7 @@ pub fn encode(id: &PaymentId, amount: Cents) -> [(&'static str, String); 2] {
 pub fn decode(entry_id: String, fields: &[Value]) -> Result<StreamEntry, EntryError> {
     let mut id = None;
     let mut amount = None;
+    let (mut at, mut safe) = (None, None);
     for pair in fields.chunks(2) {
         let [name, value] = pair else {
             return Err(EntryError {
@@ -52,6 +67,8 @@ pub fn decode(entry_id: String, fields: &[Value]) -> Result<StreamEntry, EntryEr
         match (as_str(name), as_str(value)) {
             (Some(FIELD_ID), Some(v)) => id = v.parse::<PaymentId>().ok(),
             (Some(FIELD_AMOUNT), Some(v)) => amount = v.parse::<i64>().ok().map(Cents::new),
+            (Some(FIELD_ACCEPTED_AT), Some(v)) => at = v.parse::<Millis>().ok(),
+            (Some(FIELD_SAFE), Some(v)) => safe = v.parse::<Millis>().ok(),
             _ => {}
         }
     }
@@ -60,6 +77,7 @@ pub fn decode(entry_id: String, fields: &[Value]) -> Result<StreamEntry, EntryEr
             entry_id,
             payment,
             amount,
+            first: at.zip(safe).map(|(at, safe)| FirstAttempt { at, safe }),
         }),
         (None, _) => Err(EntryError {
             entry_id,
@@ -119,5 +137,26 @@ mod tests {
         assert!(decode("1-0".into(), &no_amount).is_err());
         let zero = to_values(&[("id", uuid::Uuid::nil().to_string()), ("amt", "0".into())]);
         assert!(decode("1-0".into(), &zero).is_err());
+    }
+
+    #[test]
+    fn a_pinned_first_attempt_needs_both_its_time_and_its_bound() {
+        let id = uuid::Uuid::nil().to_string();
+        let both = to_values(&[
+            ("id", id.clone()),
+            ("amt", "5".into()),
+            ("at", "1000".into()),
+            ("safe", "48000".into()),
+        ]);
+        let entry = decode("1-0".into(), &both).unwrap();
+        assert_eq!(
+            entry.first,
+            Some(FirstAttempt {
+                at: 1000,
+                safe: 48_000
+            })
+        );
+        let only_at = to_values(&[("id", id), ("amt", "5".into()), ("at", "1000".into())]);
+        assert_eq!(decode("1-0".into(), &only_at).unwrap().first, None);
     }
 }

@@ -43,6 +43,10 @@ pub const REDIS_ERRORS_TOTAL: &str = "paystream_redis_errors_total";
 /// Attempts not sent because the send window after the ownership check had passed (a
 /// starved or frozen worker): ownership is confirmed again instead.
 pub const SEND_WINDOW_MISSED_TOTAL: &str = "paystream_worker_send_window_missed_total";
+/// First attempts the accept pinned, by what the reading worker did with them; label
+/// `path`: `sent` (without `begin`), `late` (its window had passed: begun again on
+/// default), `rerouted` (the router wanted fallback or held it: the pin cleared first).
+pub const FIRST_ATTEMPTS_TOTAL: &str = "paystream_worker_first_attempts_total";
 /// Stream entries the heartbeat found owned by another consumer; their tasks stop.
 pub const ENTRIES_LOST_TOTAL: &str = "paystream_worker_entries_lost_total";
 /// 1 while `AMBIGUITY_GRACE_MS` is below a processor's reported delay (the grace follows the

@@ -15,6 +15,7 @@ pub mod vars {
     pub const BACKLOG_LIMIT: &str = "BACKLOG_LIMIT";
     pub const MEMORY_HIGH_WATER: &str = "MEMORY_HIGH_WATER";
     pub const DRAIN_TIMEOUT_MS: &str = "DRAIN_TIMEOUT_MS";
+    pub const FIRST_ATTEMPT_MS: &str = "FIRST_ATTEMPT_MS";
     pub const RATE_LIMIT_PER_CLIENT: &str = "RATE_LIMIT_PER_CLIENT";
     pub const RATE_LIMIT_GLOBAL: &str = "RATE_LIMIT_GLOBAL";
     pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
@@ -34,6 +35,11 @@ pub mod defaults {
     /// How often each gateway reads Redis' memory.
     pub const MEMORY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
     pub const DRAIN_TIMEOUT_MS: u64 = 5_000;
+    /// The bound of the first attempt each accept pins to default: the worker's defaults
+    /// (send window 5 s = a third of the claim idle time, processor timeout 6 s, late
+    /// delivery 30 s, grace 6 s) add up to this; a worker whose own sum is larger begins the
+    /// attempt instead of sending it at once.
+    pub const FIRST_ATTEMPT_MS: u64 = 47_000;
     /// Rate limits are off unless configured: the reference load test must not meet them.
     pub const RATE_LIMIT_PER_CLIENT: u32 = 0;
     pub const RATE_LIMIT_GLOBAL: u32 = 0;
@@ -92,6 +98,8 @@ pub struct GatewayConfig {
     pub memory_high_water: u8,
     /// How long open connections get to finish after shutdown starts.
     pub drain_timeout: Duration,
+    /// The bound of the first attempt each accept pins (`accept.lua`); zero pins none.
+    pub first_attempt: Duration,
     /// `POST /payments` rate limits (off by default).
     pub rate_limit: RateLimitConfig,
 }
@@ -186,6 +194,12 @@ impl GatewayConfig {
                 defaults::DRAIN_TIMEOUT_MS,
                 0..=600_000,
             )?,
+            first_attempt: config::millis(
+                env,
+                vars::FIRST_ATTEMPT_MS,
+                defaults::FIRST_ATTEMPT_MS,
+                0..=3_600_000,
+            )?,
             rate_limit: RateLimitConfig::from_env(env)?,
         })
     }
@@ -233,6 +247,9 @@ mod tests {
         assert_eq!(from_env(bad).unwrap_err().var, vars::MEMORY_HIGH_WATER);
         let bad = HashMap::from([(vars::BACKLOG_LIMIT, "-1")]);
         assert_eq!(from_env(bad).unwrap_err().var, vars::BACKLOG_LIMIT);
+        assert_eq!(cfg.first_attempt, Duration::from_millis(47_000));
+        let bad = HashMap::from([(vars::FIRST_ATTEMPT_MS, "soon")]);
+        assert_eq!(from_env(bad).unwrap_err().var, vars::FIRST_ATTEMPT_MS);
         let bad = HashMap::from([(vars::ALLOW_UNAUTHENTICATED_ADMIN, "perhaps")]);
         assert_eq!(
             from_env(bad).unwrap_err().var,

@@ -52,7 +52,8 @@ impl AppState {
     /// Builds the state; the Redis connection is made lazily, so the gateway starts (and
     /// reports not-ready) while Redis is down.
     pub fn new(config: GatewayConfig) -> anyhow::Result<Arc<Self>> {
-        let store = Store::connect_lazy(&config.redis.options, config.redis.keys.clone())?;
+        let store = Store::connect_lazy(&config.redis.options, config.redis.keys.clone())?
+            .with_first_attempt(config.first_attempt);
         Ok(Arc::new(Self {
             store,
             metrics: config

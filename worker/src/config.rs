@@ -439,6 +439,19 @@ mod tests {
     use std::collections::HashMap;
 
     #[test]
+    fn the_gateways_first_attempt_bound_is_what_a_worker_with_defaults_needs() {
+        // A smaller bound would make every first attempt begin again; a larger one only
+        // delays proving a crashed worker's first attempt absent.
+        let cfg = WorkerConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
+        let needs =
+            cfg.send_window() + cfg.processor_timeout + cfg.late_delivery + cfg.ambiguity_grace;
+        assert_eq!(
+            needs,
+            Duration::from_millis(gateway::config::defaults::FIRST_ATTEMPT_MS)
+        );
+    }
+
+    #[test]
     fn defaults_are_valid_and_errors_name_the_variable() {
         let cfg = WorkerConfig::from_env(&HashMap::<&str, &str>::new()).unwrap();
         assert_eq!(cfg.processor_urls[0], "http://127.0.0.1:8001");

@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::entry::StreamEntry;
+use common::entry::{FirstAttempt, StreamEntry};
 use common::metrics as names;
 use common::payment::Processor;
 use common::shutdown::Shutdown;
@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
-use crate::dispatch::client::SendDeadline;
+use crate::dispatch::client::{RedisClock, SendDeadline};
 use crate::dispatch::{Lookup, ProcessorClient, SendOutcome};
 use crate::route::breaker::Permit;
 use crate::route::{millis, Choice, Router};
@@ -80,9 +80,15 @@ pub enum Finish {
 /// its field) cost 1.4 us per payment (docs/benchmarks.md, *Retired studies*), so
 /// the events this module logs at `info` and above carry the correlation id themselves.
 #[tracing::instrument(level = "debug", skip_all, fields(correlation_id = %entry.payment))]
-pub async fn process(ctx: &Context, entry: &StreamEntry, lost: &AtomicBool) -> Finish {
+pub async fn process(
+    ctx: &Context,
+    entry: &StreamEntry,
+    read: Option<RedisClock>,
+    lost: &AtomicBool,
+) -> Finish {
     let mut redis_backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let mut payment = Payment::new(ctx, entry, lost);
+    payment.first = entry.first.zip(read);
     loop {
         match payment.run().await {
             Ok(finish) => return finish,
@@ -151,8 +157,12 @@ struct Payment<'a> {
     unresolved: Option<Unresolved>,
     /// Definite failures, plus 422 answers the processor's lookup could not confirm.
     failures: u32,
-    /// A retry on the processor an unresolved attempt is pinned to, with its permit.
+    /// A retry on the processor an unresolved attempt is pinned to, with its permit (or the
+    /// choice made for a first attempt not sent at once).
     retry: Option<(Processor, Permit)>,
+    /// The first attempt the accept pinned, and Redis' clock when this consumer read the
+    /// entry first: taken by the first run.
+    first: Option<(FirstAttempt, RedisClock)>,
 }
 
 impl<'a> Payment<'a> {
@@ -171,11 +181,17 @@ impl<'a> Payment<'a> {
             unresolved: None,
             failures: 0,
             retry: None,
+            first: None,
         }
     }
 
     async fn run(&mut self) -> Result<Finish, StoreError> {
         let (ctx, store, id) = (self.ctx, &self.ctx.store, &self.entry.payment);
+        if let Some((first, clock)) = self.first.take() {
+            if let Some(finish) = self.first_attempt(first, clock).await? {
+                return Ok(finish);
+            }
+        }
         loop {
             // A retry's permit goes back to the breaker on every way out but the send.
             let retry = self.retry.take();
@@ -276,6 +292,48 @@ impl<'a> Payment<'a> {
                 return Ok(finish);
             }
         }
+    }
+
+    /// The first attempt the accept pinned to default, with requestedAt = the acceptance:
+    /// sent at once, without `begin`, while its window is open. The window ends at the
+    /// acceptance + the send window (the entry was read after the acceptance, so nobody can
+    /// claim it before then: the fence), and early enough that the call can be stored by
+    /// the bound the accept set (the bound every later step trusts). Otherwise: `begin` on
+    /// default (attempt 2, the first counted unresolved until its bound), or, when this
+    /// worker will not send to default now, the pin cleared first: nothing of attempt 1 was
+    /// sent, and only the consumer that read the entry first may send it.
+    async fn first_attempt(
+        &mut self,
+        first: FirstAttempt,
+        clock: RedisClock,
+    ) -> Result<Option<Finish>, StoreError> {
+        let ctx = self.ctx;
+        let default = Processor::Default;
+        let lasts =
+            ctx.config.processor_timeout + ctx.config.late_delivery + ctx.router.grace(default);
+        let end = (first.at + millis(ctx.config.send_window())).min(first.safe - millis(lasts));
+        let start_by = clock.deadline(end);
+        let (path, outcome) = match self.choose() {
+            Choice::Send(Processor::Default, permit) if !start_by.passed() => {
+                let sent = self.send(default, permit, 1, start_by, first.at).await;
+                ("sent", sent)
+            }
+            Choice::Send(Processor::Default, permit) => {
+                self.retry = Some((default, permit));
+                ("late", Ok(None))
+            }
+            choice => {
+                if let Choice::Send(other, permit) = choice {
+                    self.retry = Some((other, permit));
+                }
+                (
+                    "rerouted",
+                    self.settle_failed(default, 1).await.map(|_| None),
+                )
+            }
+        };
+        metrics::counter!(names::FIRST_ATTEMPTS_TOTAL, "path" => path).increment(1);
+        outcome
     }
 
     fn choose(&self) -> Choice {

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use common::store::FailMode;
 
+use crate::dispatch::client::RedisClock;
 use crate::pipeline::{self, Context, Finish};
 
 /// Shared by the reader, the reclaimer and the payment tasks.
@@ -107,8 +108,14 @@ pub async fn dead_letter_undecodable(
     Ok(())
 }
 
-/// Runs one payment in its own task, holding `permit` until it ends.
-pub fn spawn_payment(pool: &Arc<Pool>, entry: StreamEntry, permit: OwnedSemaphorePermit) {
+/// Runs one payment in its own task, holding `permit` until it ends. `read`: the entry was
+/// handed to this consumer first (XREADGROUP `>`), with Redis' clock at the read.
+pub fn spawn_payment(
+    pool: &Arc<Pool>,
+    entry: StreamEntry,
+    permit: OwnedSemaphorePermit,
+    read: Option<RedisClock>,
+) {
     let lost = Arc::new(AtomicBool::new(false));
     if let Ok(mut set) = pool.in_flight.lock() {
         set.insert(entry.entry_id.clone(), lost.clone());
@@ -117,7 +124,7 @@ pub fn spawn_payment(pool: &Arc<Pool>, entry: StreamEntry, permit: OwnedSemaphor
     let task_pool = pool.clone();
     let task = async move {
         let pool = task_pool;
-        let finish = pipeline::process(&pool.ctx, &entry, &lost).await;
+        let finish = pipeline::process(&pool.ctx, &entry, read, &lost).await;
         match finish {
             Finish::Released => {
                 tracing::debug!(entry = %entry.entry_id, "released at shutdown, stays pending");

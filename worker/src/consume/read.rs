@@ -1,6 +1,9 @@
 //! The reader: `XREADGROUP ... COUNT n BLOCK` on a connection of its own (a blocking read
 //! would stall every command pipelined behind it on a shared connection), reading only as
-//! many entries as there are free permits, so nothing waits in memory unowned.
+//! many entries as there are free permits, so nothing waits in memory unowned. A `TIME`
+//! pipelined before each read bounds Redis' clock for the entries it returns
+//! ([`RedisClock`]): what decides whether a first attempt the accept pinned may still be
+//! sent without `begin`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use redis::{AsyncConnectionConfig, Value};
 
 use crate::backoff::Backoff;
 use crate::consume::{spawn_payment, Pool};
+use crate::dispatch::client::RedisClock;
 
 /// How long one XREADGROUP blocks when the stream is empty.
 const BLOCK: Duration = Duration::from_millis(1_000);
@@ -44,7 +48,7 @@ pub async fn run(pool: Arc<Pool>) {
             _ = shutdown.wait() => break,
         };
         match read {
-            Ok(entries) => {
+            Ok((clock, entries)) => {
                 backoff.reset();
                 let (good, bad) = Store::decode_entries(&entries);
                 if !good.is_empty() {
@@ -58,7 +62,7 @@ pub async fn run(pool: Arc<Pool>) {
                 let mut permits = permits.into_iter();
                 for entry in good {
                     if let Some(permit) = permits.next() {
-                        spawn_payment(&pool, entry, permit);
+                        spawn_payment(&pool, entry, permit, Some(clock));
                     }
                 }
             }
@@ -88,14 +92,17 @@ async fn connect(
         .await
 }
 
-/// Reads up to `count` new entries; an empty vector when the block timed out.
+/// Reads up to `count` new entries (none when the block timed out), with what the `TIME`
+/// before the read says of Redis' clock.
 async fn read_batch(
     conn: &mut MultiplexedConnection,
     store: &Store,
     consumer: &str,
     count: usize,
-) -> Result<Vec<Value>, redis::RedisError> {
-    let reply: Value = redis::cmd("XREADGROUP")
+) -> Result<(RedisClock, Vec<Value>), redis::RedisError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("TIME");
+    pipe.cmd("XREADGROUP")
         .arg("GROUP")
         .arg(GROUP)
         .arg(consumer)
@@ -105,9 +112,14 @@ async fn read_batch(
         .arg(BLOCK.as_millis() as u64)
         .arg("STREAMS")
         .arg(store.keys().stream())
-        .arg(">")
-        .query_async(conn)
-        .await?;
+        .arg(">");
+    let (mono, wall) = (tokio::time::Instant::now(), std::time::SystemTime::now());
+    let ((secs, micros), reply): ((i64, i64), Value) = pipe.query_async(conn).await?;
+    let clock = RedisClock {
+        redis_ms: secs * 1000 + micros / 1000,
+        mono,
+        wall,
+    };
     // [[stream, [entry, ...]]] (RESP2) or {stream: [entry, ...]} (RESP3); Nil on timeout.
     let entries = match reply {
         Value::Array(streams) => streams
@@ -129,5 +141,5 @@ async fn read_batch(
             .unwrap_or_default(),
         _ => Vec::new(),
     };
-    Ok(entries)
+    Ok((clock, entries))
 }

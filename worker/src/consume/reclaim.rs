@@ -122,7 +122,7 @@ async fn reclaim(pool: &Arc<Pool>) -> Result<(), common::store::StoreError> {
                 continue;
             }
             match pool.permits.clone().try_acquire_owned() {
-                Ok(permit) => spawn_payment(pool, entry, permit),
+                Ok(permit) => spawn_payment(pool, entry, permit, None),
                 // Claimed but no permit: it stays pending on us and the heartbeat does
                 // not cover it, so it becomes reclaimable again after claim_idle.
                 Err(_) => break,

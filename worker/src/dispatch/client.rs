@@ -11,8 +11,9 @@ use serde::Deserialize;
 use crate::dispatch::http1::{CallError, Pool};
 use crate::dispatch::outcome::{is_json_object, Lookup, SendOutcome};
 
-/// When a call must have started by: the send window after `begin` confirmed ownership,
-/// on two clocks. The monotonic clock ignores wall-clock steps but stops while the machine
+/// When a call must have started by: the send window after `begin` confirmed ownership
+/// (or, for a first attempt the accept pinned, the end of its window on Redis' clock, as
+/// [`RedisClock`] bounds it), on two clocks. The monotonic clock ignores wall-clock steps but stops while the machine
 /// is suspended (a paused VM); the wall clock runs through a suspend. A call starts only if
 /// neither says the window has passed.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +33,29 @@ impl SendDeadline {
 
     pub fn passed(&self) -> bool {
         tokio::time::Instant::now() >= self.monotonic || std::time::SystemTime::now() >= self.wall
+    }
+}
+
+/// What one `TIME` reply tells of Redis' clock from here on: `TIME` ran after the local
+/// instants `mono` and `wall` were taken, so at any later local moment Redis' clock shows
+/// at most `redis_ms` plus the time passed since them. No comparison of two machines'
+/// clocks: an upper bound of Redis' own time, from this process' elapsed time.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisClock {
+    pub redis_ms: Millis,
+    pub mono: tokio::time::Instant,
+    pub wall: std::time::SystemTime,
+}
+
+impl RedisClock {
+    /// A call started before this deadline starts before Redis' clock reaches `until`
+    /// (on both local clocks; already passed when `until` is not after `redis_ms`).
+    pub fn deadline(&self, until: Millis) -> SendDeadline {
+        let left = Duration::from_millis(until.saturating_sub(self.redis_ms).max(0) as u64);
+        SendDeadline {
+            monotonic: self.mono + left,
+            wall: self.wall + left,
+        }
     }
 }
 

@@ -92,12 +92,23 @@ const FROZEN_SETTINGS: [(&str, &str); 5] = [
     ("BREAKER_MIN_CALLS", "1"),
 ];
 
+/// A stack whose accepts pin no first attempt: every attempt goes through `begin`.
+async fn spawn_stack_begun() -> Stack {
+    spawn_stack_with(StackOptions {
+        first_attempt_ms: Some(0),
+        ..StackOptions::default()
+    })
+    .await
+}
+
 /// Worker A as a child process (with `extra` settings) that stops itself with SIGSTOP
-/// right before its first send; posts one payment and waits until A froze with it pinned.
+/// right before its first send; posts one payment and waits until A froze with it pinned
+/// (by its `begin`: `processing`; or by the accept, A on the first attempt: `queued`).
 async fn a_worker_frozen_before_its_send(
     stack: &Stack,
     extra: &[(&str, &str)],
     amount: &str,
+    pinned_as: &str,
 ) -> (std::process::Child, Uuid) {
     let frozen = stack.spawn_worker_process(
         &[
@@ -116,11 +127,9 @@ async fn a_worker_frozen_before_its_send(
         || async { is_stopped(pid) },
     )
     .await;
-    assert_eq!(
-        stack.status(&id).await["status"],
-        "processing",
-        "A pinned it"
-    );
+    let status = stack.status(&id).await;
+    assert_eq!(status["status"], pinned_as, "A pinned it");
+    assert_eq!(status["attempts"], 1, "A pinned it");
     (frozen, id)
 }
 
@@ -131,9 +140,10 @@ async fn a_worker_frozen_before_its_send(
 /// no longer its own), or the payment is stored twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry() {
-    let stack = spawn_stack().await;
+    let stack = spawn_stack_begun().await;
     let settings = FROZEN_SETTINGS;
-    let (mut frozen, id) = a_worker_frozen_before_its_send(&stack, &[], "12.34").await;
+    let (mut frozen, id) =
+        a_worker_frozen_before_its_send(&stack, &[], "12.34", "processing").await;
     let pid = frozen.id();
     assert_eq!(stack.default.payment_posts(), 0, "A froze before sending");
 
@@ -167,13 +177,63 @@ async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry
     assert_eq!(stack.totals().await, (0, 0, 1, 1234));
 }
 
-/// The fence itself. As above, but when A wakes up the payment is not done: B owns
-/// the entry and keeps retrying through an outage of both processors. A's send window has
-/// passed, so it confirms ownership again: `begin` answers "lost" and A's task stops
+/// The first attempt the accept pinned. Worker A reads the entry first and freezes
+/// (SIGSTOP) right before sending that attempt without `begin`. Worker B takes the entry
+/// over, waits out the bound the accept set, learns default does not hold it and moves it
+/// to fallback during a default outage. A wakes up with default healthy again: its window
+/// (the send window from the acceptance, on Redis' clock) has passed, so it must not send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_frozen_on_its_first_attempt_never_sends_it_after_losing_the_entry() {
+    // The first attempt's bound: what these workers need (window 200 ms, timeout 300 ms,
+    // no late delivery, grace up to 1 s) and not much more, so B waits briefly.
+    let stack = spawn_stack_with(StackOptions {
+        first_attempt_ms: Some(2_000),
+        ..StackOptions::default()
+    })
+    .await;
+    let settings = [&FROZEN_SETTINGS[..], &[("LATE_DELIVERY_MS", "0")]].concat();
+    let (mut frozen, id) =
+        a_worker_frozen_before_its_send(&stack, &[("LATE_DELIVERY_MS", "0")], "7.50", "queued")
+            .await;
+    let pid = frozen.id();
+    assert_eq!(stack.default.payment_posts(), 0, "A froze before sending");
+
+    stack.default.set_failure(true);
+    let rescuer = stack.start_worker(&settings).await;
+    wait_for(
+        Duration::from_secs(60),
+        "B to store it at fallback",
+        || async { stack.fallback.stored(&id).is_some() },
+    )
+    .await;
+    stack.wait_processed(1, Duration::from_secs(30)).await;
+    let attempts = stack.status(&id).await["attempts"].as_u64().unwrap();
+    assert!(attempts >= 2, "B began attempts of its own: {attempts}");
+
+    stack.default.set_failure(false);
+    signal(pid, "CONT");
+    signal(pid, "TERM");
+    let exit = tokio::task::spawn_blocking(move || frozen.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "worker A exited with {exit}");
+    rescuer.shutdown().await;
+
+    assert!(
+        stack.default.stored(&id).is_none(),
+        "the frozen worker sent its first attempt after losing the entry: stored by both"
+    );
+    assert_each_stored_once(&stack, &[id]).await;
+    assert_eq!(stack.totals().await, (0, 0, 1, 750));
+}
+
+/// The fence itself. As in the test of a worker frozen between pin and send, but when A
+/// wakes up the payment is not done: B owns the entry and keeps retrying through an outage
+/// of both processors. A's send window has passed, so it confirms ownership again: `begin` answers "lost" and A's task stops
 /// without sending; the payment is stored once when the processors come back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_worker_that_wakes_while_another_owns_the_entry_stops_without_sending() {
-    let stack = spawn_stack().await;
+    let stack = spawn_stack_begun().await;
     let settings = FROZEN_SETTINGS;
     let metrics_port = common::testing::free_port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
@@ -181,6 +241,7 @@ async fn a_frozen_worker_that_wakes_while_another_owns_the_entry_stops_without_s
         &stack,
         &[("WORKER_METRICS_ADDR", metrics_addr.as_str())],
         "2.00",
+        "processing",
     )
     .await;
     let pid = frozen.id();

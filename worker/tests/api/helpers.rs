@@ -35,6 +35,8 @@ pub struct StackOptions {
     pub unix_socket: bool,
     pub default: SimConfig,
     pub fallback: SimConfig,
+    /// The gateway's `FIRST_ATTEMPT_MS` (`None`: its default; 0: every attempt begun).
+    pub first_attempt_ms: Option<u64>,
 }
 
 impl Default for StackOptions {
@@ -44,6 +46,7 @@ impl Default for StackOptions {
             unix_socket: false,
             default: SimConfig::default_processor(),
             fallback: SimConfig::fallback_processor(),
+            first_attempt_ms: None,
         }
     }
 }
@@ -58,12 +61,16 @@ pub async fn spawn_stack_with(options: StackOptions) -> Stack {
     };
     let prefix = unique_prefix();
     let url = redis.url();
-    let env: HashMap<&str, &str> = HashMap::from([
+    let first_attempt = options.first_attempt_ms.map(|ms| ms.to_string());
+    let mut env: HashMap<&str, &str> = HashMap::from([
         ("REDIS_URL", url.as_str()),
         ("PAYSTREAM_KEY_PREFIX", prefix.as_str()),
         ("REDIS_TIMEOUT_MS", "1000"),
         ("ADMIN_TOKEN", "test-admin"),
     ]);
+    if let Some(ms) = first_attempt.as_deref() {
+        env.insert("FIRST_ATTEMPT_MS", ms);
+    }
     let state = AppState::new(GatewayConfig::from_env(&env).unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = listener.local_addr().unwrap();
