@@ -14,32 +14,51 @@
 //! written with `XCLAIM … TIME`, and read back as the time of the read minus `XPENDING`'s idle.
 //! Entry ids: entry `g` of payment `p` is the explicit id `<1 + 1000p + g>-0`, far below any
 //! id `XADD *` makes; an id of that form reads back as its entry, any other as the next fresh
-//! entry of its payment (accept and redrive add one each), as the model numbers them.
+//! entry of its payment (accept and redrive add one each), as the model numbers them. Model
+//! ids are per payment and Redis' are one order across payments, so a purge case (whose
+//! `last` says, per payment, which entries came after the purge started) writes those later
+//! entries with ids past all others (`1 000 000` on), after `purge_start` read where the
+//! stream ended (set with `XSETID` to its newest earlier entry, deleted or not).
 //!
 //! Compared: the status hash's fields the model has (`st`, `proc`, `amb`, `safe`, `safe0` —
 //! missing and `'0'` both read as none, the scripts' own reading —, `held`, `att`, `sid`),
-//! the stream with the consumer group's pending list (owner and since when), the dead letters
-//! per payment, and the summary events (payment, processor, requestedAt); the summary's bucket
-//! hashes and days index must hold exactly what those events make, and no other key may
-//! exist. Replies are compared as
-//! the product sees them: [`Store`]'s outcome types, so fail.lua's `stale` and `unresolved`
-//! are one outcome (`Recorded::Unresolved`; neither changes anything), accept's entry id is
-//! compared through the state, unanswered's `stale` carries no bound, and touch's lost
-//! entries are compared by payment (the model returns payments). The `now` a script returns
-//! must be the case's `NOW`.
+//! the stream with the consumer group's pending list (owner and since when), its orphans, its
+//! consumers, the dead letters per payment, the summary events (payment, processor,
+//! requestedAt) and the purge flag; the summary's bucket hashes and days index must hold
+//! exactly what those events make, and no other key may exist. An orphan (an entry delivered
+//! and then left out of every pending list by `XGROUP DELCONSUMER`) is an entry at or before
+//! the group's last-delivered id that is pending nowhere: the setup sets that id to the newest
+//! orphan, and a state has its orphans before its undelivered entries (in the order of the
+//! real ids), as a group delivers in order. A consumer exists unless the model deleted it
+//! (`XGROUP CREATECONSUMER`; a deleted one holds no pending entry). A pending-list record
+//! whose entry is gone is compared too ([`End`]): the model has no place for one, and
+//! `purge_finish`'s `XTRIM` leaves one for each entry it trims while pending (the pending
+//! list is not trimmed with the stream), so the model side expects exactly those.
+//!
+//! Replies are compared as the product sees them: [`Store`]'s outcome types, so fail.lua's
+//! `stale` and `unresolved` are one outcome (`Recorded::Unresolved`; neither changes
+//! anything), accept's entry id is compared through the state, unanswered's `stale` carries no bound, touch's lost entries
+//! are compared by payment (the model returns payments), record.lua's refusal while a purge
+//! runs is its `TRYAGAIN` error, and a purge's is the count `purge_sweep` returns. The `now`
+//! a script returns must be the case's `NOW`.
+//!
+//! A purge case runs the whole purge (`purge_start`, the later entries and dead letters
+//! written, `purge_sweep`, and `purge_finish` or not) against the model's `purge` on every
+//! payment with a status (and `purge_finish`): `purge_start`'s own call is the model's `purge`
+//! of no payment, which only sets the flag the sweep sets again.
 //!
 //! Not compared, because the model has no such field: the amount, `at`, `upd`, `ambat`,
-//! `rq0`, `req` and `err` of the status hash, its expiry (`PEXPIRE` / `PERSIST`), the
-//! dead letters' and entries' other fields, and the consumer group's last-delivered id (no
-//! modelled script reads it: the setup claims entries with `FORCE` and leaves it at 0-0).
+//! `rq0`, `req` and `err` of the status hash, its expiry (`PEXPIRE` / `PERSIST`) and the
+//! purge flag's, the dead letters' and entries' other fields, and the consumers' idle times
+//! (the model lets every consumer be idle long enough: the cleanup runs with a least idle
+//! time of 0).
 //! Not generated, because the model abstracts it: the modes the model leaves out (fail.lua's
-//! `entry`, record.lua's `overflow` and its refusal while a purge runs (the purge flag is
-//! never set here: see `NOT_YET`), begin.lua's upgrade of a pin without `safe` — so a
+//! `entry`, record.lua's `overflow`, begin.lua's upgrade of a pin without `safe` — so a
 //! pinned, unresolved status is written with `safe = '0'` when the model has none), a
 //! `keep` dead letter without an entry id (the worker always has one), a summary event for a
 //! payment that is not processed (the model has no expiry that would let an id come back),
-//! and batches of several payments (one script call per case; a batch is the same steps back
-//! to back).
+//! batches of several payments (one script call per case; a batch is the same steps back
+//! to back), and a purge's SCAN in several batches (two payments are one batch).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -51,19 +70,20 @@ mod mapping;
 mod real;
 
 use cases::{
-    gen_accept, gen_begin, gen_fail, gen_record, gen_redrive, gen_settle, gen_touch,
-    gen_unanswered, Case, Input, Rng, NOW,
+    gen_accept, gen_begin, gen_drop_consumers, gen_fail, gen_purge, gen_record, gen_redrive,
+    gen_settle, gen_touch, gen_unanswered, Case, Input, Rng, NOW,
 };
 use mapping::{fresh, Clock, TICK_MS};
-use real::{Real, Reply};
+use real::{End, Real, Reply};
 
 use crate::protocol::Gen;
-use crate::scripts::{self, AcceptReply, BeginReply, FailReply, Redis, Settle, NP};
+use crate::scripts::{self, AcceptReply, BeginReply, FailReply, Settle, St, NP};
 
 /// The model function's reply, the name of its kind (with the path taken where two lead to
 /// it: the coverage a test requires) and its end state.
-fn model(case: &Case) -> (Reply, String, Redis) {
+fn model(case: &Case) -> (Reply, String, End) {
     let mut r = case.state.clone();
+    let mut dangling = Vec::new();
     let kind = |reply: &dyn std::fmt::Debug, path: &str| {
         let text = format!("{reply:?}");
         let name = text.split(['(', ' ', '{']).next().unwrap_or("");
@@ -129,8 +149,9 @@ fn model(case: &Case) -> (Reply, String, Redis) {
             requested_at,
             entry,
         } => {
-            let reply = scripts::record(&mut r, 0, proc, requested_at, entry);
-            (Reply::Record(reply), kind(&reply, ""))
+            let reply = scripts::record_unless_purging(&mut r, 0, proc, requested_at, entry, true);
+            let kind = reply.map_or("Refused".into(), |reply| kind(&reply, ""));
+            (Reply::Record(reply), kind)
         }
         Input::Fail { entry, keep } => {
             let reply = scripts::fail(&mut r, 0, entry, keep);
@@ -158,8 +179,41 @@ fn model(case: &Case) -> (Reply, String, Redis) {
             let kind = format!("{} lost", lost.len().min(1));
             (Reply::Touch(lost), kind)
         }
+        Input::Purge {
+            last,
+            dead_before,
+            finish,
+        } => {
+            let path = match case.state.status[0] {
+                None => "none",
+                Some(h) => match (h.st, h.sid > last[0]) {
+                    (St::Processed | St::Failed, true) => "kept done",
+                    (St::Processed | St::Failed, false) => "deleted done",
+                    (St::Queued | St::Processing, true) => "kept queued",
+                    (St::Queued | St::Processing, false) => "deleted queued",
+                },
+            };
+            let present: Vec<usize> = (0..NP).filter(|&p| r.status[p].is_some()).collect();
+            let deleted = scripts::purge(&mut r, &present, &last, true);
+            if finish {
+                dangling = r
+                    .stream
+                    .iter()
+                    .filter(|e| e.pending.is_some() && e.id <= last[usize::from(e.payment)])
+                    .map(|e| (usize::from(e.payment), e.id))
+                    .collect();
+                scripts::purge_finish(&mut r, &last, &dead_before);
+            }
+            let when = if finish { " finished" } else { "" };
+            (Reply::Purge(deleted.len() as u64), format!("{path}{when}"))
+        }
+        Input::DropConsumers { me } => {
+            let gone = scripts::drop_consumers(&mut r, me, NP);
+            let kind = format!("dropped {}", gone.len());
+            (Reply::DropConsumers(gone), kind)
+        }
     };
-    (reply, kind, r)
+    (reply, kind, End { redis: r, dangling })
 }
 
 /// Runs `cases` generated cases of one script on a real Redis and its model function;
@@ -181,8 +235,8 @@ async fn agree(script: &str, cases: usize, generate: fn(&mut Rng) -> Case, kinds
         let clock = Clock {
             base: real.now_ms().await - i64::from(NOW) * TICK_MS,
         };
-        real.write(clock, &case).await;
-        let got = real.run(clock, &case.input).await;
+        real.write(clock, &case, false).await;
+        let got = real.run(clock, &case).await;
         let got_state = real.read(clock, &case.state).await;
         if got.as_ref() != Ok(&want) || got_state.as_ref() != Ok(&want_state) {
             mismatches += 1;
@@ -240,7 +294,8 @@ async fn settle_agrees_with_the_model() {
 
 #[tokio::test]
 async fn record_agrees_with_the_model() {
-    agree("record", 3000, gen_record, &["Ok", "Dup", "Missing"]).await;
+    let kinds = ["Ok", "Dup", "Missing", "Refused"];
+    agree("record", 3000, gen_record, &kinds).await;
 }
 
 #[tokio::test]
@@ -267,19 +322,33 @@ async fn touch_agrees_with_the_model() {
     agree("touch", 2000, gen_touch, &["0 lost", "1 lost"]).await;
 }
 
-/// Modelled scripts this harness does not run yet: their state (the group's consumers, the
-/// purge flag, entries out of every pending list) is not among what it writes and reads back.
-/// Their behaviour against a real Redis is tested in `common/tests/store` (`consumers.rs`, and
-/// the purge tests of `scripts.rs` and `summary.rs`).
-const NOT_YET: [&str; 2] = ["drop_consumers", "purge"];
+#[tokio::test]
+async fn purge_agrees_with_the_model() {
+    let kinds = [
+        "none",
+        "kept done",
+        "deleted done",
+        "kept queued",
+        "deleted queued",
+        "none finished",
+        "kept done finished",
+        "deleted done finished",
+        "kept queued finished",
+        "deleted queued finished",
+    ];
+    agree("purge", 2000, gen_purge, &kinds).await;
+}
+
+#[tokio::test]
+async fn drop_consumers_agrees_with_the_model() {
+    let kinds = ["dropped 0", "dropped 1", "dropped 2"];
+    agree("drop_consumers", 1000, gen_drop_consumers, &kinds).await;
+}
 
 #[test]
 fn every_modelled_script_has_a_differential_test() {
     let source = include_str!("differential.rs");
-    for c in scripts::CONTRACTS
-        .iter()
-        .filter(|c| c.modelled && !NOT_YET.contains(&c.script))
-    {
+    for c in scripts::CONTRACTS.iter().filter(|c| c.modelled) {
         let test = format!("async fn {}_agrees_with_the_model()", c.script);
         assert!(source.contains(&test), "no differential test `{test}`");
     }

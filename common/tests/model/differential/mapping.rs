@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::protocol::{Gen, Proc, Time};
 use crate::scripts::{Redis, St, NP};
 
-use super::cases::NOW;
+use super::cases::{Input, NOW};
 
 /// Real milliseconds per model tick: far more than a case takes.
 pub const TICK_MS: i64 = 10_000;
@@ -65,22 +65,61 @@ pub fn payment_of(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("unknown payment {text:?}"))
 }
 
+/// Where the ids of entries written after a purge started begin: past every other.
+const LATE: usize = 1_000_000;
+
+/// Entry `g` of payment `p`, as written before a purge started (and outside a purge).
 pub fn entry_id(p: usize, g: Gen) -> String {
     format!("{}-0", 1 + 1000 * p + usize::from(g))
+}
+
+/// Entry `g` of payment `p` as the case writes it: after every other if it is written after
+/// the purge started (the stream's ids are the order of writing, across payments).
+pub fn real_id(input: &Input, p: usize, g: Gen) -> String {
+    if input.late(p, g) {
+        format!("{}-0", LATE + 1 + 1000 * p + usize::from(g))
+    } else {
+        entry_id(p, g)
+    }
+}
+
+/// Where the stream ended when the purge started: its newest entry of each payment then
+/// (`None`: no entry yet).
+pub fn purge_start_id(last: &[Gen; NP]) -> Option<String> {
+    (0..NP)
+        .filter(|&p| last[p] > 0)
+        .map(|p| entry_id(p, last[p]))
+        .next_back()
 }
 
 /// `(payment, entry)` of an id written by the setup; `None` for an id `XADD *` made.
 pub fn preset_entry(id: &str) -> Option<(usize, Gen)> {
     let (ms, seq) = id.split_once('-')?;
     let ms: usize = ms.parse().ok()?;
+    let ms = if ms > LATE { ms - LATE } else { ms };
     if seq != "0" || !(1..1000 * NP + 1).contains(&ms) {
         return None;
     }
     Some(((ms - 1) / 1000, Gen::try_from((ms - 1) % 1000).ok()?))
 }
 
+/// A stream entry id as a pair that orders as the ids do.
+pub fn id_order(id: &str) -> Result<(u64, u64), String> {
+    id.split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
+        .ok_or_else(|| format!("entry id {id:?}"))
+}
+
 pub fn consumer(c: u8) -> String {
     format!("c{c}")
+}
+
+/// The consumer a name written by the setup (or a script given one) stands for.
+pub fn consumer_of(name: &str) -> Result<u8, String> {
+    name.strip_prefix('c')
+        .and_then(|c| c.parse::<u8>().ok())
+        .filter(|&c| usize::from(c) <= NP)
+        .ok_or(format!("unknown consumer {name:?}"))
 }
 
 pub fn processor(p: Proc) -> Processor {
@@ -108,7 +147,11 @@ pub fn st_of(status: PayStatus) -> St {
 
 /// The entry the model gives a payment next (one past any it names).
 pub fn fresh(r: &Redis, p: usize) -> Gen {
-    let in_stream = r.stream.iter().filter(|e| usize::from(e.payment) == p);
+    let in_stream = r
+        .stream
+        .iter()
+        .chain(&r.orphans)
+        .filter(|e| usize::from(e.payment) == p);
     let sid = r.status[p].map(|h| h.sid);
     in_stream.map(|e| e.id).chain(sid).max().unwrap_or(0) + 1
 }

@@ -1,14 +1,14 @@
 //! The real side: a [`Store`] on its own `redis-server`; a case's state written into it,
 //! the script run through the product's call, and the state read back in the model's terms.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use paystream_common::keys::{Keys, GROUP};
 use paystream_common::payment::Cents;
 use paystream_common::store::{
     Accepted, Attempt, BeginRequest, FailMode, RecordRequest, Recorded, RedisOptions, SafeAt,
-    Settle as Lookup, Settled, Store,
+    Settle as Lookup, Settled, Store, StoreError,
 };
 use paystream_common::testing::{unique_prefix, RedisServer};
 use redis::aio::ConnectionManager;
@@ -19,8 +19,9 @@ use crate::scripts::{BeginReply, Entry, RecordReply, Redis, Settle, SettleReply,
 
 use super::cases::{Case, Input, ALL_ST, NOW};
 use super::mapping::{
-    bucket_fields, consumer, entry_id, fresh, payment_id, payment_of, preset_entry, proc_of,
-    processor, st_of, uuid_text, Clock, CENTS, TICK_MS,
+    bucket_fields, consumer, consumer_of, entry_id, fresh, id_order, payment_id, payment_of,
+    preset_entry, proc_of, processor, purge_start_id, real_id, st_of, uuid_text, Clock, CENTS,
+    TICK_MS,
 };
 
 /// A reply as the product sees it (see the module doc for what is merged).
@@ -31,11 +32,25 @@ pub enum Reply {
     /// `Some(safe)` for `ok`, `None` for `stale`.
     Unanswered(Option<Option<Time>>),
     Settle(SettleReply),
-    Record(RecordReply),
+    /// `None`: refused while a purge runs (`TRYAGAIN`).
+    Record(Option<RecordReply>),
     Fail(Recorded),
     Redrive(u64),
     /// The payments of the entries reported lost, in order.
     Touch(Vec<usize>),
+    /// The payments `purge_sweep` deleted.
+    Purge(u64),
+    /// The consumers deleted, in order.
+    DropConsumers(Vec<u8>),
+}
+
+/// An end state as compared: the model's, and the pending list's records of entries no
+/// longer in the stream (`XTRIM` leaves them there; the model has no place for them).
+#[derive(Clone, Debug, PartialEq)]
+pub struct End {
+    pub redis: Redis,
+    /// `(payment, entry)`, sorted.
+    pub dangling: Vec<(usize, Gen)>,
 }
 
 /// A store on its own `redis-server`, and a connection for the setup and the read-back.
@@ -71,30 +86,79 @@ impl Real {
         s * 1000 + us / 1000
     }
 
-    /// Empties the database and writes the case's state.
-    pub async fn write(&mut self, clock: Clock, case: &Case) {
-        let r = &case.state;
+    /// Writes the case's state. With `late = false`, into an empty database, all but what a
+    /// purge case writes after `purge_start` (the entries and dead letters newer than where
+    /// the purge started); with `late = true`, that (nothing outside a purge case), and the
+    /// group's last-delivered id.
+    pub async fn write(&mut self, clock: Clock, case: &Case, late: bool) {
+        let (r, input) = (&case.state, &case.input);
         let (stream, dead) = (self.keys.stream(), self.keys.dead_letters());
         let mut pipe = redis::pipe();
         let mut add = |line: String| {
             pipe.add_command(command(&line)).ignore();
         };
-        add("FLUSHDB".into());
-        add(format!("XGROUP CREATE {stream} {GROUP} 0 MKSTREAM"));
+        if !late {
+            add("FLUSHDB".into());
+            add(format!("XGROUP CREATE {stream} {GROUP} 0 MKSTREAM"));
+            for c in (0..NP as u8).filter(|&c| !r.deleted[usize::from(c)]) {
+                add(format!(
+                    "XGROUP CREATECONSUMER {stream} {GROUP} {}",
+                    consumer(c)
+                ));
+            }
+        }
+        let is_late = |e: &&Entry| input.late(usize::from(e.payment), e.id);
         // Sorted by payment and entry: the explicit ids increase.
-        for e in &r.stream {
+        let mut entries: Vec<&Entry> = r.stream.iter().chain(&r.orphans).collect();
+        entries.retain(|e| is_late(e) == late);
+        entries.sort();
+        for e in entries {
             let p = usize::from(e.payment);
-            let id = entry_id(p, e.id);
+            let id = real_id(input, p, e.id);
             add(format!(
                 "XADD {stream} {id} id {} amt {CENTS}",
                 uuid_text(p)
             ));
             if let Some((c, since)) = e.pending {
-                let at = clock.ms(since);
+                let (c, at) = (consumer(c), clock.ms(since));
                 add(format!(
-                    "XCLAIM {stream} {GROUP} c{c} 0 {id} TIME {at} FORCE JUSTID"
+                    "XCLAIM {stream} {GROUP} {c} 0 {id} TIME {at} FORCE JUSTID"
                 ));
             }
+        }
+        for (p, &n) in r.dead.iter().enumerate() {
+            let at = clock.ms(NOW);
+            let early = input.early_dead(p, n);
+            for _ in if late { early..n } else { 0..early } {
+                add(format!(
+                    "XADD {dead} * id {} amt {CENTS} reason model at {at}",
+                    uuid_text(p)
+                ));
+            }
+        }
+        if late {
+            // Delivered up to the newest orphan: XREADGROUP `>` hands out what comes after.
+            let newest = r
+                .orphans
+                .iter()
+                .max_by_key(|e| (is_late(e), e.payment, e.id));
+            if let Some(e) = newest {
+                let id = real_id(input, usize::from(e.payment), e.id);
+                add(format!("XGROUP SETID {stream} {GROUP} {id}"));
+            }
+            if !pipe.is_empty() {
+                let () = pipe.query_async(&mut self.conn).await.unwrap();
+            }
+            return;
+        }
+        if let Input::Purge { last, .. } = input {
+            // The stream's last id is its newest entry's, even one deleted since.
+            if let Some(id) = purge_start_id(last) {
+                add(format!("XSETID {stream} {id}"));
+            }
+        }
+        if r.purging {
+            add(format!("SET {} 1", self.keys.purging()));
         }
         for (p, h) in r.status.iter().enumerate() {
             let Some(h) = h else { continue };
@@ -104,7 +168,7 @@ impl Real {
                 self.keys.payment(&payment_id(p)),
                 h.st.name(),
                 h.att,
-                entry_id(p, h.sid),
+                real_id(input, p, h.sid),
                 clock.ms(0),
                 clock.ms(NOW)
             );
@@ -131,15 +195,6 @@ impl Real {
             }
             add(line);
         }
-        for (p, &n) in r.dead.iter().enumerate() {
-            let at = clock.ms(NOW);
-            for _ in 0..n {
-                add(format!(
-                    "XADD {dead} * id {} amt {CENTS} reason model at {at}",
-                    uuid_text(p)
-                ));
-            }
-        }
         for &(p, proc, t) in &r.summary {
             let k = self.keys.summary(processor(proc));
             let ms = clock.ms(t);
@@ -155,16 +210,22 @@ impl Real {
         let () = pipe.query_async(&mut self.conn).await.unwrap();
     }
 
-    /// Runs the case's script through the store, as the product calls it.
-    pub async fn run(&self, clock: Clock, input: &Input) -> Result<Reply, String> {
+    /// Writes the rest of the case's state (a purge case's after `purge_start`) and runs the
+    /// case's script through the store, as the product calls it.
+    pub async fn run(&mut self, clock: Clock, case: &Case) -> Result<Reply, String> {
+        let err = |e: StoreError| format!("store error: {e}");
+        let purge = match case.input {
+            Input::Purge { .. } => Some(self.store.purge_start().await.map_err(err)?),
+            _ => None,
+        };
+        self.write(clock, case, true).await;
         let s = &self.store;
         let id = payment_id(0);
-        let err = |e: paystream_common::store::StoreError| format!("store error: {e}");
         let safe_at = |at: SafeAt| -> Result<Option<Time>, String> {
             clock.check_now(at.now)?;
             clock.time(at.safe)
         };
-        Ok(match input.clone() {
+        Ok(match case.input.clone() {
             Input::Accept => {
                 let mut out = s
                     .accept_batch(&[(id, Cents::new(CENTS), 0)])
@@ -254,13 +315,19 @@ impl Real {
                     requested_at: clock.ms(requested_at),
                     entry_id: entry.map_or(String::new(), |g| entry_id(0, g)),
                 };
-                let mut out = s.record_batch(&[request]).await.map_err(err)?;
-                Reply::Record(match out.remove(0).map_err(err)? {
+                let mut out = match s.record_batch(&[request]).await {
+                    // Refused while the purge flag is set: nothing ran.
+                    Err(StoreError::Unavailable(e)) if e.code() == Some("TRYAGAIN") => {
+                        return Ok(Reply::Record(None));
+                    }
+                    out => out.map_err(err)?,
+                };
+                Reply::Record(Some(match out.remove(0).map_err(err)? {
                     Recorded::Now => RecordReply::Ok,
                     Recorded::AlreadyDone => RecordReply::Dup,
                     Recorded::Missing => RecordReply::Missing,
                     other => return Err(format!("record: {other:?}")),
-                })
+                }))
             }
             Input::Fail { entry, keep } => {
                 let (mode, by) = match keep {
@@ -293,12 +360,29 @@ impl Real {
                     .ok_or_else(|| format!("touch reported ids it was not given: {lost:?}"))?;
                 Reply::Touch(payments)
             }
+            Input::Purge { finish, .. } => {
+                let run = purge.ok_or("no purge started")?;
+                let deleted = s.purge_sweep(&run).await.map_err(err)?;
+                if finish {
+                    s.purge_finish(&run).await.map_err(err)?;
+                }
+                Reply::Purge(deleted)
+            }
+            Input::DropConsumers { me } => {
+                // Every consumer idle long enough: the model has no idle times.
+                let gone = s
+                    .drop_stale_consumers(&consumer(me), Duration::ZERO)
+                    .await
+                    .map_err(err)?;
+                let gone = gone.iter().map(|name| consumer_of(name));
+                Reply::DropConsumers(gone.collect::<Result<_, _>>()?)
+            }
         })
     }
 
     /// Reads the state back into the model's representation. `before`: the case's state
     /// (the fresh entries are numbered after it).
-    pub async fn read(&mut self, clock: Clock, before: &Redis) -> Result<Redis, String> {
+    pub async fn read(&mut self, clock: Clock, before: &Redis) -> Result<End, String> {
         let keys = &self.keys;
         let (stream, dead) = (keys.stream(), keys.dead_letters());
         let mut lines = vec!["TIME".to_string(), "KEYS *".to_string()];
@@ -306,6 +390,9 @@ impl Real {
         lines.push(format!("XRANGE {stream} - +"));
         lines.push(format!("XPENDING {stream} {GROUP} - + 1000"));
         lines.push(format!("XRANGE {dead} - +"));
+        lines.push(format!("XINFO CONSUMERS {stream} {GROUP}"));
+        lines.push(format!("XINFO GROUPS {stream}"));
+        lines.push(format!("EXISTS {}", keys.purging()));
         for proc in Proc::ALL {
             let k = keys.summary(processor(proc));
             lines.push(format!("ZRANGE {} 0 -1 WITHSCORES", k.events));
@@ -338,11 +425,38 @@ impl Real {
         let stream: Vec<(String, Vec<String>)> = parse(next()?)?;
         let pending: Vec<(String, String, i64, i64)> = parse(next()?)?;
         let letters: Vec<(String, Vec<String>)> = parse(next()?)?;
+        let consumers: Vec<HashMap<String, Value>> = parse(next()?)?;
+        let groups: Vec<HashMap<String, Value>> = parse(next()?)?;
+        let purging: bool = parse(next()?)?;
+        let text = |info: &HashMap<String, Value>, name: &str| -> Result<String, String> {
+            parse(
+                info.get(name)
+                    .cloned()
+                    .ok_or(format!("XINFO without {name}"))?,
+            )
+        };
+        let delivered = match groups.as_slice() {
+            [group] if text(group, "name")? == GROUP => {
+                id_order(&text(group, "last-delivered-id")?)?
+            }
+            _ => return Err(format!("consumer groups {groups:?}")),
+        };
 
-        let mut r = Redis::default();
+        let mut r = Redis {
+            purging,
+            ..Redis::default()
+        };
+        r.deleted = [true; NP];
+        for info in &consumers {
+            let c = consumer_of(&text(info, "name")?)?;
+            *r.deleted
+                .get_mut(usize::from(c))
+                .ok_or(format!("consumer c{c}"))? = false;
+        }
         // Entry ids: the setup's explicit ones, then the fresh ones in order per payment.
         let mut gens: BTreeMap<String, (usize, Gen)> = BTreeMap::new();
         let mut fresh_next: [Gen; NP] = std::array::from_fn(|p| fresh(before, p));
+        let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
         for (id, fields) in &stream {
             let p = payment_of(field(fields, "id").ok_or(format!("entry {id} has no id"))?)?;
             let (q, g) = match preset_entry(id) {
@@ -356,30 +470,37 @@ impl Real {
                 return Err(format!("entry {id} names payment {p}"));
             }
             gens.insert(id.clone(), (p, g));
-            r.stream.push(Entry {
-                payment: p as u8,
-                id: g,
-                pending: None,
-            });
+            let pending = None;
+            entries.insert(
+                id.clone(),
+                Entry {
+                    payment: p as u8,
+                    id: g,
+                    pending,
+                },
+            );
         }
+        let mut dangling = Vec::new();
         for (id, owner, idle, _) in &pending {
-            let (p, g) = *gens
-                .get(id)
-                .ok_or(format!("pending entry {id} is not in the stream"))?;
-            let c = owner
-                .strip_prefix('c')
-                .and_then(|c| c.parse::<u8>().ok())
-                .ok_or(format!("unknown consumer {owner:?}"))?;
+            let Some(e) = entries.get_mut(id) else {
+                dangling.push(preset_entry(id).ok_or(format!("pending entry {id}"))?);
+                continue;
+            };
             let since = clock
                 .time(read_at - idle)?
                 .ok_or("pending since 0".to_string())?;
-            let e = r
-                .stream
-                .iter_mut()
-                .find(|e| usize::from(e.payment) == p && e.id == g)
-                .ok_or("lost entry")?;
-            e.pending = Some((c, since));
+            e.pending = Some((consumer_of(owner)?, since));
         }
+        dangling.sort();
+        // Delivered and pending nowhere: an orphan.
+        for (id, e) in entries {
+            if e.pending.is_none() && id_order(&id)? <= delivered {
+                r.orphans.push(e);
+            } else {
+                r.stream.push(e);
+            }
+        }
+        r.orphans.sort();
         r.stream.sort();
         for (p, hash) in hashes.iter().enumerate() {
             if !hash.is_empty() {
@@ -418,7 +539,7 @@ impl Real {
             }
         }
         r.summary.sort();
-        Ok(r)
+        Ok(End { redis: r, dangling })
     }
 }
 
