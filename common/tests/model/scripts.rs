@@ -540,8 +540,9 @@ pub fn record_unless_purging(
 
 /// scripts/purge.lua — `common/src/scripts/purge.lua`: sets the purge flag, then for each of
 /// `payments` (a SCAN batch): a payment whose entry is newer than `last` (where the stream
-/// ended when the purge started) is kept whatever its status; any other goes, a queued or
-/// in-flight one with its stream entry (XACK + XDEL; a processed or failed one has none left).
+/// ended when the purge started) is kept whatever its status; any other goes with its stream
+/// entry (XACK + XDEL, whatever its status: a processed or failed one whose entry is still
+/// there, pending or orphaned, loses it too).
 /// Entry ids are per payment in the model: `last[p]` is the newest id of payment `p` then.
 /// Returns the payments deleted. `Store::purge_start` calls it with no payment (the flag).
 /// `keep_newer = false` is seeded fault (n): a processed or failed status is deleted even
@@ -554,19 +555,11 @@ pub fn purge(r: &mut Redis, payments: &[usize], last: &[Gen; NP], keep_newer: bo
             continue;
         };
         let newer = h.sid > last[payment];
-        match h.st {
-            St::Processed | St::Failed => {
-                if newer && keep_newer {
-                    continue;
-                }
-            }
-            St::Queued | St::Processing => {
-                if newer {
-                    continue;
-                }
-                r.ack(payment, h.sid);
-            }
+        let done = matches!(h.st, St::Processed | St::Failed);
+        if newer && (keep_newer || !done) {
+            continue;
         }
+        r.ack(payment, h.sid);
         r.status[payment] = None;
         deleted.push(payment);
     }

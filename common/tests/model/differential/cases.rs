@@ -2,9 +2,11 @@
 //! beside it) and a script's input, drawn from a fixed xorshift sequence per script. States
 //! are broad (any `st`, pin, mark, bounds before, at or after [`NOW`], 422 mark, attempt,
 //! entries absent, undelivered or pending on either consumer since any earlier time, dead
-//! letters, the summary event of a processed payment); inputs lean towards the state (the
+//! letters, the summary event of a processed payment; for the purge and the consumer cleanup
+//! also orphans, deleted consumers and the purge flag); inputs lean towards the state (the
 //! pinned processor, the latest attempt, an entry and the consumer it is pending on, a lookup
-//! asked just before, at or after `safe`), so that every branch of each script is reached.
+//! asked just before, at or after `safe`, where the stream ended when a purge started just
+//! before or at the status' entry), so that every branch of each script is reached.
 
 use crate::protocol::{Att, Gen, Proc, Time};
 use crate::scripts::{Entry, Redis, Settle, St, Status, NP};
@@ -53,6 +55,33 @@ pub enum Input {
         consumer: u8,
         entries: Vec<(usize, Gen)>,
     },
+    /// The whole purge: `purge_start` on the state without what is newer than `last` (per
+    /// payment, the entries after it) and than `dead_before` (per payment, the dead letters
+    /// after the first so many), then that written, then `purge_sweep`, and `purge_finish`
+    /// when `finish` (else the state is compared while the purge runs).
+    Purge {
+        last: [Gen; NP],
+        dead_before: [u8; NP],
+        finish: bool,
+    },
+    DropConsumers {
+        me: u8,
+    },
+}
+
+impl Input {
+    /// Whether entry `g` of payment `p` is written after the purge started.
+    pub fn late(&self, p: usize, g: Gen) -> bool {
+        matches!(self, Input::Purge { last, .. } if g > last[p])
+    }
+
+    /// How many of payment `p`'s `dead` letters are written before the purge started.
+    pub fn early_dead(&self, p: usize, dead: u8) -> u8 {
+        match self {
+            Input::Purge { dead_before, .. } => dead_before[p],
+            _ => dead,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -185,6 +214,28 @@ fn owned(rng: &mut Rng, r: &Redis, p: usize) -> (u8, Gen) {
     }
 }
 
+/// Makes orphans of undelivered entries and deletes consumers, as a consumer group can hold
+/// them: its last-delivered id splits the stream (in the order of the real ids, where
+/// `late` entries come last) into delivered entries, pending or orphans, and undelivered
+/// ones after them; a deleted consumer holds no pending entry. Sets the purge flag at times.
+fn group(rng: &mut Rng, r: &mut Redis, late: impl Fn(usize, Gen) -> bool) {
+    let key = |e: &Entry| (late(usize::from(e.payment), e.id), e.payment, e.id);
+    let mut order: Vec<Entry> = r.stream.clone();
+    order.sort_by_key(key);
+    let cut = order
+        .get(rng.below(order.len() as u64 + 1) as usize)
+        .map(key);
+    let (orphans, stream): (Vec<Entry>, Vec<Entry>) = r
+        .stream
+        .iter()
+        .partition(|e| e.pending.is_none() && cut.is_none_or(|cut| key(e) < cut));
+    (r.stream, r.orphans) = (stream, orphans);
+    for c in 0..NP {
+        r.deleted[c] = !r.has_pending(c as u8) && rng.chance(1, 3);
+    }
+    r.purging = rng.chance(1, 4);
+}
+
 fn case(rng: &mut Rng, state: Redis, input: Input) -> Case {
     Case {
         state,
@@ -265,7 +316,8 @@ pub fn gen_settle(rng: &mut Rng) -> Case {
 }
 
 pub fn gen_record(rng: &mut Rng) -> Case {
-    let r = state(rng, 7, 2, &ALL_ST, 1);
+    let mut r = state(rng, 7, 2, &ALL_ST, 1);
+    r.purging = rng.chance(1, 8);
     let sid = r.status[0].map(|h| h.sid);
     let entry = rng
         .chance(3, 4)
@@ -325,4 +377,37 @@ pub fn gen_touch(rng: &mut Rng) -> Case {
         })
         .collect();
     case(rng, r, Input::Touch { consumer, entries })
+}
+
+pub fn gen_purge(rng: &mut Rng) -> Case {
+    let mut r = state(rng, 7, 5, &ALL_ST, 2);
+    // Often the status' own entry on either side of where the stream ended.
+    let last = std::array::from_fn(|p| match r.status[p] {
+        Some(h) if rng.chance(2, 3) => h.sid - rng.small(2),
+        _ => rng.small(u64::from(GENS) + 1),
+    });
+    let dead_before = std::array::from_fn(|p| rng.small(u64::from(r.dead[p]) + 1));
+    let input = Input::Purge {
+        last,
+        dead_before,
+        finish: rng.chance(1, 2),
+    };
+    group(rng, &mut r, |p, g| input.late(p, g));
+    case(rng, r, input)
+}
+
+pub fn gen_drop_consumers(rng: &mut Rng) -> Case {
+    let mut r = state(rng, 6, 4, &ALL_ST, 1);
+    // Often a consumer with nothing pending: its entries undelivered.
+    if rng.chance(1, 2) {
+        let c = rng.small(NP as u64);
+        for e in r.stream.iter_mut() {
+            if e.pending.is_some_and(|(o, _)| o == c) {
+                e.pending = None;
+            }
+        }
+    }
+    group(rng, &mut r, |_, _| false);
+    let me = rng.small(NP as u64 + 1);
+    case(rng, r, Input::DropConsumers { me })
 }
