@@ -17,7 +17,8 @@
 //! entry of its payment (accept and redrive add one each), as the model numbers them.
 //!
 //! Compared: the status hash's fields the model has (`st`, `proc`, `amb`, `safe`, `safe0` —
-//! missing and `'0'` both read as none, the scripts' own reading —, `held`, `att`, `sid`),
+//! missing and `'0'` both read as none, the scripts' own reading —, `held`, `att`, `sid`,
+//! `rq0`, a requestedAt written in the same ticks),
 //! the stream with the consumer group's pending list (owner and since when), the dead letters
 //! per payment, and the summary events (payment, processor, requestedAt); the summary's bucket
 //! hashes and days index must hold exactly what those events make, and no other key may
@@ -28,8 +29,8 @@
 //! entries are compared by payment (the model returns payments). The `now` a script returns
 //! must be the case's `NOW`.
 //!
-//! Not compared, because the model has no such field: the amount, `at`, `upd`, `ambat`,
-//! `rq0`, `req` and `err` of the status hash, its expiry (`PEXPIRE` / `PERSIST`), the
+//! Not compared, because the model has no such field: the amount, `at` (kept by the model
+//! only where seeded fault (o) reads it), `upd`, `ambat`, `req` and `err` of the status hash, its expiry (`PEXPIRE` / `PERSIST`), the
 //! dead letters' and entries' other fields, and the consumer group's last-delivered id (no
 //! modelled script reads it: the setup claims entries with `FORCE` and leaves it at 0-0).
 //! Not generated, because the model abstracts it: the modes the model leaves out (fail.lua's
@@ -224,7 +225,19 @@ fn model(case: &Case) -> (Reply, String, Redis) {
             entry,
             bound,
         } => {
-            let reply = scripts::begin(&mut r, 0, wanted, consumer, entry, bound, NOW, true, true);
+            // The worker's requestedAt is sent as Redis' now (`BeginRequest` below).
+            let reply = scripts::begin(
+                &mut r,
+                0,
+                wanted,
+                consumer,
+                entry,
+                bound,
+                NOW,
+                Some(NOW),
+                true,
+                true,
+            );
             let earlier = matches!(
                 reply,
                 BeginReply::Go {
@@ -384,6 +397,7 @@ impl Real {
                 ("safe", time(h.safe, pinned || style & 2 != 0)),
                 ("safe0", time(h.safe0, style & 4 != 0)),
                 ("held", h.held.map(|p| p.name().to_string())),
+                ("rq0", time(h.rq0, false)),
             ] {
                 if let Some(value) = value {
                     line.push_str(&format!(" {name} {value}"));
@@ -727,6 +741,9 @@ fn status(
         safe: time("safe")?,
         safe0: time("safe0")?,
         held: get("held").map(proc_of).transpose()?,
+        rq0: time("rq0")?,
+        // Not compared: the model's scripts leave it out (`Status::at`).
+        at: None,
         att: need("att")?
             .parse()
             .map_err(|_| format!("att of {hash:?}"))?,

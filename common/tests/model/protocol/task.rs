@@ -43,6 +43,7 @@ impl Protocol {
                     task.entry,
                     cfg.bound(),
                     now,
+                    None,
                     fence,
                     !cfg.faults.retry_forgets_earlier,
                 );
