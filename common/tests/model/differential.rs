@@ -21,7 +21,8 @@
 //! stream ended (set with `XSETID` to its newest earlier entry, deleted or not).
 //!
 //! Compared: the status hash's fields the model has (`st`, `proc`, `amb`, `safe`, `safe0` —
-//! missing and `'0'` both read as none, the scripts' own reading —, `held`, `att`, `sid`),
+//! missing and `'0'` both read as none, the scripts' own reading —, `held`, `att`, `sid`,
+//! `rq0`, a requestedAt written in the same ticks),
 //! the stream with the consumer group's pending list (owner and since when), its orphans, its
 //! consumers, the dead letters per payment, the summary events (payment, processor,
 //! requestedAt) and the purge flag; the summary's bucket hashes and days index must hold
@@ -47,9 +48,9 @@
 //! payment with a status (and `purge_finish`): `purge_start`'s own call is the model's `purge`
 //! of no payment, which only sets the flag the sweep sets again.
 //!
-//! Not compared, because the model has no such field: the amount, `at`, `upd`, `ambat`,
-//! `rq0`, `req` and `err` of the status hash, its expiry (`PEXPIRE` / `PERSIST`) and the
-//! purge flag's, the dead letters' and entries' other fields, and the consumers' idle times
+//! Not compared, because the model has no such field: the amount, `at` (kept by the model
+//! only where seeded fault (o) reads it), `upd`, `ambat`, `req` and `err` of the status
+//! hash, its expiry (`PEXPIRE` / `PERSIST`) and the purge flag's, the dead letters' and entries' other fields, and the consumers' idle times
 //! (the model lets every consumer be idle long enough: the cleanup runs with a least idle
 //! time of 0).
 //! Not generated, because the model abstracts it: the modes the model leaves out (fail.lua's
@@ -112,7 +113,19 @@ fn model(case: &Case) -> (Reply, String, End) {
             entry,
             bound,
         } => {
-            let reply = scripts::begin(&mut r, 0, wanted, consumer, entry, bound, NOW, true, true);
+            // The worker's requestedAt is sent as Redis' now (`BeginRequest` below).
+            let reply = scripts::begin(
+                &mut r,
+                0,
+                wanted,
+                consumer,
+                entry,
+                bound,
+                NOW,
+                Some(NOW),
+                true,
+                true,
+            );
             let earlier = matches!(
                 reply,
                 BeginReply::Go {

@@ -21,7 +21,7 @@ mod liveness;
 mod protocol;
 mod scripts;
 
-use protocol::{Config, Durability, Protocol};
+use protocol::{Config, Durability, Proc, Protocol};
 
 /// The CI model of the protocol as built: 2 workers, 1 payment (see the module `protocol`
 /// for why one payment covers any number), 2 processors, one crash, one freeze, one lost
@@ -482,6 +482,47 @@ fn fault_m_uncounted_failures_livelock() {
         live.states
     );
     assert!(trace.contains("500"), "{trace}");
+}
+
+/// An id used before, and workers' clocks off Redis': default starts out holding an earlier
+/// payment under the payment's id (requested long before the run; its status expired, so
+/// the id was accepted again); worker A's wall clock is 2 ticks ahead of Redis', worker B's
+/// 2 behind, more than the margin (1), so B's requestedAt is older than the acceptance time
+/// minus the margin, and B taking over from A (after a freeze: 3 ticks) lowers `rq0` below
+/// what A sent. One freeze and a retry. Every attempt is begun: a first attempt the accept
+/// pins sends the acceptance time, Redis' own clock, so no worker's clock is in it.
+fn reused_id() -> Config {
+    let mut cfg = fixed();
+    cfg.first_attempt = false;
+    cfg.earlier_use = Some(Proc::Default);
+    cfg.skew = [2, -(cfg.margin as i8) - 1];
+    cfg.budget.crashes = 0;
+    cfg.budget.messages = 0;
+    cfg.budget.redrives = 0;
+    cfg
+}
+
+/// The earlier payment is dead-lettered, pin kept, and never counted as this one; what a
+/// processor stored for this payment is recorded, whichever clock stamped it.
+#[test]
+fn promises_hold_for_an_id_used_before_and_a_clock_behind() {
+    assert_promises(
+        "an id used before, clocks ahead and behind, 1 freeze",
+        reused_id(),
+        2,
+    );
+}
+
+#[test]
+fn fault_o_a_found_payment_judged_by_the_acceptance_time_is_dead_lettered() {
+    let mut cfg = reused_id();
+    cfg.faults.clock_compare = true;
+    let (property, trace) = check::expect_violation(
+        "(o) requestedAt against the acceptance time",
+        &Protocol::new(cfg),
+    );
+    assert_eq!(property, protocol::DEAD_NOT_STORED);
+    assert!(trace.contains("an earlier payment"), "{trace}");
 }
 
 /// `MODEL_PAYMENTS=1 cargo test --test model explore -- --ignored --nocapture`: progress

@@ -10,7 +10,8 @@
 //! one-payment step for each, in order, atomically: a batch is one of the interleavings the
 //! model already explores (its payments' steps back to back), so the functions here model
 //! one payment each. Not modelled: the status hash's expiry after `PAYMENT_RETENTION` (the
-//! idempotency window, beyond any run here), `fail.lua`'s `entry` mode (undecodable stream
+//! idempotency window, beyond any run here; an id accepted again after it is a processor
+//! holding an earlier payment from the start, `Config::earlier_use`), `fail.lua`'s `entry` mode (undecodable stream
 //! entries), begin's longest bound for pins written by older versions, and `record.lua`'s
 //! `overflow` (its second's summary bucket at 2^63 cents: the payment stays pending, nothing
 //! changes), the purge flag's expiry (it ends a purge that died half-way: the model's purges
@@ -62,6 +63,12 @@ pub struct Status {
     pub att: Att,
     /// `sid`: the payment's current stream entry.
     pub sid: Gen,
+    /// `rq0`: the earliest requestedAt any attempt sent (a worker's clock, not Redis').
+    /// Kept only where the model has requestedAt apart from the send time (`Config::clocks`).
+    pub rq0: Option<Time>,
+    /// `at`: when accept.lua accepted the payment. Read only by seeded fault (o); [`accept`]
+    /// leaves it out and the configurations that have it set it at their start.
+    pub at: Option<Time>,
 }
 
 /// One entry of the payment stream, with its place in the consumer group's pending list.
@@ -188,6 +195,8 @@ pub fn accept(r: &mut Redis, payment: usize, sid: Gen, first: Option<FirstAttemp
         held: None,
         att: Att::from(first.is_some()),
         sid,
+        rq0: first.map(|f| f.now),
+        at: None,
     });
     AcceptReply::Ok(sid)
 }
@@ -210,7 +219,8 @@ pub enum BeginReply {
     Lost,
 }
 
-/// scripts/begin.lua — `common/src/scripts/begin.lua`: the ownership fence, then the pin.
+/// scripts/begin.lua — `common/src/scripts/begin.lua`: the ownership fence, then the pin,
+/// and `rq0` lowered to the `requested` the attempt will send (`None`: not kept).
 /// `fence = false` is seeded fault (a): the XPENDING check is gone (XCLAIM still runs).
 #[allow(clippy::too_many_arguments)]
 pub fn begin(
@@ -221,6 +231,7 @@ pub fn begin(
     entry: Gen,
     bound: Time,
     now: Time,
+    requested: Option<Time>,
     fence: bool,
     keep_earlier: bool,
 ) -> BeginReply {
@@ -257,6 +268,9 @@ pub fn begin(
     h.safe = safe;
     h.safe0 = prior;
     h.att = att;
+    if let Some(requested) = requested {
+        h.rq0 = Some(h.rq0.map_or(requested, |rq0| rq0.min(requested)));
+    }
     r.status[payment] = Some(h);
     BeginReply::Go {
         proc: wanted,

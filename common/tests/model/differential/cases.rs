@@ -167,6 +167,8 @@ fn state(rng: &mut Rng, present: u64, second: u64, sts: &[St], dead: u64) -> Red
                 held: rng.some_proc(1, 3),
                 att: rng.small(4),
                 sid: 1 + rng.small(u64::from(GENS)),
+                rq0: None,
+                at: None,
             };
             if h.st == St::Processed && rng.chance(3, 4) {
                 let proc = h.proc.unwrap_or_else(|| rng.proc());
@@ -262,7 +264,11 @@ pub fn gen_begin(rng: &mut Rng) -> Case {
         St::Processed,
         St::Failed,
     ];
-    let r = state(rng, 7, 2, &sts, 1);
+    let mut r = state(rng, 7, 2, &sts, 1);
+    // An earlier attempt's requestedAt, before, at or after the one this attempt sends.
+    if let Some(h) = r.status[0].as_mut() {
+        h.rq0 = rng.some_time();
+    }
     let h = r.status[0];
     let (consumer, entry) = owned(rng, &r, 0);
     let input = Input::Begin {

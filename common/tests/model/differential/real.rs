@@ -188,6 +188,7 @@ impl Real {
                 ("safe", time(h.safe, pinned || style & 2 != 0)),
                 ("safe0", time(h.safe0, style & 4 != 0)),
                 ("held", h.held.map(|p| p.name().to_string())),
+                ("rq0", time(h.rq0, false)),
             ] {
                 if let Some(value) = value {
                     line.push_str(&format!(" {name} {value}"));
@@ -596,6 +597,9 @@ fn status(
         safe: time("safe")?,
         safe0: time("safe0")?,
         held: get("held").map(proc_of).transpose()?,
+        rq0: time("rq0")?,
+        // Not compared: the model's scripts leave it out (`Status::at`).
+        at: None,
         att: need("att")?
             .parse()
             .map_err(|_| format!("att of {hash:?}"))?,

@@ -2,18 +2,19 @@
 //! numbers and entry ids renamed (order and small distances kept), workers and payments in
 //! their least order (see the module documentation of [`super`]).
 
-use super::{Att, Config, Durability, Gen, State, Step, Task, Time, Worker, NW};
+use super::{Att, Config, Durability, Gen, State, Step, Task, Time, Worker, LONG_AGO, NW};
 use crate::scripts::{self, Redis, NP};
 
 impl State {
     pub fn initial(cfg: &Config) -> State {
         let mut s = State {
-            now: 0,
+            now: cfg.epoch(),
             redis: Redis::default(),
             durable: None,
             workers: [Worker::default(); NW],
             posts: Vec::new(),
             stored: [[None; NP]; 2],
+            earlier: [None; NP],
             accepted: [false; NP],
             budget: cfg.budget,
             purge: None,
@@ -22,10 +23,15 @@ impl State {
             full: false,
             cleanup: None,
         };
+        s.earlier[0] = cfg.earlier_use;
         if !cfg.accept_steps {
             for p in 0..cfg.payments {
                 scripts::accept(&mut s.redis, p, 1, cfg.first(0));
                 s.accepted[p] = true;
+                // accept.lua's `at`, kept where seeded fault (o) may read it.
+                if let Some(h) = s.redis.status[p].as_mut().filter(|_| cfg.clocks()) {
+                    h.at = Some(s.now);
+                }
             }
         }
         if cfg.durability == Durability::EverySec {
@@ -95,6 +101,12 @@ impl State {
                 if let Some(t) = h.safe0.as_mut() {
                     f(t);
                 }
+                if let Some(t) = h.rq0.as_mut() {
+                    f(t);
+                }
+                if let Some(t) = h.at.as_mut() {
+                    f(t);
+                }
             }
             for e in r.stream.iter_mut().chain(r.orphans.iter_mut()) {
                 if let Some((_, t)) = e.pending.as_mut() {
@@ -138,6 +150,7 @@ impl State {
         }
         for post in self.posts.iter_mut() {
             f(&mut post.sent);
+            f(&mut post.requested);
             f(&mut post.deadline);
         }
         for t in self.stored.iter_mut().flatten().flatten() {
@@ -210,8 +223,15 @@ impl State {
                 }
             }
         }
-        // An entry's acceptance time only matters to the consumer that reads it first.
+        // An entry's acceptance time only matters to the consumer that reads it first; `rq0`
+        // only where requestedAt is modelled apart from the send time.
+        let clocks = cfg.clocks();
         self.for_each_redis(&mut |r| {
+            for h in r.status.iter_mut().flatten() {
+                if !clocks {
+                    h.rq0 = None;
+                }
+            }
             for e in r.stream.iter_mut().chain(r.orphans.iter_mut()) {
                 if e.pending.is_some() {
                     e.at = None;
@@ -225,7 +245,12 @@ impl State {
             let gap = cfg.widest_gap();
             let mut times = Vec::new();
             self.for_each_time(&mut |t| times.push(*t));
-            let map = compress(times, 0, gap);
+            // The earlier payment's requestedAt stays before everything (left out of the
+            // map, it maps to itself); the rest starts at the epoch, above it.
+            if cfg.earlier_use.is_some() {
+                times.retain(|&t| t != LONG_AGO);
+            }
+            let map = compress(times, u32::from(cfg.epoch()), gap);
             self.for_each_time(&mut |t| *t = lookup(&map, *t));
             for p in 0..NP {
                 let mut atts = vec![0];
@@ -242,7 +267,8 @@ impl State {
         if normalize {
             // Symmetry: workers are alike and so are payments; keep the least of the states
             // that only differ by their names.
-            let swap_w = cfg.workers == 2;
+            // Workers whose clocks differ are not alike.
+            let swap_w = cfg.workers == 2 && cfg.skew[0] == cfg.skew[1];
             let swap_p = cfg.payments == 2;
             let mut best = self.clone();
             for (w, p) in [(true, false), (false, true), (true, true)] {
@@ -315,6 +341,7 @@ impl State {
         for q in self.stored.iter_mut() {
             q.swap(0, 1);
         }
+        self.earlier.swap(0, 1);
         self.accepted.swap(0, 1);
         self.purged.swap(0, 1);
         self.accepted_in_purge.swap(0, 1);

@@ -3,7 +3,7 @@
 //! and the faults — each a budgeted action, so the state space stays finite.
 //!
 //! Time is a global tick. Redis `TIME` is the tick; the workers' monotonic clocks run at the
-//! same rate. Nothing bounds how long a worker's task takes between two of its steps (it can
+//! same rate (their wall clocks, which stamp `requestedAt`, may be off it: [`reuse`]). Nothing bounds how long a worker's task takes between two of its steps (it can
 //! be slow anywhere); only the heartbeat of a worker that is not frozen runs on time (once
 //! per tick, `claim_idle` ≥ 3 ticks), so only a freeze or a crash lets a claim take an entry.
 //! The processors keep to docs/protocol.md §3: a POST is received within `t` of
@@ -12,7 +12,8 @@
 //! the processor's state at that moment.
 //!
 //! States are kept finite without a time horizon: times are only ever compared with each
-//! other up to a small constant, so [`State::normalize`] shifts them to start at 0 and shrinks
+//! other up to a small constant, so [`State::normalize`] shifts them to start at 0 (at
+//! [`Config::epoch`] where requestedAt has clocks of its own: [`reuse`]) and shrinks
 //! any gap wider than that constant (the same for attempt numbers and entry ids, compared
 //! for equality and "the next one"), and keeps the least of the states that differ only by
 //! the names of workers or payments. A trace is lifted onto the model without normalization
@@ -30,7 +31,8 @@
 //!
 //! The steps live by concern: [`task`] (a payment task and the processors), [`ops`] (the
 //! clock and heartbeat, accept, reads and claims, re-drive, faults), [`upkeep`] (the purge,
-//! the stale-consumer cleanup, memory), [`canon`] (the canonical form), [`props`] (the
+//! the stale-consumer cleanup, memory), [`reuse`] (clocks off Redis', an id used before,
+//! the decision on a found payment), [`canon`] (the canonical form), [`props`] (the
 //! properties and what "finished" means).
 
 use std::fmt::Write as _;
@@ -51,6 +53,7 @@ macro_rules! say {
 mod canon;
 mod ops;
 mod props;
+mod reuse;
 mod task;
 mod types;
 mod upkeep;
@@ -231,7 +234,7 @@ impl Model for Protocol {
         }
         for (i, post) in s.posts.iter().enumerate() {
             let i = i as u8;
-            if s.stored[post.proc.index()][post.payment as usize].is_some() {
+            if Self::holds(s, post.proc, post.payment as usize).is_some() {
                 actions.push(Action::Process(i, Reply::AlreadyStored));
             } else {
                 actions.push(Action::Process(i, Reply::Stored));

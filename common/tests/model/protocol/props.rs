@@ -22,6 +22,10 @@ pub const SOME_KEPT: &str = "sometimes: a payment accepted during a purge is rec
 pub const SOME_DROPPED: &str = "sometimes: a consumer deleted while a payment is in flight";
 pub const SOME_FULL: &str = "sometimes: memory full while an attempt is in flight";
 pub const SOME_FIRST: &str = "sometimes: processed by the first attempt, sent without begin";
+pub const SOME_EARLIER: &str =
+    "sometimes: dead-lettered, pin kept, where a processor holds an earlier payment with its id";
+pub const SOME_BEHIND: &str =
+    "sometimes: recorded with a requestedAt older than its acceptance minus the margin";
 
 /// The safety properties, for tests that must not see any of them fail.
 pub const SAFETY: [&str; 6] = [
@@ -47,6 +51,16 @@ pub fn sometimes(cfg: &Config) -> Vec<&'static str> {
     }
     if cfg.first_attempt {
         out.push(SOME_FIRST);
+    }
+    if cfg.earlier_use.is_some() {
+        out.push(SOME_EARLIER);
+    }
+    if cfg
+        .skew
+        .iter()
+        .any(|&s| i32::from(s) < -i32::from(cfg.margin))
+    {
+        out.push(SOME_BEHIND);
     }
     out
 }
@@ -111,6 +125,23 @@ pub(super) fn properties(cfg: &Config) -> Vec<Property<Protocol>> {
                     .iter()
                     .flatten()
                     .any(|h| h.st == St::Processed && h.att == 1)
+            }),
+            // A pin kept: the earlier payment's (its processor answers only 422 to this
+            // one, and its lookup always finds the earlier one, so no anomaly is counted).
+            SOME_EARLIER => Property::sometimes(SOME_EARLIER, |_, s: &State| {
+                (0..NP).any(|p| {
+                    s.redis.status[p].is_some_and(|h| {
+                        h.st == St::Failed && h.amb && h.proc.is_some() && h.proc == s.earlier[p]
+                    })
+                })
+            }),
+            SOME_BEHIND => Property::sometimes(SOME_BEHIND, |m: &Protocol, s: &State| {
+                let margin = i32::from(m.cfg.margin);
+                s.redis.summary.iter().any(|&(p, _, ra)| {
+                    s.redis.status[p as usize]
+                        .and_then(|h| h.at)
+                        .is_some_and(|at| i32::from(ra) < i32::from(at) - margin)
+                })
             }),
             _ => Property::sometimes(SOME_FULL, |_, s: &State| s.full && past_begin(s)),
         });

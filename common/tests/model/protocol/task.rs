@@ -43,6 +43,7 @@ impl Protocol {
                     task.entry,
                     cfg.bound(),
                     now,
+                    self.rq0_arg(w, now),
                     fence,
                     !cfg.faults.retry_forgets_earlier,
                 );
@@ -110,9 +111,10 @@ impl Protocol {
                     );
                     self.settle_failed(n, w, p, proc, att, log);
                 } else {
+                    let requested = self.requested_at(w, t0, now);
                     say!(
                         log,
-                        "worker {}: POST p{} to {} (att={att}, requestedAt={now})",
+                        "worker {}: POST p{} to {} (att={att}, requestedAt={requested})",
                         worker_name(w),
                         p + 1,
                         proc.name()
@@ -122,6 +124,7 @@ impl Protocol {
                         proc,
                         att,
                         sent: now,
+                        requested,
                         deadline: now + cfg.t + cfg.late + cfg.g,
                         to: Some(w as u8),
                     });
@@ -156,8 +159,8 @@ impl Protocol {
                 let Step::AwaitPost {
                     proc,
                     att,
-                    sent,
                     reply: Some(reply),
+                    ..
                 } = task.step
                 else {
                     return None;
@@ -170,7 +173,11 @@ impl Protocol {
                             worker_name(w),
                             proc.name()
                         );
-                        self.record(n, w, p, proc, sent, log);
+                        // The requestedAt this POST carried: its 200 stored it there, and
+                        // nothing else is ever stored there for this payment.
+                        let requested_at = s.stored[proc.index()][p]
+                            .expect("a 200 comes from the POST the processor stored");
+                        self.record(n, w, p, proc, requested_at, log);
                     }
                     Reply::Failed => {
                         say!(
@@ -336,7 +343,7 @@ impl Protocol {
                 else {
                     return None;
                 };
-                let found = s.stored[proc.index()][p];
+                let found = Self::holds(s, proc, p);
                 say!(
                     log,
                     "{}: GET /payments/p{} -> {}",
@@ -374,13 +381,7 @@ impl Protocol {
                     return None;
                 };
                 if let Some(requested_at) = answer {
-                    say!(
-                        log,
-                        "worker {}: found on {} -> ",
-                        worker_name(w),
-                        proc.name()
-                    );
-                    self.record(n, w, p, proc, requested_at, log);
+                    self.record_found(n, w, p, proc, att, requested_at, log);
                 } else if after_422 {
                     let grace = cfg.worker_grace();
                     say!(log, "worker {}: 404 after 422 -> ", worker_name(w));
@@ -461,13 +462,13 @@ impl Protocol {
                 let post = *s.posts.get(i as usize)?;
                 let p = post.payment as usize;
                 let q = post.proc.index();
-                let has = s.stored[q][p].is_some();
+                let has = Self::holds(s, post.proc, p).is_some();
                 if has != (outcome == Reply::AlreadyStored) {
                     return None;
                 }
                 n.posts.remove(i as usize);
                 if outcome == Reply::Stored {
-                    n.stored[q][p] = Some(post.sent);
+                    n.stored[q][p] = Some(post.requested);
                 }
                 say!(
                     log,
@@ -513,7 +514,7 @@ impl Protocol {
         Some(())
     }
 
-    fn record(
+    pub(super) fn record(
         &self,
         n: &mut State,
         w: usize,

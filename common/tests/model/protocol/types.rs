@@ -13,6 +13,11 @@ pub type Gen = u8;
 /// Most workers a model can have.
 pub const NW: usize = 2;
 
+/// The requestedAt of the earlier payment a processor may hold under a payment's id
+/// ([`Config::earlier_use`]): before every time of the run, which starts at
+/// [`Config::epoch`]. The canonical form leaves it where it is.
+pub const LONG_AGO: Time = 0;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proc {
     Default,
@@ -126,6 +131,10 @@ pub struct Faults {
     /// from its acceptance: a consumer that reads an old entry sends after the bound
     /// accept.lua promised, and a claimer that judges absence by that bound moves it.
     pub first_from_read: bool,
+    /// (o) the reused-id check before `rq0`: a found `requestedAt` older than the acceptance
+    /// time (Redis' clock) minus the margin taken for an earlier payment's. A worker whose
+    /// clock is behind Redis' by more than the margin dead-letters what the processor stored.
+    pub clock_compare: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -169,6 +178,16 @@ pub struct Config {
     /// from its acceptance (`FIRST_ATTEMPT_MS` > 0), and the consumer that reads the entry
     /// within the send window of the acceptance sends it without begin.lua.
     pub first_attempt: bool,
+    /// Per worker: its wall clock minus Redis' (ticks; negative: behind). It stamps the
+    /// `requestedAt` a task sends, chosen before `begin` (`pipeline.rs` `wall_now`).
+    pub skew: [i8; NW],
+    /// The processor that starts out holding an earlier payment under the first payment's
+    /// correlation id, requested [`LONG_AGO`] (the id was accepted again after the earlier
+    /// one's status expired). `None`: every id is new.
+    pub earlier_use: Option<Proc>,
+    /// `REUSE_MARGIN` in ticks: how far behind Redis' clock seeded fault (o) tolerates a
+    /// worker's (and the check of a status without `rq0`, which the model never writes).
+    pub margin: Time,
 }
 
 impl Config {
@@ -203,6 +222,27 @@ impl Config {
             prompt_workers: false,
             accept_steps: false,
             first_attempt: true,
+            skew: [0; NW],
+            earlier_use: None,
+            margin: 1,
+        }
+    }
+
+    /// Whether requestedAt is modelled apart from the send time: some worker's clock is off
+    /// Redis', or an id was used before. Only then do the statuses keep `rq0` and `at` and
+    /// do times start at [`Config::epoch`] (other configurations keep their sizes).
+    pub fn clocks(&self) -> bool {
+        self.skew != [0; NW] || self.earlier_use.is_some()
+    }
+
+    /// The least time of a canonical state (and the first tick): above [`LONG_AGO`] by more
+    /// than any worker's clock is behind plus the margin, so every requestedAt and every
+    /// acceptance time minus the margin of the run is later than the earlier payment's.
+    pub fn epoch(&self) -> Time {
+        if self.clocks() {
+            self.widest_gap()
+        } else {
+            0
         }
     }
 
@@ -244,7 +284,17 @@ impl Config {
             .max(self.t + self.late + self.g)
             .max(self.claim_idle)
             .max(self.d)
+            .max(self.margin + self.most_skew())
             + 1
+    }
+
+    /// The largest distance between a worker's clock and Redis'.
+    fn most_skew(&self) -> Time {
+        self.skew
+            .iter()
+            .map(|s| Time::from(s.unsigned_abs()))
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -321,8 +371,11 @@ pub struct Post {
     pub payment: u8,
     pub proc: Proc,
     pub att: Att,
-    /// Send start, also its requestedAt.
+    /// Send start (Redis' clock).
     pub sent: Time,
+    /// Its requestedAt: the sending worker's clock when the task chose it, before `begin`
+    /// (the send start where [`Config::clocks`] is off).
+    pub requested: Time,
     /// The processor has handled it (stored / 500 / 422) by then.
     pub deadline: Time,
     /// The worker still waiting for its answer.
@@ -338,8 +391,12 @@ pub struct State {
     pub workers: [Worker; NW],
     /// In flight to the processors, sorted.
     pub posts: Vec<Post>,
-    /// Per processor, per payment: the requestedAt it stored.
+    /// Per processor, per payment: the requestedAt it stored for this acceptance.
     pub stored: [[Option<Time>; NP]; 2],
+    /// Per payment: the processor that holds an earlier payment under its id, requested
+    /// [`LONG_AGO`] ([`Config::earlier_use`]); it answers 422 to this one's POSTs and shows
+    /// the earlier one on a lookup.
+    pub earlier: [Option<Proc>; NP],
     /// The gateway answered 2xx for it.
     pub accepted: [bool; NP],
     pub budget: Budget,
