@@ -9,8 +9,9 @@
 # Writes $RESULTS/cost-<variant>-<round>.{json,svg} and
 # $RESULTS/capacity-<variant>-<round>.{json,svg}.
 #
-# Variants (VARIANTS, all by default): before (REV), after (the working tree's build),
-# after-nometrics (the same with METRICS=off).
+# Variants (VARIANTS, `before after after-nometrics` by default): before (REV), after (the
+# working tree's build), after-nometrics (the same with METRICS=off), begun (the same with
+# FIRST_ATTEMPT_MS=0: every attempt through `begin`). Without `before`, REV may be `-`.
 # Environment: RATE (4000), STEP_SECS (10), ROUNDS (2), CAPACITY_RATE (4000),
 # CAPACITY_OUTAGE_SECS (5), REDIS_APPENDFSYNC (everysec for both, so that only the code
 # differs), RESULTS (load-tests/results).
@@ -24,7 +25,8 @@ export REDIS_APPENDFSYNC=${REDIS_APPENDFSYNC:-everysec}
 BASE_DIR=$PWD/target/baseline
 mkdir -p "$BASE_DIR" "$RESULTS"
 
-if [ ! -x "$BASE_DIR/paystream-worker" ] || [ "$(cat "$BASE_DIR/rev" 2>/dev/null)" != "$REV" ]; then
+if [[ " ${VARIANTS:-before} " == *" before "* ]] &&
+  { [ ! -x "$BASE_DIR/paystream-worker" ] || [ "$(cat "$BASE_DIR/rev" 2>/dev/null)" != "$REV" ]; }; then
   say "building $REV (gateway, worker) into $BASE_DIR"
   src=$(mktemp -d)
   target=$PWD/target/baseline-build
@@ -48,6 +50,7 @@ one_run() { # VARIANT ROUND
   case $variant in
     before) profile=baseline ;;
     after-nometrics) extra=(METRICS=off) ;;
+    begun) extra=(FIRST_ATTEMPT_MS=0) ;;
   esac
   (
     RUN_DIR=$(mktemp -d)
