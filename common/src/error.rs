@@ -29,6 +29,16 @@ pub enum StoreError {
     /// detail is kept from `kept_from` (ms) on; the gateway answers 422.
     #[error("summary detail dropped before {kept_from} ms")]
     DetailDropped { kept_from: Millis },
+    /// Another purge holds the purge flag: this one did not start (nothing was deleted).
+    /// The gateway answers 409.
+    #[error("a purge is already running")]
+    PurgeRunning,
+    /// The purge flag is no longer this purge's (it expired between two renewals, or
+    /// another purge took it after that): the purge stopped, and its last step (the summary
+    /// wipe) did not run. Payments it deleted stay deleted; running it again finishes the
+    /// job. The gateway answers 409.
+    #[error("the purge lost its flag (it expired or another purge took it) and stopped")]
+    PurgeLost,
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -76,6 +86,13 @@ fn written_maybe(e: &redis::RedisError) -> bool {
     !e.code().is_some_and(|code| NOT_RUN.contains(&code))
 }
 
+/// Whether the operation certainly did not run (Redis refused it before its first command,
+/// or the connection was refused): calling it again is the same as calling it once. The
+/// worker retries such a record, settle or unanswered as that same call.
+pub fn not_run(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(_))
+}
+
 /// Whether Redis refused a write because its memory is full (nothing ran).
 pub fn is_out_of_memory(e: &StoreError) -> bool {
     matches!(e, StoreError::Unavailable(e) if e.code() == Some("OOM"))
@@ -89,6 +106,8 @@ impl StoreError {
             StoreError::Unknown(_) => "redis_unknown",
             StoreError::Unexpected(_) => "redis_unexpected",
             StoreError::DetailDropped { .. } => "summary_detail_dropped",
+            StoreError::PurgeRunning => "purge_running",
+            StoreError::PurgeLost => "purge_lost",
         }
     }
 }

@@ -42,6 +42,12 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("millisecond detail is kept from {kept_from} on (SUMMARY_DETAIL_RETENTION): before that, give whole-second bounds (`from` at .000, `to` at .999), which stay exact at any age")]
     DetailDropped { kept_from: String },
+    /// Another purge holds the purge flag: this one did not start.
+    #[error("a purge is already running; wait for it to finish (the purge flag expires at most 10 s after its last renewal if it died)")]
+    PurgeRunning,
+    /// The purge lost its flag half-way and stopped before wiping the summary.
+    #[error("the purge lost its flag (it expired or another purge took it) and stopped before wiping the summary; run it again")]
+    PurgeLost,
 }
 
 impl From<RequestError> for ApiError {
@@ -64,6 +70,8 @@ impl From<StoreError> for ApiError {
             StoreError::DetailDropped { kept_from } => ApiError::DetailDropped {
                 kept_from: common::time::format_ms(kept_from),
             },
+            StoreError::PurgeRunning => ApiError::PurgeRunning,
+            StoreError::PurgeLost => ApiError::PurgeLost,
         }
     }
 }
@@ -78,7 +86,9 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::PurgeRunning | ApiError::PurgeLost => {
+                StatusCode::CONFLICT
+            }
             ApiError::Busy { .. } | ApiError::MemoryHigh | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -107,6 +117,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::DetailDropped { .. } => "detail_dropped",
+            ApiError::PurgeRunning => "purge_running",
+            ApiError::PurgeLost => "purge_lost",
         }
     }
 
@@ -127,6 +139,8 @@ impl ApiError {
             ApiError::Unauthorized => "Unauthorized",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::DetailDropped { .. } => "Window edge older than the millisecond detail",
+            ApiError::PurgeRunning => "Purge already running",
+            ApiError::PurgeLost => "Purge stopped",
         }
     }
 

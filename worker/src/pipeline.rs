@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::entry::{FirstAttempt, StreamEntry};
+use common::error::not_run;
 use common::metrics as names;
 use common::payment::Processor;
 use common::shutdown::Shutdown;
@@ -512,10 +513,9 @@ impl<'a> Payment<'a> {
         processor: Processor,
         attempt: u32,
     ) -> Result<Settled, StoreError> {
+        let (store, id) = (&self.ctx.store, &self.entry.payment);
         let settled = self
-            .ctx
-            .store
-            .settle(&self.entry.payment, processor, attempt, Settle::Failed)
+            .until_run(|| store.settle(id, processor, attempt, Settle::Failed))
             .await?;
         if let Settled::Early(safe) = settled {
             let successes = self.ctx.router.successes(processor);
@@ -540,10 +540,9 @@ impl<'a> Payment<'a> {
     ) -> Result<bool, StoreError> {
         let grace =
             self.ctx.router.grace(processor) + in_flight_for + self.ctx.config.late_delivery;
+        let (store, id) = (&self.ctx.store, &self.entry.payment);
         let safe = self
-            .ctx
-            .store
-            .unanswered(&self.entry.payment, processor, attempt, grace, held)
+            .until_run(|| store.unanswered(id, processor, attempt, grace, held))
             .await?;
         if let Some(safe) = safe {
             self.set_unresolved(processor, attempt, safe, successes_before);
@@ -573,9 +572,9 @@ impl<'a> Payment<'a> {
                     let how = Settle::Absent {
                         asked_at: u.redis_time_at(asked),
                     };
-                    let settled = ctx
-                        .store
-                        .settle(&self.entry.payment, u.processor, u.attempt, how)
+                    let (store, id) = (&ctx.store, &self.entry.payment);
+                    let settled = self
+                        .until_run(|| store.settle(id, u.processor, u.attempt, how))
                         .await?;
                     match settled {
                         Settled::Cleared => {
@@ -682,17 +681,17 @@ impl<'a> Payment<'a> {
         processor: Processor,
         requested_at: Millis,
     ) -> Result<Finish, StoreError> {
-        let entry = self.entry;
+        let (entry, store) = (self.entry, &self.ctx.store);
         let recorded = self
-            .ctx
-            .store
-            .record(
-                &entry.payment,
-                entry.amount,
-                processor,
-                requested_at,
-                &entry.entry_id,
-            )
+            .until_run(|| {
+                store.record(
+                    &entry.payment,
+                    entry.amount,
+                    processor,
+                    requested_at,
+                    &entry.entry_id,
+                )
+            })
             .await?;
         match recorded {
             Recorded::Now => {
@@ -706,6 +705,36 @@ impl<'a> Payment<'a> {
                 Ok(Finish::Recorded(processor))
             }
             _ => Ok(Finish::AlreadyDone),
+        }
+    }
+
+    /// Runs `call` (a record, settle or unanswered of what this task learned) until Redis
+    /// runs it: refused before running (`TRYAGAIN` while a purge holds its flag, `OOM` at a
+    /// full memory for a script without `allow-oom`, `BUSY`, `LOADING`, a refused
+    /// connection: [`not_run`]), the same call goes again after a back-off. Starting the
+    /// payment over from `begin` instead would send a payment its processor already
+    /// stored again after every back-off, count its lookups towards the limit, and at a full
+    /// memory lose an answer in hand to a refused `begin`. Other errors (the call may have
+    /// run) and shutdown return the error to [`process`].
+    async fn until_run<T, F, Fut>(&self, mut call: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        loop {
+            match call().await {
+                Err(e) if not_run(&e) && !self.ctx.shutdown.is_triggered() => {
+                    metrics::counter!(names::REDIS_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
+                    tracing::debug!(correlation_id = %self.entry.payment, error = %e, "refused before it ran; the same call again");
+                    let mut shutdown = self.ctx.shutdown.clone();
+                    tokio::select! {
+                        _ = backoff.wait() => {}
+                        _ = shutdown.wait() => {}
+                    }
+                }
+                other => return other,
+            }
         }
     }
 

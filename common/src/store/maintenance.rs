@@ -25,6 +25,8 @@ static REDRIVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/redrive.lua")));
 static PURGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/purge.lua")));
+static PURGE_FINISH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../scripts/purge_finish.lua")));
 static DROP_CONSUMERS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/drop_consumers.lua")));
 
@@ -133,7 +135,9 @@ impl Store {
     /// A payment goes together with its stream entry (`purge.lua`), and payments accepted
     /// while the purge runs are kept whole: a concurrent POST never leaves a "queued"
     /// status without its entry, and a payment recorded after the purge is counted in the
-    /// summary it leaves (`record.lua` waits for the purge's end).
+    /// summary it leaves (`record.lua` waits for the purge's end). One purge at a time: a
+    /// second one while the flag is held fails with [`StoreError::PurgeRunning`], and a purge
+    /// that lost its flag stops with [`StoreError::PurgeLost`] before wiping the summary.
     pub async fn purge(&self) -> Result<u64, StoreError> {
         let run = self.purge_start().await?;
         let deleted = self.purge_sweep(&run).await?;
@@ -141,14 +145,25 @@ impl Store {
         Ok(deleted)
     }
 
-    /// The purge's first step: sets the purge flag, then notes where both streams end.
-    /// Everything up to there is deleted; what comes after is kept.
+    /// The purge's first step: takes the purge flag (`SET NX PX` with a random token, in
+    /// `purge.lua`, so only this purge renews or clears it; [`StoreError::PurgeRunning`]
+    /// while another purge holds it), then notes where both streams end. Everything
+    /// up to there is deleted; what comes after is kept.
     pub async fn purge_start(&self) -> Result<PurgeRun, StoreError> {
         let mut conn = self.conn.clone();
-        let _: u64 = self
-            .purge_invocation(&[], "0-0")
-            .invoke_async(&mut conn)
-            .await?;
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let run = PurgeRun {
+            stream_last: String::new(),
+            dead_last: String::new(),
+            token,
+        };
+        // purge.lua rather than a plain SET: a script with `allow-oom` takes the flag at a
+        // full memory too, where Redis refuses a SET.
+        let _: u64 = purge_lost(
+            self.purge_invocation(&[], &run, true)
+                .invoke_async(&mut conn)
+                .await,
+        )?;
         // The dead letters' end first: a payment the purge keeps was accepted after the
         // stream's end was read, so any dead letter of it comes after the dead letters' end
         // and stays (read the other way round, one dead-lettered in between lost its letter).
@@ -157,11 +172,14 @@ impl Store {
         Ok(PurgeRun {
             stream_last,
             dead_last,
+            ..run
         })
     }
 
     /// Deletes the payments (with their stream entries) that `run` covers, in batches found
-    /// by SCAN; each batch renews the purge flag. Returns how many were deleted.
+    /// by SCAN; every page (one without payment keys too) checks that the flag is still
+    /// this purge's and renews it, so a purge slowed by pages of other keys keeps its flag.
+    /// Returns how many were deleted; [`StoreError::PurgeLost`] when the flag is gone.
     pub async fn purge_sweep(&self, run: &PurgeRun) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
         let mut deleted = 0u64;
@@ -175,13 +193,12 @@ impl Store {
                 .arg(1000)
                 .query_async(&mut conn)
                 .await?;
-            if !batch.is_empty() {
-                let n: u64 = self
-                    .purge_invocation(&batch, &run.stream_last)
+            let n: u64 = purge_lost(
+                self.purge_invocation(&batch, run, false)
                     .invoke_async(&mut conn)
-                    .await?;
-                deleted += n;
-            }
+                    .await,
+            )?;
+            deleted += n;
             if next == 0 {
                 break;
             }
@@ -190,37 +207,36 @@ impl Store {
         Ok(deleted)
     }
 
-    /// The purge's last step, atomic: wipes the summary, trims both streams up to where
-    /// the purge started (entries and dead letters written since stay) and clears the
-    /// purge flag, so the next record lands in the summary this leaves.
+    /// The purge's last step, atomic (`purge_finish.lua`): wipes the summary, trims both
+    /// streams up to where the purge started (entries and dead letters written since stay)
+    /// and clears the purge flag, so the next record lands in the summary this leaves. Only
+    /// while the flag is this purge's: else nothing is deleted ([`StoreError::PurgeLost`]).
+    /// A script with `allow-oom`, as it only deletes: it runs at a full memory too.
     pub async fn purge_finish(&self, run: &PurgeRun) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let mut invocation = PURGE_FINISH.prepare_invoke();
+        invocation
+            .key(self.keys.purging())
+            .key(self.keys.stream())
+            .key(self.keys.dead_letters());
         for processor in Processor::ALL {
-            pipe.cmd("UNLINK")
-                .arg(&self.keys.summary(processor).all())
-                .ignore();
+            for key in self.keys.summary(processor).all() {
+                invocation.key(key);
+            }
         }
-        for (stream, last) in [
-            (self.keys.dead_letters(), &run.dead_last),
-            (self.keys.stream(), &run.stream_last),
-        ] {
-            pipe.cmd("XTRIM")
-                .arg(stream)
-                .arg("MINID")
-                .arg(next_entry_id(last))
-                .ignore();
-        }
-        pipe.cmd("DEL").arg(self.keys.purging()).ignore();
-        let _: () = pipe.query_async(&mut conn).await?;
+        invocation
+            .arg(next_entry_id(&run.stream_last))
+            .arg(next_entry_id(&run.dead_last))
+            .arg(&run.token);
+        let _: i64 = purge_lost(invocation.invoke_async(&mut conn).await)?;
         Ok(())
     }
 
     fn purge_invocation(
         &self,
         statuses: &[String],
-        stream_last: &str,
+        run: &PurgeRun,
+        start: bool,
     ) -> redis::ScriptInvocation<'static> {
         let mut invocation = PURGE.prepare_invoke();
         invocation.key(self.keys.stream()).key(self.keys.purging());
@@ -229,8 +245,10 @@ impl Store {
         }
         invocation
             .arg(GROUP)
-            .arg(stream_last)
-            .arg(PURGE_FLAG_EXPIRY.as_millis() as u64);
+            .arg(&run.stream_last)
+            .arg(PURGE_FLAG_EXPIRY.as_millis() as u64)
+            .arg(&run.token)
+            .arg(if start { "start" } else { "" });
         invocation
     }
 
@@ -286,6 +304,17 @@ impl Store {
             }
         }
         (good, bad)
+    }
+}
+
+/// A purge script's reply, its `PURGELOST` error (the flag is not this purge's: nothing
+/// ran) as [`StoreError::PurgeLost`], `PURGERUNNING` (another purge holds it) as
+/// [`StoreError::PurgeRunning`].
+fn purge_lost<T>(reply: redis::RedisResult<T>) -> Result<T, StoreError> {
+    match reply {
+        Err(e) if e.code() == Some("PURGELOST") => Err(StoreError::PurgeLost),
+        Err(e) if e.code() == Some("PURGERUNNING") => Err(StoreError::PurgeRunning),
+        other => Ok(other?),
     }
 }
 

@@ -190,9 +190,11 @@ pub struct RecordRequest {
 }
 
 /// Where a running purge started (see `Store::purge`): the last ids of the payment stream
-/// and of the dead-letter stream then.
+/// and of the dead-letter stream then, and the token its purge flag holds.
 #[derive(Debug, Clone)]
 pub struct PurgeRun {
     pub(super) stream_last: String,
     pub(super) dead_last: String,
+    /// The purge flag's value while this purge owns it (random: no other purge has it).
+    pub(super) token: String,
 }

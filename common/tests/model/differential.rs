@@ -71,8 +71,8 @@ mod mapping;
 mod real;
 
 use cases::{
-    gen_accept, gen_begin, gen_drop_consumers, gen_fail, gen_purge, gen_record, gen_redrive,
-    gen_settle, gen_touch, gen_unanswered, Case, Input, Rng, NOW,
+    gen_accept, gen_begin, gen_drop_consumers, gen_fail, gen_purge, gen_purge_finish, gen_record,
+    gen_redrive, gen_settle, gen_touch, gen_unanswered, Case, Input, Rng, NOW,
 };
 use mapping::{fresh, Clock, TICK_MS};
 use real::{End, Real, Reply};
@@ -200,6 +200,7 @@ fn model(case: &Case) -> (Reply, String, End) {
             last,
             dead_before,
             finish,
+            lose,
         } => {
             let path = match case.state.status[0] {
                 None => "none",
@@ -210,19 +211,50 @@ fn model(case: &Case) -> (Reply, String, End) {
                     (St::Queued | St::Processing, false) => "deleted queued",
                 },
             };
-            let present: Vec<usize> = (0..NP).filter(|&p| r.status[p].is_some()).collect();
-            let deleted = scripts::purge(&mut r, &present, &last, true);
-            if finish {
-                dangling = r
-                    .stream
-                    .iter()
-                    .filter(|e| e.pending.is_some() && e.id <= last[usize::from(e.payment)])
-                    .map(|e| (usize::from(e.payment), e.id))
-                    .collect();
-                scripts::purge_finish(&mut r, &last, &dead_before);
+            let lost_at = |at_finish: bool, r: &mut scripts::Redis| {
+                if let Some((when, flag)) = lose {
+                    if when == at_finish {
+                        r.purging = flag;
+                    }
+                }
+            };
+            if !scripts::purge_start(&mut r, scripts::OWN) {
+                (Reply::PurgeRunning, "start refused".to_string())
+            } else {
+                lost_at(false, &mut r);
+                let present: Vec<usize> = (0..NP).filter(|&p| r.status[p].is_some()).collect();
+                match scripts::purge(&mut r, scripts::OWN, &present, &last, true, true) {
+                    None => (Reply::PurgeLost, "lost in sweep".to_string()),
+                    Some(deleted) => {
+                        lost_at(true, &mut r);
+                        let before = r.clone();
+                        if !finish {
+                            (Reply::Purge(deleted.len() as u64), path.to_string())
+                        } else if scripts::purge_finish(
+                            &mut r,
+                            scripts::OWN,
+                            &last,
+                            &dead_before,
+                            true,
+                        ) {
+                            dangling = before
+                                .stream
+                                .iter()
+                                .filter(|e| {
+                                    e.pending.is_some() && e.id <= last[usize::from(e.payment)]
+                                })
+                                .map(|e| (usize::from(e.payment), e.id))
+                                .collect();
+                            (
+                                Reply::Purge(deleted.len() as u64),
+                                format!("{path} finished"),
+                            )
+                        } else {
+                            (Reply::PurgeLost, "finish lost".to_string())
+                        }
+                    }
+                }
             }
-            let when = if finish { " finished" } else { "" };
-            (Reply::Purge(deleted.len() as u64), format!("{path}{when}"))
         }
         Input::DropConsumers { me } => {
             let gone = scripts::drop_consumers(&mut r, me, NP);
@@ -352,8 +384,24 @@ async fn purge_agrees_with_the_model() {
         "deleted done finished",
         "kept queued finished",
         "deleted queued finished",
+        "start refused",
+        "lost in sweep",
+        "finish lost",
     ];
     agree("purge", 2000, gen_purge, &kinds).await;
+}
+
+#[tokio::test]
+async fn purge_finish_agrees_with_the_model() {
+    let kinds = [
+        "none finished",
+        "kept done finished",
+        "deleted done finished",
+        "kept queued finished",
+        "deleted queued finished",
+        "finish lost",
+    ];
+    agree("purge_finish", 1000, gen_purge_finish, &kinds).await;
 }
 
 #[tokio::test]

@@ -307,12 +307,13 @@ fn fault_i_bounds_without_the_late_delivery_store_twice() {
 }
 
 /// A purge as `Store::purge` runs it, while payments are accepted (one payment, accepted as
-/// a step of the model, before or during the purge), with a crash, a lost message and a
-/// re-drive.
+/// a step of the model, before or during the purge), with a crash, a lost message, a
+/// re-drive and the purge flag expiring once under the purge.
 fn purging() -> Config {
     let mut cfg = fixed();
     cfg.accept_steps = true;
     cfg.budget.purges = 1;
+    cfg.budget.flag_expiries = 1;
     cfg.budget.freezes = 0;
     cfg
 }
@@ -330,6 +331,21 @@ fn fault_n_a_purge_deleting_what_came_after_its_start_forgets_a_payment() {
         check::expect_violation("(n) the purge as first built", &Protocol::new(cfg));
     assert_eq!(property, protocol::ACCEPTED_KEPT);
     assert!(trace.contains("deleted (failed)"), "{trace}");
+}
+
+/// Seeded fault (q): the purge flag without an owner, as first built: purge.lua set it on
+/// every call and the last step (a MULTI) cleared it and wiped the summary whoever held it.
+/// A purge whose flag expired between two renewals lets records run, then wipes their shares
+/// while their statuses say processed (two overlapping purges do the same: the first one's
+/// finish clears the flag under the second).
+#[test]
+fn fault_q_a_purge_flag_without_an_owner_wipes_what_was_recorded_meanwhile() {
+    let mut cfg = purging();
+    cfg.faults.purge_without_owner = true;
+    let (property, trace) =
+        check::expect_violation("(q) the purge flag without an owner", &Protocol::new(cfg));
+    assert_eq!(property, protocol::SUMMARY_COMPLETE);
+    assert!(trace.contains("flag expires"), "{trace}");
 }
 
 #[test]

@@ -14,8 +14,9 @@
 //! holding an earlier payment from the start, `Config::earlier_use`), `fail.lua`'s `entry` mode (undecodable stream
 //! entries), begin's longest bound for pins written by older versions, and `record.lua`'s
 //! `overflow` (its second's summary bucket at 2^63 cents: the payment stays pending, nothing
-//! changes), the purge flag's expiry (it ends a purge that died half-way: the model's purges
-//! finish), and `drop_consumers.lua`'s idle threshold (every consumer without a pending
+//! changes), two purges whose runs overlap (a second purge is refused while the flag is held,
+//! so it only starts once the flag expired, which to the first is the same as the flag gone:
+//! the model's flag expiry, after which the operator starts the purge again), and `drop_consumers.lua`'s idle threshold (every consumer without a pending
 //! entry may be idle long enough, which only adds schedules).
 
 use crate::protocol::{Att, Gen, Proc, Time};
@@ -96,8 +97,9 @@ pub struct Redis {
     pub dead: [u8; NP],
     /// What `record` added to the summary: (payment, processor, requestedAt), sorted.
     pub summary: Vec<(u8, Proc, Time)>,
-    /// The purge flag (`{p}:purging`): `record.lua` refuses while it is set.
-    pub purging: bool,
+    /// The purge flag (`{p}:purging`) and the token of the purge that holds it:
+    /// `record.lua` refuses while it is set.
+    pub purging: Option<u8>,
     /// Entries of the payment stream that left the pending list with their consumer (XGROUP
     /// DELCONSUMER): delivered already, so XREADGROUP `>` never hands them out again, and
     /// pending on nobody, so XAUTOCLAIM never finds them. Only XDEL or XTRIM removes them.
@@ -546,23 +548,50 @@ pub fn record_unless_purging(
     entry: Option<Gen>,
     honour_flag: bool,
 ) -> Option<RecordReply> {
-    if r.purging && honour_flag {
+    if r.purging.is_some() && honour_flag {
         return None;
     }
     Some(record(r, payment, proc, requested_at, entry))
 }
 
-/// scripts/purge.lua — `common/src/scripts/purge.lua`: sets the purge flag, then for each of
-/// `payments` (a SCAN batch): a payment whose entry is newer than `last` (where the stream
-/// ended when the purge started) is kept whatever its status; any other goes with its stream
-/// entry (XACK + XDEL, whatever its status: a processed or failed one whose entry is still
-/// there, pending or orphaned, loses it too).
+/// The token of the model's purge (one purge runs at a time; a restarted one takes the flag
+/// anew). The differential test presets [`FOREIGN`] for a flag another purge holds.
+pub const OWN: u8 = 1;
+/// A purge flag held by another purge (differential cases only).
+pub const FOREIGN: u8 = 2;
+
+/// scripts/purge.lua in its 'start' mode (`Store::purge_start`): takes the purge flag for
+/// `token` unless it is set (SET NX); `false` = PURGERUNNING, nothing changes.
+pub fn purge_start(r: &mut Redis, token: u8) -> bool {
+    if r.purging.is_some() {
+        return false;
+    }
+    r.purging = Some(token);
+    true
+}
+
+/// scripts/purge.lua — `common/src/scripts/purge.lua`: unless the flag holds `token`
+/// (PURGELOST: `None`, nothing changes), renews it, then for each of `payments` (a SCAN
+/// batch): a payment whose entry is newer than `last` (where the stream ended when the purge
+/// started) is kept whatever its status; any other goes with its stream entry (XACK + XDEL,
+/// whatever its status: a processed or failed one whose entry is still there, pending or
+/// orphaned, loses it too).
 /// Entry ids are per payment in the model: `last[p]` is the newest id of payment `p` then.
-/// Returns the payments deleted. `Store::purge_start` calls it with no payment (the flag).
-/// `keep_newer = false` is seeded fault (n): a processed or failed status is deleted even
-/// when its payment was accepted after the purge started.
-pub fn purge(r: &mut Redis, payments: &[usize], last: &[Gen; NP], keep_newer: bool) -> Vec<usize> {
-    r.purging = true;
+/// Returns the payments deleted. `keep_newer = false` is seeded fault (n): a processed or
+/// failed status is deleted even when its payment was accepted after the purge started.
+/// `owned = false` is seeded fault (q): the flag set whoever held it (no token check).
+pub fn purge(
+    r: &mut Redis,
+    token: u8,
+    payments: &[usize],
+    last: &[Gen; NP],
+    keep_newer: bool,
+    owned: bool,
+) -> Option<Vec<usize>> {
+    if owned && r.purging != Some(token) {
+        return None;
+    }
+    r.purging = Some(token);
     let mut deleted = Vec::new();
     for &payment in payments {
         let Some(h) = r.status[payment] else {
@@ -577,21 +606,33 @@ pub fn purge(r: &mut Redis, payments: &[usize], last: &[Gen; NP], keep_newer: bo
         r.status[payment] = None;
         deleted.push(payment);
     }
-    deleted
+    Some(deleted)
 }
 
-/// `Store::purge_finish`, one MULTI (refused while memory is full: Redis refuses to queue
-/// commands in a MULTI then): the summary wiped, the dead-letter stream trimmed of the
-/// `dead_before[p]` letters it held when the purge started (the oldest), the payment stream
-/// trimmed up to `last` (XTRIM MINID: pending or not), and the purge flag cleared.
-pub fn purge_finish(r: &mut Redis, last: &[Gen; NP], dead_before: &[u8; NP]) {
+/// scripts/purge_finish.lua — `common/src/scripts/purge_finish.lua` (`Store::purge_finish`,
+/// `allow-oom`): unless the flag holds `token` (PURGELOST: `false`, nothing changes), the
+/// summary wiped, the dead-letter stream trimmed of the `dead_before[p]` letters it held
+/// when the purge started (the oldest), the payment stream trimmed up to `last` (XTRIM
+/// MINID: pending or not), and the purge flag cleared. `owned = false` is seeded fault (q):
+/// no token check (the MULTI it replaced).
+pub fn purge_finish(
+    r: &mut Redis,
+    token: u8,
+    last: &[Gen; NP],
+    dead_before: &[u8; NP],
+    owned: bool,
+) -> bool {
+    if owned && r.purging != Some(token) {
+        return false;
+    }
     r.summary.clear();
     for (dead, before) in r.dead.iter_mut().zip(dead_before) {
         *dead -= (*before).min(*dead);
     }
     r.stream.retain(|e| e.id > last[e.payment as usize]);
     r.orphans.retain(|e| e.id > last[e.payment as usize]);
-    r.purging = false;
+    r.purging = None;
+    true
 }
 
 /// The consumers of `consumers` other than `me` that hold no pending entry (XINFO
@@ -711,8 +752,16 @@ pub const CONTRACTS: &[Contract] = &[
         modelled: true,
         allow_oom: true,
         keys: "KEYS[1] stream KEYS[2] purge flag KEYS[3..] status hashes",
-        argv: "ARGV[1] group ARGV[2] last stream entry id when the purge started ('0-0' = empty) ARGV[3] purge flag expiry ms",
-        returns: "Returns the number of payments deleted.",
+        argv: "ARGV[1] group ARGV[2] last stream entry id when the purge started ('0-0' = empty) ARGV[3] purge flag expiry ms ARGV[4] this purge's token ARGV[5] 'start' | ''",
+        returns: "Returns the number of payments deleted, or the error PURGELOST (nothing deleted) when the flag is not this purge's, or with 'start' the error PURGERUNNING when another holds it.",
+    },
+    Contract {
+        script: "purge_finish",
+        modelled: true,
+        allow_oom: true,
+        keys: "KEYS[1] purge flag KEYS[2] payment stream KEYS[3] dead-letter stream KEYS[4..] summary keys",
+        argv: "ARGV[1] the payment stream's least id kept (XTRIM MINID) ARGV[2] the dead-letter stream's least id kept ARGV[3] this purge's token",
+        returns: "Returns 1, or the error PURGELOST (nothing deleted) when the flag is not this purge's.",
     },
     Contract {
         script: "rebuild",

@@ -12,6 +12,7 @@ extern crate paystream_common as common;
 
 mod consumers;
 mod helpers;
+mod purge;
 mod retention;
 mod scripts;
 mod summary;

@@ -560,3 +560,33 @@ async fn a_full_redis_sheds_accepts_keeps_reads_and_sends_nothing_it_cannot_reco
     assert_exactly_once(&stack, &accepted).await;
     assert_eq!(stack.post(&Uuid::new_v4(), "1.00").await, 202);
 }
+
+/// A purge holds its flag while a worker has its processor's "stored" in hand: `record.lua`
+/// answers `TRYAGAIN`, and the worker records again (never starts the payment over from
+/// `begin`, which would send it again after every back-off for as long as the purge runs).
+/// The processor gets one POST, and the payment is recorded once the purge ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_refused_during_a_purge_is_retried_without_sending_again() {
+    let stack = spawn_stack().await;
+    let _worker = stack
+        .start_worker(&[("ROUTING_POLICY", "default-only")])
+        .await;
+    let run = stack.store.purge_start().await.unwrap();
+    let id = Uuid::new_v4();
+    assert_eq!(stack.post(&id, "1.00").await, 202);
+    crate::helpers::wait_for(Duration::from_secs(10), "the payment stored", || async {
+        stack.default.stored(&id).is_some()
+    })
+    .await;
+    // Several of the worker's back-offs (50 ms doubling) while the flag is held.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let posts = || stack.default.payment_posts() + stack.fallback.payment_posts();
+    assert_eq!(posts(), 1, "the payment sent again while the purge ran");
+    assert_eq!(stack.totals().await.0, 0, "recorded while the purge ran");
+    stack.store.purge_sweep(&run).await.unwrap();
+    stack.store.purge_finish(&run).await.unwrap();
+    stack.wait_processed(1, Duration::from_secs(10)).await;
+    assert_eq!(stack.status(&id).await["status"], "processed");
+    assert_eq!(stack.totals().await.0, 1);
+    assert_eq!(posts(), 1);
+}

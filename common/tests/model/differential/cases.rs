@@ -9,7 +9,7 @@
 //! before or at the status' entry), so that every branch of each script is reached.
 
 use crate::protocol::{Att, Gen, Proc, Time};
-use crate::scripts::{Entry, Redis, Settle, St, Status, NP};
+use crate::scripts::{Entry, Redis, Settle, St, Status, FOREIGN, NP};
 
 /// The model time every case runs at; generated times lie in `0..=2 * NOW`.
 pub const NOW: Time = 4;
@@ -58,11 +58,14 @@ pub enum Input {
     /// The whole purge: `purge_start` on the state without what is newer than `last` (per
     /// payment, the entries after it) and than `dead_before` (per payment, the dead letters
     /// after the first so many), then that written, then `purge_sweep`, and `purge_finish`
-    /// when `finish` (else the state is compared while the purge runs).
+    /// when `finish` (else the state is compared while the purge runs). `lose`: the flag
+    /// changes under the purge (`None`: it expired; `Some(FOREIGN)`: another purge took it)
+    /// before the sweep (`false`) or before the finish (`true`).
     Purge {
         last: [Gen; NP],
         dead_before: [u8; NP],
         finish: bool,
+        lose: Option<(bool, Option<u8>)>,
     },
     DropConsumers {
         me: u8,
@@ -235,7 +238,7 @@ fn group(rng: &mut Rng, r: &mut Redis, late: impl Fn(usize, Gen) -> bool) {
     for c in 0..NP {
         r.deleted[c] = !r.has_pending(c as u8) && rng.chance(1, 3);
     }
-    r.purging = rng.chance(1, 4);
+    r.purging = rng.chance(1, 4).then_some(FOREIGN);
 }
 
 fn case(rng: &mut Rng, state: Redis, input: Input) -> Case {
@@ -323,7 +326,7 @@ pub fn gen_settle(rng: &mut Rng) -> Case {
 
 pub fn gen_record(rng: &mut Rng) -> Case {
     let mut r = state(rng, 7, 2, &ALL_ST, 1);
-    r.purging = rng.chance(1, 8);
+    r.purging = rng.chance(1, 8).then_some(FOREIGN);
     let sid = r.status[0].map(|h| h.sid);
     let entry = rng
         .chance(3, 4)
@@ -386,6 +389,16 @@ pub fn gen_touch(rng: &mut Rng) -> Case {
 }
 
 pub fn gen_purge(rng: &mut Rng) -> Case {
+    purge_case(rng, false)
+}
+
+/// A purge case that always runs `purge_finish`, on a flag the purge took (none preset),
+/// kept or lost before the finish.
+pub fn gen_purge_finish(rng: &mut Rng) -> Case {
+    purge_case(rng, true)
+}
+
+fn purge_case(rng: &mut Rng, finishing: bool) -> Case {
     let mut r = state(rng, 7, 5, &ALL_ST, 2);
     // Often the status' own entry on either side of where the stream ended.
     let last = std::array::from_fn(|p| match r.status[p] {
@@ -393,12 +406,20 @@ pub fn gen_purge(rng: &mut Rng) -> Case {
         _ => rng.small(u64::from(GENS) + 1),
     });
     let dead_before = std::array::from_fn(|p| rng.small(u64::from(r.dead[p]) + 1));
+    let lose = rng.chance(1, 3).then(|| {
+        let at_finish = finishing || rng.chance(1, 2);
+        (at_finish, rng.chance(1, 2).then_some(FOREIGN))
+    });
     let input = Input::Purge {
         last,
         dead_before,
-        finish: rng.chance(1, 2),
+        finish: finishing || rng.chance(1, 2),
+        lose,
     };
     group(rng, &mut r, |p, g| input.late(p, g));
+    if finishing {
+        r.purging = None;
+    }
     case(rng, r, input)
 }
 

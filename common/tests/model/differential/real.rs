@@ -15,7 +15,9 @@ use redis::aio::ConnectionManager;
 use redis::Value;
 
 use crate::protocol::{Att, Gen, Proc, Time};
-use crate::scripts::{BeginReply, Entry, RecordReply, Redis, Settle, SettleReply, Status, NP};
+use crate::scripts::{
+    BeginReply, Entry, RecordReply, Redis, Settle, SettleReply, Status, FOREIGN, NP, OWN,
+};
 
 use super::cases::{Case, Input, ALL_ST, NOW};
 use super::mapping::{
@@ -40,6 +42,10 @@ pub enum Reply {
     Touch(Vec<usize>),
     /// The payments `purge_sweep` deleted.
     Purge(u64),
+    /// `purge_start` refused: another purge holds the flag.
+    PurgeRunning,
+    /// `purge_sweep` or `purge_finish` found the flag not its own.
+    PurgeLost,
     /// The consumers deleted, in order.
     DropConsumers(Vec<u8>),
 }
@@ -157,8 +163,8 @@ impl Real {
                 add(format!("XSETID {stream} {id}"));
             }
         }
-        if r.purging {
-            add(format!("SET {} 1", self.keys.purging()));
+        if let Some(token) = r.purging {
+            add(format!("SET {} {}", self.keys.purging(), token_text(token)));
         }
         for (p, h) in r.status.iter().enumerate() {
             let Some(h) = h else { continue };
@@ -216,7 +222,7 @@ impl Real {
     pub async fn run(&mut self, clock: Clock, case: &Case) -> Result<Reply, String> {
         let err = |e: StoreError| format!("store error: {e}");
         let purge = match case.input {
-            Input::Purge { .. } => Some(self.store.purge_start().await.map_err(err)?),
+            Input::Purge { .. } => Some(self.store.purge_start().await),
             _ => None,
         };
         self.write(clock, case, true).await;
@@ -364,11 +370,26 @@ impl Real {
                     .ok_or_else(|| format!("touch reported ids it was not given: {lost:?}"))?;
                 Reply::Touch(payments)
             }
-            Input::Purge { finish, .. } => {
-                let run = purge.ok_or("no purge started")?;
-                let deleted = s.purge_sweep(&run).await.map_err(err)?;
+            Input::Purge { finish, lose, .. } => {
+                let run = match purge.ok_or("no purge started")? {
+                    Err(StoreError::PurgeRunning) => return Ok(Reply::PurgeRunning),
+                    run => run.map_err(err)?,
+                };
+                if let Some((false, flag)) = lose {
+                    self.set_flag(flag).await;
+                }
+                let deleted = match s.purge_sweep(&run).await {
+                    Err(StoreError::PurgeLost) => return Ok(Reply::PurgeLost),
+                    deleted => deleted.map_err(err)?,
+                };
+                if let Some((true, flag)) = lose {
+                    self.set_flag(flag).await;
+                }
                 if finish {
-                    s.purge_finish(&run).await.map_err(err)?;
+                    match s.purge_finish(&run).await {
+                        Err(StoreError::PurgeLost) => return Ok(Reply::PurgeLost),
+                        done => done.map_err(err)?,
+                    }
                 }
                 Reply::Purge(deleted)
             }
@@ -384,6 +405,16 @@ impl Real {
         })
     }
 
+    /// The purge flag expires (`None`: DEL) or another purge takes it.
+    async fn set_flag(&self, flag: Option<u8>) {
+        let line = match flag {
+            None => format!("DEL {}", self.keys.purging()),
+            Some(token) => format!("SET {} {}", self.keys.purging(), token_text(token)),
+        };
+        let mut conn = self.conn.clone();
+        let _: Value = command(&line).query_async(&mut conn).await.unwrap();
+    }
+
     /// Reads the state back into the model's representation. `before`: the case's state
     /// (the fresh entries are numbered after it).
     pub async fn read(&mut self, clock: Clock, before: &Redis) -> Result<End, String> {
@@ -396,7 +427,7 @@ impl Real {
         lines.push(format!("XRANGE {dead} - +"));
         lines.push(format!("XINFO CONSUMERS {stream} {GROUP}"));
         lines.push(format!("XINFO GROUPS {stream}"));
-        lines.push(format!("EXISTS {}", keys.purging()));
+        lines.push(format!("GET {}", keys.purging()));
         for proc in Proc::ALL {
             let k = keys.summary(processor(proc));
             lines.push(format!("ZRANGE {} 0 -1 WITHSCORES", k.events));
@@ -431,7 +462,14 @@ impl Real {
         let letters: Vec<(String, Vec<String>)> = parse(next()?)?;
         let consumers: Vec<HashMap<String, Value>> = parse(next()?)?;
         let groups: Vec<HashMap<String, Value>> = parse(next()?)?;
-        let purging: bool = parse(next()?)?;
+        // The preset foreign token, or (any other value) the purge's own.
+        let purging = parse::<Option<String>>(next()?)?.map(|token| {
+            if token == token_text(FOREIGN) {
+                FOREIGN
+            } else {
+                OWN
+            }
+        });
         let text = |info: &HashMap<String, Value>, name: &str| -> Result<String, String> {
             parse(
                 info.get(name)
@@ -612,4 +650,10 @@ fn status(
             }
         },
     })
+}
+
+/// The purge flag's value for a model token other than the purge's own (whose value is
+/// `Store::purge_start`'s random token).
+fn token_text(token: u8) -> String {
+    format!("foreign-purge-{token}")
 }

@@ -52,7 +52,7 @@ impl Protocol {
         att: Att,
         found: Time,
         log: &mut Option<String>,
-    ) {
+    ) -> Option<()> {
         let margin = i32::from(self.cfg.margin);
         let by_acceptance =
             |at: Option<Time>| at.is_some_and(|at| i32::from(found) < i32::from(at) - margin);
@@ -78,7 +78,7 @@ impl Protocol {
                 )
             );
             set_step(&mut n.workers[w].tasks[p], Step::Fail { keep: Some(att) });
-            return;
+            return Some(());
         }
         say!(
             log,
@@ -86,6 +86,6 @@ impl Protocol {
             worker_name(w),
             proc.name()
         );
-        self.record(n, w, p, proc, found, log);
+        self.record(n, w, p, proc, found, log)
     }
 }

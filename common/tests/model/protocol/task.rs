@@ -109,7 +109,7 @@ impl Protocol {
                         p + 1,
                         proc.name()
                     );
-                    self.settle_failed(n, w, p, proc, att, log);
+                    self.settle_failed(n, w, p, proc, att, log)?;
                 } else {
                     let requested = self.requested_at(w, t0, now);
                     say!(
@@ -177,7 +177,7 @@ impl Protocol {
                         // nothing else is ever stored there for this payment.
                         let requested_at = s.stored[proc.index()][p]
                             .expect("a 200 comes from the POST the processor stored");
-                        self.record(n, w, p, proc, requested_at, log);
+                        self.record(n, w, p, proc, requested_at, log)?;
                     }
                     Reply::Failed => {
                         say!(
@@ -192,7 +192,7 @@ impl Protocol {
                                 t.failures += 1;
                             }
                         }
-                        self.settle_failed(n, w, p, proc, att, log);
+                        self.settle_failed(n, w, p, proc, att, log)?;
                     }
                     Reply::AlreadyStored => {
                         say!(
@@ -248,7 +248,7 @@ impl Protocol {
                                 post.to = None;
                             }
                         }
-                        self.settle_failed(n, w, p, proc, att, log);
+                        self.settle_failed(n, w, p, proc, att, log)?;
                         return Some(());
                     }
                     n.budget.messages = n.budget.messages.checked_sub(1)?;
@@ -285,7 +285,7 @@ impl Protocol {
                     (sent + cfg.t).saturating_sub(now)
                 };
                 let grace = cfg.worker_grace() + left + cfg.worker_late();
-                self.unanswered(n, w, p, proc, att, grace, false, log);
+                self.unanswered(n, w, p, proc, att, grace, false, log)?;
             }
             Action::Ask(w, p) => {
                 let (w, p) = (w as usize, p as usize);
@@ -381,11 +381,11 @@ impl Protocol {
                     return None;
                 };
                 if let Some(requested_at) = answer {
-                    self.record_found(n, w, p, proc, att, requested_at, log);
+                    self.record_found(n, w, p, proc, att, requested_at, log)?;
                 } else if after_422 {
                     let grace = cfg.worker_grace();
                     say!(log, "worker {}: 404 after 422 -> ", worker_name(w));
-                    self.unanswered(n, w, p, proc, att, grace, true, log);
+                    self.unanswered(n, w, p, proc, att, grace, true, log)?;
                 } else {
                     let judged = if cfg.faults.absence_at_answer {
                         now
@@ -405,8 +405,8 @@ impl Protocol {
                             p + 1,
                             proc.name()
                         );
-                        if self.refused(n, w, p, "settle", log) {
-                            return Some(());
+                        if self.refused(n, "settle") {
+                            return None;
                         }
                         // scripts/settle.lua — common/src/scripts/settle.lua
                         let reply = scripts::settle(
@@ -514,6 +514,10 @@ impl Protocol {
         Some(())
     }
 
+    /// record.lua for the task's answer; `None` (the step is not taken yet) while Redis
+    /// refuses it before it runs: `TRYAGAIN` while a purge holds its flag, or a full memory
+    /// under seeded fault (l). The worker keeps the answer and calls record.lua again after
+    /// a back-off (pipeline.rs `until_run`), so nothing changes until it runs.
     pub(super) fn record(
         &self,
         n: &mut State,
@@ -522,7 +526,7 @@ impl Protocol {
         proc: Proc,
         requested_at: Time,
         log: &mut Option<String>,
-    ) {
+    ) -> Option<()> {
         let entry = n.workers[w].tasks[p].map(|t| t.entry);
         say!(
             log,
@@ -530,19 +534,20 @@ impl Protocol {
             p + 1,
             proc.name()
         );
-        if self.refused(n, w, p, "record", log) {
-            return;
+        if self.refused(n, "record") {
+            return None;
         }
         // scripts/record.lua — common/src/scripts/record.lua
         let honour_flag = !self.cfg.faults.record_ignores_purge;
-        let Some(reply) =
-            scripts::record_unless_purging(&mut n.redis, p, proc, requested_at, entry, honour_flag)
-        else {
-            // A Redis error: the task runs again from the top (pipeline.rs `process`).
-            say!(log, "TRYAGAIN (a purge runs): begin again");
-            set_step(&mut n.workers[w].tasks[p], Step::Begin);
-            return;
-        };
+        // `None`: TRYAGAIN (a purge holds the flag): recorded again later, as above.
+        let reply = scripts::record_unless_purging(
+            &mut n.redis,
+            p,
+            proc,
+            requested_at,
+            entry,
+            honour_flag,
+        )?;
         say!(
             log,
             "{}",
@@ -553,6 +558,7 @@ impl Protocol {
             }
         );
         n.workers[w].tasks[p] = None;
+        Some(())
     }
 
     /// Whether Redis runs `script` in state `s`: while memory is full, only the scripts
@@ -567,22 +573,11 @@ impl Protocol {
         scripts::allow_oom(script) && !stripped
     }
 
-    /// A script call of task (w, p) that Redis refuses (memory full): an error reply, so the
-    /// task runs again from the top after backing off (pipeline.rs `process`): begin again.
-    fn refused(
-        &self,
-        n: &mut State,
-        w: usize,
-        p: usize,
-        script: &str,
-        log: &mut Option<String>,
-    ) -> bool {
-        if self.runs(n, script) {
-            return false;
-        }
-        say!(log, "{script} refused (OOM): begin again");
-        set_step(&mut n.workers[w].tasks[p], Step::Begin);
-        true
+    /// Whether Redis refuses `script` before it runs in state `s` (memory full). The worker
+    /// calls the same script again after a back-off, never starting over from `begin`
+    /// (pipeline.rs `until_run`): the step that calls it is not taken until it runs.
+    fn refused(&self, s: &State, script: &str) -> bool {
+        !self.runs(s, script)
     }
 
     /// unanswered.lua for the task's attempt (its outcome unknown; `held`: the processor
@@ -599,9 +594,9 @@ impl Protocol {
         grace: Time,
         held: bool,
         log: &mut Option<String>,
-    ) {
-        if self.refused(n, w, p, "unanswered", log) {
-            return;
+    ) -> Option<()> {
+        if self.refused(n, "unanswered") {
+            return None;
         }
         // scripts/unanswered.lua — common/src/scripts/unanswered.lua
         let r = scripts::unanswered(&mut n.redis, p, proc, att, grace, held, n.now);
@@ -628,6 +623,7 @@ impl Protocol {
             Step::Begin
         };
         set_step(&mut n.workers[w].tasks[p], step);
+        Some(())
     }
 
     /// settle.lua 'failed' for the task's attempt (a definite "not stored"), then what the
@@ -640,9 +636,9 @@ impl Protocol {
         proc: Proc,
         att: Att,
         log: &mut Option<String>,
-    ) {
-        if self.refused(n, w, p, "settle", log) {
-            return;
+    ) -> Option<()> {
+        if self.refused(n, "settle") {
+            return None;
         }
         // scripts/settle.lua — common/src/scripts/settle.lua
         let reply = scripts::settle(
@@ -654,6 +650,7 @@ impl Protocol {
             self.cfg.strict_safe,
         );
         self.after_settle(n, w, p, reply, proc, att, None, log);
+        Some(())
     }
 
     /// What the task does with settle.lua's answer.

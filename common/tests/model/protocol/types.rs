@@ -77,6 +77,9 @@ pub struct Budget {
     /// Redis memory reaches `maxmemory` (`noeviction`): scripts without `allow-oom` are
     /// refused until something is deleted.
     pub memory_fills: u8,
+    /// The purge flag expires while its purge runs (more than its expiry between two
+    /// renewals: slow calls, a long SCAN): records run again.
+    pub flag_expiries: u8,
 }
 
 /// Seeded bugs: each must make the checker find a violation.
@@ -135,6 +138,10 @@ pub struct Faults {
     /// time (Redis' clock) minus the margin taken for an earlier payment's. A worker whose
     /// clock is behind Redis' by more than the margin dead-letters what the processor stored.
     pub clock_compare: bool,
+    /// (q) the purge flag without an owner: purge.lua sets it on every call and the purge's
+    /// last step clears it and wipes the summary whoever holds it (no token). A purge whose
+    /// flag expired wipes the shares recorded meanwhile, while their statuses say processed.
+    pub purge_without_owner: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -214,6 +221,7 @@ impl Config {
                 purges: 0,
                 cleanups: 0,
                 memory_fills: 0,
+                flag_expiries: 0,
             },
             faults: Faults::default(),
             reset_reaches_later: false,
@@ -428,6 +436,9 @@ pub struct Purge {
     /// Per payment: the sweep ran purge.lua on it (SCAN may return a key more than once; a
     /// second run changes nothing a first one left, so once is enough).
     pub swept: [bool; NP],
+    /// A step found the flag not its own (PURGELOST) and the purge stopped: the operator runs
+    /// it again (the gateway's 409 says so).
+    pub lost: bool,
 }
 
 /// Every step of the model. Those that run a script are named after it.
@@ -485,8 +496,12 @@ pub enum Action {
     PurgeNoteEnd,
     /// Operator: `purge_sweep`'s purge.lua on a SCAN batch holding payment #p.
     PurgeSweep(u8),
-    /// Operator: `purge_finish`, one MULTI.
+    /// Operator: `purge_finish`, purge_finish.lua.
     PurgeFinish,
+    /// The purge flag expires while its purge runs.
+    PurgeFlagExpires,
+    /// Operator: a purge that lost its flag is run again from `purge_start`.
+    PurgeRestart,
     /// Worker: drop_consumers.lua.
     DropConsumers(u8),
     /// Seeded fault (k): the worker's check of the consumers (XINFO CONSUMERS)…
@@ -524,6 +539,7 @@ impl Action {
                 | Action::RedisLoss
                 | Action::Redrive
                 | Action::PurgeStart
+                | Action::PurgeFlagExpires
                 | Action::FillMemory
         )
     }
@@ -537,7 +553,10 @@ impl Action {
     /// The fairness classes the step belongs to ([`fair`]).
     pub fn fairness(self) -> u8 {
         match self {
-            Action::PurgeNoteEnd | Action::PurgeSweep(_) | Action::PurgeFinish => fair::PURGE,
+            Action::PurgeNoteEnd
+            | Action::PurgeSweep(_)
+            | Action::PurgeFinish
+            | Action::PurgeRestart => fair::PURGE,
             Action::FreeMemory => fair::MEMORY,
             Action::Unfreeze(w) => fair::UNFREEZE << w,
             _ => 0,

@@ -18,20 +18,31 @@ impl Protocol {
     ) -> Option<()> {
         let cfg = &self.cfg;
         match action {
-            Action::PurgeStart => {
-                if s.purge.is_some() {
+            Action::PurgeStart | Action::PurgeRestart => {
+                match (action, s.purge) {
+                    (Action::PurgeStart, None) => {
+                        n.budget.purges = n.budget.purges.checked_sub(1)?;
+                    }
+                    (Action::PurgeRestart, Some(run)) if run.lost => {
+                        // A new purge: what was accepted during the lost one is before it.
+                        n.accepted_in_purge = [false; NP];
+                    }
+                    _ => return None,
+                }
+                // scripts/purge.lua — common/src/scripts/purge.lua, 'start': the flag (SET NX).
+                if !scripts::purge_start(&mut n.redis, scripts::OWN) {
+                    // PURGERUNNING: the flag of a purge that died half-way has not expired
+                    // yet (the model's purges never die: it expires as a fault).
                     return None;
                 }
-                n.budget.purges = n.budget.purges.checked_sub(1)?;
-                // scripts/purge.lua — common/src/scripts/purge.lua, with no payment: the flag.
-                scripts::purge(&mut n.redis, &[], &[0; NP], !cfg.faults.purge_forgets_newer);
                 n.purge = Some(Purge {
                     last: None,
                     dead_before: None,
                     listed: [false; NP],
                     swept: [false; NP],
+                    lost: false,
                 });
-                say!(log, "operator: purge_start: flag set; ");
+                say!(log, "operator: purge_start: flag taken; ");
                 if !cfg.faults.purge_forgets_newer {
                     self.note_dead_end(n, log);
                 } else {
@@ -40,6 +51,9 @@ impl Protocol {
             }
             Action::PurgeNoteEnd => {
                 let run = s.purge?;
+                if run.lost {
+                    return None;
+                }
                 say!(log, "operator: purge_start: ");
                 match (run.last, run.dead_before) {
                     (None, Some(_)) => self.note_stream_end(n, log),
@@ -56,12 +70,30 @@ impl Protocol {
                 let p = p as usize;
                 let run = s.purge?;
                 let last = run.last?;
-                if run.dead_before.is_none() || run.swept[p] || s.redis.status[p].is_none() {
+                if run.lost
+                    || run.dead_before.is_none()
+                    || run.swept[p]
+                    || s.redis.status[p].is_none()
+                {
                     return None;
                 }
                 // scripts/purge.lua — common/src/scripts/purge.lua
-                let deleted =
-                    scripts::purge(&mut n.redis, &[p], &last, !cfg.faults.purge_forgets_newer);
+                let Some(deleted) = scripts::purge(
+                    &mut n.redis,
+                    scripts::OWN,
+                    &[p],
+                    &last,
+                    !cfg.faults.purge_forgets_newer,
+                    !cfg.faults.purge_without_owner,
+                ) else {
+                    n.purge.as_mut()?.lost = true;
+                    say!(
+                        log,
+                        "operator: purge(p{}) -> PURGELOST: the purge stops (409)",
+                        p + 1
+                    );
+                    return Some(());
+                };
                 n.purge.as_mut()?.swept[p] = true;
                 let st = s.redis.status[p]?;
                 if deleted.is_empty() {
@@ -86,18 +118,36 @@ impl Protocol {
                 let run = s.purge?;
                 let (last, dead_before) = (run.last?, run.dead_before?);
                 // SCAN returns every key that exists from its start to its end.
-                if (0..NP).any(|p| run.listed[p] && !run.swept[p]) {
+                if run.lost || (0..NP).any(|p| run.listed[p] && !run.swept[p]) {
                     return None;
                 }
-                // A MULTI: Redis refuses to queue its commands while memory is full.
-                if s.full {
+                // scripts/purge_finish.lua — common/src/scripts/purge_finish.lua (allow-oom:
+                // it runs at a full memory too).
+                if !self.runs(s, "purge_finish") {
                     return None;
                 }
-                scripts::purge_finish(&mut n.redis, &last, &dead_before);
-                n.purge = None;
+                let owned = !cfg.faults.purge_without_owner;
+                if scripts::purge_finish(&mut n.redis, scripts::OWN, &last, &dead_before, owned) {
+                    n.purge = None;
+                    say!(
+                        log,
+                        "operator: purge_finish -> summary wiped, streams trimmed, flag cleared"
+                    );
+                } else {
+                    n.purge.as_mut()?.lost = true;
+                    say!(
+                        log,
+                        "operator: purge_finish -> PURGELOST: nothing deleted (409)"
+                    );
+                }
+            }
+            Action::PurgeFlagExpires => {
+                s.redis.purging?;
+                n.budget.flag_expiries = n.budget.flag_expiries.checked_sub(1)?;
+                n.redis.purging = None;
                 say!(
                     log,
-                    "operator: purge_finish (MULTI): summary wiped, streams trimmed, flag cleared"
+                    "FAULT the purge flag expires (the purge too slow between renewals)"
                 );
             }
             Action::DropConsumers(w) => {
@@ -185,7 +235,9 @@ impl Protocol {
     pub(super) fn upkeep_actions(&self, s: &State, actions: &mut Vec<Action>) {
         let cfg = &self.cfg;
         if let Some(run) = &s.purge {
-            if run.last.is_none() || run.dead_before.is_none() {
+            if run.lost {
+                actions.push(Action::PurgeRestart);
+            } else if run.last.is_none() || run.dead_before.is_none() {
                 actions.push(Action::PurgeNoteEnd);
             } else {
                 actions.push(Action::PurgeFinish);
@@ -197,6 +249,9 @@ impl Protocol {
             }
         } else if s.budget.purges > 0 {
             actions.push(Action::PurgeStart);
+        }
+        if s.redis.purging.is_some() && s.budget.flag_expiries > 0 {
+            actions.push(Action::PurgeFlagExpires);
         }
         if s.budget.cleanups > 0 {
             for w in 0..cfg.workers as u8 {
