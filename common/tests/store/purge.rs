@@ -58,15 +58,12 @@ async fn a_second_purge_is_refused_while_one_runs() {
         let _ = store.purge_sweep(second).await;
         let _ = store.purge_finish(second).await;
     }
-    assert_eq!(
-        store.payment(&id).await.unwrap().unwrap().status,
-        Status::Processed
-    );
-    assert_eq!(
-        default_totals(store).await,
-        (1, 250),
-        "a processed payment's share wiped by a second purge's finish"
-    );
+    assert_processed_and_counted(
+        store,
+        &id,
+        "a processed payment's share wiped by a second purge's finish",
+    )
+    .await;
     assert!(
         matches!(&second, Err(e) if e.kind() == "purge_running"),
         "{second:?}"
@@ -100,15 +97,12 @@ async fn a_purge_whose_flag_expired_stops_without_wiping_the_summary() {
     assert_eq!(record(store, &id, &entry).await, Recorded::Now);
     let swept = store.purge_sweep(&run).await;
     let finished = store.purge_finish(&run).await;
-    assert_eq!(
-        store.payment(&id).await.unwrap().unwrap().status,
-        Status::Processed
-    );
-    assert_eq!(
-        default_totals(store).await,
-        (1, 250),
-        "a share recorded after the flag expired wiped by the purge's finish"
-    );
+    assert_processed_and_counted(
+        store,
+        &id,
+        "a share recorded after the flag expired wiped by the purge's finish",
+    )
+    .await;
     assert!(
         matches!(&swept, Err(e) if e.kind() == "purge_lost"),
         "{swept:?}"
@@ -161,4 +155,13 @@ async fn a_purge_runs_at_a_full_memory() {
     cmd.arg(store.keys().purging());
     let flag: u64 = store.query(&cmd).await.unwrap();
     assert_eq!(flag, 0, "the flag cleared");
+}
+
+/// The payment (2.50 at default) is processed and the summary counts it.
+async fn assert_processed_and_counted(store: &Store, id: &PaymentId, why: &str) {
+    assert_eq!(
+        store.payment(id).await.unwrap().unwrap().status,
+        Status::Processed
+    );
+    assert_eq!(default_totals(store).await, (1, 250), "{why}");
 }

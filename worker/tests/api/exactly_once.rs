@@ -133,23 +133,23 @@ async fn a_worker_frozen_before_its_send(
     (frozen, id)
 }
 
-/// Worker A pins a payment to default and freezes (SIGSTOP) right before its send,
-/// longer than the claim idle time. Worker B takes the entry over, learns default does not
-/// hold it, and moves it to fallback during a default outage. A wakes up with default
-/// healthy again: it must not send (its send window passed, and `begin` says the entry is
-/// no longer its own), or the payment is stored twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry() {
-    let stack = spawn_stack_begun().await;
-    let settings = FROZEN_SETTINGS;
-    let (mut frozen, id) =
-        a_worker_frozen_before_its_send(&stack, &[], "12.34", "processing").await;
+/// Worker A (with `extra` beyond the frozen-worker settings) freezes right before sending a
+/// payment pinned to default (`pinned_as` its status then); default goes down; worker B
+/// (`settings`) takes the entry over and stores it at fallback; default comes back and A
+/// resumes, then stops. A must not have sent it. Returns the payment.
+async fn a_frozen_worker_loses_its_payment_to_fallback(
+    stack: &Stack,
+    extra: &[(&str, &str)],
+    settings: &[(&str, &str)],
+    amount: &str,
+    pinned_as: &str,
+) -> Uuid {
+    let (mut frozen, id) = a_worker_frozen_before_its_send(stack, extra, amount, pinned_as).await;
     let pid = frozen.id();
     assert_eq!(stack.default.payment_posts(), 0, "A froze before sending");
 
-    // Default goes down; B takes the entry over after the claim idle time and moves it.
     stack.default.set_failure(true);
-    let rescuer = stack.start_worker(&settings).await;
+    let rescuer = stack.start_worker(settings).await;
     wait_for(
         Duration::from_secs(60),
         "B to store it at fallback",
@@ -173,15 +173,33 @@ async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry
         stack.default.stored(&id).is_none(),
         "the frozen worker sent after losing the entry: stored by both processors"
     );
-    assert_each_stored_once(&stack, &[id]).await;
+    assert_each_stored_once(stack, &[id]).await;
+    id
+}
+
+/// Worker A pins a payment to default (its `begin`) and freezes (SIGSTOP) right before its
+/// send, longer than the claim idle time. Worker B takes the entry over, learns default does
+/// not hold it, and moves it to fallback during a default outage. A wakes up with default
+/// healthy again: it must not send (its send window passed, and `begin` says the entry is
+/// no longer its own), or the payment is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_frozen_between_pin_and_send_never_sends_after_losing_the_entry() {
+    let stack = spawn_stack_begun().await;
+    a_frozen_worker_loses_its_payment_to_fallback(
+        &stack,
+        &[],
+        &FROZEN_SETTINGS,
+        "12.34",
+        "processing",
+    )
+    .await;
     assert_eq!(stack.totals().await, (0, 0, 1, 1234));
 }
 
-/// The first attempt the accept pinned. Worker A reads the entry first and freezes
-/// (SIGSTOP) right before sending that attempt without `begin`. Worker B takes the entry
-/// over, waits out the bound the accept set, learns default does not hold it and moves it
-/// to fallback during a default outage. A wakes up with default healthy again: its window
-/// (the send window from the acceptance, on Redis' clock) has passed, so it must not send.
+/// The first attempt the accept pinned. Worker A reads the entry first and freezes right
+/// before sending that attempt without `begin`; B takes it over, waits out the bound the
+/// accept set, and moves it. A's window (the send window from the acceptance, on Redis'
+/// clock) has passed when it wakes, so it sends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_frozen_on_its_first_attempt_never_sends_it_after_losing_the_entry() {
     // The first attempt's bound: what these workers need (window 200 ms, timeout 300 ms,
@@ -191,39 +209,14 @@ async fn a_worker_frozen_on_its_first_attempt_never_sends_it_after_losing_the_en
         ..StackOptions::default()
     })
     .await;
-    let settings = [&FROZEN_SETTINGS[..], &[("LATE_DELIVERY_MS", "0")]].concat();
-    let (mut frozen, id) =
-        a_worker_frozen_before_its_send(&stack, &[("LATE_DELIVERY_MS", "0")], "7.50", "queued")
-            .await;
-    let pid = frozen.id();
-    assert_eq!(stack.default.payment_posts(), 0, "A froze before sending");
-
-    stack.default.set_failure(true);
-    let rescuer = stack.start_worker(&settings).await;
-    wait_for(
-        Duration::from_secs(60),
-        "B to store it at fallback",
-        || async { stack.fallback.stored(&id).is_some() },
+    let no_late = [("LATE_DELIVERY_MS", "0")];
+    let settings = [&FROZEN_SETTINGS[..], &no_late].concat();
+    let id = a_frozen_worker_loses_its_payment_to_fallback(
+        &stack, &no_late, &settings, "7.50", "queued",
     )
     .await;
-    stack.wait_processed(1, Duration::from_secs(30)).await;
     let attempts = stack.status(&id).await["attempts"].as_u64().unwrap();
     assert!(attempts >= 2, "B began attempts of its own: {attempts}");
-
-    stack.default.set_failure(false);
-    signal(pid, "CONT");
-    signal(pid, "TERM");
-    let exit = tokio::task::spawn_blocking(move || frozen.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(exit.success(), "worker A exited with {exit}");
-    rescuer.shutdown().await;
-
-    assert!(
-        stack.default.stored(&id).is_none(),
-        "the frozen worker sent its first attempt after losing the entry: stored by both"
-    );
-    assert_each_stored_once(&stack, &[id]).await;
     assert_eq!(stack.totals().await, (0, 0, 1, 750));
 }
 
