@@ -48,6 +48,10 @@ pub use config::WorkerConfig;
 use consume::Pool;
 use dispatch::ProcessorClient;
 use pipeline::Context;
+
+/// How often a worker reads Redis' memory (as often as the gateways do): a first attempt
+/// goes without `begin` only while there is room.
+const MEMORY_POLL: Duration = Duration::from_millis(250);
 #[cfg(feature = "test-hooks")]
 pub use pipeline::Hooks;
 
@@ -121,6 +125,7 @@ async fn start_inner(
         client,
         router,
         shutdown,
+        memory_room: std::sync::atomic::AtomicBool::new(false),
         #[cfg(feature = "test-hooks")]
         hooks,
         config,
@@ -143,8 +148,13 @@ async fn start_inner(
             move |p| waker.router.recovered(p),
         ))
     };
+    // Read before the first entry is, so that a worker started with room sends first
+    // attempts from its first read on.
+    let _ = tokio::time::timeout(MEMORY_POLL, pipeline::read_memory(&ctx)).await;
+    let memory = tokio::spawn(pipeline::watch_memory(ctx.clone(), MEMORY_POLL));
     let pool = Pool::new(ctx);
     let loops = vec![
+        memory,
         tokio::spawn(consume::read::run(pool.clone())),
         tokio::spawn(consume::reclaim::run(pool.clone())),
         tokio::spawn(retention::run(

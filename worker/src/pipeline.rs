@@ -57,6 +57,9 @@ pub struct Context {
     pub config: WorkerConfig,
     pub router: Router,
     pub shutdown: Shutdown,
+    /// Redis' memory is below `maxmemory` at the last reading ([`watch_memory`]): only then
+    /// is a first attempt sent without `begin`. False until the first reading.
+    pub memory_room: AtomicBool,
     #[cfg(feature = "test-hooks")]
     pub hooks: Hooks,
 }
@@ -314,9 +317,16 @@ impl<'a> Payment<'a> {
             ctx.config.processor_timeout + ctx.config.late_delivery + ctx.router.grace(default);
         let end = (first.at + millis(ctx.config.send_window())).min(first.safe - millis(lasts));
         let start_by = clock.deadline(end);
+        // At a full memory `begin` refuses first: nothing is sent whose record would grow
+        // memory further.
+        let room = ctx.memory_room.load(Ordering::Relaxed);
         let (path, outcome) = match self.choose() {
-            Choice::Send(Processor::Default, permit) if !start_by.passed() => {
-                let sent = self.send(default, permit, 1, start_by, first.at).await;
+            Choice::Send(Processor::Default, permit) if room && !start_by.passed() => {
+                // Redis' time at the send, as bounded from the read, never before the
+                // acceptance: the summary's margin counts from when the call is made, and
+                // `rq0` (the acceptance) stays the earliest requestedAt this payment sends.
+                let requested_at = first.at.max(clock.redis_now());
+                let sent = self.send(default, permit, 1, start_by, requested_at).await;
                 ("sent", sent)
             }
             Choice::Send(Processor::Default, permit) => {
@@ -810,5 +820,31 @@ pub fn dead_letter_kind(reason: &str) -> &'static str {
         "undecodable"
     } else {
         "max_attempts"
+    }
+}
+
+/// Reads Redis' memory every `every` into `ctx.memory_room` (room: no `maxmemory`, or used
+/// below it). An unreadable memory keeps the last reading.
+pub async fn watch_memory(ctx: std::sync::Arc<Context>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        read_memory(&ctx).await;
+    }
+}
+
+/// One reading of Redis' memory into `ctx.memory_room`.
+pub async fn read_memory(ctx: &Context) {
+    if let Ok((used, max)) = ctx.store.memory().await {
+        let room = max == 0 || used < max;
+        if ctx.memory_room.swap(room, Ordering::Relaxed) != room {
+            let first_attempts = if room { "resume" } else { "wait for memory" };
+            tracing::info!(used, max, first_attempts, "redis memory");
+        }
     }
 }

@@ -48,6 +48,13 @@ pub struct RedisClock {
 }
 
 impl RedisClock {
+    /// An upper bound of Redis' time now.
+    pub fn redis_now(&self) -> Millis {
+        let mono = self.mono.elapsed();
+        let wall = self.wall.elapsed().unwrap_or_default();
+        self.redis_ms + mono.max(wall).as_millis().min(i64::MAX as u128) as Millis
+    }
+
     /// A call started before this deadline starts before Redis' clock reaches `until`
     /// (on both local clocks; already passed when `until` is not after `redis_ms`).
     pub fn deadline(&self, until: Millis) -> SendDeadline {
@@ -240,5 +247,30 @@ impl ProcessorClient {
             }
             _ => HealthAnswer::Unavailable,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn redis_time_is_bounded_from_the_read_by_the_time_passed_here() {
+        let clock = RedisClock {
+            redis_ms: 1_000_000,
+            mono: tokio::time::Instant::now(),
+            wall: std::time::SystemTime::now(),
+        };
+        let start_by = clock.deadline(1_000_200);
+        assert!(!start_by.passed());
+        tokio::time::advance(Duration::from_millis(150)).await;
+        assert!(clock.redis_now() >= 1_000_150, "never below Redis' time");
+        assert!(!start_by.passed());
+        tokio::time::advance(Duration::from_millis(60)).await;
+        assert!(start_by.passed(), "Redis' clock may be past 1_000_200 now");
+        assert!(
+            clock.deadline(999_999).passed(),
+            "a window that ended before the read"
+        );
     }
 }
