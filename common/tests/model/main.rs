@@ -506,7 +506,8 @@ fn fault_m_uncounted_failures_livelock() {
 /// 2 behind, more than the margin (1), so B's requestedAt is older than the acceptance time
 /// minus the margin, and B taking over from A (after a freeze: 3 ticks) lowers `rq0` below
 /// what A sent. One freeze and a retry. Every attempt is begun: a first attempt the accept
-/// pins sends the acceptance time, Redis' own clock, so no worker's clock is in it.
+/// pins sends a time on Redis' own clock (bounded from the read), so no worker's wall clock
+/// is in it.
 fn reused_id() -> Config {
     let mut cfg = fixed();
     cfg.first_attempt = false;
