@@ -523,9 +523,9 @@ impl<'a> Payment<'a> {
         processor: Processor,
         attempt: u32,
     ) -> Result<Settled, StoreError> {
-        let (store, id) = (&self.ctx.store, &self.entry.payment);
+        let (store, id, sid) = (&self.ctx.store, &self.entry.payment, &self.entry.entry_id);
         let settled = self
-            .until_run(|| store.settle(id, processor, attempt, Settle::Failed))
+            .until_run(|| store.settle(id, sid, processor, attempt, Settle::Failed))
             .await?;
         if let Settled::Early(safe) = settled {
             let successes = self.ctx.router.successes(processor);
@@ -550,9 +550,9 @@ impl<'a> Payment<'a> {
     ) -> Result<bool, StoreError> {
         let grace =
             self.ctx.router.grace(processor) + in_flight_for + self.ctx.config.late_delivery;
-        let (store, id) = (&self.ctx.store, &self.entry.payment);
+        let (store, id, sid) = (&self.ctx.store, &self.entry.payment, &self.entry.entry_id);
         let safe = self
-            .until_run(|| store.unanswered(id, processor, attempt, grace, held))
+            .until_run(|| store.unanswered(id, sid, processor, attempt, grace, held))
             .await?;
         if let Some(safe) = safe {
             self.set_unresolved(processor, attempt, safe, successes_before);
@@ -582,9 +582,9 @@ impl<'a> Payment<'a> {
                     let how = Settle::Absent {
                         asked_at: u.redis_time_at(asked),
                     };
-                    let (store, id) = (&ctx.store, &self.entry.payment);
+                    let (store, id, sid) = (&ctx.store, &self.entry.payment, &self.entry.entry_id);
                     let settled = self
-                        .until_run(|| store.settle(id, u.processor, u.attempt, how))
+                        .until_run(|| store.settle(id, sid, u.processor, u.attempt, how))
                         .await?;
                     match settled {
                         Settled::Cleared => {

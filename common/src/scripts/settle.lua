@@ -9,13 +9,15 @@
 --            no attempt so far can still be stored.
 -- Only the latest attempt may do this (a later attempt's outcome is still unknown), and never
 -- for a payment the processor said it holds (422: 'held').
+-- The caller's stream entry must be the payment's (`sid`): a task of an entry a purge took,
+-- its id accepted again since, clears nothing of the new payment.
 -- KEYS[1] status hash
--- ARGV[1] processor  ARGV[2] attempt  ARGV[3] 'failed'|'absent'  ARGV[4] lookup asked at (ms)
+-- ARGV[1] processor  ARGV[2] attempt  ARGV[3] 'failed'|'absent'  ARGV[4] lookup asked at (ms)  ARGV[5] the caller's stream entry id
 -- Returns {'cleared'} | {'stale'} | {'held'} | {'early', safe (ms), now (ms)}
-local h = redis.call('HMGET', KEYS[1], 'proc', 'att', 'amb', 'safe', 'safe0', 'held')
+local h = redis.call('HMGET', KEYS[1], 'proc', 'att', 'amb', 'safe', 'safe0', 'held', 'sid')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if h[1] ~= ARGV[1] or h[2] ~= ARGV[2] or h[3] ~= '1' then
+if h[1] ~= ARGV[1] or h[2] ~= ARGV[2] or h[3] ~= '1' or (h[7] and h[7] ~= ARGV[5]) then
   return {'stale'}
 end
 if h[6] == ARGV[1] then

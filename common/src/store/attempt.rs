@@ -109,10 +109,12 @@ impl Store {
     /// reach the processor any more, so it can only be stored within `grace` (queue wait +
     /// delay) from now; `held`: the processor answered 422 (it claims to hold the payment).
     /// Returns the new bound, or `None` when the attempt is not the latest unresolved one
-    /// any more; see `unanswered.lua`.
+    /// any more (or `entry_id`, the caller's stream entry, is not the payment's); see
+    /// `unanswered.lua`.
     pub async fn unanswered(
         &self,
         id: &PaymentId,
+        entry_id: &str,
         processor: Processor,
         attempt: u32,
         grace: Duration,
@@ -126,6 +128,7 @@ impl Store {
             .arg(attempt)
             .arg(grace.as_millis() as u64)
             .arg(if held { "1" } else { "0" })
+            .arg(entry_id)
             .invoke_async(&mut conn)
             .await?;
         observe("unanswered", started);
@@ -141,10 +144,12 @@ impl Store {
     }
 
     /// `processor` does not hold the payment, as learned by attempt `attempt`: clears the
-    /// in-flight mark when that is proven; see `settle.lua`.
+    /// in-flight mark when that is proven (`entry_id`: the caller's stream entry, which must
+    /// be the payment's); see `settle.lua`.
     pub async fn settle(
         &self,
         id: &PaymentId,
+        entry_id: &str,
         processor: Processor,
         attempt: u32,
         how: Settle,
@@ -161,6 +166,7 @@ impl Store {
             .arg(attempt)
             .arg(mode)
             .arg(asked_at)
+            .arg(entry_id)
             .invoke_async(&mut conn)
             .await?;
         observe("settle", started);

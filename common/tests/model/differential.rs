@@ -141,8 +141,9 @@ fn model(case: &Case) -> (Reply, String, End) {
             att,
             grace,
             held,
+            entry,
         } => {
-            let reply = scripts::unanswered(&mut r, 0, proc, att, grace, held, NOW);
+            let reply = scripts::unanswered(&mut r, 0, entry, proc, att, grace, held, NOW);
             let kind = match (reply.ok, held) {
                 (true, true) => "ok held",
                 (true, false) => "ok",
@@ -153,8 +154,13 @@ fn model(case: &Case) -> (Reply, String, End) {
                 kind.into(),
             )
         }
-        Input::Settle { proc, att, how } => {
-            let reply = scripts::settle(&mut r, 0, proc, att, how, true);
+        Input::Settle {
+            proc,
+            att,
+            how,
+            entry,
+        } => {
+            let reply = scripts::settle(&mut r, 0, entry, proc, att, how, true);
             let path = match how {
                 Settle::Failed => " failed",
                 Settle::Absent { .. } => " absent",

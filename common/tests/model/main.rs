@@ -257,6 +257,10 @@ fn fault_d_everysec_forgets_a_pin() {
 fn fault_e_old_redrive() {
     let mut cfg = fixed();
     cfg.faults.old_redrive = true;
+    // As the scripts were when this fault was found: settle.lua and unanswered.lua took a
+    // task of the old entry for the new attempt with the same number. Their entry check
+    // alone now keeps the old re-drive from storing twice in this configuration.
+    cfg.faults.no_entry_check = true;
     let (property, _) = check::expect_violation("(e) old redrive", &Protocol::new(cfg));
     assert!(protocol::SAFETY.contains(&property));
 }

@@ -290,9 +290,12 @@ pub struct UnansweredReply {
 
 /// scripts/unanswered.lua — `common/src/scripts/unanswered.lua`: an attempt ended without a
 /// usable answer; `safe` shrinks to now + grace (never below `safe0`, never above itself).
+/// `entry`: the caller's stream entry, which must be the payment's (`sid`).
+#[allow(clippy::too_many_arguments)]
 pub fn unanswered(
     r: &mut Redis,
     payment: usize,
+    entry: Gen,
     proc: Proc,
     att: Att,
     grace: Time,
@@ -305,7 +308,7 @@ pub fn unanswered(
             safe: None,
         };
     };
-    if h.proc != Some(proc) || h.att != att || !h.amb {
+    if h.proc != Some(proc) || h.att != att || !h.amb || h.sid != entry {
         return UnansweredReply {
             ok: false,
             safe: h.safe,
@@ -339,9 +342,11 @@ pub enum SettleReply {
 /// scripts/settle.lua — `common/src/scripts/settle.lua`: the processor does not hold it.
 /// `strict` is the proposed fix: a 404 must be asked strictly after `safe` (a store may
 /// still happen AT `safe`: the bound is "at most G after", and Redis TIME is floored to ms).
+/// `entry`: the caller's stream entry, which must be the payment's (`sid`).
 pub fn settle(
     r: &mut Redis,
     payment: usize,
+    entry: Gen,
     proc: Proc,
     att: Att,
     how: Settle,
@@ -350,7 +355,7 @@ pub fn settle(
     let Some(mut h) = r.status[payment] else {
         return SettleReply::Stale;
     };
-    if h.proc != Some(proc) || h.att != att || !h.amb {
+    if h.proc != Some(proc) || h.att != att || !h.amb || h.sid != entry {
         return SettleReply::Stale;
     }
     if h.held == Some(proc) {
@@ -792,7 +797,7 @@ pub const CONTRACTS: &[Contract] = &[
         modelled: true,
         allow_oom: true,
         keys: "KEYS[1] status hash",
-        argv: "ARGV[1] processor ARGV[2] attempt ARGV[3] 'failed'|'absent' ARGV[4] lookup asked at (ms)",
+        argv: "ARGV[1] processor ARGV[2] attempt ARGV[3] 'failed'|'absent' ARGV[4] lookup asked at (ms) ARGV[5] the caller's stream entry id",
         returns: "Returns {'cleared'} | {'stale'} | {'held'} | {'early', safe (ms), now (ms)}",
     },
     Contract {
@@ -824,7 +829,7 @@ pub const CONTRACTS: &[Contract] = &[
         modelled: true,
         allow_oom: true,
         keys: "KEYS[1] status hash",
-        argv: "ARGV[1] processor ARGV[2] attempt ARGV[3] grace (ms) ARGV[4] held '0'|'1'",
+        argv: "ARGV[1] processor ARGV[2] attempt ARGV[3] grace (ms) ARGV[4] held '0'|'1' ARGV[5] the caller's stream entry id",
         returns: "Returns {'ok'|'stale', safe (ms), now (ms)}; 'stale' when the attempt is not the latest unresolved one any more (recorded, settled, or a later attempt began).",
     },
 ];

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use common::payment::{Cents, PaymentId, Processor, Status};
-use common::store::{Recorded, Store, Window};
+use common::store::{Recorded, Settle, Settled, Store, Window};
 
 use crate::helpers::{accept_and_deliver, begin, new_id, patient_store};
 
@@ -164,4 +164,37 @@ async fn assert_processed_and_counted(store: &Store, id: &PaymentId, why: &str) 
         Status::Processed
     );
     assert_eq!(default_totals(store).await, (1, 250), "{why}");
+}
+
+/// A task of an entry the purge took, its correlationId accepted again since, answers for
+/// the old payment: its settle or unanswered must change nothing of the new one, whose first
+/// attempt has the same number and may still be stored.
+#[tokio::test]
+async fn a_task_of_a_purged_entry_cannot_clear_the_pin_of_its_id_accepted_again() {
+    let app = patient_store();
+    let store = &app.store;
+    let id = new_id();
+    let old = accept_and_deliver(store, &id, 250, "w1").await;
+    begin(store, &id, Processor::Default, "w1", &old).await;
+    store.purge().await.unwrap();
+    let new = accept_and_deliver(store, &id, 250, "w2").await;
+    assert_ne!(old, new);
+    begin(store, &id, Processor::Default, "w2", &new).await;
+
+    let settled = store
+        .settle(&id, &old, Processor::Default, 1, Settle::Failed)
+        .await
+        .unwrap();
+    assert_eq!(settled, Settled::Stale, "the old task cleared the new pin");
+    let shortened = store
+        .unanswered(&id, &old, Processor::Default, 1, Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(shortened, None, "the old task shortened the new bound");
+    // The new payment's own task still settles it.
+    let settled = store
+        .settle(&id, &new, Processor::Default, 1, Settle::Failed)
+        .await
+        .unwrap();
+    assert_eq!(settled, Settled::Cleared);
 }

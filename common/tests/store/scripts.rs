@@ -92,7 +92,7 @@ async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
     // A stale attempt cannot release the pin; a lookup asked too early cannot either.
     assert_eq!(
         store
-            .settle(&id, Processor::Default, 1, late)
+            .settle(&id, &entry, Processor::Default, 1, late)
             .await
             .unwrap(),
         Settled::Stale
@@ -102,7 +102,7 @@ async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
     };
     assert!(matches!(
         store
-            .settle(&id, Processor::Default, 2, early)
+            .settle(&id, &entry, Processor::Default, 2, early)
             .await
             .unwrap(),
         Settled::Early(_)
@@ -110,7 +110,7 @@ async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
     // A definite failure of attempt 2 says nothing about attempt 1.
     assert!(matches!(
         store
-            .settle(&id, Processor::Default, 2, Settle::Failed)
+            .settle(&id, &entry, Processor::Default, 2, Settle::Failed)
             .await
             .unwrap(),
         Settled::Early(SafeAt { safe: s, .. }) if s == safe.safe
@@ -121,7 +121,7 @@ async fn an_unresolved_attempt_pins_the_payment_until_a_late_enough_lookup() {
     ));
     assert_eq!(
         store
-            .settle(&id, Processor::Default, 2, late)
+            .settle(&id, &entry, Processor::Default, 2, late)
             .await
             .unwrap(),
         Settled::Cleared
@@ -163,7 +163,7 @@ async fn a_pin_left_without_a_bound_gets_the_longest_bound_not_none() {
     let absent_now = Settle::Absent { asked_at: safe.now };
     assert!(matches!(
         store
-            .settle(&id, Processor::Default, 1, absent_now)
+            .settle(&id, &entry, Processor::Default, 1, absent_now)
             .await
             .unwrap(),
         Settled::Early(_)
@@ -183,6 +183,7 @@ async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
     let safe = store
         .unanswered(
             &id,
+            &entry,
             Processor::Default,
             1,
             Duration::from_millis(300),
@@ -195,7 +196,7 @@ async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
     // Not the latest attempt: nothing changes.
     assert_eq!(
         store
-            .unanswered(&id, Processor::Default, 7, Duration::ZERO, false)
+            .unanswered(&id, &entry, Processor::Default, 7, Duration::ZERO, false)
             .await
             .unwrap(),
         None
@@ -206,7 +207,7 @@ async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
     };
     assert!(matches!(
         store
-            .settle(&id, Processor::Default, 1, at_the_edge)
+            .settle(&id, &entry, Processor::Default, 1, at_the_edge)
             .await
             .unwrap(),
         Settled::Early(_)
@@ -216,7 +217,7 @@ async fn an_unanswered_call_shortens_the_bound_to_the_grace_from_its_end() {
     };
     assert_eq!(
         store
-            .settle(&id, Processor::Default, 1, absent)
+            .settle(&id, &entry, Processor::Default, 1, absent)
             .await
             .unwrap(),
         Settled::Cleared
@@ -453,7 +454,7 @@ async fn a_payment_a_processor_may_hold_is_never_dead_lettered() {
     );
     assert_eq!(
         store
-            .settle(&id, Processor::Default, attempt, Settle::Failed)
+            .settle(&id, &entry, Processor::Default, attempt, Settle::Failed)
             .await
             .unwrap(),
         Settled::Cleared
@@ -487,7 +488,7 @@ async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
     ));
     // The processor answered 422 but its lookup says 404: it stays the payment's processor.
     let safe = store
-        .unanswered(&id, Processor::Default, 1, Duration::ZERO, true)
+        .unanswered(&id, &entry, Processor::Default, 1, Duration::ZERO, true)
         .await
         .unwrap()
         .unwrap();
@@ -496,7 +497,7 @@ async fn a_422_holds_the_payment_and_a_redrive_keeps_pin_and_attempts() {
     };
     assert_eq!(
         store
-            .settle(&id, Processor::Default, 1, absent)
+            .settle(&id, &entry, Processor::Default, 1, absent)
             .await
             .unwrap(),
         Settled::Held

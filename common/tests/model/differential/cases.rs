@@ -35,11 +35,13 @@ pub enum Input {
         att: Att,
         grace: Time,
         held: bool,
+        entry: Gen,
     },
     Settle {
         proc: Proc,
         att: Att,
         how: Settle,
+        entry: Gen,
     },
     Record {
         proc: Proc,
@@ -296,6 +298,16 @@ fn answer(rng: &mut Rng, r: &Redis) -> (Proc, Att) {
     (proc, rng.near(h.map(|h| h.att), 5))
 }
 
+/// The caller's stream entry: mostly the payment's, else another (a task of an entry a
+/// purge took, its id accepted again since).
+fn callers_entry(rng: &mut Rng, r: &Redis) -> Gen {
+    let sid = r.status[0].map(|h| h.sid);
+    match sid {
+        Some(sid) if rng.chance(7, 8) => sid,
+        _ => rng.near(sid, u64::from(GENS) + 1).max(1),
+    }
+}
+
 pub fn gen_unanswered(rng: &mut Rng) -> Case {
     let r = state(rng, 7, 2, &ALL_ST, 1);
     let (proc, att) = answer(rng, &r);
@@ -304,6 +316,7 @@ pub fn gen_unanswered(rng: &mut Rng) -> Case {
         att,
         grace: rng.below(5) as Time,
         held: rng.chance(1, 2),
+        entry: callers_entry(rng, &r),
     };
     case(rng, r, input)
 }
@@ -321,7 +334,17 @@ pub fn gen_settle(rng: &mut Rng) -> Case {
         };
         Settle::Absent { asked }
     };
-    case(rng, r, Input::Settle { proc, att, how })
+    let entry = callers_entry(rng, &r);
+    case(
+        rng,
+        r,
+        Input::Settle {
+            proc,
+            att,
+            how,
+            entry,
+        },
+    )
 }
 
 pub fn gen_record(rng: &mut Rng) -> Case {

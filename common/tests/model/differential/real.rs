@@ -287,15 +287,28 @@ impl Real {
                 att,
                 grace,
                 held,
+                entry,
             } => {
                 let grace = Duration::from_millis(u64::from(grace) * TICK_MS as u64);
                 let out = s
-                    .unanswered(&id, processor(proc), u32::from(att), grace, held)
+                    .unanswered(
+                        &id,
+                        &entry_id(0, entry),
+                        processor(proc),
+                        u32::from(att),
+                        grace,
+                        held,
+                    )
                     .await
                     .map_err(err)?;
                 Reply::Unanswered(out.map(safe_at).transpose()?)
             }
-            Input::Settle { proc, att, how } => {
+            Input::Settle {
+                proc,
+                att,
+                how,
+                entry,
+            } => {
                 let how = match how {
                     Settle::Failed => Lookup::Failed,
                     Settle::Absent { asked } => Lookup::Absent {
@@ -303,7 +316,13 @@ impl Real {
                     },
                 };
                 let out = s
-                    .settle(&id, processor(proc), u32::from(att), how)
+                    .settle(
+                        &id,
+                        &entry_id(0, entry),
+                        processor(proc),
+                        u32::from(att),
+                        how,
+                    )
                     .await
                     .map_err(err)?;
                 Reply::Settle(match out {

@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{show, worker_name, Action, Att, Post, Proc, Protocol, Reply, State, Step, Task, Time};
+use super::{
+    show, worker_name, Action, Att, Gen, Post, Proc, Protocol, Reply, State, Step, Task, Time,
+};
 use crate::scripts::{self, BeginReply, FailReply, RecordReply, Settle, SettleReply};
 
 impl Protocol {
@@ -409,9 +411,11 @@ impl Protocol {
                             return None;
                         }
                         // scripts/settle.lua — common/src/scripts/settle.lua
+                        let entry = self.callers_entry(n, w, p)?;
                         let reply = scripts::settle(
                             &mut n.redis,
                             p,
+                            entry,
                             proc,
                             att,
                             Settle::Absent { asked: judged },
@@ -599,7 +603,8 @@ impl Protocol {
             return None;
         }
         // scripts/unanswered.lua — common/src/scripts/unanswered.lua
-        let r = scripts::unanswered(&mut n.redis, p, proc, att, grace, held, n.now);
+        let entry = self.callers_entry(n, w, p)?;
+        let r = scripts::unanswered(&mut n.redis, p, entry, proc, att, grace, held, n.now);
         say!(
             log,
             "unanswered(p{}, {}, att={att}, {}) -> {} safe={}",
@@ -626,6 +631,16 @@ impl Protocol {
         Some(())
     }
 
+    /// The stream entry a task passes to settle.lua / unanswered.lua: its own (with
+    /// `no_entry_check`, whatever the status holds, so the check never fails).
+    fn callers_entry(&self, n: &State, w: usize, p: usize) -> Option<Gen> {
+        let own = n.workers[w].tasks[p]?.entry;
+        if self.cfg.faults.no_entry_check {
+            return Some(n.redis.status[p].map_or(own, |h| h.sid));
+        }
+        Some(own)
+    }
+
     /// settle.lua 'failed' for the task's attempt (a definite "not stored"), then what the
     /// task does with its answer.
     fn settle_failed(
@@ -641,9 +656,11 @@ impl Protocol {
             return None;
         }
         // scripts/settle.lua — common/src/scripts/settle.lua
+        let entry = self.callers_entry(n, w, p)?;
         let reply = scripts::settle(
             &mut n.redis,
             p,
+            entry,
             proc,
             att,
             Settle::Failed,

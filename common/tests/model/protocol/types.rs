@@ -138,6 +138,10 @@ pub struct Faults {
     /// time (Redis' clock) minus the margin taken for an earlier payment's. A worker whose
     /// clock is behind Redis' by more than the margin dead-letters what the processor stored.
     pub clock_compare: bool,
+    /// settle.lua and unanswered.lua without the check that the caller's stream entry is the
+    /// payment's (`sid`), as they were when fault (e) was found: a task of an older entry
+    /// then matches a newer attempt with the same number.
+    pub no_entry_check: bool,
     /// (q) the purge flag without an owner: purge.lua sets it on every call and the purge's
     /// last step clears it and wipes the summary whoever holds it (no token). A purge whose
     /// flag expired wipes the shares recorded meanwhile, while their statuses say processed.
