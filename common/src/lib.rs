@@ -54,6 +54,7 @@ pub mod config;
 pub mod entry;
 pub mod error;
 pub mod keys;
+pub mod memory;
 pub mod metrics;
 pub mod money;
 pub mod payment;

@@ -17,6 +17,7 @@
 //! Memory is bounded: [`keep_bounded`] periodically drops every client whose bucket is
 //! full again (indistinguishable from a client never seen) and shrinks the map.
 
+pub use common::memory::{watch_memory, MemoryWatch};
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -142,61 +143,6 @@ pub async fn keep_bounded(limits: Arc<RateLimits>, every: Duration) {
         tick.tick().await;
         let tracked = limits.cleanup();
         metrics::gauge!(names::RATE_LIMIT_TRACKED_CLIENTS).set(tracked as f64);
-    }
-}
-
-/// Whether Redis' memory is above the high-water mark, as of the last reading.
-#[derive(Debug, Default)]
-pub struct MemoryWatch {
-    high: std::sync::atomic::AtomicBool,
-}
-
-impl MemoryWatch {
-    pub fn is_high(&self) -> bool {
-        self.high.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Takes one reading: `used` bytes of `max` (0 = no limit) against `high_water` percent.
-    pub fn update(&self, used: u64, max: u64, high_water: u8) -> bool {
-        let ratio = if max == 0 {
-            0.0
-        } else {
-            used as f64 / max as f64
-        };
-        metrics::gauge!(names::REDIS_MEMORY_USED_RATIO).set(ratio);
-        let high = max > 0
-            && high_water > 0
-            && u128::from(used) * 100 >= u128::from(max) * u128::from(high_water);
-        self.high.store(high, std::sync::atomic::Ordering::Relaxed);
-        high
-    }
-}
-
-/// Reads Redis' memory every `every` into `watch`. An unreadable memory keeps the last
-/// reading: the accept script itself is refused at a full memory (`503`).
-pub async fn watch_memory(
-    store: common::store::Store,
-    watch: Arc<MemoryWatch>,
-    high_water: u8,
-    every: Duration,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Ok((used, max)) = store.memory().await {
-            let was_high = watch.is_high();
-            let high = watch.update(used, max, high_water);
-            if high != was_high {
-                tracing::warn!(
-                    used,
-                    max,
-                    high_water,
-                    high,
-                    "redis memory high-water mark crossed"
-                );
-            }
-        }
     }
 }
 

@@ -125,7 +125,7 @@ async fn start_inner(
         client,
         router,
         shutdown,
-        memory_room: std::sync::atomic::AtomicBool::new(false),
+        memory: Arc::new(common::memory::MemoryWatch::high_until_read()),
         #[cfg(feature = "test-hooks")]
         hooks,
         config,
@@ -150,8 +150,19 @@ async fn start_inner(
     };
     // Read before the first entry is, so that a worker started with room sends first
     // attempts from its first read on.
-    let _ = tokio::time::timeout(MEMORY_POLL, pipeline::read_memory(&ctx)).await;
-    let memory = tokio::spawn(pipeline::watch_memory(ctx.clone(), MEMORY_POLL));
+    let full = pipeline::MEMORY_FULL;
+    let _ = tokio::time::timeout(MEMORY_POLL, ctx.memory.read(&ctx.store, full)).await;
+    let memory = {
+        let watch =
+            common::memory::watch_memory(ctx.store.clone(), ctx.memory.clone(), full, MEMORY_POLL);
+        let mut shutdown = ctx.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = watch => {}
+                _ = shutdown.wait() => {}
+            }
+        })
+    };
     let pool = Pool::new(ctx);
     let loops = vec![
         memory,

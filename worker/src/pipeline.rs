@@ -57,9 +57,10 @@ pub struct Context {
     pub config: WorkerConfig,
     pub router: Router,
     pub shutdown: Shutdown,
-    /// Redis' memory is below `maxmemory` at the last reading ([`watch_memory`]): only then
-    /// is a first attempt sent without `begin`. False until the first reading.
-    pub memory_room: AtomicBool,
+    /// Redis' memory against `maxmemory` (a mark of [`MEMORY_FULL`]), read every so often:
+    /// a first attempt is sent without `begin` only while it is below. Full until the first
+    /// reading.
+    pub memory: std::sync::Arc<common::memory::MemoryWatch>,
     #[cfg(feature = "test-hooks")]
     pub hooks: Hooks,
 }
@@ -298,8 +299,8 @@ impl<'a> Payment<'a> {
         }
     }
 
-    /// The first attempt the accept pinned to default, with requestedAt = the acceptance:
-    /// sent at once, without `begin`, while its window is open. The window ends at the
+    /// The first attempt the accept pinned to default: sent at once, without `begin`, while
+    /// its window is open and Redis' memory has room. The window ends at the
     /// acceptance + the send window (the entry was read after the acceptance, so nobody can
     /// claim it before then: the fence), and early enough that the call can be stored by
     /// the bound the accept set (the bound every later step trusts). Otherwise: `begin` on
@@ -319,7 +320,7 @@ impl<'a> Payment<'a> {
         let start_by = clock.deadline(end);
         // At a full memory `begin` refuses first: nothing is sent whose record would grow
         // memory further.
-        let room = ctx.memory_room.load(Ordering::Relaxed);
+        let room = !ctx.memory.is_high();
         let (path, outcome) = match self.choose() {
             Choice::Send(Processor::Default, permit) if room && !start_by.passed() => {
                 // Redis' time at the send, as bounded from the read, never before the
@@ -823,28 +824,6 @@ pub fn dead_letter_kind(reason: &str) -> &'static str {
     }
 }
 
-/// Reads Redis' memory every `every` into `ctx.memory_room` (room: no `maxmemory`, or used
-/// below it). An unreadable memory keeps the last reading.
-pub async fn watch_memory(ctx: std::sync::Arc<Context>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut shutdown = ctx.shutdown.clone();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.wait() => return,
-        }
-        read_memory(&ctx).await;
-    }
-}
-
-/// One reading of Redis' memory into `ctx.memory_room`.
-pub async fn read_memory(ctx: &Context) {
-    if let Ok((used, max)) = ctx.store.memory().await {
-        let room = max == 0 || used < max;
-        if ctx.memory_room.swap(room, Ordering::Relaxed) != room {
-            let first_attempts = if room { "resume" } else { "wait for memory" };
-            tracing::info!(used, max, first_attempts, "redis memory");
-        }
-    }
-}
+/// The memory mark, in percent of `maxmemory`, past which a worker sends no first attempt
+/// without `begin`: full.
+pub const MEMORY_FULL: u8 = 100;
