@@ -10,7 +10,9 @@
 -- bucket is added to once per call, not once per payment. So is the tenth of a second
 -- (field 't<tenth>', see below).
 -- While a purge runs (its flag is set) nothing is recorded: the call fails with TRYAGAIN and
--- the worker records again after the purge, into the summary the purge left.
+-- the worker records again after the purge, into the summary the purge left. An answer for a
+-- stream entry that is not the payment's (`sid`: a purge took it, and the id was accepted
+-- again since) is 'missing': it counts nothing for the new payment.
 -- KEYS[1] stream  KEYS[2..5] default: counts by bucket, cents by bucket, days index, events by requestedAt  KEYS[6..9] the same for fallback  KEYS[10] purge flag  KEYS[10+i] status hash of payment i
 -- ARGV[1] group  ARGV[2] retention ms ('' = keep)  ARGV[6i-3] correlation id of payment i  ARGV[6i-2] its processor  ARGV[6i-1] requestedAt (ms)  ARGV[6i] requestedAt second  ARGV[6i+1] cents  ARGV[6i+2] stream entry id ('' = none)
 -- Returns one reply per payment, in order: 'ok' | 'dup' | 'missing'
@@ -31,14 +33,18 @@ local todo = {}
 local seen = {}
 for i = 1, #KEYS - 10 do
   local key = KEYS[10 + i]
-  local st = redis.call('HGET', key, 'st')
+  local h = redis.call('HMGET', key, 'st', 'sid')
+  local st = h[1]
   local proc = ARGV[6 * i - 2]
   local cents = tonumber(ARGV[6 * i + 1])
+  local entry = ARGV[6 * i + 2]
   if not st then
     out[i] = 'missing'
   elseif st == 'processed' or seen[key] then
     -- Processed before, or earlier in this batch: counts once.
     out[i] = 'dup'
+  elseif entry ~= '' and h[2] and h[2] ~= entry then
+    out[i] = 'missing'
   elseif not base[proc] then
     return redis.error_reply('unknown processor ' .. tostring(proc))
   elseif not cents or cents < 0 or cents >= EXACT or cents ~= math.floor(cents) then

@@ -416,6 +416,11 @@ pub fn record(
         ack(r);
         return RecordReply::Dup;
     }
+    // An answer for an entry that is not the payment's (a purge took it, the id came back).
+    if entry.is_some_and(|id| id != h.sid) {
+        ack(r);
+        return RecordReply::Missing;
+    }
     r.summary.push((payment as u8, proc, requested_at));
     r.summary.sort();
     h.st = St::Processed;

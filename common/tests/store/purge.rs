@@ -198,3 +198,30 @@ async fn a_task_of_a_purged_entry_cannot_clear_the_pin_of_its_id_accepted_again(
         .unwrap();
     assert_eq!(settled, Settled::Cleared);
 }
+
+/// The same for a record: an answer a task learned for an entry the purge took, recorded
+/// after the id was accepted again, counts nothing and leaves the new payment to its own task.
+#[tokio::test]
+async fn a_task_of_a_purged_entry_cannot_record_its_id_accepted_again() {
+    let app = patient_store();
+    let store = &app.store;
+    let id = new_id();
+    let old = accept_and_deliver(store, &id, 250, "w1").await;
+    begin(store, &id, Processor::Default, "w1", &old).await;
+    store.purge().await.unwrap();
+    let new = accept_and_deliver(store, &id, 250, "w2").await;
+
+    assert_eq!(record(store, &id, &old).await, Recorded::Missing);
+    assert_eq!(
+        default_totals(store).await,
+        (0, 0),
+        "the old answer was counted"
+    );
+    assert_eq!(
+        store.payment(&id).await.unwrap().unwrap().status,
+        Status::Queued,
+        "the new payment was marked processed by the old answer"
+    );
+    assert_eq!(record(store, &id, &new).await, Recorded::Now);
+    assert_processed_and_counted(store, &id, "the new payment's own answer").await;
+}
